@@ -1,0 +1,294 @@
+"""Many chat calls at once with a concurrency cap, every input accounted for, in input order.
+
+Workers are plain `threading` threads: under the Dify runtime (gevent's `patch_all`) they become
+greenlets, so parallel I/O is real there too, and outside it they are ordinary threads.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.client import CallOptions, Deadline, GatewayClient
+from gateway.errors import GatewayError
+from gateway.limits import LimitSettings
+from gateway.models import ChatRequest
+
+MAX_ITEMS = 1000
+ITEM_KEYS = {"id", "prompt", "system_prompt", "model", "max_tokens"}
+OK, ERROR, NOT_RUN = "ok", "error", "not_run"
+
+
+class BatchInputError(ValueError):
+    """The prompts input is unusable; the message names the problem and the position."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    index: int
+    id: str
+    prompt: str
+    system_prompt: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+
+    def as_input(self, json_format: bool) -> Any:
+        """The item as it can be fed back into `prompts`."""
+        if not json_format:
+            return self.prompt
+        entry: dict[str, Any] = {"id": self.id, "prompt": self.prompt}
+        for name in ("system_prompt", "model", "max_tokens"):
+            if getattr(self, name) is not None:
+                entry[name] = getattr(self, name)
+        return entry
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    items: list[BatchItem]
+    json_format: bool
+
+    def format_items(self, items: list[BatchItem]) -> str:
+        if self.json_format:
+            return json.dumps([item.as_input(True) for item in items], ensure_ascii=False)
+        return "\n".join(item.prompt for item in items)
+
+
+def parse_batch_input(raw: object) -> BatchInput:
+    """A JSON array of strings or objects (id, prompt, system_prompt, model, max_tokens), or plain
+    text with one prompt per line."""
+    if isinstance(raw, list):
+        data: Any = raw
+        json_format = True
+    else:
+        text = str(raw or "").strip()
+        if not text:
+            raise BatchInputError("'prompts' is empty: give a JSON array or one prompt per line")
+        json_format = text[0] in "[{"
+        if json_format:
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise BatchInputError(f"'prompts' is not valid JSON: {exc}") from None
+            if not isinstance(data, list):
+                raise BatchInputError("'prompts' must be a JSON array (of strings or objects), not a single object")
+        else:
+            data = [line for line in text.splitlines() if line.strip()]
+    if not data:
+        raise BatchInputError("'prompts' is an empty list: give at least one prompt")
+    if len(data) > MAX_ITEMS:
+        raise BatchInputError(f"'prompts' has {len(data)} items; at most {MAX_ITEMS} per batch: split it")
+    items = [_parse_item(index, entry) for index, entry in enumerate(data)]
+    seen: dict[str, int] = {}
+    for item in items:
+        if item.id in seen:
+            raise BatchInputError(f"prompts[{item.index}]: id '{item.id}' is used twice (also prompts[{seen[item.id]}])")
+        seen[item.id] = item.index
+    return BatchInput(items, json_format)
+
+
+def _parse_item(index: int, entry: Any) -> BatchItem:
+    where = f"prompts[{index}]"
+    if isinstance(entry, str):
+        if not entry.strip():
+            raise BatchInputError(f"{where} is an empty prompt")
+        return BatchItem(index, str(index), entry)
+    if not isinstance(entry, dict):
+        raise BatchInputError(f"{where} must be a string or an object with 'prompt', got {type(entry).__name__}")
+    unknown = set(entry) - ITEM_KEYS
+    if unknown:
+        raise BatchInputError(f"{where} has unknown keys {sorted(unknown)}: allowed are {sorted(ITEM_KEYS)}")
+    prompt = entry.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BatchInputError(f"{where} needs a non-empty string 'prompt'")
+    max_tokens = entry.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise BatchInputError(f"{where}: 'max_tokens' must be a whole number of at least 1")
+    for name in ("system_prompt", "model"):
+        if entry.get(name) is not None and not isinstance(entry[name], str):
+            raise BatchInputError(f"{where}: '{name}' must be a string")
+    item_id = entry.get("id", index)
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+        raise BatchInputError(f"{where}: 'id' must be a string or a number")
+    return BatchItem(
+        index,
+        str(item_id),
+        prompt,
+        system_prompt=entry.get("system_prompt"),
+        model=entry.get("model") or None,
+        max_tokens=max_tokens,
+    )
+
+
+@dataclass
+class ItemResult:
+    id: str
+    status: str
+    text: str = ""
+    error: str = ""
+    error_code: str = ""
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    attempts: int = 0
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class BatchReport:
+    results: list[ItemResult]
+    wall_ms: float
+    failed_items: list[BatchItem] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(r.status == OK for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return len(self.results) - self.succeeded
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        """Sum over succeeded items; None when any of them had no known price (never a silent 0)."""
+        costs = [r.cost_usd for r in self.results if r.status == OK]
+        if any(c is None for c in costs):
+            return None
+        return round(sum(c for c in costs if c is not None), 10)
+
+    def latency_percentile(self, pct: float) -> float | None:
+        values = sorted(r.latency_ms for r in self.results if r.latency_ms is not None and r.attempts > 0)
+        if not values:
+            return None
+        rank = max(0, min(len(values) - 1, round(pct / 100 * len(values) + 0.5) - 1))  # nearest-rank
+        return round(values[rank], 1)
+
+    @property
+    def requests_per_second(self) -> float:
+        finished = sum(r.status != NOT_RUN for r in self.results)
+        return round(finished / (self.wall_ms / 1000), 2) if self.wall_ms > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "total_cost_usd": self.total_cost_usd,
+            "latency_p50_ms": self.latency_percentile(50),
+            "latency_p95_ms": self.latency_percentile(95),
+            "latency_p99_ms": self.latency_percentile(99),
+            "requests_per_second": self.requests_per_second,
+            "wall_ms": round(self.wall_ms, 1),
+            "http_requests": sum(r.attempts for r in self.results),
+        }
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    concurrency: int = 10
+    limits: LimitSettings = LimitSettings()
+    deadline_seconds: float = 540.0
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    finished: int
+    total: int
+    result: ItemResult
+
+
+def run_batch(
+    client: GatewayClient,
+    items: list[BatchItem],
+    build_request: Callable[[BatchItem], ChatRequest],
+    settings: BatchSettings,
+) -> BatchReport:
+    report = None
+    for event in iter_batch(client, items, build_request, settings):
+        if isinstance(event, BatchReport):
+            report = event
+    assert report is not None
+    return report
+
+
+def iter_batch(
+    client: GatewayClient,
+    items: list[BatchItem],
+    build_request: Callable[[BatchItem], ChatRequest],
+    settings: BatchSettings,
+) -> Iterator[BatchProgress | BatchReport]:
+    """Runs every item (each at most as often as the retry policy allows), yielding progress as items
+    finish, then one BatchReport with one result per item in input order. Items not started before
+    the batch deadline are `not_run`."""
+    started = time.monotonic()
+    batch_deadline = Deadline(settings.deadline_seconds)
+    results: list[ItemResult | None] = [None] * len(items)
+    next_index = iter(range(len(items)))
+    take_lock = threading.Lock()
+    done = queue.SimpleQueue[int]()
+    workers = max(1, min(settings.concurrency, len(items)))
+    client.ensure_pool(workers)
+
+    def run_item(item: BatchItem) -> ItemResult:
+        if batch_deadline.expired():
+            return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline passed", error_code="deadline")
+        try:
+            request = build_request(item)
+        except (GatewayError, ValueError) as exc:
+            return ItemResult(item.id, ERROR, error=str(exc), error_code="bad_request", model=item.model or "")
+        call_deadline = Deadline(min(client.config.timeout_seconds, batch_deadline.remaining))
+        item_started = time.monotonic()
+        try:
+            result = client.chat(request, CallOptions(limits=settings.limits, deadline=call_deadline))
+        except GatewayError as exc:
+            return ItemResult(
+                item.id,
+                ERROR,
+                error=str(exc),
+                error_code=exc.code,
+                latency_ms=round((time.monotonic() - item_started) * 1000, 1),
+                attempts=exc.attempts,
+                model=request.model,
+            )
+        return ItemResult(
+            item.id,
+            OK,
+            text=result.text,
+            usage=result.usage.to_dict(),
+            cost_usd=result.cost_usd,
+            latency_ms=round(result.latency_ms, 1),
+            attempts=result.attempts,
+            model=result.model,
+        )
+
+    def worker() -> None:
+        while True:
+            with take_lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            try:
+                results[index] = run_item(items[index])
+            except Exception as exc:  # a bug must not lose the item: report it as that item's error
+                results[index] = ItemResult(items[index].id, ERROR, error=f"internal error: {exc!r}", error_code="internal")
+            done.put(index)
+
+    threads = [threading.Thread(target=worker, daemon=True, name=f"batch-{n}") for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for finished in range(1, len(items) + 1):
+        index = done.get()
+        yield BatchProgress(finished, len(items), results[index])  # type: ignore[arg-type]
+    for thread in threads:
+        thread.join()
+    final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
+    report = BatchReport(final, (time.monotonic() - started) * 1000)
+    report.failed_items = [item for item, result in zip(items, final, strict=True) if result.status != OK]
+    yield report

@@ -1,0 +1,123 @@
+"""Requests-per-minute and tokens-per-minute buckets shared by every call with the same gateway key.
+
+A call reserves one request and its estimated tokens (prompt estimate + max_tokens) before it is
+sent, and settles with the real usage afterwards, so parallel workers cannot all pass a check and
+then all spend. A 429 from the gateway pauses the bucket for everyone until its Retry-After.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    rpm: int = 0  # 0 = no limit
+    tpm: int = 0
+
+
+class RateLimitTimeout(Exception):
+    """The reservation could not be granted before the caller's deadline."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate limit would need a {wait:.1f}s wait, past the deadline")
+        self.wait = wait
+
+
+@dataclass
+class Reservation:
+    limiter: RateLimiter | None
+    tokens: int
+
+    def settle(self, actual_tokens: int) -> None:
+        """Give back (or take more of) the difference between what was reserved and what was used."""
+        if self.limiter is not None and actual_tokens != self.tokens:
+            self.limiter.adjust_tokens(self.tokens - actual_tokens)
+            self.tokens = actual_tokens
+
+
+class RateLimiter(Protocol):
+    def reserve(self, tokens: int, deadline: float | None) -> Reservation: ...
+    def adjust_tokens(self, delta: int) -> None: ...
+    def pause(self, seconds: float) -> None: ...
+
+
+class TokenBucket:
+    """A bucket of `capacity` refilled at `rate` per second; the level may go negative (a debt), which
+    is how a reservation larger than what is left is granted in order, not starved."""
+
+    def __init__(self, capacity: float, rate: float, clock: Callable[[], float]) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self._clock = clock
+        self.level = capacity
+        self._stamp = clock()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+
+def bucket_pair(settings: LimitSettings, clock: Callable[[], float]) -> tuple[TokenBucket | None, TokenBucket | None]:
+    """RPM bucket holding one second of requests (at least 1): a full minute's burst would break a
+    gateway that enforces its limit over shorter windows, as most do. TPM holds a minute of tokens."""
+    rpm = TokenBucket(max(1.0, settings.rpm / 60.0), settings.rpm / 60.0, clock) if settings.rpm > 0 else None
+    tpm = TokenBucket(float(settings.tpm), settings.tpm / 60.0, clock) if settings.tpm > 0 else None
+    return rpm, tpm
+
+
+class InProcessRateLimiter:
+    def __init__(
+        self,
+        settings: LimitSettings,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._rpm, self._tpm = bucket_pair(settings, clock)
+        self._paused_until = 0.0
+        # Waiters are served in arrival order: a ticket system avoids a thundering herd of greenlets.
+        self._next_free = 0.0
+
+    def reserve(self, tokens: int, deadline: float | None) -> Reservation:
+        if self._rpm is None and self._tpm is None:
+            return Reservation(None, tokens)
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._paused_until, self._next_free)
+            wait = start - now
+            for bucket, amount in ((self._rpm, 1.0), (self._tpm, float(tokens))):
+                if bucket is None:
+                    continue
+                bucket.refill(now)
+                # Project the bucket to `start`, then find how much longer it needs for `amount`.
+                projected = min(bucket.capacity, bucket.level + (start - now) * bucket.rate)
+                if projected < min(amount, bucket.capacity):
+                    wait = max(wait, start - now + (min(amount, bucket.capacity) - projected) / bucket.rate)
+            if deadline is not None and now + wait > deadline:
+                raise RateLimitTimeout(wait)
+            for bucket, amount in ((self._rpm, 1.0), (self._tpm, float(tokens))):
+                if bucket is not None:
+                    bucket.level -= amount
+            self._next_free = now + wait
+        if wait > 0:
+            self._sleep(wait)
+        return Reservation(self, tokens)
+
+    def adjust_tokens(self, delta: int) -> None:
+        if self._tpm is None:
+            return
+        with self._lock:
+            self._tpm.refill(self._clock())
+            self._tpm.level = min(self._tpm.capacity, self._tpm.level + delta)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)

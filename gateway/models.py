@@ -1,0 +1,147 @@
+"""Plain data the client takes and returns. No behaviour beyond conversion to dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.pricing import CostBreakdown
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    model: str
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+
+    @classmethod
+    def from_prompt(cls, prompt: str, *, system_prompt: str = "", **kwargs: Any) -> ChatRequest:
+        messages: list[dict[str, Any]] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        return cls(messages=messages, **kwargs)
+
+    def payload(self, *, stream: bool = False, include_usage: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages}
+        for name in ("temperature", "top_p", "max_tokens", "stop", "seed", "response_format"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        if stream:
+            body["stream"] = True
+            if include_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def with_model(self, model: str) -> ChatRequest:
+        return ChatRequest(**{**self.__dict__, "model": model})
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    estimated: bool = False
+    method: str = "gateway"  # "gateway" when reported, else the estimator used
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, data: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        details = data.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        try:
+            return cls(
+                prompt_tokens=int(data.get("prompt_tokens") or 0),
+                completion_tokens=int(data.get("completion_tokens") or 0),
+                cached_prompt_tokens=int(cached or 0),
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "total_tokens": self.total_tokens,
+            "estimated": self.estimated,
+            "method": self.method,
+        }
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    requested: str
+    model: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"requested": self.requested, "model": self.model, "reason": self.reason}
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish_reason: str | None
+    model: str  # the model the gateway says it served
+    requested_model: str
+    usage: Usage
+    latency_ms: float
+    attempts: int
+    request_id: str | None = None
+    cost: CostBreakdown | None = None
+    warnings: list[str] = field(default_factory=list)
+    routing: RoutingDecision | None = None
+    fallback_from: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    ttft_ms: float | None = None
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.cost.total_usd if self.cost else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "model": self.model,
+            "requested_model": self.requested_model,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+            "latency_ms": round(self.latency_ms, 1),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
+            "attempts": self.attempts,
+            "request_id": self.request_id,
+            "cost_usd": self.cost_usd,
+            "cost": self.cost.to_dict() if self.cost else None,
+            "routing": self.routing.to_dict() if self.routing else None,
+            "fallback_from": list(self.fallback_from),
+            "interrupted": self.interrupted,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of streamed content."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamCompleted:
+    """The last item a stream yields: the whole result."""
+
+    result: ChatResult

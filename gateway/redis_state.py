@@ -1,0 +1,339 @@
+"""Rate-limit buckets and circuit breakers kept in Redis, so every plugin process shares them.
+
+Every read-modify-write runs as one server-side Lua script using the server's clock (`TIME`), so
+processes on different hosts agree on time and nothing is read by a client and written back. Keys
+name the gateway by a digest of its URL and the key by a digest of the key, never the key itself.
+
+When Redis cannot be reached, each operation falls back to the in-process equivalent and the state
+reports a warning that tools put in their output; Redis is tried again after a short pause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from gateway.breaker import BreakerSettings, Permit
+from gateway.limits import LimitSettings, RateLimitTimeout, Reservation
+from gateway.state import PROCESS_STATE, InProcessState
+
+T = TypeVar("T")
+PREFIX = "holysheep"
+RETRY_REDIS_AFTER = 5.0  # seconds without trying Redis after it failed, so calls don't each wait on it
+
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local tokens = tonumber(ARGV[5])
+local max_wait = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local paused = tonumber(redis.call('HGET', KEYS[3], 'paused_until') or '0')
+local next_free = tonumber(redis.call('HGET', KEYS[3], 'next_free') or '0')
+local start = math.max(now, paused, next_free)
+local wait = start - now
+local levels = {}
+local specs = {{KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1}, {KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tokens}}
+for i, spec in ipairs(specs) do
+  local key, cap, rate, amount = spec[1], spec[2], spec[3], spec[4]
+  if cap > 0 then
+    local level = tonumber(redis.call('HGET', key, 'level') or tostring(cap))
+    local stamp = tonumber(redis.call('HGET', key, 'stamp') or tostring(now))
+    level = math.min(cap, level + (now - stamp) * rate)
+    levels[i] = level
+    local projected = math.min(cap, level + (start - now) * rate)
+    local need = math.min(amount, cap)
+    if projected < need then
+      wait = math.max(wait, start - now + (need - projected) / rate)
+    end
+  end
+end
+if max_wait >= 0 and wait > max_wait then
+  return {0, tostring(wait)}
+end
+for i, spec in ipairs(specs) do
+  if levels[i] ~= nil then
+    redis.call('HSET', spec[1], 'level', tostring(levels[i] - spec[4]), 'stamp', tostring(now))
+    redis.call('PEXPIRE', spec[1], ttl)
+  end
+end
+redis.call('HSET', KEYS[3], 'next_free', tostring(now + wait))
+redis.call('PEXPIRE', KEYS[3], ttl)
+return {1, tostring(wait)}
+"""
+
+_ADJUST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local cap, rate, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local level = tonumber(redis.call('HGET', KEYS[1], 'level') or tostring(cap))
+local stamp = tonumber(redis.call('HGET', KEYS[1], 'stamp') or tostring(now))
+level = math.min(cap, math.min(cap, level + (now - stamp) * rate) + delta)
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local until_ms = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
+if until_ms > current then redis.call('HSET', KEYS[1], 'paused_until', tostring(until_ms)) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+# Breaker hash fields: state, opened_at, probes (in flight). Failures: a sorted set of timestamps.
+_BREAKER_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local cooldown, max_probes = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local opened_at = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0')
+if state == 'open' and now - opened_at >= cooldown then
+  state = 'half_open'
+  redis.call('HSET', KEYS[1], 'state', state, 'probes', '0')
+end
+if state == 'closed' then return {1, 0, '0'} end
+if state == 'half_open' then
+  local probes = tonumber(redis.call('HGET', KEYS[1], 'probes') or '0')
+  if probes < max_probes then
+    redis.call('HINCRBY', KEYS[1], 'probes', 1)
+    return {1, 1, '0'}
+  end
+  return {0, 0, '0'}
+end
+return {0, 0, tostring(cooldown - (now - opened_at))}
+"""
+
+_BREAKER_SUCCESS = """
+if ARGV[1] == '1' and redis.call('HGET', KEYS[1], 'state') == 'half_open' then
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'probes', '0')
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+_BREAKER_FAILURE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local window, threshold, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local function open()
+  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', tostring(now), 'probes', '0')
+  redis.call('DEL', KEYS[2])
+end
+if ARGV[1] == '1' then
+  if state == 'half_open' then open() end
+elseif state == 'closed' then
+  redis.call('ZADD', KEYS[2], now, tostring(now) .. ':' .. ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  if redis.call('ZCARD', KEYS[2]) >= threshold then open() end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+_BREAKER_STATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local opened_at = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0')
+if state == 'open' and now - opened_at >= tonumber(ARGV[1]) then return 'half_open' end
+return state
+"""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RedisUnavailable(Exception):
+    pass
+
+
+class RedisState:
+    """SharedState in Redis, with in-process fallback while Redis is unreachable."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        breaker_settings: BreakerSettings | None = None,
+        fallback: InProcessState | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30, retry_on_timeout=False
+        )
+        self.breaker_settings = breaker_settings or BreakerSettings()
+        self.fallback = fallback or PROCESS_STATE
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._last_failure = 0.0
+        self._scripts = {
+            name: self.client.register_script(source)
+            for name, source in {
+                "reserve": _RESERVE,
+                "adjust": _ADJUST,
+                "pause": _PAUSE,
+                "acquire": _BREAKER_ACQUIRE,
+                "success": _BREAKER_SUCCESS,
+                "failure": _BREAKER_FAILURE,
+                "state": _BREAKER_STATE,
+            }.items()
+        }
+
+    # ------------------------------------------------------------------ plumbing
+
+    def ping(self) -> None:
+        """Raises RedisUnavailable with a message that says what to fix."""
+        try:
+            self.client.ping()
+        except redis.AuthenticationError:
+            if not self.client.connection_pool.connection_kwargs.get("password"):
+                raise RedisUnavailable("Redis needs a password: put it in redis_url as redis://:PASSWORD@host:6379/0") from None
+            raise RedisUnavailable("Redis refused the password in redis_url: check the password part (redis://:PASSWORD@host:6379/0)") from None
+        except redis.ResponseError as exc:
+            if "without any password configured" in str(exc):
+                raise RedisUnavailable("this Redis has no password set: remove the password from redis_url") from None
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise RedisUnavailable("Redis needs a password: put it in redis_url as redis://:PASSWORD@host:6379/0") from None
+            raise RedisUnavailable(f"Redis answered with an error: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            host = self.client.connection_pool.connection_kwargs.get("host", "?")
+            port = self.client.connection_pool.connection_kwargs.get("port", "?")
+            raise RedisUnavailable(f"cannot connect to Redis at {host}:{port}: check the host, port and that Redis is running") from None
+
+    def call(self, script: str, keys: list[str], args: list[Any], fallback: Callable[[], T], convert: Callable[[Any], T]) -> T:
+        with self._lock:
+            skip = self._down_since is not None and time.monotonic() - self._last_failure < RETRY_REDIS_AFTER
+        if skip:
+            return fallback()
+        try:
+            value = convert(self._scripts[script](keys=keys, args=args))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            with self._lock:
+                now = time.monotonic()
+                self._down_since = self._down_since or now
+                self._last_failure = now
+            return fallback()
+        with self._lock:
+            self._down_since = None
+        return value
+
+    def warnings(self) -> list[str]:
+        with self._lock:
+            down = self._down_since is not None
+        if down:
+            return ["Redis (redis_url) is unreachable: rate limits and the circuit breaker are enforced per process until it is back"]
+        return []
+
+    # ------------------------------------------------------------------ SharedState
+
+    def breaker(self, base_url: str, model: str) -> RedisBreaker:
+        return RedisBreaker(self, f"{PREFIX}:breaker:{_digest(base_url)}:{model}", base_url, model)
+
+    def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RedisRateLimiter:
+        return RedisRateLimiter(self, f"{PREFIX}:rl:{_digest(base_url)}:{key_digest}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings)
+
+
+class RedisRateLimiter:
+    TTL_MS = 180_000  # idle buckets expire: a full bucket is the same as no bucket
+
+    def __init__(self, state: RedisState, key: str, base_url: str, key_digest: str, settings: LimitSettings) -> None:
+        self.store = state
+        self.keys = [f"{key}:rpm", f"{key}:tpm", f"{key}:meta"]
+        self.settings = settings
+        self._fallback = lambda: state.fallback.rate_limiter(base_url, key_digest, settings)
+
+    def _args(self) -> list[float]:
+        rpm, tpm = self.settings.rpm, self.settings.tpm
+        # Same shape as the in-process buckets (limits.bucket_pair), rates per millisecond.
+        return [max(1.0, rpm / 60.0) if rpm else 0, rpm / 60_000.0, float(tpm) if tpm else 0, tpm / 60_000.0]
+
+    def reserve(self, tokens: int, deadline: float | None) -> Reservation:
+        max_wait = -1.0 if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
+        result = self.store.call(
+            "reserve",
+            self.keys,
+            [*self._args(), tokens, max_wait, self.TTL_MS],
+            fallback=lambda: None,
+            convert=lambda r: (int(r[0]), float(r[1])),
+        )
+        if result is None:
+            return self._fallback().reserve(tokens, deadline)
+        granted, wait_ms = result
+        if not granted:
+            raise RateLimitTimeout(wait_ms / 1000)
+        if wait_ms > 0:
+            self.store._sleep(wait_ms / 1000)
+        return Reservation(self, tokens)
+
+    def adjust_tokens(self, delta: int) -> None:
+        if not self.settings.tpm:
+            return
+        cap, rate = float(self.settings.tpm), self.settings.tpm / 60_000.0
+        self.store.call("adjust", [self.keys[1]], [cap, rate, delta, self.TTL_MS], fallback=lambda: 0, convert=int)
+
+    def pause(self, seconds: float) -> None:
+        self.store.call(
+            "pause", [self.keys[2]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
+        )
+
+
+class RedisBreaker:
+    def __init__(self, state: RedisState, key: str, base_url: str, model: str) -> None:
+        self.store = state
+        self.keys = [key, f"{key}:failures"]
+        self.settings = state.breaker_settings
+        self._fallback = lambda: state.fallback.breaker(base_url, model)
+        self._ttl_ms = int(max(self.settings.window_seconds, self.settings.cooldown_seconds) * 1000 * 10)
+
+    @property
+    def state(self) -> str:
+        return self.store.call(
+            "state", [self.keys[0]], [self.settings.cooldown_seconds * 1000], fallback=lambda: self._fallback().state,
+            convert=lambda r: r.decode() if isinstance(r, bytes) else str(r),
+        )
+
+    def acquire(self) -> Permit:
+        result = self.store.call(
+            "acquire",
+            [self.keys[0]],
+            [self.settings.cooldown_seconds * 1000, self.settings.half_open_probes],
+            fallback=lambda: None,
+            convert=lambda r: Permit(bool(int(r[0])), probe=bool(int(r[1])), retry_in=max(0.0, float(r[2]) / 1000)),
+        )
+        return result if result is not None else self._fallback().acquire()
+
+    def record_success(self, permit: Permit) -> None:
+        self.store.call("success", self.keys, ["1" if permit.probe else "0"], fallback=lambda: self._fallback().record_success(permit), convert=int)
+
+    def record_failure(self, permit: Permit) -> None:
+        self.store.call(
+            "failure",
+            self.keys,
+            [
+                "1" if permit.probe else "0",
+                self.settings.window_seconds * 1000,
+                self.settings.failure_threshold,
+                self._ttl_ms,
+                f"{time.time_ns()}-{id(permit)}",
+            ],
+            fallback=lambda: self._fallback().record_failure(permit),
+            convert=int,
+        )
+
+
+__all__ = ["RedisBreaker", "RedisRateLimiter", "RedisState", "RedisUnavailable"]

@@ -1,0 +1,70 @@
+"""Where the state shared between calls lives: rate-limit buckets and circuit breakers.
+
+`InProcessState` (the default) shares them between all invocations inside one plugin process.
+A Redis-backed implementation shares them between processes; both satisfy `SharedState`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from gateway.breaker import Breaker, BreakerSettings, InProcessBreaker
+from gateway.limits import InProcessRateLimiter, LimitSettings, RateLimiter
+
+
+class SharedState(Protocol):
+    name: str
+
+    def breaker(self, base_url: str, model: str) -> Breaker: ...
+    def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RateLimiter: ...
+    def warnings(self) -> list[str]: ...
+
+
+class InProcessState:
+    name = "in-process"
+
+    def __init__(self, breaker_settings: BreakerSettings | None = None) -> None:
+        self.breaker_settings = breaker_settings or BreakerSettings()
+        self._lock = threading.Lock()
+        self._breakers: dict[tuple[str, str], InProcessBreaker] = {}
+        self._limiters: dict[tuple[str, str, LimitSettings], InProcessRateLimiter] = {}
+
+    def breaker(self, base_url: str, model: str) -> Breaker:
+        with self._lock:
+            key = (base_url, model)
+            if key not in self._breakers:
+                self._breakers[key] = InProcessBreaker(self.breaker_settings)
+            return self._breakers[key]
+
+    def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RateLimiter:
+        # One bucket per (gateway, key, limits): invocations that configure the same limits share it.
+        with self._lock:
+            key = (base_url, key_digest, settings)
+            if key not in self._limiters:
+                self._limiters[key] = InProcessRateLimiter(settings)
+            return self._limiters[key]
+
+    def warnings(self) -> list[str]:
+        return []
+
+
+PROCESS_STATE = InProcessState()
+
+
+_redis_states: dict[str, SharedState] = {}
+_registry_lock = threading.Lock()
+
+
+def state_for(redis_url: str) -> SharedState:
+    """The shared state a configuration asks for: in-process unless a Redis URL is configured.
+    One RedisState (and connection pool) per URL for the life of the process."""
+    if not redis_url:
+        return PROCESS_STATE
+    with _registry_lock:
+        if redis_url not in _redis_states:
+            from gateway.redis_state import RedisState  # redis is only imported when configured
+
+            _redis_states[redis_url] = RedisState(redis_url)
+        return _redis_states[redis_url]
+

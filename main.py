@@ -1,0 +1,12 @@
+"""Entry point the Dify daemon runs as `python -m main`."""
+
+from dify_plugin import DifyPluginEnv, Plugin
+
+from provider.runtime_errors import install_error_reporting
+
+# Leave a margin under the daemon's own 600 s limit so our deadlines fire first.
+plugin = Plugin(DifyPluginEnv(MAX_REQUEST_TIMEOUT=570))
+
+if __name__ == "__main__":
+    install_error_reporting()
+    plugin.run()

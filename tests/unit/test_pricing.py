@@ -1,0 +1,70 @@
+"""Cost estimates: seed prices, cached tokens at the cached price, unknown models never cost 0."""
+
+import pytest
+
+from gateway.errors import ConfigurationError
+from gateway.models import Usage
+from gateway.pricing import PriceTable
+
+
+@pytest.mark.parametrize(
+    ("model", "input_price", "output_price"),
+    [("deepseek-v3.2", 0.07, 0.42), ("gpt-4.1", 2.0, 8.0), ("claude-sonnet-4.5", 3.0, 15.0)],
+)
+def test_seed_prices_are_the_ones_in_the_table(model: str, input_price: float, output_price: float) -> None:
+    cost = PriceTable.bundled().cost(model, Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000))
+    assert cost is not None
+    assert cost.input_usd == pytest.approx(input_price)
+    assert cost.output_usd == pytest.approx(output_price)
+
+
+def test_gemini_flash_output_price_is_the_seed_figure() -> None:
+    cost = PriceTable.bundled().cost("gemini-2.5-flash", Usage(completion_tokens=1_000_000))
+    assert cost is not None and cost.output_usd == pytest.approx(2.50)
+
+
+def test_cached_prompt_tokens_are_billed_at_the_cached_price_and_not_twice() -> None:
+    usage = Usage(prompt_tokens=1000, completion_tokens=100, cached_prompt_tokens=800)
+    cost = PriceTable.bundled().cost("gpt-4.1", usage)
+    assert cost is not None
+    assert cost.uncached_prompt_tokens == 200
+    assert cost.input_usd == pytest.approx(200 * 2.0 / 1e6)
+    assert cost.cached_input_usd == pytest.approx(800 * 0.5 / 1e6)
+    assert cost.total_usd == pytest.approx((200 * 2.0 + 800 * 0.5 + 100 * 8.0) / 1e6)
+
+
+def test_aliases_and_dated_model_names_resolve() -> None:
+    table = PriceTable.bundled()
+    for name in ("gpt-4.1-2025-04-14", "GPT-4.1", "openai/gpt-4.1", "claude-sonnet-4-5"):
+        assert table.resolve(name) is not None, name
+
+
+def test_unknown_model_has_no_cost_rather_than_zero() -> None:
+    assert PriceTable.bundled().cost("mystery-model", Usage(prompt_tokens=10, completion_tokens=10)) is None
+
+
+def test_user_overrides_extend_and_replace_prices() -> None:
+    table = PriceTable.bundled().with_overrides('{"my-model": {"input": 1, "output": 2}, "gpt-4.1": {"input": 3, "output": 4}}')
+    mine = table.cost("my-model", Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000))
+    assert mine is not None and mine.total_usd == pytest.approx(3.0)
+    gpt = table.cost("gpt-4.1", Usage(prompt_tokens=1_000_000))
+    assert gpt is not None and gpt.input_usd == pytest.approx(3.0)
+    yaml_table = PriceTable.bundled().with_overrides("my-model:\n  input: 0.5\n  output: 1.5\n  aliases: [mine]\n")
+    assert yaml_table.resolve("mine") is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "not valid YAML or JSON"),
+        ("[1, 2]", "must map model names"),
+        ('{"m": {"input": 1}}', "missing 'output'"),
+        ('{"m": {"input": -1, "output": 1}}', "non-negative"),
+        ('{"m": {"input": 1, "output": 1, "outptu": 2}}', "unknown keys"),
+    ],
+)
+def test_bad_price_overrides_say_what_is_wrong(text: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        PriceTable.bundled().with_overrides(text)
+    assert expected in str(caught.value)
+    assert caught.value.field == "price_overrides"

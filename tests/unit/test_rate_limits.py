@@ -1,0 +1,86 @@
+"""RPM/TPM buckets: reservations wait their turn, settle with real usage, and a 429 pauses everyone."""
+
+import threading
+
+import pytest
+
+from gateway.limits import InProcessRateLimiter, LimitSettings, RateLimitTimeout
+
+
+class FakeTime:
+    """A clock whose sleep advances it, so waits are measured, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now = max(self.now, self.now + seconds)
+
+
+def limiter(fake: FakeTime, rpm: int = 0, tpm: int = 0) -> InProcessRateLimiter:
+    return InProcessRateLimiter(LimitSettings(rpm=rpm, tpm=tpm), clock=fake.clock, sleep=fake.sleep)
+
+
+def test_requests_beyond_one_second_of_burst_are_spaced_at_the_rpm_rate() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, rpm=120)  # 2 per second, burst of 2
+    starts = []
+    for _ in range(6):
+        bucket.reserve(1, None)
+        starts.append(fake.now)
+    assert starts[:2] == [0.0, 0.0]
+    assert starts[2:] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+
+
+def test_tokens_are_reserved_before_sending_and_settled_with_real_usage() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, tpm=6000)  # 100 tokens per second, 6000 burst
+    first = bucket.reserve(5000, None)
+    first.settle(1000)  # the call used far less than reserved: 4000 come back
+    bucket.reserve(5000, None)
+    assert fake.now == 0.0
+    bucket.reserve(2000, None)  # now 0 left after refund math: 6000-1000-5000 = 0 -> wait 20 s
+    assert fake.now == pytest.approx(20.0)
+
+
+def test_a_reservation_that_cannot_be_granted_before_the_deadline_is_refused() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, rpm=60)
+    bucket.reserve(1, None)
+    with pytest.raises(RateLimitTimeout):
+        bucket.reserve(1, deadline=0.5)
+
+
+def test_a_gateway_429_pauses_every_caller_of_the_bucket() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, rpm=6000)
+    bucket.pause(3.0)
+    bucket.reserve(1, None)
+    assert fake.now == pytest.approx(3.0)
+
+
+def test_parallel_reservations_never_overspend() -> None:
+    """No check-then-act race: 40 threads reserving at once get distinct slots."""
+    fake = FakeTime()
+    bucket = limiter(fake, rpm=600)  # 10/s, burst 10
+    granted_at: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        bucket.reserve(1, None)
+        with lock:
+            granted_at.append(fake.now)
+
+    threads = [threading.Thread(target=worker) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted_at) == 40
+    # 10 immediately, the remaining 30 need at least 3 s of refill.
+    assert max(granted_at) >= 3.0 - 1e-9

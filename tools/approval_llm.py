@@ -1,0 +1,41 @@
+"""Connects the approval engine's LLM interface to the shared gateway client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from approval.llm import LLMReply, LLMUnavailable, ResponseFormatUnsupported
+from gateway import BadRequestError, ChatRequest, CircuitOpenError, GatewayClient, GatewayError
+
+ASSESSMENT_MAX_TOKENS = 600
+
+
+class GatewayAssessmentLLM:
+    def __init__(self, client: GatewayClient, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
+        request = ChatRequest(
+            messages=list(messages),
+            model=self.model,
+            temperature=0,
+            max_tokens=ASSESSMENT_MAX_TOKENS,
+            response_format=response_format,
+        )
+        try:
+            result = self.client.chat(request)
+        except BadRequestError as exc:
+            if response_format is not None and _about_response_format(str(exc)):
+                raise ResponseFormatUnsupported(str(exc)) from None
+            raise LLMUnavailable("failed", str(exc)) from None
+        except CircuitOpenError as exc:
+            raise LLMUnavailable("circuit_open", str(exc)) from None
+        except GatewayError as exc:
+            raise LLMUnavailable("failed", str(exc)) from None
+        return LLMReply(text=result.text, cost_usd=result.cost_usd, latency_ms=result.latency_ms, model=result.model)
+
+
+def _about_response_format(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in ("response_format", "json_schema", "json_object", "json mode"))

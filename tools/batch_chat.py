@@ -1,0 +1,81 @@
+import json
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from gateway.batch import BatchInputError, BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch, parse_batch_input
+from gateway.limits import LimitSettings
+from gateway.models import ChatRequest
+from tools.support import ToolInputError, chat_request, gateway_client, number_param, reported_errors
+
+# One stdout message of the plugin protocol may be at most 5 MiB; keep a margin for the envelope.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class BatchChatTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        client = gateway_client(self.runtime.credentials)
+        try:
+            batch = parse_batch_input(tool_parameters.get("prompts"))
+        except BatchInputError as exc:
+            raise ToolInputError(str(exc)) from None
+        settings = BatchSettings(
+            concurrency=number_param(tool_parameters, "concurrency", default=10, minimum=1, maximum=100, integer=True),
+            limits=LimitSettings(
+                rpm=number_param(tool_parameters, "rpm_limit", default=0, minimum=0, maximum=1_000_000, integer=True),
+                tpm=number_param(tool_parameters, "tpm_limit", default=0, minimum=0, maximum=1_000_000_000, integer=True),
+            ),
+            deadline_seconds=client.config.timeout_seconds,
+        )
+
+        def build_request(item: BatchItem) -> ChatRequest:
+            overrides: dict[str, Any] = {"prompt": item.prompt}
+            if item.system_prompt is not None:
+                overrides["system_prompt"] = item.system_prompt
+            if item.model:
+                overrides.update({"model": item.model, "custom_model": "" if item.model in ("auto", "default") else item.model})
+            if item.max_tokens is not None:
+                overrides["max_tokens"] = item.max_tokens
+            request, _routing = chat_request({**tool_parameters, **overrides}, client, prompt=item.prompt)
+            return request
+
+        build_request(batch.items[0])  # shared parameters are checked once, before anything is sent
+        step = max(1, len(batch.items) // 20)
+        report: BatchReport | None = None
+        for event in iter_batch(client, batch.items, build_request, settings):
+            if isinstance(event, BatchProgress):
+                if event.finished % step == 0 or event.finished == event.total:
+                    yield self.create_log_message(
+                        label=f"batch progress {event.finished}/{event.total}",
+                        data={"finished": event.finished, "total": event.total},
+                    )
+            else:
+                report = event
+        assert report is not None
+        results = [r.to_dict() for r in report.results]
+        output = {"results": results, **report.summary(), "failed_items": batch.format_items(report.failed_items)}
+        output.pop("http_requests")
+        if len(json.dumps(results, ensure_ascii=False).encode()) > MAX_MESSAGE_BYTES:
+            # Too large for one protocol message: replies go out in several JSON messages, in order.
+            yield from self._chunked_results(results)
+            output["results"] = [{**r, "text": None} for r in results]
+        else:
+            yield self.create_json_message(output)
+        for name, value in output.items():
+            yield self.create_variable_message(name, value)
+
+    def _chunked_results(self, results: list[dict[str, Any]]) -> Generator[ToolInvokeMessage, None, None]:
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for entry in results:
+            entry_size = len(json.dumps(entry, ensure_ascii=False).encode())
+            if chunk and size + entry_size > MAX_MESSAGE_BYTES:
+                yield self.create_json_message({"results": chunk})
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += entry_size
+        if chunk:
+            yield self.create_json_message({"results": chunk})

@@ -1,0 +1,23 @@
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from tools.support import chat_request, gateway_client, reported_errors
+
+VARIABLES = ("text", "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing")
+
+
+class ChatTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        client = gateway_client(self.runtime.credentials)
+        request, routing = chat_request(tool_parameters, client)
+        result = client.chat(request)
+        result.routing = routing
+        output = result.to_dict()
+        yield self.create_text_message(result.text)
+        yield self.create_json_message(output)
+        for name in VARIABLES:
+            yield self.create_variable_message(name, output[name])

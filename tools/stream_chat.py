@@ -1,0 +1,47 @@
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, TextDelta
+from tools.support import chat_request, gateway_client, reported_errors
+
+
+class StreamChatTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        client = gateway_client(self.runtime.credentials)
+        request, routing = chat_request(tool_parameters, client)
+        try:
+            for item in client.stream_chat(request):
+                if isinstance(item, TextDelta):
+                    yield self.create_stream_variable_message("text", item.text)
+                elif isinstance(item, StreamCompleted):
+                    result = item.result
+                    result.routing = routing
+                    output = result.to_dict()
+                    output["tokens_per_second"] = tokens_per_second(
+                        result.usage.completion_tokens, result.latency_ms, result.ttft_ms
+                    )
+                    output["error"] = ""
+        except (StreamInterruptedError, InBandStreamError) as exc:
+            # Not a success: the partial text is kept and the workflow can branch on `interrupted`.
+            partial = exc.partial_result
+            output = partial.to_dict() if partial is not None else {
+                "text": exc.partial_text, "model": request.model, "finish_reason": None, "ttft_ms": None,
+                "usage": None, "cost_usd": None, "attempts": exc.attempts,
+            }
+            output.update(interrupted=True, error=str(exc), tokens_per_second=None)
+        yield self.create_json_message(output)
+        for name in ("text", "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd",
+                     "attempts", "interrupted", "error"):
+            yield self.create_variable_message(name, output[name])
+
+
+def tokens_per_second(completion_tokens: int, latency_ms: float, ttft_ms: float | None) -> float | None:
+    """Generation speed after the first token (time to first token is reported separately)."""
+    if not completion_tokens or ttft_ms is None:
+        return None
+    generating = (latency_ms - ttft_ms) / 1000
+    return round(completion_tokens / generating, 1) if generating > 0 else None

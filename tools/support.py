@@ -1,0 +1,217 @@
+"""What every tool shares: credentials to a gateway client, parameter checks, error translation.
+
+Tool modules may define exactly one `Tool` subclass each (the SDK loads them by scanning the
+module), so shared behaviour lives here as plain functions, not as a base class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Generator, Iterable
+from functools import wraps
+from typing import Any, TypeVar
+
+from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
+from gateway.errors import redact_known_secrets
+from gateway.models import RoutingDecision
+from gateway.routing import AUTO, ModelRouter
+from gateway.state import state_for
+
+logger = logging.getLogger("holysheep")
+T = TypeVar("T")
+
+MAX_PROMPT_CHARS = 2_000_000
+
+
+class ToolInputError(Exception):
+    """A parameter is invalid. The message names the parameter and says what to fix."""
+
+
+class HolySheepToolError(Exception):
+    """What a workflow sees when a tool fails: a clean message, no traceback, no secret."""
+
+
+def reported_errors(invoke: Callable[..., Generator[T, None, None]]) -> Callable[..., Generator[T, None, None]]:
+    """Turns every failure of a tool's `_invoke` into one HolySheepToolError with a message that says
+    what to fix; unexpected errors are logged (redacted) for the plugin author."""
+
+    @wraps(invoke)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[T, None, None]:
+        try:
+            yield from invoke(*args, **kwargs)
+        except HolySheepToolError:
+            raise
+        except (ToolInputError, GatewayError) as exc:
+            raise HolySheepToolError(redact_known_secrets(str(exc))) from None
+        except Exception as exc:
+            logger.error("unexpected error in tool: %s", redact_known_secrets(repr(exc)))
+            raise HolySheepToolError(
+                redact_known_secrets(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}")
+            ) from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- credentials
+
+
+def gateway_config(credentials: dict[str, Any]) -> GatewayConfig:
+    try:
+        return GatewayConfig.from_credentials(credentials)
+    except ConfigurationError as exc:
+        raise ToolInputError(f"provider credentials: {exc}. Fix it in the plugin's authorization settings.") from None
+
+
+def gateway_client(credentials: dict[str, Any]) -> GatewayClient:
+    config = gateway_config(credentials)
+    return GatewayClient.shared(config, state=state_for(config.redis_url))
+
+
+def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
+    """None when the credentials work; otherwise the message to show in the credentials form."""
+    try:
+        config = GatewayConfig.from_credentials(credentials)
+        client = GatewayClient.shared(config, state=state_for(config.redis_url))
+        models = client.list_models()
+    except GatewayError as exc:
+        return redact_known_secrets(str(exc))
+    if config.redis_url:
+        problem = redis_problem(config.redis_url)
+        if problem:
+            return f"redis_url: {problem}"
+    if not models:
+        return f"{config.base_url}/models returned no models: check that this key has access to any model"
+    return None
+
+
+def redis_problem(redis_url: str) -> str | None:
+    from gateway.redis_state import RedisState, RedisUnavailable
+
+    try:
+        state = state_for(redis_url)
+        assert isinstance(state, RedisState)
+        state.ping()
+    except RedisUnavailable as exc:
+        return str(exc)
+    except ValueError as exc:  # redis-py refuses a malformed URL
+        return f"not a valid Redis URL ({exc}); use redis://:password@host:6379/0"
+    return None
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def text_param(params: dict[str, Any], name: str, *, required: bool = False, default: str = "", max_chars: int = MAX_PROMPT_CHARS) -> str:
+    value = params.get(name)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    if required and not value.strip():
+        raise ToolInputError(f"'{name}' is empty: give it some text")
+    if len(value) > max_chars:
+        raise ToolInputError(f"'{name}' is too long ({len(value)} characters, at most {max_chars})")
+    return value if value.strip() else default
+
+
+def number_param(params: dict[str, Any], name: str, **limits: Any) -> Any:
+    from gateway.config import parse_number
+
+    try:
+        return parse_number(params.get(name), field=name, **limits)
+    except ConfigurationError as exc:
+        raise ToolInputError(f"'{name}': {str(exc).removeprefix(name + ' ')}") from None
+
+
+def bool_param(params: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ToolInputError(f"'{name}' must be true or false, got '{value}'")
+
+
+def choice_param(params: dict[str, Any], name: str, choices: Iterable[str], default: str) -> str:
+    value = str(params.get(name) or "").strip() or default
+    allowed = list(choices)
+    if value not in allowed:
+        raise ToolInputError(f"'{name}' must be one of {', '.join(allowed)}; got '{value}'")
+    return value
+
+
+# ----------------------------------------------------------------------------- chat requests
+
+
+def chat_request(params: dict[str, Any], client: GatewayClient, *, prompt: str | None = None) -> tuple[ChatRequest, RoutingDecision | None]:
+    """The shared chat parameters (prompt, system_prompt, model/custom_model, temperature, top_p,
+    max_tokens, json_output/json_schema, seed, stop) as a request, with `auto` resolved."""
+    prompt = text_param(params, "prompt", required=True) if prompt is None else prompt
+    system_prompt = text_param(params, "system_prompt")
+    response_format = response_format_param(params)
+    model, routing = model_param(params, client, prompt=prompt, system_prompt=system_prompt, json_output=response_format is not None)
+    stop = text_param(params, "stop")
+    if response_format is not None and "json" not in f"{system_prompt}\n{prompt}".lower():
+        # OpenAI-compatible JSON mode refuses a request whose messages never mention JSON.
+        system_prompt = (system_prompt + "\n\n" if system_prompt else "") + "Respond with a JSON object only."
+    request = ChatRequest.from_prompt(
+        prompt,
+        system_prompt=system_prompt,
+        model=model,
+        temperature=number_param(params, "temperature", default=None, minimum=0, maximum=2, allow_none=True),
+        top_p=number_param(params, "top_p", default=None, minimum=0, maximum=1, allow_none=True),
+        max_tokens=number_param(params, "max_tokens", default=None, minimum=1, maximum=1_000_000, integer=True, allow_none=True),
+        seed=number_param(params, "seed", default=None, integer=True, allow_none=True),
+        stop=[s for s in stop.split("\n") if s][:4] or None,
+        response_format=response_format,
+    )
+    return request, routing
+
+
+def model_param(params: dict[str, Any], client: GatewayClient, *, prompt: str, system_prompt: str = "", json_output: bool = False) -> tuple[str, RoutingDecision | None]:
+    """`custom_model` (free text) wins over the `model` select; `default` means the provider's
+    default model; `auto` routes by prompt."""
+    custom = text_param(params, "custom_model", max_chars=200).strip()
+    selected = custom or str(params.get("model") or "").strip() or "default"
+    if selected == "default":
+        return client.config.default_model, None
+    if selected == AUTO:
+        decision = ModelRouter.bundled().choose(prompt, system_prompt=system_prompt, json_output=json_output, prices=client.prices)
+        return decision.model, decision
+    if not custom and client.prices.resolve(selected) is None:
+        known = ", ".join(["default", AUTO, *client.prices.models])
+        raise ToolInputError(f"'model' must be one of {known} (or set 'custom_model'); got '{selected}'")
+    return selected, None
+
+
+def response_format_param(params: dict[str, Any]) -> dict[str, Any] | None:
+    schema_text = text_param(params, "json_schema", max_chars=100_000).strip()
+    if schema_text:
+        try:
+            schema = json.loads(schema_text)
+        except ValueError as exc:
+            raise ToolInputError(f"'json_schema' is not valid JSON: {exc}") from None
+        if not isinstance(schema, dict):
+            raise ToolInputError("'json_schema' must be a JSON object describing the output (a JSON Schema)")
+        if "schema" in schema and isinstance(schema["schema"], dict):
+            name, inner = str(schema.get("name") or "output"), schema["schema"]
+        else:
+            name, inner = "output", schema
+        if inner.get("type", "object") != "object":
+            raise ToolInputError("'json_schema' must describe an object: its top-level \"type\" must be \"object\"")
+        if "properties" in inner and not isinstance(inner["properties"], dict):
+            raise ToolInputError("'json_schema': \"properties\" must be an object mapping names to schemas")
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": inner, "strict": False}}
+    if bool_param(params, "json_output"):
+        return {"type": "json_object"}
+    return None
+
+
+def result_variables(result_dict: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {name: result_dict.get(name) for name in names}
