@@ -193,7 +193,7 @@ class BatchReport:
 @dataclass(frozen=True)
 class BatchSettings:
     concurrency: int = 10
-    limits: LimitSettings = LimitSettings()
+    limits: LimitSettings = field(default_factory=LimitSettings)
     deadline_seconds: float = 540.0
 
 

@@ -6,8 +6,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 import requests
 import urllib3
@@ -84,13 +84,13 @@ class _AttemptFailed(Exception):
 class CallOptions:
     """Per-call knobs a tool may set on top of the gateway configuration."""
 
-    limits: LimitSettings = LimitSettings()
+    limits: LimitSettings = field(default_factory=LimitSettings)
     use_fallbacks: bool = True
     deadline: Deadline | None = None
 
 
 class GatewayClient:
-    _registry: dict[GatewayConfig, GatewayClient] = {}
+    _registry: ClassVar[dict[GatewayConfig, GatewayClient]] = {}
     _registry_lock = threading.Lock()
 
     def __init__(
@@ -648,7 +648,8 @@ class GatewayClient:
                 retry_after,
             )
         if status in (408, 504):
-            return _Attempt(GatewayTimeoutError(f"{where}: the gateway timed out ({message})", status=status, request_id=request_id), True, retry_after)
+            error = GatewayTimeoutError(f"{where}: the gateway timed out ({message})", status=status, request_id=request_id)
+            return _Attempt(error, True, retry_after)
         if status == 404 and not _looks_json(body):
             return _Attempt(NotOpenAICompatibleError(self._not_openai_message(response, "answered 404"), status=status), False)
         if status >= 500 or status == 409:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Generator, Iterable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
 from gateway.errors import redact_known_secrets
@@ -19,7 +19,6 @@ from gateway.routing import AUTO, ModelRouter
 from gateway.state import state_for
 
 logger = logging.getLogger("holysheep")
-T = TypeVar("T")
 
 MAX_PROMPT_CHARS = 2_000_000
 
@@ -32,7 +31,7 @@ class HolySheepToolError(Exception):
     """What a workflow sees when a tool fails: a clean message, no traceback, no secret."""
 
 
-def reported_errors(invoke: Callable[..., Generator[T, None, None]]) -> Callable[..., Generator[T, None, None]]:
+def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Callable[..., Generator[T, None, None]]:
     """Turns every failure of a tool's `_invoke` into one HolySheepToolError with a message that says
     what to fix; unexpected errors are logged (redacted) for the plugin author."""
 
@@ -174,7 +173,9 @@ def chat_request(params: dict[str, Any], client: GatewayClient, *, prompt: str |
     return request, routing
 
 
-def model_param(params: dict[str, Any], client: GatewayClient, *, prompt: str, system_prompt: str = "", json_output: bool = False) -> tuple[str, RoutingDecision | None]:
+def model_param(
+    params: dict[str, Any], client: GatewayClient, *, prompt: str, system_prompt: str = "", json_output: bool = False
+) -> tuple[str, RoutingDecision | None]:
     """`custom_model` (free text) wins over the `model` select; `default` means the provider's
     default model; `auto` routes by prompt."""
     custom = text_param(params, "custom_model", max_chars=200).strip()

@@ -109,7 +109,7 @@ def test_connection_refused_is_retried_and_explained() -> None:
         state=InProcessState(),
         retry=RetryPolicy(max_retries=1, base_delay=0.01),
     )
-    with pytest.raises(UpstreamUnavailableError, match="cannot connect to '127.0.0.1:9'") as caught:
+    with pytest.raises(UpstreamUnavailableError, match=r"cannot connect to '127\.0\.0\.1:9'") as caught:
         client.chat(ask("hi"))
     assert caught.value.attempts == 2
 

@@ -1,7 +1,7 @@
 """Which failures are retried and how long the client waits, as the gateway asks."""
 
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
