@@ -79,6 +79,11 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
         problem = redis_problem(config.redis_url)
         if problem:
             return f"redis_url: {problem}"
+    if str(credentials.get("approval_policy") or "").strip():
+        try:
+            approval_policy({}, credentials)
+        except ToolInputError as exc:
+            return str(exc)
     if not models:
         return f"{config.base_url}/models returned no models: check that this key has access to any model"
     return None
@@ -96,6 +101,19 @@ def redis_problem(redis_url: str) -> str | None:
     except ValueError as exc:  # redis-py refuses a malformed URL
         return f"not a valid Redis URL ({exc}); use redis://:password@host:6379/0"
     return None
+
+
+def approval_policy(params: dict[str, Any], credentials: dict[str, Any]) -> Any:
+    """The tool's `policy` parameter, else the provider's `approval_policy` credential, else the bundled policy."""
+    from approval.policy import Policy, PolicyError
+
+    for source, text in (("'policy'", params.get("policy")), ("approval_policy credential", credentials.get("approval_policy"))):
+        if text is not None and str(text).strip():
+            try:
+                return Policy.load(str(text))
+            except PolicyError as exc:
+                raise ToolInputError(f"{source}: {exc}") from None
+    return Policy.bundled()
 
 
 # ----------------------------------------------------------------------------- parameters

@@ -1,0 +1,275 @@
+"""The plugin started exactly as the Dify daemon starts it: `python -m main` with
+`INSTALL_METHOD=local`, requests and responses as JSON lines over stdin/stdout.
+
+Used by the local runner, the demo, the benchmarks and the runtime tests, so all of them see what
+a workflow would receive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROVIDER = "holysheep"
+_END = object()
+
+
+class PluginProcessError(RuntimeError):
+    """The plugin process died or did not answer in time."""
+
+
+@dataclass
+class ToolOutcome:
+    """What a workflow node receives from one tool invocation."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def text(self) -> str:
+        return "".join(m["message"]["text"] for m in self.messages if m.get("type") == "text")
+
+    @property
+    def json(self) -> list[Any]:
+        return [m["message"]["json_object"] for m in self.messages if m.get("type") == "json"]
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """Final variables; streamed variables are concatenated, as Dify concatenates them."""
+        out: dict[str, Any] = {}
+        for m in self.messages:
+            if m.get("type") != "variable":
+                continue
+            body = m["message"]
+            name, value = body["variable_name"], body["variable_value"]
+            if body.get("stream"):
+                out[name] = out.get(name, "") + value
+            else:
+                out[name] = value
+        return out
+
+    @property
+    def stream_chunks(self) -> list[str]:
+        return [m["message"]["variable_value"] for m in self.messages if m.get("type") == "variable" and m["message"].get("stream")]
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return [m["message"] for m in self.messages if m.get("type") == "log"]
+
+    @property
+    def error_message(self) -> str:
+        return "" if self.error is None else str(self.error.get("message", ""))
+
+
+class Invocation:
+    """One session: iterate to get messages as they arrive, or call `outcome()`."""
+
+    def __init__(self, session_id: str, inbox: queue.Queue[Any], timeout: float) -> None:
+        self.session_id = session_id
+        self._inbox = inbox
+        self._timeout = timeout
+        self._outcome = ToolOutcome()
+        self._finished = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        deadline = time.monotonic() + self._timeout
+        while not self._finished:
+            try:
+                item = self._inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise PluginProcessError(f"session {self.session_id}: no answer within {self._timeout:.0f}s") from None
+            if item is _END:
+                self._finished = True
+                return
+            if isinstance(item, PluginProcessError):
+                self._finished = True
+                raise item
+            data = item["data"]
+            if data.get("type") == "error":
+                self._outcome.error = data.get("data") or {}
+                continue
+            if data.get("type") == "stream":
+                message = data["data"]
+                self._outcome.messages.append(message)
+                yield message
+
+    def outcome(self) -> ToolOutcome:
+        for _ in self:
+            pass
+        return self._outcome
+
+
+class PluginProcess:
+    """Start with `with PluginProcess() as plugin:`; `plugin.invoke_tool(...)` / `plugin.validate(...)`."""
+
+    def __init__(
+        self,
+        root: Path | str = REPO_ROOT,
+        *,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.root = Path(root)
+        self.python = python or sys.executable
+        self.extra_env = env or {}
+        self.timeout = timeout
+        self._sessions: dict[str, queue.Queue[Any]] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        self.heartbeats = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PluginProcess:
+        env = {**os.environ, "INSTALL_METHOD": "local", "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env.pop("REMOTE_INSTALL_URL", None)
+        self.process = subprocess.Popen(
+            [self.python, "-m", "main"],
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        threading.Thread(target=self._read_stdout, name="plugin-stdout", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        # Closing stdin would make the SDK's reader spin on EOF: stop the process instead, as the daemon does.
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> PluginProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def rss_bytes(self) -> int:
+        """Resident memory of the plugin process now (Linux)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stderr_text(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------------ requests
+
+    def invoke_tool(
+        self, tool: str, parameters: dict[str, Any], credentials: dict[str, Any], *, timeout: float | None = None
+    ) -> Invocation:
+        return self._request(
+            {
+                "type": "tool",
+                "action": "invoke_tool",
+                "user_id": "local-runner",
+                "provider": PROVIDER,
+                "tool": tool,
+                "credentials": credentials,
+                "credential_type": "api-key",
+                "tool_parameters": parameters,
+            },
+            timeout,
+        )
+
+    def run_tool(self, tool: str, parameters: dict[str, Any], credentials: dict[str, Any], **kwargs: Any) -> ToolOutcome:
+        return self.invoke_tool(tool, parameters, credentials, **kwargs).outcome()
+
+    def validate(self, credentials: dict[str, Any], *, timeout: float | None = None) -> tuple[bool, str]:
+        """(True, "") when the credentials are accepted, else (False, the message a user would see)."""
+        outcome = self._request(
+            {
+                "type": "tool",
+                "action": "validate_tool_credentials",
+                "user_id": "local-runner",
+                "provider": PROVIDER,
+                "credentials": credentials,
+            },
+            timeout,
+        ).outcome()
+        if outcome.error is not None:
+            return False, outcome.error_message
+        accepted = any(m.get("result") is True for m in outcome.messages)
+        return accepted, "" if accepted else json.dumps(outcome.messages)
+
+    def _request(self, data: dict[str, Any], timeout: float | None) -> Invocation:
+        if self.process is None or self.process.poll() is not None:
+            raise PluginProcessError(f"the plugin process is not running\n{self.stderr_text()[-4000:]}")
+        session_id = f"s{next(self._ids)}-{os.getpid()}"
+        inbox: queue.Queue[Any] = queue.Queue()
+        with self._lock:
+            self._sessions[session_id] = inbox
+        line = json.dumps({"session_id": session_id, "event": "request", "data": data}) + "\n"
+        with self._write_lock:
+            assert self.process.stdin is not None
+            self.process.stdin.write(line.encode())
+            self.process.stdin.flush()
+        return Invocation(session_id, inbox, timeout or self.timeout)
+
+    def _read_stdout(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue  # not protocol output (a stray print): the daemon ignores it too
+            if message.get("event") == "heartbeat":
+                self.heartbeats += 1
+                continue
+            session_id = message.get("session_id")
+            with self._lock:
+                inbox = self._sessions.get(session_id)
+            if inbox is None or message.get("event") != "session":
+                continue
+            inbox.put(message)
+            if message["data"].get("type") in ("end", "error"):
+                # The SDK sends "error" and then "end"; wait for end unless the error came alone.
+                if message["data"].get("type") == "end":
+                    inbox.put(_END)
+                    with self._lock:
+                        self._sessions.pop(session_id, None)
+        died = PluginProcessError(f"the plugin process exited\n{self.stderr_text()[-4000:]}")
+        with self._lock:
+            for inbox in self._sessions.values():
+                inbox.put(died)
+            self._sessions.clear()

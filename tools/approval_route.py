@@ -1,0 +1,82 @@
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from approval.engine import ApprovalRequest, route
+from approval.store import RecordExists, StoreUnavailable, store_for
+from approval.transitions import ApprovalRecord
+from tools.approval_llm import GatewayAssessmentLLM
+from tools.support import (
+    HolySheepToolError,
+    ToolInputError,
+    approval_policy,
+    gateway_client,
+    number_param,
+    reported_errors,
+    text_param,
+)
+
+RULES_ONLY = "rules_only"
+
+
+class ApprovalRouteTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        credentials = self.runtime.credentials
+        client = gateway_client(credentials)
+        policy = approval_policy(tool_parameters, credentials)
+        try:
+            request = ApprovalRequest(
+                request_id=text_param(tool_parameters, "request_id", required=True, max_chars=200).strip(),
+                content=text_param(tool_parameters, "content", required=True, max_chars=100_000),
+                amount=required_amount(tool_parameters),
+                currency=text_param(tool_parameters, "currency", default="USD").strip().upper(),
+                request_type=text_param(tool_parameters, "request_type", required=True).strip(),
+                department=text_param(tool_parameters, "department").strip(),
+                requester_id=text_param(tool_parameters, "requester_id", required=True, max_chars=200).strip(),
+                priority=text_param(tool_parameters, "priority", default="normal").strip(),
+                deadline_hours=number_param(tool_parameters, "deadline_hours", default=None, minimum=0, maximum=87_600, allow_none=True),
+            )
+        except ValueError as exc:
+            raise ToolInputError(str(exc)) from None
+        model = text_param(tool_parameters, "model", max_chars=200).strip() or client.config.default_model
+        llm = None if model == RULES_ONLY else GatewayAssessmentLLM(client, model)
+        try:
+            outcome = route(request, policy, llm)
+        except ValueError as exc:  # e.g. a currency the policy cannot convert
+            raise ToolInputError(str(exc)) from None
+        output = outcome.to_outputs()
+        output["version"] = 1
+        output["store"] = "none"
+        store = store_for(client.config.redis_url)
+        if store is not None:
+            record = ApprovalRecord(
+                request_id=request.request_id,
+                state=output["next_state"],
+                version=1,
+                required_level=output["approver_level"],
+                requester_id=request.requester_id,
+                deadline=outcome.deadline,
+            )
+            try:
+                store.create(record)
+            except RecordExists:
+                raise ToolInputError(
+                    f"'request_id' {request.request_id!r} was already routed and saved in the approval store: "
+                    "use a new request_id, or approval_transition to change the saved request"
+                ) from None
+            except StoreUnavailable as exc:
+                raise HolySheepToolError(str(exc)) from None
+            output["store"] = "redis"
+        yield self.create_json_message(output)
+        for name, value in output.items():
+            yield self.create_variable_message(name, value)
+
+
+def required_amount(params: dict[str, Any]) -> float:
+    amount = number_param(params, "amount", default=None, minimum=0, maximum=1e15, allow_none=True)
+    if amount is None:
+        raise ToolInputError("'amount' is required: give the amount requested, in 'currency'")
+    return amount
