@@ -71,6 +71,8 @@ class _Attempt:
         """The error to raise once no more attempts will be made."""
         self.error.attempts = attempts
         self.error.retryable = self.retryable if retryable is None else retryable
+        if attempts > 1 and "attempt" not in self.error.message:
+            self.error.message += f" (after {attempts} attempts)"
         return self.error
 
 

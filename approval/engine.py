@@ -1,0 +1,387 @@
+"""Routing: the policy sets the floor, injection detection and the LLM may only raise it.
+
+``route`` steps:
+
+1. The policy decides the minimum approver level and risk (strictest matching rule wins).
+2. Injection heuristics scan the request's free text. A hit (or the model saying so) forces risk
+   ``high``, the level one step above the policy's (capped at executive), no auto-approval and
+   ``next_state`` ``escalated``.
+3. With an LLM, the assessment is asked with ``response_format`` json_schema, then json_object, then
+   none (each fallback only when the gateway refuses the format). The answer is validated; an
+   invalid one is re-asked exactly once with the error appended; still invalid gives
+   ``llm_status`` ``invalid_output``. A gateway failure gives ``failed`` or ``circuit_open``; no
+   LLM gives ``skipped``. Anything else from the adapter counts as ``failed``.
+4. Final level and risk are the maxima of the policy's and the model's: the model can only raise.
+5. ``auto_approve`` needs all of: the policy's eligibility, ``llm_status`` ``ok``, the model's
+   ``auto_approve_ok``, no injection suspicion, the final risk within the policy's
+   ``auto_approve.max_risk`` and the final level equal to the policy's. Every failure fails closed.
+6. ``next_state``: ``approved`` when auto-approved, ``escalated`` when injection is suspected,
+   ``pending`` otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from approval.injection import detect_injection
+from approval.levels import APPROVER_LEVELS, higher_level, higher_risk, level_rank, risk_rank
+from approval.llm import (
+    RESPONSE_FORMATS,
+    Assessment,
+    AssessmentLLM,
+    LLMReply,
+    LLMUnavailable,
+    ResponseFormatUnsupported,
+    build_messages,
+    reask_messages,
+    validate_assessment,
+)
+from approval.policy import PRIORITIES, Policy, PolicyDecision, money, normalize_name, parse_amount
+
+LLM_STATUSES: tuple[str, ...] = ("ok", "invalid_output", "failed", "circuit_open", "skipped")
+MAX_CONTENT_CHARS = 20_000
+MAX_ID_CHARS = 200
+MAX_DEADLINE_HOURS = 24 * 366 * 10
+
+
+def _text(value: Any, name: str, *, required: bool, limit: int = MAX_ID_CHARS) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, got {type(value).__name__}")
+    value = value.strip()
+    if required and not value:
+        raise ValueError(f"{name} is required")
+    if len(value) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return value
+
+
+@dataclass
+class ApprovalRequest:
+    """One request to route. ``__post_init__`` validates and normalises; errors are ``ValueError``
+    whose message starts with the offending field's name."""
+
+    request_id: str
+    content: str
+    amount: Decimal | str | float | int
+    currency: str
+    request_type: str
+    department: str | None
+    requester_id: str
+    priority: str = "normal"
+    deadline_hours: float | None = None
+
+    def __post_init__(self) -> None:
+        self.request_id = _text(self.request_id, "request_id", required=True)
+        self.content = _text(self.content, "content", required=True, limit=MAX_CONTENT_CHARS)
+        self.amount = parse_amount(self.amount, "amount")
+        currency = _text(self.currency, "currency", required=False) or "USD"
+        currency = currency.upper()
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            raise ValueError(f"currency must be a 3-letter code such as USD or EUR, got {self.currency!r}")
+        self.currency = currency
+        self.request_type = normalize_name(_text(self.request_type, "request_type", required=True))
+        self.department = normalize_name(_text(self.department, "department", required=False))
+        self.requester_id = _text(self.requester_id, "requester_id", required=True)
+        priority = _text(self.priority, "priority", required=False).lower() or "normal"
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
+        self.priority = priority
+        self.deadline_hours = _deadline_hours(self.deadline_hours)
+
+    def canonical(self) -> dict[str, Any]:
+        """The inputs as plain JSON values (amount as a normalised decimal string)."""
+        amount = self.amount if isinstance(self.amount, Decimal) else parse_amount(self.amount)
+        return {
+            "request_id": self.request_id,
+            "content": self.content,
+            "amount": format(amount.normalize(), "f"),
+            "currency": self.currency,
+            "request_type": self.request_type,
+            "department": self.department,
+            "requester_id": self.requester_id,
+            "priority": self.priority,
+            "deadline_hours": self.deadline_hours,
+        }
+
+    def digest(self) -> str:
+        """sha256 over the canonical JSON of the inputs (sorted keys, compact, UTF-8)."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _deadline_hours(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"deadline_hours must be a number of hours, got {value!r}")
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"deadline_hours must be a number of hours, got {value!r}") from None
+    if not math.isfinite(hours):
+        raise ValueError(f"deadline_hours must be a finite number, got {value!r}")
+    if hours < 0:
+        raise ValueError(f"deadline_hours must not be negative, got {value!r}")
+    if hours > MAX_DEADLINE_HOURS:
+        raise ValueError(f"deadline_hours must be at most {MAX_DEADLINE_HOURS}, got {value!r}")
+    return hours
+
+
+@dataclass
+class RoutingOutcome:
+    request: ApprovalRequest
+    policy_version: str
+    decision: PolicyDecision
+    approver_level: str
+    risk_level: str
+    auto_approve: bool
+    next_state: str
+    llm_status: str
+    injection_suspected: bool
+    injection_signals: list[str]
+    assessment: Assessment | None
+    factors: list[str]
+    cost_usd: float | None
+    latency_ms: float | None
+    sla_hours: float | None
+    deadline: datetime | None
+    decided_at: datetime
+    llm_calls: int = 0
+    llm_model: str | None = None
+    llm_error: str | None = None
+    inputs_digest: str = field(default="")
+
+    @property
+    def matched_rules(self) -> list[str]:
+        return list(self.decision.matched_rules)
+
+    def to_outputs(self) -> dict[str, Any]:
+        decision = {
+            "approver_level": self.approver_level,
+            "risk_level": self.risk_level,
+            "auto_approve": self.auto_approve,
+            "next_state": self.next_state,
+            "injection_suspected": self.injection_suspected,
+            "injection_signals": list(self.injection_signals),
+            "policy_floor": {"approver_level": self.decision.approver_level, "risk_level": self.decision.risk_level},
+            "amount_base": str(self.decision.amount_base),
+        }
+        audit = {
+            "inputs_digest": self.inputs_digest,
+            "policy_version": self.policy_version,
+            "matched_rules": self.matched_rules,
+            "llm_assessment": self.assessment.to_dict() if self.assessment else None,
+            "llm_status": self.llm_status,
+            "llm_model": self.llm_model,
+            "llm_calls": self.llm_calls,
+            "llm_error": self.llm_error,
+            "decision": decision,
+            "cost_usd": self.cost_usd,
+            "decided_at": _iso(self.decided_at),
+        }
+        return {
+            "risk_level": self.risk_level,
+            "approver_level": self.approver_level,
+            "auto_approve": self.auto_approve,
+            "next_state": self.next_state,
+            "matched_rules": self.matched_rules,
+            "decision_factors": list(self.factors),
+            "llm_status": self.llm_status,
+            "injection_suspected": self.injection_suspected,
+            "policy_version": self.policy_version,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "required_level": self.approver_level,
+            "sla_hours": self.sla_hours,
+            "deadline": _iso(self.deadline) if self.deadline else None,
+            "audit": audit,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _raise_level(level: str) -> str:
+    return APPROVER_LEVELS[min(level_rank(level) + 1, len(APPROVER_LEVELS) - 1)]
+
+
+@dataclass
+class _LLMResult:
+    status: str
+    assessment: Assessment | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    calls: int = 0
+    model: str | None = None
+    error: str | None = None
+    replies: list[LLMReply] = field(default_factory=list)
+
+    def record(self, reply: LLMReply) -> None:
+        self.calls += 1
+        self.replies.append(reply)
+        if reply.model:
+            self.model = reply.model
+        if _finite(reply.cost_usd):
+            self.cost_usd = (self.cost_usd or 0.0) + float(reply.cost_usd or 0.0)
+        if _finite(reply.latency_ms):
+            self.latency_ms = (self.latency_ms or 0.0) + float(reply.latency_ms or 0.0)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _assess(llm: AssessmentLLM, messages: list[dict[str, str]]) -> _LLMResult:
+    result = _LLMResult(status="failed")
+    try:
+        reply, fmt = _complete_with_fallback(llm, messages, 0, result)
+        checked = validate_assessment(reply.text)
+        if isinstance(checked, str):
+            retry = reask_messages(messages, reply.text if isinstance(reply.text, str) else "", checked)
+            reply, _ = _complete_with_fallback(llm, retry, RESPONSE_FORMATS.index(fmt), result)
+            checked = validate_assessment(reply.text)
+        if isinstance(checked, str):
+            result.status = "invalid_output"
+            result.error = checked
+        else:
+            result.status = "ok"
+            result.assessment = checked
+    except LLMUnavailable as exc:
+        result.status = exc.status if exc.status in ("failed", "circuit_open") else "failed"
+        result.error = str(exc.message)
+    except Exception as exc:  # a broken adapter fails closed like a failed call
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def _complete_with_fallback(
+    llm: AssessmentLLM, messages: list[dict[str, str]], start: int, result: _LLMResult
+) -> tuple[LLMReply, dict[str, Any] | None]:
+    """Ask with the first accepted response_format from ``RESPONSE_FORMATS[start:]``."""
+    for fmt in RESPONSE_FORMATS[start:]:
+        try:
+            reply = llm.complete(list(messages), fmt)
+        except ResponseFormatUnsupported as exc:
+            if fmt is None:
+                raise LLMUnavailable("failed", f"the gateway refused a plain request: {exc}") from None
+            continue
+        if not isinstance(reply, LLMReply):
+            raise LLMUnavailable("failed", f"the adapter returned {type(reply).__name__}, not LLMReply")
+        result.record(reply)
+        return reply, fmt
+    raise LLMUnavailable("failed", "no response_format was accepted")  # unreachable: None is last
+
+
+def route(
+    request: ApprovalRequest,
+    policy: Policy,
+    llm: AssessmentLLM | None,
+    *,
+    now: datetime | None = None,
+) -> RoutingOutcome:
+    """Decide approver level, risk, auto-approval and next state (see the module docstring)."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    decision = policy.evaluate(request)
+    level, risk = decision.approver_level, decision.risk_level
+    factors = list(decision.factors)
+
+    free_text = "\n".join(part for part in (request.content, request.request_type, request.department) if part)
+    signals = detect_injection(free_text)
+    if signals:
+        factors.append(f"injection suspected in the request text: {', '.join(signals)}")
+
+    if llm is None:
+        llm_result = _LLMResult(status="skipped")
+        factors.append("no LLM assessment (rules only)")
+    else:
+        messages = build_messages(
+            request.content,
+            {
+                "request_type": request.request_type,
+                "department": request.department or "(none)",
+                "amount": f"{request.amount} {request.currency}",
+                "amount_in_base": f"{money(decision.amount_base)} {policy.base_currency}",
+                "priority": request.priority,
+                "deadline_hours": request.deadline_hours if request.deadline_hours is not None else "(none)",
+            },
+            {
+                "min_approver_level": decision.approver_level,
+                "min_risk_level": decision.risk_level,
+                "matched_rules": decision.matched_rules,
+                "policy_allows_auto_approval": decision.auto_approve_eligible,
+            },
+        )
+        llm_result = _assess(llm, messages)
+        assessment = llm_result.assessment
+        if assessment is not None:
+            if level_rank(assessment.approver_level) > level_rank(level):
+                factors.append(f"LLM raised the approver level to {assessment.approver_level}")
+            if risk_rank(assessment.risk_level) > risk_rank(risk):
+                factors.append(f"LLM raised the risk to {assessment.risk_level}")
+            level = higher_level(level, assessment.approver_level)
+            risk = higher_risk(risk, assessment.risk_level)
+            factors.extend(f"LLM: {reason}" for reason in assessment.reasons)
+            if assessment.injection_suspected:
+                factors.append("LLM suspects prompt injection")
+        else:
+            factors.append(f"LLM assessment unavailable ({llm_result.status}): policy decision only, no auto-approval")
+
+    injection = bool(signals) or bool(llm_result.assessment and llm_result.assessment.injection_suspected)
+    if injection:
+        level = higher_level(level, _raise_level(decision.approver_level))
+        risk = higher_risk(risk, "high")
+
+    auto_rule = policy.auto_approve
+    auto = (
+        decision.auto_approve_eligible
+        and llm_result.status == "ok"
+        and llm_result.assessment is not None
+        and llm_result.assessment.auto_approve_ok
+        and not injection
+        and auto_rule is not None
+        and risk_rank(risk) <= risk_rank(auto_rule.max_risk)
+        and level == decision.approver_level
+    )
+    if auto:
+        factors.append("auto-approved: policy allows it and the LLM agrees")
+    next_state = "approved" if auto else "escalated" if injection else "pending"
+    deadline = None if request.deadline_hours is None else now + timedelta(hours=request.deadline_hours)
+
+    return RoutingOutcome(
+        request=request,
+        policy_version=policy.version,
+        decision=decision,
+        approver_level=level,
+        risk_level=risk,
+        auto_approve=auto,
+        next_state=next_state,
+        llm_status=llm_result.status,
+        injection_suspected=injection,
+        injection_signals=signals,
+        assessment=llm_result.assessment,
+        factors=factors,
+        cost_usd=None if llm_result.cost_usd is None else round(llm_result.cost_usd, 8),
+        latency_ms=None if llm_result.latency_ms is None else round(llm_result.latency_ms, 3),
+        sla_hours=policy.sla_for(level),
+        deadline=deadline,
+        decided_at=now,
+        llm_calls=llm_result.calls,
+        llm_model=llm_result.model,
+        llm_error=llm_result.error,
+        inputs_digest=request.digest(),
+    )
+
+
+__all__ = ["LLM_STATUSES", "ApprovalRequest", "RoutingOutcome", "route"]

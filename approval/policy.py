@@ -1,0 +1,465 @@
+"""Delegation-of-authority policy as data (YAML or JSON) and its evaluation.
+
+Every rule whose conditions all hold applies; the strictest wins (highest ``min_level``, highest
+``min_risk``) and all matching rule ids are reported. Money is :class:`~decimal.Decimal` throughout:
+``amount_min`` is inclusive, ``amount_max`` exclusive (999.99 USD is below a 1000 band, 1000.00 is
+in it), ``deadline_hours_max`` exclusive (``24`` means "needed in less than 24 hours"). Text
+conditions (request types, departments) compare case-insensitively, with spaces and underscores
+read as hyphens ("IT Security" == "it-security").
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
+
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+BUNDLED_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+MAX_POLICY_CHARS = 200_000
+MAX_RULES = 500
+
+_TOP_KEYS = frozenset(
+    {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
+     "sla_hours", "description", "name"}
+)
+_RULE_KEYS = frozenset({"id", "description", "when", "then"})
+_WHEN_KEYS = frozenset(
+    {"amount_min", "amount_max", "request_types", "departments", "priorities", "deadline_hours_max"}
+)
+_THEN_KEYS = frozenset({"min_level", "min_risk"})
+_AUTO_KEYS = frozenset({"amount_max", "request_types", "max_risk"})
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+
+
+class PolicyError(ValueError):
+    """An invalid policy or a request the policy cannot evaluate; the message says what and where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownCurrencyError(PolicyError):
+    pass
+
+
+class RequestFacts(Protocol):
+    """What a policy looks at (``approval.engine.ApprovalRequest`` provides it)."""
+
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def request_type(self) -> str: ...
+    @property
+    def department(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def deadline_hours(self) -> float | None: ...
+
+
+def normalize_name(value: str) -> str:
+    """Canonical form of a request type or department: lower case, spaces/underscores as hyphens."""
+    return re.sub(r"[\s_]+", "-", value.strip().lower())
+
+
+def parse_amount(value: Any, field: str = "amount") -> Decimal:
+    """A finite, non-negative Decimal. Floats go through ``str`` so 999.99 stays 999.99."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{field} must be a number, got {value!r}")
+    try:
+        if isinstance(value, Decimal):
+            result = value
+        elif isinstance(value, int):
+            result = Decimal(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{field} must be a finite number, got {value!r}")
+            result = Decimal(repr(value))
+        elif isinstance(value, str):
+            result = Decimal(value.strip().replace(",", "").replace("_", ""))
+        else:
+            raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+    except InvalidOperation:
+        raise ValueError(f"{field} must be a number, got {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"{field} must be a finite number, got {value!r}")
+    if result < 0:
+        raise ValueError(f"{field} must not be negative, got {value}")
+    return result
+
+
+def money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    amount_min: Decimal | None
+    amount_max: Decimal | None
+    request_types: frozenset[str] | None
+    departments: frozenset[str] | None
+    priorities: frozenset[str] | None
+    deadline_hours_max: Decimal | None
+    min_level: str | None
+    min_risk: str | None
+
+    def matches(self, amount_base: Decimal, request_type: str, department: str, priority: str,
+                deadline_hours: Decimal | None) -> bool:
+        if self.amount_min is not None and amount_base < self.amount_min:
+            return False
+        if self.amount_max is not None and amount_base >= self.amount_max:
+            return False
+        if self.request_types is not None and request_type not in self.request_types:
+            return False
+        if self.departments is not None and department not in self.departments:
+            return False
+        if self.priorities is not None and priority not in self.priorities:
+            return False
+        return self.deadline_hours_max is None or (
+            deadline_hours is not None and deadline_hours < self.deadline_hours_max
+        )
+
+    def effect(self) -> str:
+        parts = []
+        if self.min_level:
+            parts.append(f"min level {self.min_level}")
+        if self.min_risk:
+            parts.append(f"min risk {self.min_risk}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class AutoApprove:
+    amount_max: Decimal
+    request_types: frozenset[str]
+    max_risk: str
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    approver_level: str
+    risk_level: str
+    matched_rules: list[str]
+    auto_approve_eligible: bool
+    factors: list[str]
+    amount_base: Decimal
+    sla_hours: float | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str
+    base_currency: str
+    currency_rates: Mapping[str, Decimal]
+    rules: tuple[Rule, ...]
+    default_level: str
+    default_risk: str
+    auto_approve: AutoApprove | None
+    sla_hours: Mapping[str, float]
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, source: str | bytes | Mapping[str, Any]) -> Policy:
+        """Build a policy from YAML/JSON text or an already parsed mapping. Raises :class:`PolicyError`."""
+        if isinstance(source, bytes):
+            try:
+                source = source.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PolicyError("policy: the text is not UTF-8") from None
+        if isinstance(source, str):
+            if not source.strip():
+                raise PolicyError("policy: the text is empty")
+            if len(source) > MAX_POLICY_CHARS:
+                raise PolicyError(f"policy: the text is longer than {MAX_POLICY_CHARS} characters")
+            try:
+                data = yaml.safe_load(source)
+            except yaml.YAMLError as exc:
+                where = ""
+                mark = getattr(exc, "problem_mark", None)
+                if mark is not None:
+                    where = f" at line {mark.line + 1}, column {mark.column + 1}"
+                problem = getattr(exc, "problem", None) or "syntax error"
+                raise PolicyError(f"policy: not valid YAML or JSON{where}: {problem}") from None
+        else:
+            data = source
+        if not isinstance(data, Mapping):
+            raise PolicyError("policy: the document must be a mapping with version, base_currency, rules, ...")
+        return _parse(data)
+
+    @classmethod
+    def bundled(cls) -> Policy:
+        """The default policy shipped in ``approval/default_policy.yaml``."""
+        return _bundled()
+
+    # --- evaluation ------------------------------------------------------------------------------
+
+    @property
+    def currencies(self) -> list[str]:
+        return list(self.currency_rates)
+
+    def to_base(self, amount: Decimal, currency: str) -> Decimal:
+        """Convert to the base currency. An unknown currency is an error, never a guess."""
+        code = currency.strip().upper()
+        rate = self.currency_rates.get(code)
+        if rate is None:
+            raise UnknownCurrencyError(
+                f"unknown currency {currency!r}: the policy converts {', '.join(self.currency_rates)}"
+            )
+        return amount * rate
+
+    def sla_for(self, level: str) -> float | None:
+        return self.sla_hours.get(level)
+
+    def evaluate(self, request: RequestFacts) -> PolicyDecision:
+        amount = parse_amount(request.amount)
+        currency = request.currency.strip().upper()
+        amount_base = self.to_base(amount, currency)
+        request_type = normalize_name(request.request_type or "")
+        department = normalize_name(request.department or "")
+        priority = (request.priority or "normal").strip().lower()
+        deadline = None if request.deadline_hours is None else parse_amount(request.deadline_hours,
+                                                                             "deadline_hours")
+        factors = [
+            f"amount {money(amount)} {currency} = {money(amount_base)} {self.base_currency}"
+            if currency != self.base_currency
+            else f"amount {money(amount)} {currency}"
+        ]
+        matched = [
+            rule for rule in self.rules if rule.matches(amount_base, request_type, department, priority, deadline)
+        ]
+        if matched:
+            level, risk = APPROVER_LEVELS[0], RISK_LEVELS[0]
+            for rule in matched:
+                if rule.min_level:
+                    level = higher_level(level, rule.min_level)
+                if rule.min_risk:
+                    risk = higher_risk(risk, rule.min_risk)
+                factors.append(f"rule {rule.id!r}: {rule.effect()}")
+            # The default is the floor when it is stricter than what the rules say.
+            level = higher_level(level, self.default_level)
+            risk = higher_risk(risk, self.default_risk)
+        else:
+            level, risk = self.default_level, self.default_risk
+            factors.append(f"no rule matched: default level {level}, risk {risk}")
+        eligible, why = self._auto_eligibility(amount_base, request_type, risk)
+        factors.append("policy allows auto-approval" if eligible else f"policy forbids auto-approval: {why}")
+        return PolicyDecision(
+            approver_level=level,
+            risk_level=risk,
+            matched_rules=[rule.id for rule in matched],
+            auto_approve_eligible=eligible,
+            factors=factors,
+            amount_base=amount_base,
+            sla_hours=self.sla_for(level),
+        )
+
+    def _auto_eligibility(self, amount_base: Decimal, request_type: str, risk: str) -> tuple[bool, str]:
+        auto = self.auto_approve
+        if auto is None:
+            return False, "the policy has no auto_approve section"
+        reasons = []
+        if amount_base >= auto.amount_max:
+            reasons.append(f"amount {money(amount_base)} {self.base_currency} is not below {money(auto.amount_max)}")
+        if request_type not in auto.request_types:
+            reasons.append(f"type {request_type!r} is not one of {', '.join(sorted(auto.request_types))}")
+        if risk_rank(risk) > risk_rank(auto.max_risk):
+            reasons.append(f"risk {risk} is above {auto.max_risk}")
+        return not reasons, "; ".join(reasons)
+
+
+@functools.cache
+def _bundled() -> Policy:
+    return Policy.load(BUNDLED_POLICY_PATH.read_text(encoding="utf-8"))
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+
+def _one_of(where: str, key: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise PolicyError(f"{where}: {key!r} must be one of {', '.join(allowed)}, got {value!r}")
+    return value.strip().lower()
+
+
+def _number(where: str, key: str, value: Any, *, positive: bool = False) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise PolicyError(f"{where}: {key!r} must be a number, got {value!r}")
+    try:
+        result = parse_amount(value, key)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    if positive and result <= 0:
+        raise PolicyError(f"{where}: {key!r} must be greater than 0, got {value!r}")
+    return result
+
+
+def _names(where: str, key: str, value: Any, allowed: Iterable[str] | None = None) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, list) or not value:
+        raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings")
+    result = set()
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings, got item {item!r}")
+        result.add(_one_of(where, key, item, allowed) if allowed is not None else normalize_name(item))
+    return frozenset(result)
+
+
+def _unknown_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if unknown:
+        raise PolicyError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{where}: must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _parse(data: Mapping[str, Any]) -> Policy:
+    _unknown_keys("policy", data, _TOP_KEYS)
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise PolicyError('policy: \'version\' must be a non-empty string (quote it, e.g. version: "2025.1")')
+    base = data.get("base_currency")
+    if not isinstance(base, str) or not _CURRENCY.match(base.strip().upper()):
+        raise PolicyError("policy: 'base_currency' must be a 3-letter currency code such as USD")
+    base = base.strip().upper()
+
+    rates_raw = _mapping("policy: 'currency_rates'", data.get("currency_rates", {base: 1}))
+    rates: dict[str, Decimal] = {}
+    for code, rate in rates_raw.items():
+        if not isinstance(code, str) or not _CURRENCY.match(code.strip().upper()):
+            raise PolicyError(f"policy: 'currency_rates': {code!r} is not a 3-letter currency code")
+        rates[code.strip().upper()] = _number(f"currency_rates {code!r}", "rate", rate, positive=True)
+    if base not in rates:
+        rates[base] = Decimal(1)
+    elif rates[base] != 1:
+        raise PolicyError(f"policy: 'currency_rates': the base currency {base} must have rate 1, got {rates[base]}")
+
+    for key, scale in (("levels", APPROVER_LEVELS), ("risk_levels", RISK_LEVELS)):
+        if key in data and list(data[key] or []) != list(scale):
+            raise PolicyError(f"policy: {key!r} must be [{', '.join(scale)}] (lowest first), got {data[key]!r}")
+
+    default = _mapping("policy: 'default'", data.get("default", {"level": APPROVER_LEVELS[0], "risk": RISK_LEVELS[0]}))
+    _unknown_keys("policy: 'default'", default, frozenset({"level", "risk"}))
+    default_level = _one_of("policy: 'default'", "level", default.get("level", APPROVER_LEVELS[0]), APPROVER_LEVELS)
+    default_risk = _one_of("policy: 'default'", "risk", default.get("risk", RISK_LEVELS[0]), RISK_LEVELS)
+
+    rules_raw = data.get("rules", [])
+    if not isinstance(rules_raw, list):
+        raise PolicyError("policy: 'rules' must be a list")
+    if len(rules_raw) > MAX_RULES:
+        raise PolicyError(f"policy: at most {MAX_RULES} rules, got {len(rules_raw)}")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(rules_raw, start=1):
+        rule = _parse_rule(index, raw)
+        if rule.id in seen:
+            raise PolicyError(f"rule {rule.id!r} (#{index}): duplicate rule id")
+        seen.add(rule.id)
+        rules.append(rule)
+
+    auto = None
+    if data.get("auto_approve") is not None:
+        auto_raw = _mapping("policy: 'auto_approve'", data["auto_approve"])
+        _unknown_keys("policy: 'auto_approve'", auto_raw, _AUTO_KEYS)
+        if "amount_max" not in auto_raw or "request_types" not in auto_raw:
+            raise PolicyError("policy: 'auto_approve' needs 'amount_max' and 'request_types'")
+        auto = AutoApprove(
+            amount_max=_number("policy: 'auto_approve'", "amount_max", auto_raw["amount_max"]),
+            request_types=_names("policy: 'auto_approve'", "request_types", auto_raw["request_types"]),
+            max_risk=_one_of("policy: 'auto_approve'", "max_risk", auto_raw.get("max_risk", "low"), RISK_LEVELS),
+        )
+
+    sla: dict[str, float] = {}
+    for level, hours in _mapping("policy: 'sla_hours'", data.get("sla_hours") or {}).items():
+        key = _one_of("policy: 'sla_hours'", "level", level, APPROVER_LEVELS)
+        sla[key] = float(_number(f"policy: 'sla_hours' {key!r}", "hours", hours, positive=True))
+
+    return Policy(
+        version=version.strip(),
+        base_currency=base,
+        currency_rates=rates,
+        rules=tuple(rules),
+        default_level=default_level,
+        default_risk=default_risk,
+        auto_approve=auto,
+        sla_hours=sla,
+    )
+
+
+def _parse_rule(index: int, raw: Any) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"rule #{index}: must be a mapping with id, when, then")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
+        raise PolicyError(
+            f"rule #{index}: 'id' must be a short name (letters, digits, - _ . :), got {rule_id!r}"
+        )
+    where = f"rule {rule_id!r} (#{index})"
+    _unknown_keys(where, raw, _RULE_KEYS)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise PolicyError(f"{where}: 'description' must be a string")
+    when = _mapping(f"{where}: 'when'", raw.get("when") or {})
+    _unknown_keys(f"{where}: 'when'", when, _WHEN_KEYS)
+    then = _mapping(f"{where}: 'then'", raw.get("then") or {})
+    _unknown_keys(f"{where}: 'then'", then, _THEN_KEYS)
+    if not then:
+        raise PolicyError(f"{where}: 'then' needs 'min_level' and/or 'min_risk'")
+
+    amount_min = _number(where, "amount_min", when["amount_min"]) if "amount_min" in when else None
+    amount_max = _number(where, "amount_max", when["amount_max"]) if "amount_max" in when else None
+    if amount_min is not None and amount_max is not None and amount_min >= amount_max:
+        raise PolicyError(f"{where}: 'amount_min' ({amount_min}) must be below 'amount_max' ({amount_max})")
+    deadline = (
+        _number(where, "deadline_hours_max", when["deadline_hours_max"], positive=True)
+        if "deadline_hours_max" in when
+        else None
+    )
+    return Rule(
+        id=rule_id,
+        description=description,
+        amount_min=amount_min,
+        amount_max=amount_max,
+        request_types=_names(where, "request_types", when["request_types"]) if "request_types" in when else None,
+        departments=_names(where, "departments", when["departments"]) if "departments" in when else None,
+        priorities=_names(where, "priorities", when["priorities"], PRIORITIES) if "priorities" in when else None,
+        deadline_hours_max=deadline,
+        min_level=_one_of(where, "min_level", then["min_level"], APPROVER_LEVELS) if "min_level" in then else None,
+        min_risk=_one_of(where, "min_risk", then["min_risk"], RISK_LEVELS) if "min_risk" in then else None,
+    )
+
+
+__all__ = [
+    "PRIORITIES",
+    "AutoApprove",
+    "Policy",
+    "PolicyDecision",
+    "PolicyError",
+    "RequestFacts",
+    "Rule",
+    "UnknownCurrencyError",
+    "money",
+    "normalize_name",
+    "parse_amount",
+]

@@ -1,0 +1,294 @@
+"""The approval store in Redis: optimistic compare-and-set through server-side scripts.
+
+Keys (``ns`` defaults to ``holysheep:approval``; the request id is validated: at most 200 printable
+characters, no braces; the braces below are a cluster hash tag so one script touches one slot):
+
+- ``{ns}:{<request_id>}:record``  the record as JSON (created with ``SET NX``, never expires);
+- ``{ns}:{<request_id>}:history`` append-only list of JSON entries (``RPUSH`` only);
+- ``{ns}:{<request_id>}:idem:<sha256 of the key>`` the first outcome for an idempotency key (7 days).
+
+A transition reads the record, computes the outcome with ``apply_transition`` in Python, then runs one
+script that writes the new record, appends the history entry and stores the idempotency outcome only if
+the record is still byte-for-byte the one that was read. If another process wrote in between, the loop
+reads again and recomputes: with ``expected_version`` given, the recomputation is the stale-version refusal
+carrying the current state; without it, the transition is retried against the new record (a few times).
+
+Any Redis error (unreachable, timeout, wrong password, read-only replica) raises ``StoreUnavailable``:
+the store fails closed rather than risk a lost update. Messages never contain the password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from approval.store import (
+    RecordExists,
+    StoreUnavailable,
+    UnknownRequest,
+    check_idempotent_replay,
+    creation_entry,
+    current_time,
+    replace_record,
+    transition_entry,
+    validate_idempotency_key,
+    validate_request_id,
+)
+from approval.transitions import ApprovalRecord, TransitionResult, apply_transition
+
+DEFAULT_NAMESPACE = "holysheep:approval"
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+SOCKET_TIMEOUT_SECONDS = 2.0
+MAX_ATTEMPTS = 8
+
+# KEYS[1] record, KEYS[2] history; ARGV[1] record JSON, ARGV[2] history entry JSON.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] record, KEYS[2] history, KEYS[3] idempotency key (optional).
+# ARGV[1] the record JSON the outcome was computed from, ARGV[2] new record JSON ('' = unchanged),
+# ARGV[3] history entry JSON ('' = none), ARGV[4] outcome JSON, ARGV[5] idempotency TTL in seconds.
+_CAS = """
+if #KEYS >= 3 then
+  local first = redis.call('GET', KEYS[3])
+  if first then return {'replay', first} end
+end
+local current = redis.call('GET', KEYS[1])
+if not current then return {'missing', ''} end
+if current ~= ARGV[1] then return {'conflict', current} end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[3]) end
+if #KEYS >= 3 then redis.call('SET', KEYS[3], ARGV[4], 'EX', tonumber(ARGV[5])) end
+return {'ok', ''}
+"""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable redis_url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class RedisApprovalStore:
+    """ApprovalStore in Redis, shared by every plugin process pointing at the same server and namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str = DEFAULT_NAMESPACE) -> None:
+        if not namespace or "{" in namespace or "}" in namespace or not namespace.isprintable():
+            raise ValueError("namespace: a non-empty printable string without '{' or '}'")
+        self.client = client
+        self.namespace = namespace
+        self._create = client.register_script(_CREATE)
+        self._cas = client.register_script(_CAS)
+
+    @classmethod
+    def from_url(
+        cls, url: str, namespace: str = DEFAULT_NAMESPACE, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
+    ) -> RedisApprovalStore:
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                health_check_interval=30,
+                retry_on_timeout=False,
+            )
+        except ValueError:
+            raise ValueError(
+                f"redis_url: {redact_url(url)} is not a Redis URL (use redis://:PASSWORD@host:6379/0)"
+            ) from None
+        return cls(client, namespace)
+
+    # ------------------------------------------------------------------ keys and errors
+
+    def _key(self, request_id: str, suffix: str) -> str:
+        return f"{self.namespace}:{{{request_id}}}:{suffix}"
+
+    def _idem_key(self, request_id: str, idempotency_key: str) -> str:
+        return self._key(request_id, "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest())
+
+    def _where(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix socket {kwargs['path']}"
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    def _has_password(self) -> bool:
+        return bool(self.client.connection_pool.connection_kwargs.get("password"))
+
+    def _scrub(self, text: str) -> str:
+        password = self.client.connection_pool.connection_kwargs.get("password")
+        return text.replace(str(password), "***") if password else text
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Every Redis error becomes StoreUnavailable with a message that says what to fix."""
+        try:
+            yield
+        except redis.AuthenticationError:
+            if self._has_password():
+                raise StoreUnavailable(
+                    f"Redis at {self._where()} refused the password in redis_url; check the password part "
+                    "(redis://:PASSWORD@host:6379/0)"
+                ) from None
+            raise StoreUnavailable(
+                f"Redis at {self._where()} needs a password; "
+                "put it in redis_url as redis://:PASSWORD@host:6379/0"
+            ) from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(
+                f"cannot reach Redis at {self._where()}: {self._scrub(str(exc)) or type(exc).__name__}"
+            ) from None
+        except redis.ResponseError as exc:
+            message = self._scrub(str(exc))
+            if "NOAUTH" in message or "WRONGPASS" in message:
+                raise StoreUnavailable(
+                    f"Redis at {self._where()} needs a password; "
+                    "put it in redis_url as redis://:PASSWORD@host:6379/0"
+                ) from None
+            if "without any password configured" in message:
+                raise StoreUnavailable(
+                    f"Redis at {self._where()} has no password set; remove the password from redis_url"
+                ) from None
+            raise StoreUnavailable(f"Redis at {self._where()} answered with an error: {message}") from None
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis at {self._where()} failed: {self._scrub(str(exc))}") from None
+
+    def ping(self) -> None:
+        """Raises StoreUnavailable when Redis cannot be used (for credential validation)."""
+        with self._guard():
+            self.client.ping()
+
+    # ------------------------------------------------------------------ ApprovalStore
+
+    def create(self, record: ApprovalRecord, *, now: datetime | None = None) -> ApprovalRecord:
+        request_id = validate_request_id(record.request_id)
+        stored = ApprovalRecord.from_dict(record.to_dict())
+        with self._guard():
+            created = self._create(
+                keys=[self._key(request_id, "record"), self._key(request_id, "history")],
+                args=[_dumps(stored.to_dict()), _dumps(creation_entry(stored, current_time(now)))],
+            )
+        if int(created) != 1:
+            raise RecordExists(request_id)
+        return stored
+
+    def get(self, request_id: str) -> ApprovalRecord | None:
+        validate_request_id(request_id)
+        with self._guard():
+            raw = self.client.get(self._key(request_id, "record"))
+        return None if raw is None else ApprovalRecord.from_dict(json.loads(_text(raw)))
+
+    def transition(
+        self,
+        request_id: str,
+        *,
+        event: str,
+        actor_id: str,
+        actor_level: str,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> TransitionResult:
+        validate_request_id(request_id)
+        key = validate_idempotency_key(idempotency_key)
+        moment = current_time(now)
+        record_key = self._key(request_id, "record")
+        keys = [record_key, self._key(request_id, "history")]
+        if key is not None:
+            keys.append(self._idem_key(request_id, key))
+            with self._guard():
+                first = self.client.get(keys[2])
+            if first is not None:
+                return check_idempotent_replay(self._result(first), event=event, actor_id=actor_id)
+        with self._guard():
+            raw = self.client.get(record_key)
+        for _attempt in range(MAX_ATTEMPTS):
+            if raw is None:
+                raise UnknownRequest(request_id)
+            read = _text(raw)
+            record = ApprovalRecord.from_dict(json.loads(read))
+            result = apply_transition(
+                record,
+                event=event,
+                actor_id=actor_id,
+                actor_level=actor_level,
+                expected_version=expected_version,
+                now=moment,
+            )
+            changed = result.version != record.version
+            with self._guard():
+                status, payload = self._cas(
+                    keys=keys,
+                    args=[
+                        read,
+                        _dumps(replace_record(record, result).to_dict()) if changed else "",
+                        _dumps(transition_entry(record, result, actor_level)) if changed else "",
+                        _dumps(result.to_dict()),
+                        IDEMPOTENCY_TTL_SECONDS,
+                    ],
+                )
+            status = _text(status)
+            if status == "ok":
+                return result
+            if status == "replay":
+                return check_idempotent_replay(self._result(payload), event=event, actor_id=actor_id)
+            if status == "missing":
+                raise UnknownRequest(request_id)
+            # conflict: another process wrote in between. Recompute against the record it wrote: with
+            # expected_version given this yields the stale-version refusal with the current state.
+            raw = payload
+        return TransitionResult(
+            accepted=False,
+            state=record.state,
+            version=record.version,
+            reason=f"the request changed {MAX_ATTEMPTS} times while this transition was computed; "
+            "reload and retry",
+            event=event,
+            actor_id=actor_id,
+            at=result.at,
+            required_level=record.required_level,
+            code="contention",
+            request_id=request_id,
+        )
+
+    def history(self, request_id: str) -> list[dict[str, Any]]:
+        validate_request_id(request_id)
+        with self._guard():
+            entries = self.client.lrange(self._key(request_id, "history"), 0, -1)
+        return [json.loads(_text(entry)) for entry in entries]
+
+    @staticmethod
+    def _result(raw: Any) -> TransitionResult:
+        return TransitionResult.from_dict(json.loads(_text(raw)))
+
+
+__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "RedisApprovalStore", "redact_url"]

@@ -1,0 +1,353 @@
+"""The approval state machine: a pure function from (record, event, actor, time) to an outcome.
+
+No I/O and no clock: the caller passes ``now``. Every refusal is an outcome (``accepted`` false with a
+reason a person can act on), never an exception; only malformed inputs (an unknown event, state or level,
+a non-integer version, an unparsable instant) raise ``ValueError`` naming the offending parameter.
+
+Checks, in this order (the first that applies decides):
+
+1. stale version: ``expected_version`` is given and differs from the record's version;
+2. terminal state: approved, rejected, expired and cancelled accept nothing;
+3. deadline passed (``now > deadline``): the request becomes **expired**. The outcome is still a refusal
+   (``accepted`` false) but it carries ``state = "expired"`` and ``version + 1``: the expiry is a real
+   change that the caller (the workflow variables, or a store) records;
+4. illegal transition for the current state (see ``TRANSITIONS``);
+5. the requester approving their own request (cancelling or escalating it is allowed);
+6. actor level below the required level for approve, reject and claim (escalate and cancel need no level);
+7. otherwise accepted: the new state, ``version + 1``, reason ``"ok"``. Escalate also raises the required
+   level by one step (capped at executive); every outcome carries the required level after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from approval.levels import APPROVER_LEVELS, EVENTS, STATES, TERMINAL_STATES, level_rank
+
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("pending", "claim"): "under_review",
+    ("pending", "approve"): "approved",
+    ("pending", "reject"): "rejected",
+    ("pending", "escalate"): "escalated",
+    ("pending", "cancel"): "cancelled",
+    ("under_review", "approve"): "approved",
+    ("under_review", "reject"): "rejected",
+    ("under_review", "escalate"): "escalated",
+    ("under_review", "cancel"): "cancelled",
+    ("escalated", "claim"): "under_review",
+    ("escalated", "approve"): "approved",
+    ("escalated", "reject"): "rejected",
+    ("escalated", "cancel"): "cancelled",
+}
+
+LEVEL_GATED_EVENTS: frozenset[str] = frozenset({"claim", "approve", "reject"})
+
+# Machine-readable refusal codes (TransitionResult.code).
+OK = "ok"
+STALE_VERSION = "stale_version"
+TERMINAL = "terminal"
+EXPIRED = "expired"
+ILLEGAL = "illegal_transition"
+SELF_APPROVAL = "self_approval"
+LEVEL_TOO_LOW = "level_too_low"
+
+
+def allowed_events(state: str) -> tuple[str, ...]:
+    """The events that a request in ``state`` accepts, in EVENTS order (empty for terminal states)."""
+    _check_choice(state, STATES, "state")
+    return tuple(event for event in EVENTS if (state, event) in TRANSITIONS)
+
+
+def transition_table_markdown() -> str:
+    """The transition table as a markdown table (one row per state, one column per event)."""
+    lines = ["| state | " + " | ".join(EVENTS) + " |", "|" + "---|" * (len(EVENTS) + 1)]
+    for state in STATES:
+        label = f"`{state}` (terminal)" if state in TERMINAL_STATES else f"`{state}`"
+        cells = [
+            f"`{TRANSITIONS[(state, event)]}`" if (state, event) in TRANSITIONS else "—" for event in EVENTS
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- instants
+
+
+def parse_instant(text: str, field: str) -> datetime:
+    """Parse an ISO 8601 instant (``Z`` or an offset; a naive value is taken as UTC) to an aware UTC datetime.
+
+    Raises ValueError naming ``field`` when the text is empty or not ISO 8601.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(
+            f"{field}: expected an ISO 8601 date-time such as 2025-01-31T17:00:00Z, got {text!r}"
+        )
+    raw = text.strip()
+    if raw.endswith(("z", "Z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"{field}: {text!r} is not an ISO 8601 date-time (use e.g. 2025-01-31T17:00:00Z or "
+            "2025-01-31T18:00:00+01:00)"
+        ) from None
+    return as_utc(value)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_instant(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix."""
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- records and results
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """What the machine needs to know about one request. Validated on construction (ValueError)."""
+
+    request_id: str
+    state: str
+    version: int
+    required_level: str
+    requester_id: str
+    deadline: datetime | None = None
+    history: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request_id, str) or not self.request_id.strip():
+            raise ValueError("request_id: must be a non-empty string")
+        _check_choice(self.state, STATES, "state")
+        _check_version(self.version, "version")
+        _check_choice(self.required_level, APPROVER_LEVELS, "required_level")
+        if not isinstance(self.requester_id, str) or not self.requester_id.strip():
+            raise ValueError("requester_id: must be a non-empty string (needed to refuse self-approval)")
+        if self.deadline is not None:
+            if not isinstance(self.deadline, datetime):
+                raise ValueError(f"deadline: expected a datetime or None, got {type(self.deadline).__name__}")
+            object.__setattr__(self, "deadline", as_utc(self.deadline))
+        object.__setattr__(self, "history", tuple(self.history))
+
+    def advanced(self, result: TransitionResult) -> ApprovalRecord:
+        """The record after ``result``: its state, version and required level, plus one history entry."""
+        return replace(
+            self,
+            state=result.state,
+            version=result.version,
+            required_level=result.required_level,
+            history=(*self.history, result.to_dict()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the history, which stores keep separately)."""
+        return {
+            "request_id": self.request_id,
+            "state": self.state,
+            "version": self.version,
+            "required_level": self.required_level,
+            "requester_id": self.requester_id,
+            "deadline": format_instant(self.deadline) if self.deadline is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApprovalRecord:
+        deadline = data.get("deadline")
+        return cls(
+            request_id=data["request_id"],
+            state=data["state"],
+            version=data["version"],
+            required_level=data["required_level"],
+            requester_id=data["requester_id"],
+            deadline=parse_instant(deadline, "deadline") if deadline else None,
+        )
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """The outcome of one attempted transition; ``state``, ``version`` and ``required_level`` are after it."""
+
+    accepted: bool
+    state: str
+    version: int
+    reason: str
+    event: str
+    actor_id: str
+    at: str
+    required_level: str
+    code: str = OK
+    request_id: str = ""
+
+    def to_outputs(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "state": self.state,
+            "version": self.version,
+            "reason": self.reason,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "state": self.state,
+            "version": self.version,
+            "reason": self.reason,
+            "event": self.event,
+            "actor_id": self.actor_id,
+            "at": self.at,
+            "required_level": self.required_level,
+            "code": self.code,
+            "request_id": self.request_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransitionResult:
+        return cls(
+            accepted=bool(data["accepted"]),
+            state=str(data["state"]),
+            version=int(data["version"]),
+            reason=str(data["reason"]),
+            event=str(data["event"]),
+            actor_id=str(data["actor_id"]),
+            at=str(data["at"]),
+            required_level=str(data["required_level"]),
+            code=str(data.get("code", OK)),
+            request_id=str(data.get("request_id", "")),
+        )
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def apply_transition(
+    record: ApprovalRecord,
+    *,
+    event: str,
+    actor_id: str,
+    actor_level: str,
+    expected_version: int | None = None,
+    now: datetime,
+) -> TransitionResult:
+    """Decide what ``event`` by ``actor_id`` (at ``actor_level``) does to ``record`` at ``now``.
+
+    Pure: ``record`` is not changed; use ``record.advanced(result)`` when ``result.version`` moved.
+    """
+    if not isinstance(record, ApprovalRecord):
+        raise ValueError(f"record: expected an ApprovalRecord, got {type(record).__name__}")
+    _check_choice(event, EVENTS, "event")
+    _check_choice(actor_level, APPROVER_LEVELS, "actor_level")
+    if not isinstance(actor_id, str) or not actor_id.strip():
+        raise ValueError("actor_id: must be a non-empty string")
+    if expected_version is not None:
+        _check_version(expected_version, "expected_version")
+    if not isinstance(now, datetime):
+        raise ValueError(f"now: expected a datetime, got {type(now).__name__}")
+    now = as_utc(now)
+    at = format_instant(now)
+
+    def outcome(
+        code: str,
+        reason: str,
+        *,
+        state: str | None = None,
+        version: int | None = None,
+        required_level: str | None = None,
+    ) -> TransitionResult:
+        return TransitionResult(
+            accepted=code == OK,
+            state=record.state if state is None else state,
+            version=record.version if version is None else version,
+            reason=reason,
+            event=event,
+            actor_id=actor_id,
+            at=at,
+            required_level=record.required_level if required_level is None else required_level,
+            code=code,
+            request_id=record.request_id,
+        )
+
+    # 1. stale version
+    if expected_version is not None and expected_version != record.version:
+        return outcome(
+            STALE_VERSION,
+            f"stale version: expected {expected_version} but the request is at version {record.version} "
+            f"(state {record.state}); reload and retry",
+        )
+    # 2. terminal
+    if record.state in TERMINAL_STATES:
+        return outcome(TERMINAL, f"request is already {record.state}; no further transitions")
+    # 3. deadline passed: the request expires (a recorded change, but not the caller's transition)
+    if record.deadline is not None and now > record.deadline:
+        return outcome(
+            EXPIRED,
+            f"deadline passed at {format_instant(record.deadline)}: the request expired",
+            state="expired",
+            version=record.version + 1,
+        )
+    # 4. illegal transition
+    target = TRANSITIONS.get((record.state, event))
+    if target is None:
+        allowed = ", ".join(allowed_events(record.state)) or "nothing"
+        return outcome(ILLEGAL, f"cannot {event} a request that is {record.state}; allowed: {allowed}")
+    # 5. self-approval
+    if event == "approve" and _same_person(actor_id, record.requester_id):
+        return outcome(SELF_APPROVAL, "the requester cannot approve their own request")
+    # 6. level
+    if event in LEVEL_GATED_EVENTS and level_rank(actor_level) < level_rank(record.required_level):
+        return outcome(
+            LEVEL_TOO_LOW,
+            f"actor level {actor_level} is below the required level {record.required_level}",
+        )
+    # 7. accepted
+    required_level = record.required_level
+    if event == "escalate":
+        required_level = APPROVER_LEVELS[min(level_rank(required_level) + 1, len(APPROVER_LEVELS) - 1)]
+    return outcome(OK, "ok", state=target, version=record.version + 1, required_level=required_level)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _same_person(a: str, b: str) -> bool:
+    """Identifiers compared after trimming and case folding, so "Alice " cannot approve what "alice" asked."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def _check_choice(value: object, choices: tuple[str, ...], name: str) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: unknown value {value!r}; use one of {', '.join(choices)}")
+
+
+def _check_version(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+
+
+__all__ = [
+    "EXPIRED",
+    "ILLEGAL",
+    "LEVEL_GATED_EVENTS",
+    "LEVEL_TOO_LOW",
+    "OK",
+    "SELF_APPROVAL",
+    "STALE_VERSION",
+    "TERMINAL",
+    "TRANSITIONS",
+    "ApprovalRecord",
+    "TransitionResult",
+    "allowed_events",
+    "apply_transition",
+    "as_utc",
+    "format_instant",
+    "parse_instant",
+    "transition_table_markdown",
+]

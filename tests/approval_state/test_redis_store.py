@@ -1,0 +1,233 @@
+"""The approval store in the real Redis on 127.0.0.1:6379 (database 15, a fresh namespace per test)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from approval.redis_store import IDEMPOTENCY_TTL_SECONDS, RedisApprovalStore, redact_url
+from approval.store import StoreUnavailable, UnknownRequest, store_for
+from tests.approval_state.test_memory_store import NOW, StoreContract, StoreFactory, routed
+from tests.redis.conftest import PrivateRedis, free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    name = f"test:approval:{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{name}:*", count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def private_server() -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, with a password, that the test may stop."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(free_port(), "s3cret-approval-pass")
+    server.start()
+    yield server
+    server.stop()
+
+
+class TestRedisStore(StoreContract):
+    @pytest.fixture
+    def stores(self, namespace: str) -> StoreFactory:
+        # Each handle has its own client and connection pool, as a separate plugin process would.
+        return lambda: RedisApprovalStore.from_url(REDIS_URL, namespace)
+
+
+def test_keys_hold_the_request_id_and_the_idempotency_entry_expires(namespace: str) -> None:
+    store = RedisApprovalStore.from_url(REDIS_URL, namespace)
+    store.create(routed("PO-2025-0042"))
+    store.transition(
+        "PO-2025-0042",
+        event="claim",
+        actor_id="bob",
+        actor_level="vp",
+        now=NOW,
+        idempotency_key="secret-ish key",
+    )
+    keys = sorted(k.decode() for k in store.client.scan_iter(match=f"{namespace}:*"))
+    assert keys[:2] == [
+        f"{namespace}:{{PO-2025-0042}}:history",
+        f"{namespace}:{{PO-2025-0042}}:idem:" + keys[1][-64:],
+    ]
+    assert keys[2] == f"{namespace}:{{PO-2025-0042}}:record"
+    assert not any("secret-ish" in key for key in keys)
+    assert 0 < store.client.ttl(keys[1]) <= IDEMPOTENCY_TTL_SECONDS
+    assert store.client.ttl(keys[2]) == -1  # records do not expire
+    assert store.client.type(keys[0]) == b"list"
+
+
+class Interleaved(RedisApprovalStore):
+    """Lets another process write between this store's read of the record and its compare-and-set."""
+
+    def __init__(self, url: str, namespace: str, intruder: Any) -> None:
+        other = RedisApprovalStore.from_url(url, namespace)
+        super().__init__(other.client, namespace)
+        self.intruder = intruder
+        self.reads = 0
+        self.original_get = self.client.get
+
+        def get(key: str) -> Any:
+            value = self.original_get(key)
+            if key.endswith(":record"):
+                self.reads += 1
+                if self.reads == 1:
+                    self.intruder()
+            return value
+
+        self.client.get = get  # type: ignore[method-assign]
+
+
+def test_concurrent_write_without_expected_version_is_retried(namespace: str) -> None:
+    other = RedisApprovalStore.from_url(REDIS_URL, namespace)
+    other.create(routed())
+
+    def intruder() -> None:
+        other.transition("REQ-1", event="claim", actor_id="carol", actor_level="vp", now=NOW)
+
+    store = Interleaved(REDIS_URL, namespace, intruder)
+    result = store.transition("REQ-1", event="escalate", actor_id="bob", actor_level="manager", now=NOW)
+    # Computed first against pending, the escalation is recomputed against under_review and applied there.
+    assert (result.accepted, result.state, result.version, result.required_level) == (
+        True,
+        "escalated",
+        3,
+        "vp",
+    )
+    history = store.history("REQ-1")
+    assert [(e.get("from_state"), e["state"]) for e in history] == [
+        (None, "pending"),
+        ("pending", "under_review"),
+        ("under_review", "escalated"),
+    ]
+
+
+def test_concurrent_write_with_expected_version_is_a_stale_refusal(namespace: str) -> None:
+    other = RedisApprovalStore.from_url(REDIS_URL, namespace)
+    other.create(routed())
+
+    def intruder() -> None:
+        other.transition("REQ-1", event="reject", actor_id="carol", actor_level="vp", now=NOW)
+
+    store = Interleaved(REDIS_URL, namespace, intruder)
+    result = store.transition(
+        "REQ-1",
+        event="approve",
+        actor_id="bob",
+        actor_level="vp",
+        expected_version=1,
+        now=NOW,
+        idempotency_key="a",
+    )
+    assert (result.accepted, result.code, result.state, result.version) == (
+        False,
+        "stale_version",
+        "rejected",
+        2,
+    )
+    # The refusal is what the key returns from now on; the record is carol's rejection.
+    assert (
+        other.transition(
+            "REQ-1",
+            event="approve",
+            actor_id="bob",
+            actor_level="vp",
+            expected_version=1,
+            now=NOW,
+            idempotency_key="a",
+        )
+        == result
+    )
+    stored = other.get("REQ-1")
+    assert stored is not None and stored.state == "rejected"
+
+
+def test_redis_stopped_mid_run_fails_closed(private_server: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(private_server.url, "test:approval")
+    store.create(routed(deadline=NOW + timedelta(hours=1)))
+    first = store.transition(
+        "REQ-1", event="claim", actor_id="bob", actor_level="vp", expected_version=1, now=NOW
+    )
+    assert first.accepted
+    private_server.stop()
+    with pytest.raises(StoreUnavailable) as caught:
+        store.transition(
+            "REQ-1", event="approve", actor_id="bob", actor_level="vp", expected_version=2, now=NOW
+        )
+    message = str(caught.value)
+    assert "Redis is unreachable" in message and "fails closed" in message
+    assert f"127.0.0.1:{private_server.port}" in message
+    assert private_server.password not in message
+    for call in (
+        lambda: store.get("REQ-1"),
+        lambda: store.history("REQ-1"),
+        lambda: store.create(routed("REQ-2")),
+    ):
+        with pytest.raises(StoreUnavailable):
+            call()
+
+
+def test_wrong_password_is_unavailable_without_leaking_it(private_server: PrivateRedis) -> None:
+    wrong = "not-the-password-42"
+    store = RedisApprovalStore.from_url(
+        f"redis://:{wrong}@127.0.0.1:{private_server.port}/0", "test:approval"
+    )
+    with pytest.raises(StoreUnavailable) as caught:
+        store.transition("REQ-1", event="approve", actor_id="bob", actor_level="vp", now=NOW)
+    message = str(caught.value)
+    assert "refused the password in redis_url" in message and "fails closed" in message
+    assert wrong not in message and private_server.password not in message
+    with pytest.raises(StoreUnavailable, match="refused the password"):
+        store.ping()
+
+
+def test_missing_password_says_so(private_server: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(f"redis://127.0.0.1:{private_server.port}/0", "test:approval")
+    with pytest.raises(StoreUnavailable, match="needs a password"):
+        store.get("REQ-1")
+
+
+def test_nothing_listening_is_unavailable() -> None:
+    store = RedisApprovalStore.from_url(f"redis://:pw-xyz@127.0.0.1:{free_port()}/0", "test:approval")
+    with pytest.raises(StoreUnavailable) as caught:
+        store.create(routed())
+    assert "cannot reach Redis at 127.0.0.1:" in str(caught.value) and "pw-xyz" not in str(caught.value)
+
+
+def test_the_right_password_works(private_server: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(private_server.url, "test:approval")
+    store.ping()
+    store.create(routed())
+    with pytest.raises(UnknownRequest):
+        store.transition("REQ-X", event="claim", actor_id="bob", actor_level="vp", now=NOW)
+
+
+def test_store_for_caches_per_url() -> None:
+    first = store_for(REDIS_URL)
+    assert isinstance(first, RedisApprovalStore)
+    assert store_for(REDIS_URL) is first
+    assert store_for("redis://127.0.0.1:6379/14") is not first
+
+
+def test_bad_url_and_redaction() -> None:
+    with pytest.raises(ValueError, match=r"^redis_url: http://user:\*\*\*@host:80/ is not a Redis URL"):
+        RedisApprovalStore.from_url("http://user:hunter2@host:80/")
+    assert redact_url("redis://:hunter2@redis:6379/3") == "redis://:***@redis:6379/3"
+    assert redact_url("redis://redis:6379/3") == "redis://redis:6379/3"
+    with pytest.raises(ValueError, match=r"^namespace:"):
+        RedisApprovalStore(redis.Redis(), "bad{ns}")

@@ -1,0 +1,283 @@
+"""The approval state machine, exhaustively: every (state, event) pair against an expectation written here."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from approval.transitions import (
+    TRANSITIONS,
+    ApprovalRecord,
+    TransitionResult,
+    apply_transition,
+    parse_instant,
+    transition_table_markdown,
+)
+
+ALL_STATES = ["pending", "under_review", "approved", "rejected", "escalated", "expired", "cancelled"]
+ALL_EVENTS = ["claim", "approve", "reject", "escalate", "cancel"]
+LEVELS = ["manager", "director", "vp", "executive"]
+FINAL = {"approved", "rejected", "expired", "cancelled"}
+
+# Written out by hand, independently of approval.transitions.TRANSITIONS.
+LEGAL: dict[str, dict[str, str]] = {
+    "pending": {
+        "claim": "under_review",
+        "approve": "approved",
+        "reject": "rejected",
+        "escalate": "escalated",
+        "cancel": "cancelled",
+    },
+    "under_review": {
+        "approve": "approved",
+        "reject": "rejected",
+        "escalate": "escalated",
+        "cancel": "cancelled",
+    },
+    "escalated": {
+        "claim": "under_review",
+        "approve": "approved",
+        "reject": "rejected",
+        "cancel": "cancelled",
+    },
+    "approved": {},
+    "rejected": {},
+    "expired": {},
+    "cancelled": {},
+}
+NEXT_LEVEL = {"manager": "director", "director": "vp", "vp": "executive", "executive": "executive"}
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+DEADLINES: dict[str, datetime | None] = {
+    "none": None,
+    "future": NOW + timedelta(hours=1),
+    "exactly_now": NOW,
+    "passed": NOW - timedelta(seconds=1),
+}
+VERSION = 4
+EXPECTED_VERSIONS: dict[str, int | None] = {"absent": None, "fresh": VERSION, "stale_low": 3, "stale_high": 5}
+
+
+def expectation(
+    state: str,
+    event: str,
+    actor_level: str,
+    required: str,
+    self_actor: bool,
+    expected: int | None,
+    deadline: datetime | None,
+) -> tuple[bool, str, int, str, str]:
+    """(accepted, state, version, required level, reason prefix) the machine must produce."""
+    if expected is not None and expected != VERSION:
+        return False, state, VERSION, required, "stale version: expected"
+    if state in FINAL:
+        return False, state, VERSION, required, f"request is already {state}"
+    if deadline is not None and deadline < NOW:
+        return False, "expired", VERSION + 1, required, "deadline passed at"
+    if event not in LEGAL[state]:
+        return False, state, VERSION, required, f"cannot {event} a request that is {state}"
+    if event == "approve" and self_actor:
+        return False, state, VERSION, required, "the requester cannot approve their own request"
+    if event in ("approve", "reject", "claim") and LEVELS.index(actor_level) < LEVELS.index(required):
+        return (
+            False,
+            state,
+            VERSION,
+            required,
+            f"actor level {actor_level} is below the required level {required}",
+        )
+    new_required = NEXT_LEVEL[required] if event == "escalate" else required
+    return True, LEGAL[state][event], VERSION + 1, new_required, "ok"
+
+
+@pytest.mark.parametrize(("state", "event"), list(itertools.product(ALL_STATES, ALL_EVENTS)))
+def test_every_combination(state: str, event: str) -> None:
+    checked = 0
+    for actor_level, required, self_actor, (_, expected), (_, deadline) in itertools.product(
+        LEVELS, LEVELS, (False, True), EXPECTED_VERSIONS.items(), DEADLINES.items()
+    ):
+        record = ApprovalRecord("REQ-1", state, VERSION, required, "alice", deadline)
+        actor = "alice" if self_actor else "bob"
+        result = apply_transition(
+            record, event=event, actor_id=actor, actor_level=actor_level, expected_version=expected, now=NOW
+        )
+        accepted, new_state, version, new_required, reason = expectation(
+            state, event, actor_level, required, self_actor, expected, deadline
+        )
+        context = (state, event, actor_level, required, self_actor, expected, deadline)
+        assert result.accepted is accepted, context
+        assert result.state == new_state, context
+        assert result.version == version, context
+        assert result.required_level == new_required, context
+        assert result.reason.startswith(reason), (context, result.reason)
+        assert (result.reason == "ok") is accepted, context
+        assert result.event == event and result.actor_id == actor and result.request_id == "REQ-1"
+        assert result.to_outputs() == {
+            "accepted": accepted,
+            "state": new_state,
+            "version": version,
+            "reason": result.reason,
+        }
+        checked += 1
+    assert checked == 4 * 4 * 2 * 4 * 4
+
+
+def test_table_matches_the_hand_written_one() -> None:
+    assert {(s, e): t for s, events in LEGAL.items() for e, t in events.items()} == TRANSITIONS
+
+
+def test_reasons_in_full() -> None:
+    record = ApprovalRecord("R", "under_review", 2, "director", "alice", NOW)
+    stale = apply_transition(
+        record, event="approve", actor_id="bob", actor_level="vp", expected_version=1, now=NOW
+    )
+    assert (
+        stale.reason
+        == "stale version: expected 1 but the request is at version 2 (state under_review); reload and retry"
+    )
+    illegal = apply_transition(record, event="claim", actor_id="bob", actor_level="vp", now=NOW)
+    assert (
+        illegal.reason
+        == "cannot claim a request that is under_review; allowed: approve, reject, escalate, cancel"
+    )
+    low = apply_transition(record, event="approve", actor_id="bob", actor_level="manager", now=NOW)
+    assert low.reason == "actor level manager is below the required level director"
+    late = apply_transition(
+        record, event="approve", actor_id="bob", actor_level="vp", now=NOW + timedelta(seconds=1)
+    )
+    assert late.reason == "deadline passed at 2025-03-01T12:00:00Z: the request expired"
+    assert (late.accepted, late.state, late.version) == (False, "expired", 3)
+    done = ApprovalRecord("R", "approved", 3, "director", "alice")
+    final = apply_transition(done, event="cancel", actor_id="bob", actor_level="vp", now=NOW)
+    assert final.reason == "request is already approved; no further transitions"
+
+
+def test_requester_may_cancel_escalate_and_reject_but_not_approve() -> None:
+    record = ApprovalRecord("R", "pending", 1, "manager", "Alice", None)
+    for event in ("cancel", "escalate", "reject", "claim"):
+        assert apply_transition(
+            record, event=event, actor_id="alice", actor_level="manager", now=NOW
+        ).accepted
+    # Identifiers are compared trimmed and case-folded.
+    refused = apply_transition(record, event="approve", actor_id=" ALICE ", actor_level="executive", now=NOW)
+    assert not refused.accepted and refused.code == "self_approval"
+
+
+def test_escalate_raises_the_required_level_and_caps_at_executive() -> None:
+    record = ApprovalRecord("R", "pending", 1, "manager", "alice")
+    steps = []
+    for _ in range(4):
+        result = apply_transition(record, event="escalate", actor_id="bob", actor_level="manager", now=NOW)
+        assert result.accepted
+        steps.append(result.required_level)
+        record = record.advanced(result)
+        claim = apply_transition(record, event="claim", actor_id="carol", actor_level="executive", now=NOW)
+        record = record.advanced(claim)
+    assert steps == ["director", "vp", "executive", "executive"]
+    assert record.version == 9 and len(record.history) == 8
+
+
+def test_record_round_trip_and_result_round_trip() -> None:
+    record = ApprovalRecord(
+        "R", "escalated", 7, "vp", "alice", datetime(2025, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    )
+    assert record.deadline == datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert ApprovalRecord.from_dict(record.to_dict()) == record
+    result = apply_transition(
+        record, event="approve", actor_id="bob", actor_level="vp", expected_version=7, now=NOW
+    )
+    assert TransitionResult.from_dict(result.to_dict()) == result
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"event": "aprove"}, "event"),
+        ({"actor_level": "ceo"}, "actor_level"),
+        ({"actor_id": ""}, "actor_id"),
+        ({"expected_version": -1}, "expected_version"),
+        ({"expected_version": "3"}, "expected_version"),
+        ({"expected_version": True}, "expected_version"),
+    ],
+)
+def test_malformed_inputs_raise_value_error_naming_the_parameter(
+    kwargs: dict[str, object], parameter: str
+) -> None:
+    record = ApprovalRecord("R", "pending", 1, "manager", "alice")
+    arguments: dict[str, object] = {
+        "event": "approve",
+        "actor_id": "bob",
+        "actor_level": "vp",
+        "now": NOW,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=f"^{parameter}:"):
+        apply_transition(record, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "parameter"),
+    [
+        ({"state": "open"}, "state"),
+        ({"required_level": "boss"}, "required_level"),
+        ({"version": 1.5}, "version"),
+        ({"requester_id": " "}, "requester_id"),
+        ({"request_id": ""}, "request_id"),
+    ],
+)
+def test_malformed_records_raise_value_error_naming_the_field(
+    fields: dict[str, object], parameter: str
+) -> None:
+    values: dict[str, object] = {
+        "request_id": "R",
+        "state": "pending",
+        "version": 1,
+        "required_level": "manager",
+        "requester_id": "alice",
+        **fields,
+    }
+    with pytest.raises(ValueError, match=f"^{parameter}:"):
+        ApprovalRecord(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T12:00:00Z", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00z", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T13:30:00+01:30", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T07:00:00-05:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01T12:00:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01 12:00", datetime(2025, 3, 1, 12, tzinfo=UTC)),
+        ("2025-03-01", datetime(2025, 3, 1, tzinfo=UTC)),
+        ("  2025-03-01T12:00:00.250Z ", datetime(2025, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)),
+    ],
+)
+def test_parse_instant(text: str, expected: datetime) -> None:
+    parsed = parse_instant(text, "deadline")
+    assert parsed == expected and parsed.tzinfo is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "tomorrow", "2025-13-01T00:00:00Z", "2025-03-01T25:00Z", "12/03/2025"]
+)
+def test_parse_instant_refuses_naming_the_field(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^now:"):
+        parse_instant(text, "now")
+
+
+def test_parse_instant_refuses_non_strings() -> None:
+    with pytest.raises(ValueError, match=r"^deadline:"):
+        parse_instant(None, "deadline")  # type: ignore[arg-type]
+
+
+def test_markdown_table_lists_every_state_and_event() -> None:
+    table = transition_table_markdown()
+    lines = table.strip().splitlines()
+    assert lines[0] == "| state | claim | approve | reject | escalate | cancel |"
+    assert len(lines) == 2 + len(ALL_STATES)
+    assert "| `pending` | `under_review` | `approved` | `rejected` | `escalated` | `cancelled` |" in lines
+    assert "| `escalated` | `under_review` | `approved` | `rejected` | — | `cancelled` |" in lines
+    assert "| `expired` (terminal) | — | — | — | — | — |" in lines

@@ -1,0 +1,129 @@
+"""The plugin starts as the daemon starts it, validates credentials, and answers through the runtime."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.plugin_process import REPO_ROOT, PluginProcess
+from simulator.harness import SimulatorProcess
+
+
+def test_local_mode_answers_a_chat_with_the_gateways_reply(plugin: PluginProcess, credentials: dict[str, Any]) -> None:
+    outcome = plugin.run_tool("chat", {"prompt": "hello runtime", "model": "gpt-4.1"}, credentials)
+    assert outcome.ok, outcome.error
+    assert outcome.text == "[gpt-4.1] You said: hello runtime"
+    variables = outcome.variables
+    assert variables["text"] == outcome.text
+    assert variables["model"] == "gpt-4.1" and variables["finish_reason"] == "stop"
+    assert variables["usage"]["prompt_tokens"] > 0 and variables["attempts"] == 1
+    assert variables["cost_usd"] == pytest.approx(
+        (variables["usage"]["prompt_tokens"] * 2.0 + variables["usage"]["completion_tokens"] * 8.0) / 1e6
+    )
+    (whole,) = outcome.json
+    assert whole["text"] == outcome.text and whole["latency_ms"] > 0
+
+
+def test_twenty_concurrent_sessions_each_get_their_own_answer(plugin: PluginProcess, credentials: dict[str, Any]) -> None:
+    def ask(n: int) -> str:
+        return plugin.run_tool("chat", {"prompt": f"question number {n}"}, credentials).variables.get("text", "")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, range(20)))
+    assert answers == [f"[deepseek-v3.2] You said: question number {n}" for n in range(20)]
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/v1/", "", "/"])
+def test_base_url_with_or_without_v1_is_accepted(plugin: PluginProcess, sim: SimulatorProcess, suffix: str) -> None:
+    root = sim.base_url.removesuffix("/v1")
+    ok, message = plugin.validate({"api_key": sim.api_key, "base_url": root + suffix})
+    assert ok, message
+    assert "/v1/v1" not in json.dumps(sim.stats()["requests_by_path"])
+
+
+def test_key_pasted_with_quotes_and_bearer_prefix_is_accepted(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    ok, message = plugin.validate({"api_key": f'  "Bearer {sim.api_key}" ', "base_url": sim.base_url})
+    assert ok, message
+
+
+def test_wrong_key_says_the_key_was_rejected_without_showing_it(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    ok, message = plugin.validate({"api_key": "sk-wrong-SECRETSECRET-9876", "base_url": sim.base_url})
+    assert not ok
+    assert "rejected" in message and "api_key" in message
+    assert "SECRETSECRET" not in message and "Traceback" not in message
+
+
+def test_unreachable_host_says_so(plugin: PluginProcess) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    ok, message = plugin.validate({"api_key": "k-123456789", "base_url": f"http://127.0.0.1:{port}/v1", "max_retries": "0"})
+    assert not ok
+    assert f"127.0.0.1:{port}" in message and "connect" in message
+
+
+def test_unknown_host_is_a_dns_failure_message(plugin: PluginProcess) -> None:
+    ok, message = plugin.validate({"api_key": "k-123456789", "base_url": "http://no-such-host.invalid/v1", "max_retries": "0"})
+    assert not ok
+    assert "no-such-host.invalid" in message and ("resolve" in message or "DNS" in message)
+
+
+def test_a_website_instead_of_an_api_hints_at_v1(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    sim.configure(fault="html")
+    ok, message = plugin.validate({"api_key": sim.api_key, "base_url": sim.base_url})
+    assert not ok
+    assert "/v1" in message and "OpenAI-compatible" in message
+
+
+def test_missing_key_is_named(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    ok, message = plugin.validate({"api_key": "  ", "base_url": sim.base_url})
+    assert not ok and "api_key" in message
+
+
+def test_serverless_mode_serves_health_and_invocations(simulator: SimulatorProcess) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "INSTALL_METHOD": "serverless", "SERVERLESS_HOST": "127.0.0.1", "SERVERLESS_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "main"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                health = requests.get(f"{url}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("serverless plugin never answered /health")
+        assert health.status_code == 200 and health.text == "OK"
+        request = {
+            "session_id": "serverless-1",
+            "event": "request",
+            "data": {
+                "type": "tool", "action": "invoke_tool", "user_id": "u1", "provider": "holysheep", "tool": "chat",
+                "credentials": {"api_key": simulator.api_key, "base_url": simulator.base_url},
+                "credential_type": "api-key", "tool_parameters": {"prompt": "serverless hello"},
+            },
+        }
+        response = requests.post(f"{url}/invoke", json=request, timeout=30)
+        assert response.status_code == 200
+        assert "[deepseek-v3.2] You said: serverless hello" in response.text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_package_ships_the_plugin_and_none_of_the_dev_tools() -> None:
+    from devtools.package import plugin_files
+
+    shipped = {p.relative_to(REPO_ROOT).as_posix() for p in plugin_files(REPO_ROOT)}
+    assert not any(name.startswith(("simulator/", "devtools/", "tests/", "bench/")) for name in shipped)
+    assert {"main.py", "manifest.yaml", "requirements.txt", "PRIVACY.md", "_assets/icon.svg"} <= shipped
