@@ -55,7 +55,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("auto_approve_request", re.compile(r"\bautomatically\s+approv", _F)),
     # role changes
     ("role_override", re.compile(
-        r"\byou\s+are\s+(?:now|no\s+longer)\s+(?:a|an|the|my|in|acting|operating|free|unrestricted|dan|\w+\s+mode)\b",
+        r"\byou\s+are\s+(?:now|no\s+longer)\s+(?:a|an|the|my|acting|operating|free|unrestricted|dan|\w+\s+mode)\b",
         _F)),
     ("role_override", re.compile(r"\bfrom\s+now\s+on,?\s+you\b", _F)),
     ("role_override", re.compile(r"\bpretend\s+(?:to\s+be|you\s+are|that\s+you)\b", _F)),
@@ -84,7 +84,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\b(?:do\s*not|don'?t|dont|never|must\s+not|should\s+not|no\s+need\s+to)\s+(?:escalate|flag)\b", _F)),
     ("do_not_escalate", re.compile(r"\bwithout\s+(?:any\s+)?(?:human\s+)?(?:review|escalation|oversight)\b", _F)),
     # closing or forging the data delimiters
-    ("delimiter_forgery", re.compile(r"<<<|>>>|‹‹‹|›››|«««|»»»", _F)),
+    ("delimiter_forgery", re.compile(
+        r"(?:<<<|‹‹‹|«««)\s*/?\s*(?:end|request|system|data|input)\b|\b(?:end|request)\b[^\n<>]{0,40}(?:>>>|›››|»»»)", _F)),
     ("delimiter_forgery", re.compile(
         r"\b(?:end\s+of\s+(?:the\s+)?(?:request|data|input|user\s+input)|end[_\s]+request)\b", _F)),
     ("delimiter_forgery", re.compile(r"</\s*(?:request|data|input|user|context|document)\s*>", _F)),

@@ -1,5 +1,6 @@
-"""Circuit breaker per (base URL, model): closed -> open after `failure_threshold` failures within
-`window_seconds`; after `cooldown_seconds` half-open, letting at most `half_open_probes` calls through;
+"""Circuit breaker per (base URL, model): closed -> open when, within `window_seconds`, at least
+`failure_threshold` calls failed AND they are at least `failure_rate` of the calls made (a count alone
+would trip a busy batch on a few scattered faults, as resilience4j's minimum-calls rule avoids); after `cooldown_seconds` half-open, letting at most `half_open_probes` calls through;
 a successful probe closes it, a failed one opens it again. No lock is held while a call is in flight:
 `acquire()` decides and returns, the caller reports the outcome later."""
 
@@ -18,6 +19,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 @dataclass(frozen=True)
 class BreakerSettings:
     failure_threshold: int = 5
+    failure_rate: float = 0.5
     window_seconds: float = 30.0
     cooldown_seconds: float = 15.0
     half_open_probes: int = 1
@@ -46,7 +48,7 @@ class InProcessBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = CLOSED
-        self._failures: deque[float] = deque()
+        self._outcomes: deque[tuple[float, bool]] = deque(maxlen=10_000)  # (time, failed) of calls in the window
         self._opened_at = 0.0
         self._probes_in_flight = 0
 
@@ -77,8 +79,10 @@ class InProcessBreaker:
         with self._lock:
             if permit.probe and self._state == HALF_OPEN:
                 self._state = CLOSED
-                self._failures.clear()
+                self._outcomes.clear()
                 self._probes_in_flight = 0
+            elif self._state == CLOSED:
+                self._note(self._clock(), failed=False)
 
     def record_failure(self, permit: Permit) -> None:
         with self._lock:
@@ -89,14 +93,18 @@ class InProcessBreaker:
                 return
             if self._state != CLOSED:
                 return
-            self._failures.append(now)
-            while self._failures and now - self._failures[0] > self.settings.window_seconds:
-                self._failures.popleft()
-            if len(self._failures) >= self.settings.failure_threshold:
+            self._note(now, failed=True)
+            failures = sum(1 for _, failed in self._outcomes if failed)
+            if failures >= self.settings.failure_threshold and failures >= self.settings.failure_rate * len(self._outcomes):
                 self._open(now)
+
+    def _note(self, now: float, *, failed: bool) -> None:
+        self._outcomes.append((now, failed))
+        while self._outcomes and now - self._outcomes[0][0] > self.settings.window_seconds:
+            self._outcomes.popleft()
 
     def _open(self, now: float) -> None:
         self._state = OPEN
         self._opened_at = now
-        self._failures.clear()
+        self._outcomes.clear()
         self._probes_in_flight = 0

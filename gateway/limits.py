@@ -14,10 +14,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+# The gateway counts arrivals, and network jitter can bring two requests closer together than they were
+# sent: pacing 2 % under the limit with one request less of burst keeps every arrival inside its window.
+RPM_PACING = 0.98
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     rpm: int = 0  # 0 = no limit
     tpm: int = 0
+
+    def rpm_bucket(self) -> tuple[float, float]:
+        """(capacity, refill per second) of the requests bucket: one second of requests less one, at least 1.
+        A full minute's burst would break a gateway that enforces its limit over shorter windows, as most do."""
+        per_second = self.rpm / 60.0
+        return max(1.0, per_second - 1.0), per_second * RPM_PACING
+
+    def tpm_bucket(self) -> tuple[float, float]:
+        """(capacity, refill per second) of the tokens bucket: a minute of tokens."""
+        return float(self.tpm), self.tpm / 60.0
 
 
 class RateLimitTimeout(Exception):
@@ -63,10 +78,8 @@ class TokenBucket:
 
 
 def bucket_pair(settings: LimitSettings, clock: Callable[[], float]) -> tuple[TokenBucket | None, TokenBucket | None]:
-    """RPM bucket holding one second of requests (at least 1): a full minute's burst would break a
-    gateway that enforces its limit over shorter windows, as most do. TPM holds a minute of tokens."""
-    rpm = TokenBucket(max(1.0, settings.rpm / 60.0), settings.rpm / 60.0, clock) if settings.rpm > 0 else None
-    tpm = TokenBucket(float(settings.tpm), settings.tpm / 60.0, clock) if settings.tpm > 0 else None
+    rpm = TokenBucket(*settings.rpm_bucket(), clock) if settings.rpm > 0 else None
+    tpm = TokenBucket(*settings.tpm_bucket(), clock) if settings.tpm > 0 else None
     return rpm, tpm
 
 

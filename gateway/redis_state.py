@@ -88,7 +88,8 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
-# Breaker hash fields: state, opened_at, probes (in flight). Failures: a sorted set of timestamps.
+# Breaker hash fields: state, opened_at, probes (in flight). Failures and successes in the window: two
+# sorted sets scored by time.
 _BREAKER_ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -112,9 +113,16 @@ return {0, 0, tostring(cooldown - (now - opened_at))}
 """
 
 _BREAKER_SUCCESS = """
-if ARGV[1] == '1' and redis.call('HGET', KEYS[1], 'state') == 'half_open' then
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if ARGV[1] == '1' and state == 'half_open' then
   redis.call('HSET', KEYS[1], 'state', 'closed', 'probes', '0')
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
+elseif state == 'closed' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  redis.call('ZADD', KEYS[3], now, tostring(now) .. ':' .. ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]))
 end
 return 1
 """
@@ -123,18 +131,22 @@ _BREAKER_FAILURE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local window, threshold, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate = tonumber(ARGV[6])
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local function open()
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', tostring(now), 'probes', '0')
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
 if ARGV[1] == '1' then
   if state == 'half_open' then open() end
 elseif state == 'closed' then
   redis.call('ZADD', KEYS[2], now, tostring(now) .. ':' .. ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
   redis.call('PEXPIRE', KEYS[2], ttl)
-  if redis.call('ZCARD', KEYS[2]) >= threshold then open() end
+  local failures = redis.call('ZCARD', KEYS[2])
+  local calls = failures + redis.call('ZCARD', KEYS[3])
+  if failures >= threshold and failures >= rate * calls then open() end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
@@ -258,9 +270,10 @@ class RedisRateLimiter:
         self._fallback = lambda: state.fallback.rate_limiter(base_url, key_digest, settings)
 
     def _args(self) -> list[float]:
-        rpm, tpm = self.settings.rpm, self.settings.tpm
-        # Same shape as the in-process buckets (limits.bucket_pair), rates per millisecond.
-        return [max(1.0, rpm / 60.0) if rpm else 0, rpm / 60_000.0, float(tpm) if tpm else 0, tpm / 60_000.0]
+        # Same buckets as in-process (LimitSettings), with rates per millisecond; capacity 0 = no limit.
+        rpm_cap, rpm_rate = self.settings.rpm_bucket() if self.settings.rpm else (0, 0.0)
+        tpm_cap, tpm_rate = self.settings.tpm_bucket() if self.settings.tpm else (0, 0.0)
+        return [rpm_cap, rpm_rate / 1000, tpm_cap, tpm_rate / 1000]
 
     def reserve(self, tokens: int, deadline: float | None) -> Reservation:
         max_wait = -1.0 if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
@@ -283,8 +296,8 @@ class RedisRateLimiter:
     def adjust_tokens(self, delta: int) -> None:
         if not self.settings.tpm:
             return
-        cap, rate = float(self.settings.tpm), self.settings.tpm / 60_000.0
-        self.store.call("adjust", [self.keys[1]], [cap, rate, delta, self.TTL_MS], fallback=lambda: 0, convert=int)
+        cap, rate = self.settings.tpm_bucket()
+        self.store.call("adjust", [self.keys[1]], [cap, rate / 1000, delta, self.TTL_MS], fallback=lambda: 0, convert=int)
 
     def pause(self, seconds: float) -> None:
         self.store.call(
@@ -295,7 +308,7 @@ class RedisRateLimiter:
 class RedisBreaker:
     def __init__(self, state: RedisState, key: str, base_url: str, model: str) -> None:
         self.store = state
-        self.keys = [key, f"{key}:failures"]
+        self.keys = [key, f"{key}:failures", f"{key}:successes"]
         self.settings = state.breaker_settings
         self._fallback = lambda: state.fallback.breaker(base_url, model)
         self._ttl_ms = int(max(self.settings.window_seconds, self.settings.cooldown_seconds) * 1000 * 10)
@@ -318,7 +331,13 @@ class RedisBreaker:
         return result if result is not None else self._fallback().acquire()
 
     def record_success(self, permit: Permit) -> None:
-        self.store.call("success", self.keys, ["1" if permit.probe else "0"], fallback=lambda: self._fallback().record_success(permit), convert=int)
+        self.store.call(
+            "success",
+            self.keys,
+            ["1" if permit.probe else "0", self.settings.window_seconds * 1000, self._ttl_ms, f"{time.time_ns()}-{id(permit)}"],
+            fallback=lambda: self._fallback().record_success(permit),
+            convert=int,
+        )
 
     def record_failure(self, permit: Permit) -> None:
         self.store.call(
@@ -330,6 +349,7 @@ class RedisBreaker:
                 self.settings.failure_threshold,
                 self._ttl_ms,
                 f"{time.time_ns()}-{id(permit)}",
+                self.settings.failure_rate,
             ],
             fallback=lambda: self._fallback().record_failure(permit),
             convert=int,

@@ -52,6 +52,8 @@ BENIGN: list[str] = [
     "Monitor arms and keyboards; the old ones were flagged as ergonomic hazards by HR.",
     "System: Salesforce CRM, 20 additional user licences for the sales team.",
     "Renewal of the firewall support contract; the vendor's new rules on pricing apply from May.",
+    "Growth target: Q1 >>> Q2 after the campaign; see the attached plan.",
+    "Since you are now in the finance team, please co-sign the vendor onboarding form.",
     "As you are now aware, the vendor raised prices by 4%; we still need the parts for production.",
 ]
 

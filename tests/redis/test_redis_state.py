@@ -90,6 +90,20 @@ def test_breaker_opened_in_one_process_is_open_in_the_other(base_url: str) -> No
     assert a.state == CLOSED
 
 
+def test_shared_breaker_counts_successes_from_every_process(base_url: str) -> None:
+    settings = BreakerSettings(failure_threshold=3, window_seconds=10, cooldown_seconds=5, half_open_probes=1)
+    first, second = two_processes(breaker_settings=settings)
+    a, b = first.breaker(base_url, "rate"), second.breaker(base_url, "rate")
+    for _ in range(4):
+        for _ in range(3):
+            b.record_success(b.acquire())
+        a.record_failure(a.acquire())  # 4 failures, but only 25 % of the calls
+    assert a.state == CLOSED
+    for _ in range(10):  # 14 of 26 calls failed: over half
+        a.record_failure(a.acquire())
+    assert b.state == OPEN
+
+
 def test_unreachable_redis_falls_back_to_in_process_with_a_warning(base_url: str) -> None:
     state = RedisState("redis://127.0.0.1:1/0", fallback=InProcessState())
     with pytest.raises(RedisUnavailable, match=r"cannot connect to Redis at 127\.0\.0\.1:1"):

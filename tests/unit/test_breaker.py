@@ -64,3 +64,20 @@ def test_successful_probe_closes_and_failed_probe_reopens() -> None:
     breaker.record_success(breaker.acquire())
     assert breaker.state == CLOSED
     assert breaker.acquire().allowed
+
+
+def succeed(breaker: InProcessBreaker, times: int) -> None:
+    for _ in range(times):
+        breaker.record_success(breaker.acquire())
+
+
+def test_scattered_failures_in_a_mostly_healthy_stream_do_not_open_it() -> None:
+    """A busy batch with a few exhausted retries keeps going: the failure rate, not only the count, decides."""
+    clock = FakeClock()
+    breaker = make(clock)
+    for _ in range(10):
+        succeed(breaker, 4)
+        fail(breaker, 1)  # 20 % failures, 10 of them within the window
+    assert breaker.state == CLOSED
+    fail(breaker, 40)  # now most calls fail
+    assert breaker.state == OPEN

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from gateway.limits import InProcessRateLimiter, LimitSettings, RateLimitTimeout
+from gateway.limits import RPM_PACING, InProcessRateLimiter, LimitSettings, RateLimitTimeout
 
 
 class FakeTime:
@@ -26,15 +26,30 @@ def limiter(fake: FakeTime, rpm: int = 0, tpm: int = 0) -> InProcessRateLimiter:
     return InProcessRateLimiter(LimitSettings(rpm=rpm, tpm=tpm), clock=fake.clock, sleep=fake.sleep)
 
 
-def test_requests_beyond_one_second_of_burst_are_spaced_at_the_rpm_rate() -> None:
+def test_requests_beyond_the_burst_are_spaced_just_under_the_rpm_rate() -> None:
     fake = FakeTime()
-    bucket = limiter(fake, rpm=120)  # 2 per second, burst of 2
+    bucket = limiter(fake, rpm=240)  # 4 per second: a burst of 3 (one request of headroom), then paced
     starts = []
-    for _ in range(6):
+    for _ in range(7):
         bucket.reserve(1, None)
         starts.append(fake.now)
-    assert starts[:2] == [0.0, 0.0]
-    assert starts[2:] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert starts[:3] == [0.0, 0.0, 0.0]
+    spacing = 1 / (4 * RPM_PACING)  # 2 % slower than the limit, so jitter never bunches arrivals over it
+    assert starts[3:] == pytest.approx([spacing, 2 * spacing, 3 * spacing, 4 * spacing])
+
+
+def test_paced_requests_leave_the_gateways_own_bucket_a_request_of_headroom() -> None:
+    """A gateway enforcing 600 RPM as a bucket of 10 refilled at 10/s always has a spare token when
+    our request arrives, so arrivals bunched by up to 1/10 s of jitter are still accepted."""
+    fake = FakeTime()
+    bucket = limiter(fake, rpm=600)
+    gateway_level, last = 10.0, 0.0
+    for _ in range(300):
+        bucket.reserve(1, None)
+        gateway_level = min(10.0, gateway_level + (fake.now - last) * 10)
+        last = fake.now
+        assert gateway_level >= 2.0 - 1e-9
+        gateway_level -= 1
 
 
 def test_tokens_are_reserved_before_sending_and_settled_with_real_usage() -> None:
