@@ -82,7 +82,7 @@ def check(root: Path, files: list[Path]) -> dict:
         problems.append("manifest resource.memory must be non-zero")
     for path in files:
         parts = path.relative_to(root).parts
-        if FORBIDDEN_PARTS.intersection(parts) or path.name.startswith(".env.") and path.name != ".env.example":
+        if FORBIDDEN_PARTS.intersection(parts) or (path.name.startswith(".env.") and path.name != ".env.example"):
             problems.append(f"{path.relative_to(root)} must not be shipped (secrets, environments or caches): add it to .difyignore")
         elif path.suffix in FORBIDDEN_SUFFIXES:
             problems.append(f"{path.relative_to(root)} must not be shipped: add *{path.suffix} to .difyignore")

@@ -137,6 +137,8 @@ class PluginProcess:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self.heartbeats = 0
         self.process: subprocess.Popen[bytes] | None = None
+        # What the daemon keeps for `self.session.storage`: per plugin, bytes by key.
+        self.storage: dict[str, bytes] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -246,6 +248,39 @@ class PluginProcess:
             self.process.stdin.flush()
         return Invocation(session_id, inbox, timeout or self.timeout)
 
+    def _answer_backwards_invocation(self, session_id: str, invocation: dict[str, Any]) -> None:
+        """Plays the daemon's side of a backwards invocation. Only plugin storage is emulated; anything
+        else is answered with an error, as a daemon without that feature would."""
+        request_id = invocation.get("backwards_request_id", "")
+        request = invocation.get("request") or {}
+        replies: list[dict[str, Any]] = []
+        if invocation.get("type") == "storage":
+            key, opt = str(request.get("key", "")), request.get("opt")
+            if opt == "set":
+                self.storage[key] = bytes.fromhex(request.get("value", ""))
+                replies.append({"event": "response", "message": "", "data": {"data": "ok"}})
+            elif opt == "get" and key in self.storage:
+                replies.append({"event": "response", "message": "", "data": {"data": self.storage[key].hex()}})
+            elif opt == "get":
+                replies.append({"event": "error", "message": f"key not found: {key}", "data": None})
+            elif opt == "exist":
+                replies.append({"event": "response", "message": "", "data": {"data": key in self.storage}})
+            elif opt == "del":
+                self.storage.pop(key, None)
+                replies.append({"event": "response", "message": "", "data": {"data": "ok"}})
+        if not replies:
+            replies.append({"event": "error", "message": f"unsupported backwards invocation {invocation.get('type')!r}", "data": None})
+        replies.append({"event": "end", "message": "", "data": None})
+        lines = "".join(
+            json.dumps({"session_id": session_id, "event": "backwards_response", "data": {"backwards_request_id": request_id, **reply}})
+            + "\n"
+            for reply in replies
+        )
+        with self._write_lock:
+            assert self.process is not None and self.process.stdin is not None
+            self.process.stdin.write(lines.encode())
+            self.process.stdin.flush()
+
     def _read_stdout(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for raw in self.process.stdout:
@@ -261,13 +296,14 @@ class PluginProcess:
                 inbox = self._sessions.get(session_id)
             if inbox is None or message.get("event") != "session":
                 continue
+            if message["data"].get("type") == "invoke":
+                self._answer_backwards_invocation(session_id, message["data"].get("data") or {})
+                continue
             inbox.put(message)
-            if message["data"].get("type") in ("end", "error"):
-                # The SDK sends "error" and then "end"; wait for end unless the error came alone.
-                if message["data"].get("type") == "end":
-                    inbox.put(_END)
-                    with self._lock:
-                        self._sessions.pop(session_id, None)
+            if message["data"].get("type") == "end":  # the SDK sends "end" after an "error" too
+                inbox.put(_END)
+                with self._lock:
+                    self._sessions.pop(session_id, None)
         died = PluginProcessError(f"the plugin process exited\n{self.stderr_text()[-4000:]}")
         with self._lock:
             for inbox in self._sessions.values():

@@ -1,6 +1,7 @@
 """Circuit breaker per (base URL, model): closed -> open when, within `window_seconds`, at least
 `failure_threshold` calls failed AND they are at least `failure_rate` of the calls made (a count alone
-would trip a busy batch on a few scattered faults, as resilience4j's minimum-calls rule avoids); after `cooldown_seconds` half-open, letting at most `half_open_probes` calls through;
+would trip a busy batch on a few scattered faults, as resilience4j's minimum-calls rule avoids); after
+`cooldown_seconds` half-open, letting at most `half_open_probes` calls through;
 a successful probe closes it, a failed one opens it again. No lock is held while a call is in flight:
 `acquire()` decides and returns, the caller reports the outcome later."""
 

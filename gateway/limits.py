@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-
 # The gateway counts arrivals, and network jitter can bring two requests closer together than they were
 # sent: pacing 2 % under the limit with one request less of burst keeps every arrival inside its window.
 RPM_PACING = 0.98

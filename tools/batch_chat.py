@@ -58,6 +58,7 @@ class BatchChatTool(Tool):
         results = [r.to_dict() for r in report.results]
         output = {"results": results, **report.summary(), "failed_items": batch.format_items(report.failed_items)}
         output.pop("http_requests")
+        output["warnings"] = client.state.warnings()
         if len(json.dumps(results, ensure_ascii=False).encode()) > MAX_MESSAGE_BYTES:
             # Too large for one protocol message: replies go out in several JSON messages, in order.
             yield from self._chunked_results(results)

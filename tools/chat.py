@@ -6,7 +6,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from tools.support import chat_request, gateway_client, reported_errors
 
-VARIABLES = ("text", "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing")
+VARIABLES = ("text", "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings")
 
 
 class ChatTool(Tool):
