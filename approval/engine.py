@@ -77,6 +77,10 @@ class ApprovalRequest:
     requester_id: str
     priority: str = "normal"
     deadline_hours: float | None = None
+    # The request type and department as given (trimmed), before normalize_name: injection detection
+    # reads these, since "ignore your rules" becomes "ignore-your-rules" once normalised.
+    raw_request_type: str = field(init=False, default="", repr=False, compare=False)
+    raw_department: str = field(init=False, default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.request_id = _text(self.request_id, "request_id", required=True)
@@ -87,8 +91,10 @@ class ApprovalRequest:
         if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
             raise ValueError(f"currency must be a 3-letter code such as USD or EUR, got {self.currency!r}")
         self.currency = currency
-        self.request_type = normalize_name(_text(self.request_type, "request_type", required=True))
-        self.department = normalize_name(_text(self.department, "department", required=False))
+        self.raw_request_type = _text(self.request_type, "request_type", required=True)
+        self.raw_department = _text(self.department, "department", required=False)
+        self.request_type = normalize_name(self.raw_request_type)
+        self.department = normalize_name(self.raw_department)
         self.requester_id = _text(self.requester_id, "requester_id", required=True)
         priority = _text(self.priority, "priority", required=False).lower() or "normal"
         if priority not in PRIORITIES:
@@ -158,6 +164,7 @@ class RoutingOutcome:
     llm_model: str | None = None
     llm_error: str | None = None
     inputs_digest: str = field(default="")
+    policy_sha256: str = field(default="")
 
     @property
     def matched_rules(self) -> list[str]:
@@ -177,6 +184,7 @@ class RoutingOutcome:
         audit = {
             "inputs_digest": self.inputs_digest,
             "policy_version": self.policy_version,
+            "policy_sha256": self.policy_sha256,
             "matched_rules": self.matched_rules,
             "llm_assessment": self.assessment.to_dict() if self.assessment else None,
             "llm_status": self.llm_status,
@@ -197,6 +205,7 @@ class RoutingOutcome:
             "llm_status": self.llm_status,
             "injection_suspected": self.injection_suspected,
             "policy_version": self.policy_version,
+            "policy_sha256": self.policy_sha256,
             "cost_usd": self.cost_usd,
             "latency_ms": self.latency_ms,
             "required_level": self.approver_level,
@@ -297,7 +306,17 @@ def route(
     level, risk = decision.approver_level, decision.risk_level
     factors = list(decision.factors)
 
-    free_text = "\n".join(part for part in (request.content, request.request_type, request.department) if part)
+    # The raw request type and department: normalize_name would turn "ignore your rules" into
+    # "ignore-your-rules", which the phrase patterns no longer see.
+    free_text = "\n".join(
+        part
+        for part in (
+            request.content,
+            request.raw_request_type or request.request_type,
+            request.raw_department or request.department,
+        )
+        if part
+    )
     signals = detect_injection(free_text)
     if signals:
         factors.append(f"injection suspected in the request text: {', '.join(signals)}")
@@ -381,6 +400,7 @@ def route(
         llm_model=llm_result.model,
         llm_error=llm_result.error,
         inputs_digest=request.digest(),
+        policy_sha256=policy.sha256,
     )
 
 

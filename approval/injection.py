@@ -44,6 +44,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"|\b(?:ignore|forget)\s+(?:the\s+|all\s+the\s+)?above\s*[.,;:!]?\s*(?:$|and\b|then\b)", _F | re.MULTILINE)),
     ("disregard_instructions", re.compile(
         rf"\bdisregard\b(?:\s+\S+){{0,4}}?\s+(?:{_INSTR}|guidelines)\b", _F)),
+    # "ignore your guidelines", "forget the approval policy", "bypass all rules": the request addressing
+    # the rules that judge it ("your", "the approval ...", "all/any/previous ..."), not any policy it mentions.
+    ("ignore_instructions", re.compile(
+        r"\b(?:ignore|forget|disregard|bypass|override)\s+(?:all\s+(?:of\s+)?)?"
+        r"(?:your|the\s+(?:approval|routing|company|delegation|spending|review)|any|all|previous|prior|earlier|above)"
+        r"\s+(?:\S+\s+){0,2}?(?:guidelines?|guidance|rules|polic(?:y|ies)|checks|controls)\b", _F)),
     ("disregard_instructions", re.compile(
         r"\bdisregard\s+(?:all|everything|anything)\s+(?:previous|prior|above|earlier|preceding|before|said)\b"
         r"|\bdisregard\s+(?:the\s+|all\s+the\s+)?above\s*[.,;:!]?\s*(?:$|and\b|then\b)", _F | re.MULTILINE)),
@@ -51,7 +57,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("auto_approve_request", re.compile(r"\bauto[\s\-_.]*approv", _F)),
     ("auto_approve_request", re.compile(
         r"\bapprov\w*\s+(?:this|it|me|the\s+request|this\s+request|my\s+request)?\s*(?:automatically|"
-        r"immediately\s+without|without\s+(?:any\s+)?(?:review|checks?|escalation))", _F)),
+        r"immediately\s+without|without\s+(?:any\s+)?(?:review|checks?|escalat\w*))", _F)),
     ("auto_approve_request", re.compile(r"\bautomatically\s+approv", _F)),
     # role changes
     ("role_override", re.compile(
@@ -78,11 +84,27 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"risk(?:\s*level)?\s*(?:to|as|at|=|:)?\s*(?:be\s+)?(?:low|none|minimal|zero)\b", _F)),
     ("set_risk", re.compile(
         r"\brisk\s*(?:level)?\s*(?:=|should\s+be|must\s+be|is\s+to\s+be)\s*[\"']?(?:low|none|zero)\b", _F)),
+    # "mark this as low risk", "treat it as low-risk": imperatives only, so "rated as low risk last
+    # year" or "low risk of delay" stay unflagged
+    ("set_risk", re.compile(
+        r"(?:^|[.!;:,(\-]\s*|\b(?:please|kindly|just|and|so|then|you|should|must|can|to)\s+)"
+        r"(?:mark|treat|classify|flag|rate|label|tag|score|categori[sz]e|handle|process)"
+        r"(?:\s+(?:this|it|me|this\s+one|the\s+request|this\s+request|my\s+request))?"
+        r"\s+as\s+(?:an?\s+)?(?:very\s+)?(?:low|no|zero|minimal)[\s-]+risk\b", _F | re.MULTILINE)),
     ("schema_field", re.compile(r"\b(?:approver_level|auto_approve_ok|risk_level|injection_suspected)\b", _F)),
     ("schema_field", re.compile(r"\bapprover[\s_]*level\s*[:=]", _F)),
     ("do_not_escalate", re.compile(
         r"\b(?:do\s*not|don'?t|dont|never|must\s+not|should\s+not|no\s+need\s+to)\s+(?:escalate|flag)\b", _F)),
-    ("do_not_escalate", re.compile(r"\bwithout\s+(?:any\s+)?(?:human\s+)?(?:review|escalation|oversight)\b", _F)),
+    ("do_not_escalate", re.compile(r"\bwithout\s+(?:any\s+)?(?:human\s+)?(?:review|escalat\w*|oversight)\b", _F)),
+    # "skip escalation", "skip the review" (but not "skip the review meeting")
+    ("do_not_escalate", re.compile(
+        r"\bskip(?:ping)?\s+(?:the\s+|any\s+|all\s+)?(?:escalat\w*|(?:human\s+|manual\s+)?review(?:s|\s+step)?\b"
+        r"(?!\s+(?:meeting|call|session|slides?|deck|document|notes)\b)|approval\s+(?:chain|steps?|process))", _F)),
+    # "no review needed", "no escalation required", "no need for review"
+    ("do_not_escalate", re.compile(
+        r"\bno\s+(?:further\s+|additional\s+|human\s+|manual\s+)?(?:review|escalation|oversight)\s+"
+        r"(?:is\s+)?(?:needed|required|necessary)\b"
+        r"|\bno\s+need\s+(?:for|of)\s+(?:a\s+|any\s+)?(?:review|escalation|oversight)\b", _F)),
     # closing or forging the data delimiters
     ("delimiter_forgery", re.compile(
         r"(?:<<<|‹‹‹|«««)\s*/?\s*(?:end|request|system|data|input)\b|\b(?:end|request)\b[^\n<>]{0,40}(?:>>>|›››|»»»)", _F)),
@@ -97,13 +119,17 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ignore_instructions", re.compile(r"(?:忽略|无视|無視|忘记|忘記|不要理会)[^。\n]{0,8}(?:指令|指示|规则|規則|提示|命令)")),
     ("ignore_instructions", re.compile(r"(?:以前|前|上記|上)の(?:指示|命令|ルール)を(?:無視|忘れ)")),
     ("ignore_instructions", re.compile(
-        r"\b(?:ignora|ignorar|ignore[sz]?|ignoriere|ignorieren|vergiss)\b(?:\s+\S+){0,3}?\s+"
+        r"\b(?:ignora|ignorar|ignore[sz]?|ignorer|ignoriere|ignorieren|vergiss|oublie[rz]?)\b(?:\s+\S+){0,3}?\s+"
         r"(?:instrucciones|instructions|anweisungen|regeln|consignes|istruzioni)\b", _F)),
     ("auto_approve_request", re.compile(r"自动(?:批准|审批|通过|核准)|自動(?:批准|審批|承認|通過|核准)|直接批准|无需审批|無需審批")),
     ("auto_approve_request", re.compile(
         r"\b(?:aprobar|aprueba|aprobad|approuve[rz]?|genehmige|genehmigen|approva(?:re)?)\s+(?:\S+\s+)?"
         r"(?:automaticamente|automatiquement|automatisch|automaticamente)\b", _F)),
     ("auto_approve_request", re.compile(r"\bautomatisch\s+genehmig", _F)),
+    # French: "ne tenez pas compte des instructions precedentes" (accents are dropped by normalize)
+    ("ignore_instructions", re.compile(
+        r"\bne\s+(?:tenez|tiens|tenir)\s+pas\s+compte\s+(?:des|de\s+vos|de\s+tes)\s+(?:\S+\s+)?"
+        r"(?:instructions|consignes|regles)\b", _F)),
     ("role_override", re.compile(r"你现在是|你現在是|从现在开始你|從現在開始你|あなたは今")),
     ("system_prompt", re.compile(r"系统提示|系統提示|システムプロンプト")),
     ("set_risk", re.compile(r"风险(?:等级|级别)?(?:设为|设置为|改为|定为)低|風險(?:等級|級別)?(?:設為|設置為|改為|定為)低")),
@@ -125,6 +151,13 @@ _COMPACT: tuple[tuple[str, str], ...] = (
     ("approvethisautomatically", "auto_approve_request"),
     ("donotescalate", "do_not_escalate"),
     ("setrisktolow", "set_risk"),
+    ("markthisaslowrisk", "set_risk"),
+    ("treatthisaslowrisk", "set_risk"),
+    ("skipescalation", "do_not_escalate"),
+    ("ignoreyourguidelines", "ignore_instructions"),
+    ("ignoreyourrules", "ignore_instructions"),
+    ("ignoreyourpolicy", "ignore_instructions"),
+    ("ignorerlesinstructionsprecedentes", "ignore_instructions"),
     ("setrisklevelto low".replace(" ", ""), "set_risk"),
 )
 

@@ -11,6 +11,8 @@ read as hyphens ("IT Security" == "it-security").
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -100,6 +102,12 @@ def parse_amount(value: Any, field: str = "amount") -> Decimal:
     if result < 0:
         raise ValueError(f"{field} must not be negative, got {value}")
     return result
+
+
+def _decimal_text(value: Decimal) -> str:
+    """``1000``, ``1000.0`` and ``1E+3`` all as ``"1000"``."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
 
 
 def money(value: Decimal) -> str:
@@ -207,6 +215,55 @@ class Policy:
     def bundled(cls) -> Policy:
         """The default policy shipped in ``approval/default_policy.yaml``."""
         return _bundled()
+
+    # --- provenance ------------------------------------------------------------------------------
+
+    def canonical(self) -> dict[str, Any]:
+        """The policy as parsed, as plain JSON values: what decides, independent of how it was written
+        (YAML or JSON, key order, comments, quoting, ``1000`` vs ``1000.00``). Rules keep their order
+        (it is the order ``matched_rules`` reports); sets are sorted; amounts are normalised decimals."""
+
+        def dec(value: Decimal | None) -> str | None:
+            return None if value is None else _decimal_text(value)
+
+        def names(value: frozenset[str] | None) -> list[str] | None:
+            return None if value is None else sorted(value)
+
+        return {
+            "version": self.version,
+            "base_currency": self.base_currency,
+            "currency_rates": {code: dec(rate) for code, rate in sorted(self.currency_rates.items())},
+            "default": {"level": self.default_level, "risk": self.default_risk},
+            "rules": [
+                {
+                    "id": rule.id,
+                    "description": rule.description,
+                    "amount_min": dec(rule.amount_min),
+                    "amount_max": dec(rule.amount_max),
+                    "request_types": names(rule.request_types),
+                    "departments": names(rule.departments),
+                    "priorities": names(rule.priorities),
+                    "deadline_hours_max": dec(rule.deadline_hours_max),
+                    "min_level": rule.min_level,
+                    "min_risk": rule.min_risk,
+                }
+                for rule in self.rules
+            ],
+            "auto_approve": None
+            if self.auto_approve is None
+            else {
+                "amount_max": dec(self.auto_approve.amount_max),
+                "request_types": sorted(self.auto_approve.request_types),
+                "max_risk": self.auto_approve.max_risk,
+            },
+            "sla_hours": {level: self.sla_hours[level] for level in APPROVER_LEVELS if level in self.sla_hours},
+        }
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """sha256 (hex) of ``canonical()`` as compact JSON with sorted keys: which policy decided."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     # --- evaluation ------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from approval.store import (
     validate_idempotency_key,
     validate_request_id,
 )
-from approval.transitions import ApprovalRecord, TransitionResult, apply_transition
+from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult, apply_transition
 
 DEFAULT_NAMESPACE = "holysheep:approval"
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
@@ -213,7 +213,7 @@ class RedisApprovalStore:
         *,
         event: str,
         actor_id: str,
-        actor_level: str,
+        actor_level: str | None,
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
@@ -276,7 +276,7 @@ class RedisApprovalStore:
             actor_id=actor_id,
             at=result.at,
             required_level=record.required_level,
-            code="contention",
+            code=CONTENTION,
             request_id=request_id,
         )
 

@@ -79,7 +79,7 @@ class ApprovalStore(Protocol):
         *,
         event: str,
         actor_id: str,
-        actor_level: str,
+        actor_level: str | None,
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
@@ -126,13 +126,14 @@ def creation_entry(record: ApprovalRecord, now: datetime) -> dict[str, Any]:
     return {"kind": "created", **record.to_dict(), "at": format_instant(now)}
 
 
-def transition_entry(record: ApprovalRecord, result: TransitionResult, actor_level: str) -> dict[str, Any]:
+def transition_entry(record: ApprovalRecord, result: TransitionResult, actor_level: str | None) -> dict[str, Any]:
+    """The history entry of a change; ``actor_level`` is None when the event needed none and none was given."""
     return {
         "kind": "transition" if result.accepted else "expired",
         "request_id": record.request_id,
         "event": result.event,
         "actor_id": result.actor_id,
-        "actor_level": actor_level,
+        "actor_level": actor_level or None,
         "accepted": result.accepted,
         "from_state": record.state,
         "state": result.state,
@@ -182,7 +183,7 @@ class MemoryApprovalStore:
         *,
         event: str,
         actor_id: str,
-        actor_level: str,
+        actor_level: str | None,
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,

@@ -13,13 +13,15 @@ Checks, in this order (the first that applies decides):
    change that the caller (the workflow variables, or a store) records;
 4. illegal transition for the current state (see ``TRANSITIONS``);
 5. the requester approving their own request (cancelling or escalating it is allowed);
-6. actor level below the required level for approve, reject and claim (escalate and cancel need no level);
+6. actor level below the required level for approve, reject and claim (escalate and cancel need no level:
+   their ``actor_level`` may be None or ""; for claim, approve and reject a missing level is a ValueError);
 7. otherwise accepted: the new state, ``version + 1``, reason ``"ok"``. Escalate also raises the required
    level by one step (capped at executive); every outcome carries the required level after it.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +54,8 @@ EXPIRED = "expired"
 ILLEGAL = "illegal_transition"
 SELF_APPROVAL = "self_approval"
 LEVEL_TOO_LOW = "level_too_low"
+CONTENTION = "contention"  # a store gave up after the record changed under it too many times
+CODES: tuple[str, ...] = (OK, STALE_VERSION, TERMINAL, EXPIRED, ILLEGAL, SELF_APPROVAL, LEVEL_TOO_LOW, CONTENTION)
 
 
 def allowed_events(state: str) -> tuple[str, ...]:
@@ -233,18 +237,20 @@ def apply_transition(
     *,
     event: str,
     actor_id: str,
-    actor_level: str,
+    actor_level: str | None,
     expected_version: int | None = None,
     now: datetime,
 ) -> TransitionResult:
     """Decide what ``event`` by ``actor_id`` (at ``actor_level``) does to ``record`` at ``now``.
 
+    ``actor_level`` may be None or "" for escalate and cancel (they need no level); claim, approve and
+    reject need one (ValueError naming ``actor_level`` otherwise).
     Pure: ``record`` is not changed; use ``record.advanced(result)`` when ``result.version`` moved.
     """
     if not isinstance(record, ApprovalRecord):
         raise ValueError(f"record: expected an ApprovalRecord, got {type(record).__name__}")
     _check_choice(event, EVENTS, "event")
-    _check_choice(actor_level, APPROVER_LEVELS, "actor_level")
+    actor_level = normalize_actor_level(actor_level, event)
     if not isinstance(actor_id, str) or not actor_id.strip():
         raise ValueError("actor_id: must be a non-empty string")
     if expected_version is not None:
@@ -302,7 +308,7 @@ def apply_transition(
     if event == "approve" and _same_person(actor_id, record.requester_id):
         return outcome(SELF_APPROVAL, "the requester cannot approve their own request")
     # 6. level
-    if event in LEVEL_GATED_EVENTS and level_rank(actor_level) < level_rank(record.required_level):
+    if event in LEVEL_GATED_EVENTS and level_rank(actor_level or "") < level_rank(record.required_level):
         return outcome(
             LEVEL_TOO_LOW,
             f"actor level {actor_level} is below the required level {record.required_level}",
@@ -317,9 +323,35 @@ def apply_transition(
 # --------------------------------------------------------------------------- helpers
 
 
+def normalize_actor_level(actor_level: object, event: str) -> str | None:
+    """The actor's level, or None when none is given (allowed only for escalate and cancel).
+
+    Raises ValueError naming ``actor_level`` for an unknown level, or a missing one for claim, approve
+    and reject.
+    """
+    if actor_level is None or (isinstance(actor_level, str) and not actor_level.strip()):
+        if event in LEVEL_GATED_EVENTS:
+            raise ValueError(
+                f"actor_level: required to {event} (one of {', '.join(APPROVER_LEVELS)}); "
+                "only escalate and cancel may leave it empty"
+            )
+        return None
+    _check_choice(actor_level, APPROVER_LEVELS, "actor_level")
+    return actor_level  # type: ignore[return-value]
+
+
+def person_key(identifier: str) -> str:
+    """The form identifiers are compared in: NFKC, without format characters (zero-width spaces, BOM,
+    bidi marks...) and whitespace, case-folded. "Alice ", "ALICE" and "ali\u200bce" are all "alice"."""
+    text = unicodedata.normalize("NFKC", identifier)
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf" and not char.isspace())
+    return unicodedata.normalize("NFKC", text.casefold())
+
+
 def _same_person(a: str, b: str) -> bool:
-    """Identifiers compared after trimming and case folding, so "Alice " cannot approve what "alice" asked."""
-    return a.strip().casefold() == b.strip().casefold()
+    """Whether two identifiers name the same person (see ``person_key``), so "Alice\u200b" cannot approve
+    what "alice" asked."""
+    return person_key(a) == person_key(b)
 
 
 def _check_choice(value: object, choices: tuple[str, ...], name: str) -> None:
@@ -333,6 +365,8 @@ def _check_version(value: object, name: str) -> None:
 
 
 __all__ = [
+    "CODES",
+    "CONTENTION",
     "EXPIRED",
     "ILLEGAL",
     "LEVEL_GATED_EVENTS",
@@ -348,6 +382,8 @@ __all__ = [
     "apply_transition",
     "as_utc",
     "format_instant",
+    "normalize_actor_level",
     "parse_instant",
+    "person_key",
     "transition_table_markdown",
 ]

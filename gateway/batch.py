@@ -10,6 +10,7 @@ import json
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
 
 MAX_ITEMS = 1000
+# An item is not started with less time than this left before the batch deadline.
+MIN_ITEM_SECONDS = 5.0
 ITEM_KEYS = {"id", "prompt", "system_prompt", "model", "max_tokens"}
 OK, ERROR, NOT_RUN = "ok", "error", "not_run"
 
@@ -69,7 +72,10 @@ def parse_batch_input(raw: object) -> BatchInput:
         text = str(raw or "").strip()
         if not text:
             raise BatchInputError("'prompts' is empty: give a JSON array or one prompt per line")
-        json_format = text[0] in "[{"
+        # JSON when it looks like JSON; "[urgent] call the supplier" on one line is plain text.
+        json_format = text[0] == "{" or (
+            text[0] == "[" and (text[1:].lstrip()[:1] in ('"', "{", "[", "]", "-", "") or text[1:].lstrip()[:1].isdigit() or text.endswith("]"))
+        )
         if json_format:
             try:
                 data = json.loads(text)
@@ -137,6 +143,7 @@ class ItemResult:
     latency_ms: float | None = None
     attempts: int = 0
     model: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -147,6 +154,12 @@ class BatchReport:
     results: list[ItemResult]
     wall_ms: float
     failed_items: list[BatchItem] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Each distinct item warning once, with how many items it concerned."""
+        counts = Counter(warning for result in self.results for warning in result.warnings)
+        return [warning if n == 1 else f"{warning} ({n} items)" for warning, n in counts.items()]
 
     @property
     def succeeded(self) -> int:
@@ -230,15 +243,11 @@ def iter_batch(
     started = time.monotonic()
     batch_deadline = Deadline(settings.deadline_seconds)
     results: list[ItemResult | None] = [None] * len(items)
-    next_index = iter(range(len(items)))
-    take_lock = threading.Lock()
-    done = queue.SimpleQueue[int]()
-    workers = max(1, min(settings.concurrency, len(items)))
-    client.ensure_pool(workers)
 
     def run_item(item: BatchItem) -> ItemResult:
-        if batch_deadline.expired():
-            return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline passed", error_code="deadline")
+        if batch_deadline.remaining < MIN_ITEM_SECONDS:
+            # Sending now would be cut off by the batch deadline after the gateway had started (and billed) it.
+            return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline was about to pass", error_code="deadline")
         try:
             request = build_request(item)
         except (GatewayError, ValueError) as exc:
@@ -250,7 +259,7 @@ def iter_batch(
         except GatewayError as exc:
             return ItemResult(
                 item.id,
-                ERROR,
+                NOT_RUN if exc.not_sent and exc.attempts == 0 else ERROR,
                 error=str(exc),
                 error_code=exc.code,
                 latency_ms=round((time.monotonic() - item_started) * 1000, 1),
@@ -266,7 +275,25 @@ def iter_batch(
             latency_ms=round(result.latency_ms, 1),
             attempts=result.attempts,
             model=result.model,
+            warnings=list(result.warnings),
         )
+
+    workers = max(1, min(settings.concurrency, len(items)))
+    with client.pooled(workers):
+        yield from _run_workers(items, results, run_item, workers)
+    final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
+    report = BatchReport(final, (time.monotonic() - started) * 1000)
+    report.failed_items = [item for item, result in zip(items, final, strict=True) if result.status != OK]
+    yield report
+
+
+def _run_workers(
+    items: list[BatchItem], results: list[ItemResult | None], run_item: Callable[[BatchItem], ItemResult], workers: int
+) -> Iterator[BatchProgress]:
+    """`workers` threads (greenlets under the Dify runtime) take items in order; yields as each finishes."""
+    next_index = iter(range(len(items)))
+    take_lock = threading.Lock()
+    done = queue.SimpleQueue[int]()
 
     def worker() -> None:
         while True:
@@ -278,7 +305,8 @@ def iter_batch(
                 results[index] = run_item(items[index])
             except Exception as exc:  # a bug must not lose the item: report it as that item's error
                 results[index] = ItemResult(items[index].id, ERROR, error=f"internal error: {exc!r}", error_code="internal")
-            done.put(index)
+            finally:
+                done.put(index)  # even if the greenlet is killed: the batch must not wait forever
 
     threads = [threading.Thread(target=worker, daemon=True, name=f"batch-{n}") for n in range(workers)]
     for thread in threads:
@@ -288,7 +316,3 @@ def iter_batch(
         yield BatchProgress(finished, len(items), results[index])  # type: ignore[arg-type]
     for thread in threads:
         thread.join()
-    final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
-    report = BatchReport(final, (time.monotonic() - started) * 1000)
-    report.failed_items = [item for item, result in zip(items, final, strict=True) if result.status != OK]
-    yield report

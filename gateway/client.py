@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -41,6 +42,8 @@ USER_AGENT = "holysheep-dify-plugin/0.1.0"
 DEFAULT_POOL_SIZE = 16
 # Tokens reserved against a TPM limit for the completion when the caller sets no max_tokens.
 DEFAULT_COMPLETION_RESERVE = 1024
+# Error bodies are read only this far: enough for the gateway's message, never a whole HTML page.
+MAX_ERROR_BODY = 64 * 1024
 
 T = TypeVar("T")
 
@@ -110,6 +113,7 @@ class GatewayClient:
         self.state = state or PROCESS_STATE
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self._pool_size = 0
+        self._pooled_calls = 0  # parallel calls announced by running batches, across invocations
         self._pool_lock = threading.Lock()
         self.session = requests.Session()
         self.session.headers.update(
@@ -133,6 +137,20 @@ class GatewayClient:
                 client.state = state
             return client
 
+    @contextlib.contextmanager
+    def pooled(self, concurrency: int) -> Iterator[None]:
+        """While the block runs, the keep-alive pool has room for `concurrency` more parallel calls, on
+        top of other batches running in the same process (one shared pool per gateway and key)."""
+        with self._pool_lock:
+            self._pooled_calls += concurrency
+            wanted = self._pooled_calls + DEFAULT_POOL_SIZE
+        self.ensure_pool(wanted)
+        try:
+            yield
+        finally:
+            with self._pool_lock:
+                self._pooled_calls -= concurrency
+
     def ensure_pool(self, concurrency: int) -> None:
         """Grows the keep-alive pool so `concurrency` parallel calls each get a connection."""
         with self._pool_lock:
@@ -148,8 +166,9 @@ class GatewayClient:
 
     def list_models(self, *, timeout: float = 15.0) -> list[str]:
         """GET {base}/models. Raises a GatewayError that says what to fix."""
-        response = self._send("GET", "/models", None, stream=False, deadline=Deadline(timeout))
-        data = self._json_body(response)
+        deadline = Deadline(timeout)
+        response = self._send("GET", "/models", None, deadline=deadline)
+        data = self._json_body(response, deadline)
         models = data.get("data") if isinstance(data, dict) else None
         if not isinstance(models, list):
             raise NotOpenAICompatibleError(self._not_openai_message(response, "has no 'data' list"))
@@ -167,6 +186,7 @@ class GatewayClient:
         deadline = options.deadline or Deadline(self.config.timeout_seconds)
         models = self._model_chain(request.model, options)
         tried: list[str] = []
+        spent = 0
         for index, model in enumerate(models):
             delivered = False
             try:
@@ -174,12 +194,17 @@ class GatewayClient:
                     delivered = True
                     if isinstance(item, StreamCompleted):
                         item.result.fallback_from = list(tried)
+                        item.result.attempts += spent
+                        if tried:
+                            item.result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
                     yield item
                 return
             except GatewayError as exc:
+                exc.attempts += spent
                 if delivered or index == len(models) - 1 or not _is_unavailable(exc):
                     raise
                 tried.append(model)
+                spent = exc.attempts
 
     # ----------------------------------------------------------------- fallbacks and breaker
 
@@ -192,14 +217,18 @@ class GatewayClient:
     def _with_fallbacks(self, request: ChatRequest, options: CallOptions, call: Callable[[ChatRequest], ChatResult]) -> ChatResult:
         models = self._model_chain(request.model, options)
         tried: list[str] = []
+        spent = 0  # HTTP requests already made for earlier models: `attempts` counts every request sent
         for index, model in enumerate(models):
             try:
                 result = call(request.with_model(model))
             except GatewayError as exc:
+                exc.attempts += spent
                 if index == len(models) - 1 or not _is_unavailable(exc):
                     raise
                 tried.append(model)
+                spent = exc.attempts
                 continue
+            result.attempts += spent
             result.fallback_from = tried
             if tried:
                 result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
@@ -232,7 +261,8 @@ class GatewayClient:
     @staticmethod
     def _record(breaker: Breaker, permit: Permit, exc: GatewayError) -> None:
         # Only failures that say the upstream is unhealthy count; a bad request or wrong key does not.
-        if isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError | StreamInterruptedError | InBandStreamError):
+        client_side = exc.status is not None and 400 <= exc.status < 500 and exc.status != 408
+        if not client_side and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError | StreamInterruptedError | InBandStreamError):
             breaker.record_failure(permit)
         else:
             breaker.record_success(permit)
@@ -246,14 +276,14 @@ class GatewayClient:
 
         def attempt() -> ChatResult:
             nonlocal attempts
+            reservation = self._reserve(limiter, request, deadline, sent=attempts)
             attempts += 1
-            reservation = self._reserve(limiter, request, deadline)
             try:
-                response = self._send("POST", "/chat/completions", request.payload(), stream=False, deadline=deadline)
+                response = self._send("POST", "/chat/completions", request.payload(), deadline=deadline)
             except _AttemptFailed:
                 reservation.settle(0)
                 raise
-            data = self._json_body(response)
+            data = self._json_body(response, deadline)
             result = self._parse_completion(data, request, response, started)
             reservation.settle(result.usage.total_tokens)
             return result
@@ -307,7 +337,11 @@ class GatewayClient:
         interrupted: bool = False,
     ) -> ChatResult:
         warnings.extend(self.state.warnings())
-        cost = self.prices.cost(served, usage) or self.prices.cost(request.model, usage)
+        cost = self.prices.cost(served, usage)
+        if cost is None and served != request.model:
+            cost = self.prices.cost(request.model, usage)
+            if cost is not None:
+                warnings.append(f"no price known for the served model '{served}': cost estimated at '{request.model}' prices")
         if cost is None:
             warnings.append(
                 f"no price known for model '{served}': cost_usd is null. Add it with the price_overrides credential."
@@ -352,6 +386,9 @@ class GatewayClient:
         except GeneratorExit:
             breaker.record_success(permit)
             raise
+        except BaseException:
+            breaker.record_failure(permit)  # a half-open probe must always be reported back
+            raise
         breaker.record_success(permit)
 
     def _stream_attempts(self, request: ChatRequest, options: CallOptions, deadline: Deadline) -> Iterator[TextDelta | StreamCompleted]:
@@ -360,22 +397,21 @@ class GatewayClient:
         include_usage = True
         attempts = 0
         while True:
+            reservation = self._reserve(limiter, request, deadline, sent=attempts)
             attempts += 1
-            reservation = self._reserve(limiter, request, deadline)
             state = _StreamState()
             try:
                 response = self._send(
                     "POST",
                     "/chat/completions",
                     request.payload(stream=True, include_usage=include_usage),
-                    stream=True,
                     deadline=deadline,
                 )
                 yield from self._read_stream(response, state, deadline, started)
             except _AttemptFailed as failed:
                 reservation.settle(0)
                 error = failed.attempt.error
-                if include_usage and _refuses_stream_options(error):
+                if include_usage and not state.delivered and _refuses_stream_options(error):
                     # Some OpenAI-compatible gateways reject stream_options: ask again without it.
                     include_usage = False
                     continue
@@ -435,6 +471,7 @@ class GatewayClient:
                 if deadline.expired():
                     raise _AttemptFailed(_Attempt(self._interrupted(state, "the call's deadline passed mid-stream"), False))
                 # read1: return what has arrived (up to 8 KiB) instead of waiting to fill the buffer.
+                _bound_next_read(response, deadline)
                 chunk = raw.read1(8192, decode_content=True)
                 if not chunk:
                     break
@@ -449,7 +486,12 @@ class GatewayClient:
             if not done:
                 decoder.close()
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = "the read timed out" if _is_timeout(exc) else "the connection was reset or closed"
+            if deadline.expired():
+                reason = "the call's deadline passed mid-stream"
+            elif _is_timeout(exc):
+                reason = "the read timed out"
+            else:
+                reason = "the connection was reset or closed"
             raise _AttemptFailed(
                 _Attempt(self._interrupted(state, reason), retryable=not state.delivered)
             ) from None
@@ -518,7 +560,7 @@ class GatewayClient:
             return None
         return self.state.rate_limiter(self.config.base_url, self.config.key_digest, options.limits)
 
-    def _reserve(self, limiter: RateLimiter | None, request: ChatRequest, deadline: Deadline) -> Reservation:
+    def _reserve(self, limiter: RateLimiter | None, request: ChatRequest, deadline: Deadline, *, sent: int) -> Reservation:
         if limiter is None:
             return Reservation(None, 0)
         tokens = estimate_prompt_tokens(request.messages, request.model).tokens + (
@@ -530,8 +572,9 @@ class GatewayClient:
             error = RateLimitedError(
                 f"not sent: the configured rate limit would need a {exc.wait:.1f}s wait, past the call's deadline",
                 retry_after=exc.wait,
-                attempts=0,
+                attempts=sent,
             )
+            error.not_sent = True  # this attempt never left: a batch reports the item as not run
             error.retryable = False  # the limit is per key: another model would not be sent sooner
             raise error from None
 
@@ -557,8 +600,9 @@ class GatewayClient:
 
     # ----------------------------------------------------------------- HTTP
 
-    def _send(self, method: str, path: str, payload: dict[str, Any] | None, *, stream: bool, deadline: Deadline) -> requests.Response:
-        """One HTTP exchange. Returns a 2xx response; otherwise raises _AttemptFailed, classified."""
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None, *, deadline: Deadline) -> requests.Response:
+        """One HTTP exchange. Returns a 2xx response whose body is still to be read (every read bounded by
+        the deadline); otherwise raises _AttemptFailed, classified."""
         remaining = deadline.remaining
         if remaining <= 0:
             raise _AttemptFailed(_Attempt(GatewayTimeoutError("the call's deadline passed before it could be sent"), False))
@@ -568,12 +612,14 @@ class GatewayClient:
                 method,
                 url,
                 data=None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                stream=stream,
+                stream=True,
                 timeout=(min(self.config.connect_timeout_seconds, remaining), remaining),
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            raise _AttemptFailed(_Attempt(self._connection_error("TLS handshake failed", exc), True)) from None
+            # Not retried: certificate and protocol failures do not clear up, and a TLS error while reading
+            # the response would mean a second, billed, completion.
+            raise _AttemptFailed(_Attempt(self._connection_error("TLS handshake failed", exc), False)) from None
         except requests.exceptions.ConnectTimeout as exc:
             raise _AttemptFailed(_Attempt(self._connection_error("connecting timed out", exc, timeout=True), True)) from None
         except requests.exceptions.ReadTimeout:
@@ -603,7 +649,7 @@ class GatewayClient:
         if 200 <= response.status_code < 300:
             return response
         try:
-            body = response.content
+            body = _read_body(response, deadline, limit=MAX_ERROR_BODY)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
             body = b""
         finally:
@@ -655,8 +701,9 @@ class GatewayClient:
         if status == 404 and not _looks_json(body):
             return _Attempt(NotOpenAICompatibleError(self._not_openai_message(response, "answered 404"), status=status), False)
         if status >= 500 or status == 409:
+            what = "conflict, try again" if status == 409 else "upstream unavailable"
             return _Attempt(
-                UpstreamUnavailableError(f"{where}: upstream unavailable ({message})", status=status, request_id=request_id),
+                UpstreamUnavailableError(f"{where}: {what} ({message})", status=status, request_id=request_id),
                 self.retry.is_retryable_status(status),
                 retry_after,
             )
@@ -664,7 +711,7 @@ class GatewayClient:
             target = response.headers.get("location", "?")
             return _Attempt(
                 NotOpenAICompatibleError(
-                    f"{where}: redirected to {target}. Set base_url to the final API address (often with /v1)",
+                    self.redact(f"{where}: redirected to {target}. Set base_url to the final API address (often with /v1)"),
                     status=status,
                 ),
                 False,
@@ -675,16 +722,19 @@ class GatewayClient:
         message = self.redact(_error_message(json.dumps(data).encode()) or "unknown error")
         return BadRequestError(f"gateway returned an error with HTTP {status}: {message}", status=status)
 
-    def _json_body(self, response: requests.Response) -> Any:
+    def _json_body(self, response: requests.Response, deadline: Deadline) -> Any:
         try:
-            body = response.content
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            body = _read_body(response, deadline)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            what = (
+                "the call's deadline passed while the response was arriving"
+                if deadline.expired() or _is_timeout(exc)
+                else "the connection broke while reading the response"
+            )
+            error_class = GatewayTimeoutError if deadline.expired() or _is_timeout(exc) else UpstreamUnavailableError
             raise _AttemptFailed(
                 _Attempt(
-                    UpstreamUnavailableError(
-                        "the connection broke while reading the response; not retried because the gateway "
-                        "may already have processed (and billed) the request"
-                    ),
+                    error_class(f"{what}; not retried because the gateway may already have processed (and billed) the request"),
                     False,
                 )
             ) from None
@@ -722,11 +772,14 @@ def _is_unavailable(exc: GatewayError) -> bool:
     Never on 4xx, and never after a failure that may have been billed (not retryable)."""
     if isinstance(exc, CircuitOpenError):
         return True
-    return exc.retryable and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError | RateLimitedError)
+    if exc.status is not None and 400 <= exc.status < 500:
+        return False
+    return exc.retryable and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError)
 
 
 def _refuses_stream_options(error: GatewayError) -> bool:
-    return isinstance(error, BadRequestError) and "stream_options" in error.message
+    # As a 400/422, or as an in-band error event on a 200 stream, depending on the gateway.
+    return isinstance(error, BadRequestError | InBandStreamError) and "stream_options" in error.message
 
 
 def _looks_json(body: bytes) -> bool:
@@ -769,6 +822,30 @@ def _not_sent(exc: requests.exceptions.ConnectionError) -> bool:
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+
+
+def _bound_next_read(response: requests.Response, deadline: Deadline) -> None:
+    """Caps the next socket read at the time left. requests' read timeout applies per read and was
+    fixed when the request was sent, so a gateway trickling bytes could otherwise outlive the deadline."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(max(0.001, deadline.remaining))
+
+
+def _read_body(response: requests.Response, deadline: Deadline, limit: int | None = None) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while limit is None or size < limit:
+        if deadline.expired():
+            raise TimeoutError("deadline passed while reading the response")
+        _bound_next_read(response, deadline)
+        chunk = response.raw.read1(65536, decode_content=True)  # what has arrived, not a full 64 KiB
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _is_timeout(exc: BaseException) -> bool:

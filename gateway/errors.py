@@ -67,6 +67,7 @@ class GatewayError(Exception):
 
     code = "gateway_error"
     retryable = False
+    not_sent = False  # True when this call never reached the gateway (e.g. held back by the rate limit)
 
     def __init__(
         self,

@@ -336,6 +336,9 @@ class ConnectionAborted(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate writes: with Nagle on, the body waits for the client's delayed
+    # ACK (~40 ms), which would swamp every latency the tests and benchmarks measure.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server: SimServer
     server_version = "holysheep-sim/1.0"
@@ -679,6 +682,11 @@ class Handler(BaseHTTPRequestHandler):
         self, base: dict[str, Any], reply: str, finish: str, usage: dict[str, Any] | None, faults: FaultSet
     ) -> Iterator[tuple[str, Any]]:
         """Yield ("event", payload) / ("raw", text) / ("abort", kind) in wire order."""
+        if faults.has("reject_stream_options_inband") and usage is not None:
+            # Some gateways accept the request and refuse the option inside the 200 stream.
+            yield "event", {"error": {"message": "Unrecognized request argument supplied: stream_options", "type": "invalid_request_error"}}
+            yield "abort", "cut"
+            return
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}

@@ -5,7 +5,8 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from approval.engine import ApprovalRequest, route
-from approval.store import RecordExists, StoreUnavailable, store_for
+from approval.policy import Policy
+from approval.store import RecordExists, StoreUnavailable, store_for, validate_request_id
 from approval.transitions import ApprovalRecord
 from tools.approval_llm import GatewayAssessmentLLM
 from tools.support import (
@@ -18,7 +19,9 @@ from tools.support import (
     text_param,
 )
 
-RULES_ONLY = "rules_only"
+# `model` values (case-insensitive) that mean "rules only, no LLM call".
+RULES_ONLY_MODELS = frozenset({"none", "rules_only"})
+POLICY_SOURCES = ("parameter", "credential", "bundled")
 
 
 class ApprovalRouteTool(Tool):
@@ -26,7 +29,7 @@ class ApprovalRouteTool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         credentials = self.runtime.credentials
         client = gateway_client(credentials)
-        policy = approval_policy(tool_parameters, credentials)
+        policy, policy_source = policy_with_source(tool_parameters, credentials)
         try:
             request = ApprovalRequest(
                 request_id=text_param(tool_parameters, "request_id", required=True, max_chars=200).strip(),
@@ -41,16 +44,30 @@ class ApprovalRouteTool(Tool):
             )
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
-        model = text_param(tool_parameters, "model", max_chars=200).strip() or client.config.default_model
-        llm = None if model == RULES_ONLY else GatewayAssessmentLLM(client, model)
+        model = text_param(tool_parameters, "model", max_chars=200).strip()
+        llm = None if model.lower() in RULES_ONLY_MODELS else GatewayAssessmentLLM(client, model or client.config.default_model)
+        store = store_for(client.config.redis_url)
+        if store is not None:
+            # Refuse a request id the store already holds before spending a model call on it. Two routes
+            # racing past this check are still decided by create() (SET NX): exactly one saves.
+            try:
+                validate_request_id(request.request_id)
+                existing = store.get(request.request_id)
+            except ValueError as exc:
+                raise ToolInputError(f"'request_id': {str(exc).removeprefix('request_id: ')}") from None
+            except StoreUnavailable as exc:
+                raise HolySheepToolError(str(exc)) from None
+            if existing is not None:
+                raise already_routed(request.request_id)
         try:
             outcome = route(request, policy, llm)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None
         output = outcome.to_outputs()
+        output["policy_source"] = policy_source
+        output["audit"]["policy_source"] = policy_source
         output["version"] = 1
         output["store"] = "none"
-        store = store_for(client.config.redis_url)
         if store is not None:
             record = ApprovalRecord(
                 request_id=request.request_id,
@@ -63,16 +80,36 @@ class ApprovalRouteTool(Tool):
             try:
                 store.create(record)
             except RecordExists:
-                raise ToolInputError(
-                    f"'request_id' {request.request_id!r} was already routed and saved in the approval store: "
-                    "use a new request_id, or approval_transition to change the saved request"
-                ) from None
+                raise already_routed(request.request_id) from None
             except StoreUnavailable as exc:
                 raise HolySheepToolError(str(exc)) from None
             output["store"] = "redis"
         yield self.create_json_message(output)
         for name, value in output.items():
             yield self.create_variable_message(name, value)
+
+
+def policy_with_source(params: dict[str, Any], credentials: dict[str, Any]) -> tuple[Policy, str]:
+    """The policy that decides and where it came from: "parameter", "credential" or "bundled".
+
+    An administrator's `approval_policy` credential cannot be replaced by a workflow's `policy` parameter.
+    """
+    from_parameter = bool(str(params.get("policy") or "").strip())
+    from_credential = bool(str(credentials.get("approval_policy") or "").strip())
+    if from_parameter and from_credential:
+        raise ToolInputError(
+            "'policy': the provider's approval_policy credential is set; a workflow cannot replace it. "
+            "Leave 'policy' empty to use the administrator's policy, or ask the administrator to change the credential"
+        )
+    policy = approval_policy(params, credentials)
+    return policy, "parameter" if from_parameter else "credential" if from_credential else "bundled"
+
+
+def already_routed(request_id: str) -> ToolInputError:
+    return ToolInputError(
+        f"'request_id' {request_id!r} was already routed and saved in the approval store: "
+        "use a new request_id, or approval_transition to change the saved request"
+    )
 
 
 def required_amount(params: dict[str, Any]) -> float:

@@ -58,7 +58,7 @@ class BatchChatTool(Tool):
         results = [r.to_dict() for r in report.results]
         output = {"results": results, **report.summary(), "failed_items": batch.format_items(report.failed_items)}
         output.pop("http_requests")
-        output["warnings"] = client.state.warnings()
+        output["warnings"] = report.warnings + [w for w in client.state.warnings() if not any(x.startswith(w) for x in report.warnings)]
         if len(json.dumps(results, ensure_ascii=False).encode()) > MAX_MESSAGE_BYTES:
             # Too large for one protocol message: replies go out in several JSON messages, in order.
             yield from self._chunked_results(results)

@@ -182,12 +182,13 @@ def test_outputs_have_exactly_the_declared_keys() -> None:
     assert set(outputs) == {
         "risk_level", "approver_level", "auto_approve", "next_state", "matched_rules", "decision_factors",
         "llm_status", "injection_suspected", "policy_version", "cost_usd", "latency_ms", "required_level",
-        "sla_hours", "deadline", "audit",
+        "sla_hours", "deadline", "audit", "policy_sha256",
     }
     assert outputs["deadline"] == "2025-03-03T00:00:00+00:00"
     assert outputs["required_level"] == outputs["approver_level"] == "manager"
     assert outputs["sla_hours"] == 24.0
     assert outputs["policy_version"] == Policy.bundled().version
+    assert outputs["policy_sha256"] == Policy.bundled().sha256 == outputs["audit"]["policy_sha256"]
     assert outputs["cost_usd"] == pytest.approx(0.001)
     assert outputs["latency_ms"] == pytest.approx(10.0)
     json.dumps(outputs)  # plain JSON values only

@@ -190,3 +190,36 @@ def test_parse_amount_keeps_decimal_precision() -> None:
     assert parse_amount(999.99) == Decimal("999.99")
     assert parse_amount("1,000.00") == Decimal("1000.00")
     assert parse_amount(7) == Decimal(7)
+
+
+def test_sha256_is_the_same_however_the_policy_is_written() -> None:
+    as_yaml = Policy.load(yaml.safe_dump(MINIMAL, sort_keys=False))
+    reordered = dict(reversed(list(copy.deepcopy(MINIMAL).items())))
+    reordered["currency_rates"] = {"EUR": "1.10", "USD": "1.000"}
+    reordered["auto_approve"]["amount_max"] = 50.00
+    as_json = Policy.load(json.dumps(reordered) + "\n")
+    commented = Policy.load("# our policy\n" + yaml.safe_dump(MINIMAL, sort_keys=True))
+    assert len(as_yaml.sha256) == 64 and int(as_yaml.sha256, 16) >= 0
+    assert as_yaml.sha256 == as_json.sha256 == commented.sha256
+    assert as_yaml.canonical() == as_json.canonical()
+    json.dumps(as_yaml.canonical())  # plain JSON
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.update(version="t-2"),
+        lambda d: d["rules"][0]["then"].update(min_level="vp"),
+        lambda d: d["rules"][0]["when"].update(amount_max=201),
+        lambda d: d["currency_rates"].update(EUR=1.2),
+        lambda d: d["auto_approve"].update(max_risk="medium"),
+        lambda d: d["sla_hours"].update(manager=9),
+        lambda d: d["rules"].reverse(),  # rule order is what matched_rules reports
+    ],
+)
+def test_sha256_changes_when_the_policy_does(mutate: Any) -> None:
+    assert Policy.load(_with(mutate)).sha256 != Policy.load(MINIMAL).sha256
+
+
+def test_bundled_policy_sha256_is_stable() -> None:
+    assert Policy.bundled().sha256 == Policy.load(BUNDLED_POLICY_PATH.read_text(encoding="utf-8")).sha256

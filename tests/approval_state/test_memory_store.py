@@ -206,6 +206,28 @@ class StoreContract:
         stored = store.get("REQ-1")
         assert stored is not None and (stored.state, stored.version) == ("expired", 3)
 
+    @pytest.mark.parametrize("level", [None, ""])
+    def test_escalate_and_cancel_need_no_actor_level_and_the_history_records_none(
+        self, store: ApprovalStore, level: str | None
+    ) -> None:
+        store.create(routed())
+        escalated = store.transition("REQ-1", event="escalate", actor_id="bob", actor_level=level, now=NOW)
+        assert (escalated.accepted, escalated.state, escalated.required_level) == (True, "escalated", "vp")
+        cancelled = store.transition("REQ-1", event="cancel", actor_id="bob", actor_level=level, now=NOW)
+        assert (cancelled.accepted, cancelled.state) == (True, "cancelled")
+        assert [entry["actor_level"] for entry in store.history("REQ-1")[1:]] == [None, None]
+
+    @pytest.mark.parametrize("event", ["claim", "approve", "reject"])
+    def test_deciding_events_without_an_actor_level_are_refused_before_anything_is_written(
+        self, store: ApprovalStore, event: str
+    ) -> None:
+        store.create(routed())
+        with pytest.raises(ValueError, match=r"^actor_level: required to"):
+            store.transition("REQ-1", event=event, actor_id="bob", actor_level=None, now=NOW)
+        stored = store.get("REQ-1")
+        assert stored is not None and (stored.state, stored.version) == ("pending", 1)
+        assert len(store.history("REQ-1")) == 1
+
     def test_two_concurrent_approvers_exactly_one_wins(self, stores: StoreFactory) -> None:
         stores().create(routed())
         results = race(stores, 2, expected_version=1)

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from approval.transitions import (
+    CODES,
     TRANSITIONS,
     ApprovalRecord,
     TransitionResult,
     apply_transition,
     parse_instant,
+    person_key,
     transition_table_markdown,
 )
 
@@ -281,3 +283,54 @@ def test_markdown_table_lists_every_state_and_event() -> None:
     assert "| `pending` | `under_review` | `approved` | `rejected` | `escalated` | `cancelled` |" in lines
     assert "| `escalated` | `under_review` | `approved` | `rejected` | — | `cancelled` |" in lines
     assert "| `expired` (terminal) | — | — | — | — | — |" in lines
+
+
+@pytest.mark.parametrize("level", [None, "", "  "])
+@pytest.mark.parametrize("event", ["escalate", "cancel"])
+def test_escalate_and_cancel_take_an_empty_actor_level(level: str | None, event: str) -> None:
+    record = ApprovalRecord("R", "pending", 1, "director", "alice")
+    result = apply_transition(record, event=event, actor_id="bob", actor_level=level, now=NOW)  # type: ignore[arg-type]
+    assert result.accepted and result.code == "ok"
+
+
+@pytest.mark.parametrize("level", [None, ""])
+@pytest.mark.parametrize("event", ["claim", "approve", "reject"])
+def test_claim_approve_and_reject_need_an_actor_level(level: str | None, event: str) -> None:
+    record = ApprovalRecord("R", "pending", 1, "manager", "alice")
+    with pytest.raises(ValueError, match=f"^actor_level: required to {event}"):
+        apply_transition(record, event=event, actor_id="bob", actor_level=level, now=NOW)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        "alice\u200b",  # zero-width space
+        "\ufeffalice",  # byte order mark
+        "ali\u200dce",  # zero-width joiner
+        "\u202ealice",  # right-to-left override
+        "ａｌｉｃｅ",  # full-width, folded by NFKC
+        "ALICE\u00a0",  # no-break space
+        "al ice",
+    ],
+)
+def test_a_disguised_requester_id_cannot_approve_their_own_request(disguised: str) -> None:
+    record = ApprovalRecord("R", "pending", 1, "manager", "alice")
+    refused = apply_transition(record, event="approve", actor_id=disguised, actor_level="vp", now=NOW)
+    assert (refused.accepted, refused.code) == (False, "self_approval"), ascii(disguised)
+    # And the other way round: the requester registered with the disguise.
+    record = ApprovalRecord("R", "pending", 1, "manager", disguised)
+    refused = apply_transition(record, event="approve", actor_id="alice", actor_level="vp", now=NOW)
+    assert refused.code == "self_approval", ascii(disguised)
+
+
+def test_person_key_keeps_different_people_apart() -> None:
+    assert person_key("alice") != person_key("alicia")
+    assert person_key("bob.smith") != person_key("bobsmith")
+    record = ApprovalRecord("R", "pending", 1, "manager", "alice")
+    assert apply_transition(record, event="approve", actor_id="alice2", actor_level="vp", now=NOW).accepted
+
+
+def test_codes_are_the_ones_results_carry() -> None:
+    assert CODES == (
+        "ok", "stale_version", "terminal", "expired", "illegal_transition", "self_approval", "level_too_low", "contention",
+    )
