@@ -176,18 +176,18 @@ class PluginProcess:
     @property
     def rss_bytes(self) -> int:
         """Resident memory of the plugin process now (Linux)."""
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return self._status_kib("VmRSS") * 1024
 
     @property
     def peak_rss_bytes(self) -> int:
+        """The most resident memory the plugin process has used (Linux)."""
+        return self._status_kib("VmHWM") * 1024
+
+    def _status_kib(self, field: str) -> int:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
         return 0
 
     def stderr_text(self) -> str:

@@ -422,33 +422,23 @@ class GatewayClient:
                     raise failed.attempt.final(attempts, retryable=failed.attempt.retryable and not state.delivered) from None
                 self._wait_before_retry(failed.attempt, attempts, deadline, limiter)
                 continue
-            warnings: list[str] = []
-            if not include_usage:
-                warnings.append("the gateway refused stream_options.include_usage")
-            usage = state.usage or self._estimate_usage(request, state.text, warnings)
-            reservation.settle(usage.total_tokens)
-            result = self._finish(
-                text=state.text,
-                finish_reason=state.finish_reason,
-                served=state.model or request.model,
-                request=request,
-                usage=usage,
-                started=started,
-                request_id=state.request_id,
-                warnings=warnings,
-                ttft_ms=state.ttft_ms,
-            )
-            result.attempts = attempts
+            warnings = [] if include_usage else ["the gateway refused stream_options.include_usage"]
+            result = self._stream_result(request, state, started, attempts, warnings)
+            reservation.settle(result.usage.total_tokens)
             yield StreamCompleted(result)
             return
 
     def _partial_result(self, request: ChatRequest, state: _StreamState, started: float, attempts: int) -> ChatResult:
         """What an interrupted stream delivered and probably cost: the gateway bills generated tokens."""
-        warnings: list[str] = []
+        return self._stream_result(request, state, started, attempts, [], interrupted=True)
+
+    def _stream_result(
+        self, request: ChatRequest, state: _StreamState, started: float, attempts: int, warnings: list[str], *, interrupted: bool = False
+    ) -> ChatResult:
         usage = state.usage or self._estimate_usage(request, state.text, warnings)
         result = self._finish(
             text=state.text,
-            finish_reason=None,
+            finish_reason=None if interrupted else state.finish_reason,
             served=state.model or request.model,
             request=request,
             usage=usage,
@@ -456,7 +446,7 @@ class GatewayClient:
             request_id=state.request_id,
             warnings=warnings,
             ttft_ms=state.ttft_ms,
-            interrupted=True,
+            interrupted=interrupted,
         )
         result.attempts = attempts
         return result

@@ -1,4 +1,3 @@
-from collections.abc import Iterator
 
 import pytest
 
@@ -6,18 +5,6 @@ from gateway import GatewayClient, GatewayConfig
 from gateway.retry import RetryPolicy
 from gateway.state import InProcessState
 from simulator.harness import SimulatorProcess
-
-
-@pytest.fixture(scope="session")
-def simulator() -> Iterator[SimulatorProcess]:
-    with SimulatorProcess() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(simulator: SimulatorProcess) -> SimulatorProcess:
-    simulator.reset()
-    return simulator
 
 
 def make_client(sim: SimulatorProcess, **overrides: object) -> GatewayClient:

@@ -13,18 +13,6 @@ pytestmark = pytest.mark.runtime
 
 
 @pytest.fixture(scope="session")
-def simulator() -> Iterator[SimulatorProcess]:
-    with SimulatorProcess() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(simulator: SimulatorProcess) -> SimulatorProcess:
-    simulator.reset()
-    return simulator
-
-
-@pytest.fixture(scope="session")
 def plugin() -> Iterator[PluginProcess]:
     with PluginProcess() as process:
         yield process

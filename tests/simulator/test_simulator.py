@@ -16,18 +16,6 @@ from simulator.server import sample_for_schema, stream_pieces
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with SimulatorProcess() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(simulator: SimulatorProcess) -> SimulatorProcess:
-    simulator.reset()
-    return simulator
-
-
-@pytest.fixture(scope="module")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
