@@ -238,7 +238,8 @@ class GatewayClient:
     def breaker_for(self, model: str) -> Breaker:
         return self.state.breaker(self.config.base_url, model)
 
-    def _guarded(self, model: str, call: Callable[[], T]) -> T:
+    def _permit(self, model: str) -> tuple[Breaker, Permit]:
+        """The breaker's permission to call `model`; raises CircuitOpenError (nothing sent) when open."""
         breaker = self.breaker_for(model)
         permit = breaker.acquire()
         if not permit.allowed:
@@ -247,6 +248,10 @@ class GatewayClient:
                 f"not sending for another {permit.retry_in:.0f}s",
                 attempts=0,
             )
+        return breaker, permit
+
+    def _guarded(self, model: str, call: Callable[[], T]) -> T:
+        breaker, permit = self._permit(model)
         try:
             result = call()
         except GatewayError as exc:
@@ -370,14 +375,7 @@ class GatewayClient:
     # ----------------------------------------------------------------- streaming
 
     def _stream_once(self, request: ChatRequest, options: CallOptions, deadline: Deadline) -> Iterator[TextDelta | StreamCompleted]:
-        breaker = self.breaker_for(request.model)
-        permit = breaker.acquire()
-        if not permit.allowed:
-            raise CircuitOpenError(
-                f"circuit open for model '{request.model}' at {self.config.base_url}: recent calls failed; "
-                f"not sending for another {permit.retry_in:.0f}s",
-                attempts=0,
-            )
+        breaker, permit = self._permit(request.model)
         try:
             yield from self._stream_attempts(request, options, deadline)
         except GatewayError as exc:
