@@ -72,7 +72,7 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
     try:
         config = GatewayConfig.from_credentials(credentials)
         client = GatewayClient.shared(config, state=state_for(config.redis_url))
-        models = client.list_models()
+        models = client.list_models(timeout=min(15.0, config.timeout_seconds))
     except GatewayError as exc:
         return redact_known_secrets(str(exc))
     if config.redis_url:

@@ -127,3 +127,14 @@ def test_the_package_ships_the_plugin_and_none_of_the_dev_tools() -> None:
     shipped = {p.relative_to(REPO_ROOT).as_posix() for p in plugin_files(REPO_ROOT)}
     assert not any(name.startswith(("simulator/", "devtools/", "tests/", "bench/")) for name in shipped)
     assert {"main.py", "manifest.yaml", "requirements.txt", "PRIVACY.md", "_assets/icon.svg"} <= shipped
+
+
+def test_a_gateway_that_does_not_answer_in_time_says_it_timed_out(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    sim.configure(latency_ms=3000)
+    ok, message = plugin.validate({"api_key": sim.api_key, "base_url": sim.base_url, "timeout_seconds": "1"})
+    assert not ok and "no response within" in message
+
+
+def test_https_to_a_plain_http_port_is_a_tls_failure_with_a_hint(plugin: PluginProcess, sim: SimulatorProcess) -> None:
+    ok, message = plugin.validate({"api_key": sim.api_key, "base_url": sim.base_url.replace("http://", "https://")})
+    assert not ok and "TLS" in message and "https vs http" in message
