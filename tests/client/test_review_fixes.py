@@ -152,3 +152,15 @@ def test_a_half_open_probe_that_dies_is_reported_so_the_breaker_does_not_stick(s
         stream.throw(KeyboardInterrupt())
     time.sleep(0.1)  # the failed probe reopened it; after the cooldown a new probe is allowed
     assert client.chat(ask("recovered")).text == "[deepseek-v3.2] You said: recovered"
+
+
+def test_proxy_settings_from_the_environment_are_honoured_and_read_once(sim: SimulatorProcess, monkeypatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = make_client(sim, base_url="http://gateway.example/v1")
+    assert proxied.session.proxies.get("http") == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = make_client(sim)
+    assert direct.session.proxies == {}
+    assert direct.chat(ask("no proxy for localhost")).text.endswith("no proxy for localhost")
