@@ -550,22 +550,20 @@ class GatewayClient:
 
     # ----------------------------------------------------------------- limits
 
-    def _limiter(self, options: CallOptions) -> RateLimiter | None:
-        if not (options.limits.rpm or options.limits.tpm):
-            return None
+    def _limiter(self, options: CallOptions) -> RateLimiter:
+        """The call's buckets; even without limits it holds the call while the gateway's last 429 lasts."""
         return self.state.rate_limiter(self.config.base_url, self.config.key_digest, options.limits)
 
-    def _reserve(self, limiter: RateLimiter | None, request: ChatRequest, deadline: Deadline, *, sent: int) -> Reservation:
-        if limiter is None:
-            return Reservation(None, 0)
-        tokens = estimate_prompt_tokens(request.messages, request.model).tokens + (
-            request.max_tokens or DEFAULT_COMPLETION_RESERVE
-        )
+    def _reserve(self, limiter: RateLimiter, request: ChatRequest, deadline: Deadline, *, sent: int) -> Reservation:
+        tokens = 0
+        if limiter.settings.tpm:  # the estimate costs a tokenizer pass: only when a TPM bucket needs it
+            tokens = estimate_prompt_tokens(request.messages, request.model).tokens + (request.max_tokens or DEFAULT_COMPLETION_RESERVE)
         try:
             return limiter.reserve(tokens, time.monotonic() + deadline.remaining)
         except RateLimitTimeout as exc:
+            why = "the configured rate limit" if limiter.settings.rpm or limiter.settings.tpm else "the gateway's last 429"
             error = RateLimitedError(
-                f"not sent: the configured rate limit would need a {exc.wait:.1f}s wait, past the call's deadline",
+                f"not sent: waiting for {why} would take {exc.wait:.1f}s, past the call's deadline",
                 retry_after=exc.wait,
                 attempts=sent,
             )
@@ -575,7 +573,7 @@ class GatewayClient:
 
     # ----------------------------------------------------------------- retries
 
-    def _retrying(self, attempt: Callable[[], T], deadline: Deadline, limiter: RateLimiter | None, count: Callable[[], int]) -> T:
+    def _retrying(self, attempt: Callable[[], T], deadline: Deadline, limiter: RateLimiter, count: Callable[[], int]) -> T:
         while True:
             try:
                 return attempt()
@@ -584,10 +582,10 @@ class GatewayClient:
                     raise failed.attempt.final(count()) from None
                 self._wait_before_retry(failed.attempt, count(), deadline, limiter)
 
-    def _wait_before_retry(self, attempt: _Attempt, number: int, deadline: Deadline, limiter: RateLimiter | None) -> None:
+    def _wait_before_retry(self, attempt: _Attempt, number: int, deadline: Deadline, limiter: RateLimiter) -> None:
         delay = self.retry.delay(number, attempt.retry_after)
-        if isinstance(attempt.error, RateLimitedError) and limiter is not None:
-            limiter.pause(delay)  # the whole bucket waits, not only this request
+        if isinstance(attempt.error, RateLimitedError):
+            limiter.pause(delay)  # every caller of this gateway key waits, not only this request
         if delay >= deadline.remaining:
             attempt.error.message += f" (gave up after {number} attempt(s): waiting {delay:.1f}s more would pass the call's deadline)"
             raise attempt.final(number) from None

@@ -55,6 +55,8 @@ class Reservation:
 
 
 class RateLimiter(Protocol):
+    settings: LimitSettings
+
     def reserve(self, tokens: int, deadline: float | None) -> Reservation: ...
     def adjust_tokens(self, delta: int) -> None: ...
     def pause(self, seconds: float) -> None: ...
@@ -82,28 +84,47 @@ def bucket_pair(settings: LimitSettings, clock: Callable[[], float]) -> tuple[To
     return rpm, tpm
 
 
+class PauseGate:
+    """When the gateway said 429 with a Retry-After, nobody using that gateway key sends before it ends,
+    whatever limits (if any) each caller configured."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self._lock = threading.Lock()
+
+    def extend(self, until: float) -> None:
+        with self._lock:
+            self.until = max(self.until, until)
+
+
 class InProcessRateLimiter:
     def __init__(
         self,
         settings: LimitSettings,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        gate: PauseGate | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._rpm, self._tpm = bucket_pair(settings, clock)
-        self._paused_until = 0.0
+        self._gate = gate or PauseGate()
         # Waiters are served in arrival order: a ticket system avoids a thundering herd of greenlets.
         self._next_free = 0.0
 
     def reserve(self, tokens: int, deadline: float | None) -> Reservation:
         if self._rpm is None and self._tpm is None:
+            wait = self._gate.until - self._clock()
+            if wait > 0:
+                if deadline is not None and self._clock() + wait > deadline:
+                    raise RateLimitTimeout(wait)
+                self._sleep(wait)
             return Reservation(None, tokens)
         with self._lock:
             now = self._clock()
-            start = max(now, self._paused_until, self._next_free)
+            start = max(now, self._gate.until, self._next_free)
             wait = start - now
             for bucket, amount in ((self._rpm, 1.0), (self._tpm, float(tokens))):
                 if bucket is None:
@@ -131,5 +152,4 @@ class InProcessRateLimiter:
             self._tpm.level = min(self._tpm.capacity, self._tpm.level + delta)
 
     def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+        self._gate.extend(self._clock() + seconds)

@@ -32,7 +32,7 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local tokens = tonumber(ARGV[5])
 local max_wait = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
-local paused = tonumber(redis.call('HGET', KEYS[3], 'paused_until') or '0')
+local paused = tonumber(redis.call('HGET', KEYS[4], 'paused_until') or '0')
 local next_free = tonumber(redis.call('HGET', KEYS[3], 'next_free') or '0')
 local start = math.max(now, paused, next_free)
 local wait = start - now
@@ -257,15 +257,17 @@ class RedisState:
         return RedisBreaker(self, f"{PREFIX}:breaker:{_digest(base_url)}:{model}", base_url, model)
 
     def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RedisRateLimiter:
-        return RedisRateLimiter(self, f"{PREFIX}:rl:{_digest(base_url)}:{key_digest}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings)
+        gateway_key = f"{PREFIX}:rl:{_digest(base_url)}:{key_digest}"
+        return RedisRateLimiter(self, gateway_key, f"{gateway_key}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings)
 
 
 class RedisRateLimiter:
     TTL_MS = 180_000  # idle buckets expire: a full bucket is the same as no bucket
 
-    def __init__(self, state: RedisState, key: str, base_url: str, key_digest: str, settings: LimitSettings) -> None:
+    def __init__(self, state: RedisState, gateway_key: str, key: str, base_url: str, key_digest: str, settings: LimitSettings) -> None:
         self.store = state
-        self.keys = [f"{key}:rpm", f"{key}:tpm", f"{key}:meta"]
+        # Buckets and their queue per (gateway, key, limits); the 429 pause per (gateway, key), for everyone.
+        self.keys = [f"{key}:rpm", f"{key}:tpm", f"{key}:meta", f"{gateway_key}:pause"]
         self.settings = settings
         self._fallback = lambda: state.fallback.rate_limiter(base_url, key_digest, settings)
 
@@ -301,7 +303,7 @@ class RedisRateLimiter:
 
     def pause(self, seconds: float) -> None:
         self.store.call(
-            "pause", [self.keys[2]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
+            "pause", [self.keys[3]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
         )
 
 

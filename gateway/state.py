@@ -10,7 +10,7 @@ import threading
 from typing import Protocol
 
 from gateway.breaker import Breaker, BreakerSettings, InProcessBreaker
-from gateway.limits import InProcessRateLimiter, LimitSettings, RateLimiter
+from gateway.limits import InProcessRateLimiter, LimitSettings, PauseGate, RateLimiter
 
 
 class SharedState(Protocol):
@@ -29,6 +29,7 @@ class InProcessState:
         self._lock = threading.Lock()
         self._breakers: dict[tuple[str, str], InProcessBreaker] = {}
         self._limiters: dict[tuple[str, str, LimitSettings], InProcessRateLimiter] = {}
+        self._gates: dict[tuple[str, str], PauseGate] = {}
 
     def breaker(self, base_url: str, model: str) -> Breaker:
         with self._lock:
@@ -39,10 +40,12 @@ class InProcessState:
 
     def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RateLimiter:
         # One bucket per (gateway, key, limits): invocations that configure the same limits share it.
+        # A 429's pause is per (gateway, key): it holds back every caller, with or without limits.
         with self._lock:
             key = (base_url, key_digest, settings)
             if key not in self._limiters:
-                self._limiters[key] = InProcessRateLimiter(settings)
+                gate = self._gates.setdefault((base_url, key_digest), PauseGate())
+                self._limiters[key] = InProcessRateLimiter(settings, gate=gate)
             return self._limiters[key]
 
     def warnings(self) -> list[str]:

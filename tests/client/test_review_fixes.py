@@ -1,6 +1,7 @@
 """Deadlines while reading, attempts across fallbacks, redirects, in-band refusals, 4xx and fallbacks,
 and the breaker's half-open probe: the client stays correct where a review found it was not."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -39,7 +40,7 @@ class TricklingServer:
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
     def handle(self, conn: socket.socket) -> None:
-        with conn:
+        with contextlib.suppress(OSError), conn:  # the client hangs up at its deadline: that is the point
             conn.recv(65536)
             kind = "text/event-stream" if self.streaming else "application/json"
             conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: 100000\r\n\r\n".encode())
@@ -164,3 +165,14 @@ def test_proxy_settings_from_the_environment_are_honoured_and_read_once(sim: Sim
     direct = make_client(sim)
     assert direct.session.proxies == {}
     assert direct.chat(ask("no proxy for localhost")).text.endswith("no proxy for localhost")
+
+
+def test_a_429_slows_every_concurrent_call_on_the_key_not_only_its_own(sim: SimulatorProcess) -> None:
+    client = make_client(sim)
+    busy = threading.Thread(target=lambda: client.chat(ask("busy [[sim: 429x1, retry_after=1]]")))
+    busy.start()
+    time.sleep(0.3)  # the 429 has arrived and paused the key
+    started = time.monotonic()
+    client.chat(ask("another call"))
+    assert time.monotonic() - started >= 0.5
+    busy.join()

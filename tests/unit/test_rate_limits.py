@@ -99,3 +99,20 @@ def test_parallel_reservations_never_overspend() -> None:
     assert len(granted_at) == 40
     # 10 immediately, the remaining 30 need at least 3 s of refill.
     assert max(granted_at) >= 3.0 - 1e-9
+
+
+def test_a_429_pause_holds_every_caller_of_the_gateway_key_whatever_their_limits() -> None:
+    from gateway.state import InProcessState
+
+    fake = FakeTime()
+    state = InProcessState()
+    limited = state.rate_limiter("https://gw/v1", "key", LimitSettings(rpm=6000))
+    unlimited = state.rate_limiter("https://gw/v1", "key", LimitSettings())
+    other_key = state.rate_limiter("https://gw/v1", "other", LimitSettings())
+    for limiter in (limited, unlimited, other_key):
+        limiter._clock, limiter._sleep = fake.clock, fake.sleep  # type: ignore[attr-defined]
+    limited.pause(3.0)
+    unlimited.reserve(0, None)
+    assert fake.now == pytest.approx(3.0)  # no limits configured, still held by the gateway's Retry-After
+    other_key.reserve(0, None)
+    assert fake.now == pytest.approx(3.0)  # another key is not held
