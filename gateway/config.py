@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from gateway.errors import ConfigurationError
 
@@ -122,6 +122,33 @@ def parse_number(
     return number
 
 
+def check_redis_url(raw: object) -> str:
+    """The redis_url credential, checked for shape before anything connects. The message never repeats
+    the URL, which usually holds a password."""
+    url = str(raw or "").strip()
+    if not url:
+        return ""
+    hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"redis_url must start with redis://, rediss:// or unix://: {hint}", field="redis_url")
+    if not _port_is_valid(parts):
+        raise ConfigurationError(f"redis_url has a port that is not a number: {hint}", field="redis_url")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigurationError(f"redis_url has no host: {hint}", field="redis_url")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ConfigurationError(f"redis_url's database must be a number after the last '/': {hint}", field="redis_url")
+    return url
+
+
+def _port_is_valid(parts: SplitResult) -> bool:
+    try:
+        return parts.port is None or parts.port > 0  # urlsplit reads the port lazily: a bad one raises here
+    except ValueError:
+        return False
+
+
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -167,7 +194,7 @@ class GatewayConfig:
             ),
             fallback_models=fallbacks,
             price_overrides=str(creds.get("price_overrides") or "").strip(),
-            redis_url=str(creds.get("redis_url") or "").strip(),
+            redis_url=check_redis_url(creds.get("redis_url")),
         )
 
     @property

@@ -61,6 +61,8 @@ class ApprovalTransitionTool(Tool):
             idempotency_key = validate_idempotency_key(text_param(tool_parameters, "idempotency_key").strip() or None)
         except ValueError as exc:
             raise ToolInputError(_named(exc)) from None
+        if not str(tool_parameters.get("event") or "").strip():
+            raise ToolInputError(f"'event' is required: one of {', '.join(EVENTS)}")
         event = choice_param(tool_parameters, "event", EVENTS, default="")
         actor_id = text_param(tool_parameters, "actor_id", required=True, max_chars=200).strip()
         actor_level = actor_level_param(tool_parameters, event)
@@ -142,7 +144,7 @@ class ApprovalTransitionTool(Tool):
                 state=state,
                 version=number_param(params, "version", default=1, minimum=1, integer=True),
                 required_level=required_level,
-                requester_id=text_param(params, "requester_id", required=True, max_chars=200).strip(),
+                requester_id=required_text(params, "requester_id", "who asked for the approval, so self-approval can be refused"),
                 deadline=self._instant(params, "deadline"),
             )
         except ValueError as exc:
@@ -183,12 +185,18 @@ def actor_level_param(params: dict[str, Any], event: str) -> str | None:
 
 
 def required_choice(params: dict[str, Any], name: str, choices: tuple[str, ...], what: str) -> str:
+    required_text(params, name, what)
+    return choice_param(params, name, choices, default="")
+
+
+def required_text(params: dict[str, Any], name: str, what: str) -> str:
+    """A parameter the workflow must carry when no store holds the request."""
     if not str(params.get(name) or "").strip():
         raise ToolInputError(
             f"'{name}' is required when no approval store holds the request (no redis_url, and nothing "
             f"persisted for this request_id yet): pass {what}"
         )
-    return choice_param(params, name, choices, default="")
+    return text_param(params, name, max_chars=200).strip()
 
 
 def _named(exc: ValueError) -> str:

@@ -30,12 +30,12 @@ class StreamChatTool(Tool):
             partial = exc.partial_result
             output = partial.to_dict() if partial is not None else {
                 "text": exc.partial_text, "model": request.model, "finish_reason": None, "ttft_ms": None,
-                "usage": None, "cost_usd": None, "attempts": exc.attempts,
+                "usage": None, "cost_usd": None, "attempts": exc.attempts, "warnings": [],
             }
             output.update(interrupted=True, error=str(exc), tokens_per_second=None)
         yield self.create_json_message(output)
         for name in ("text", "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd",
-                     "attempts", "interrupted", "error"):
+                     "attempts", "interrupted", "error", "warnings"):
             yield self.create_variable_message(name, output[name])
 
 

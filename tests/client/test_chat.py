@@ -136,14 +136,22 @@ def test_missing_usage_is_estimated_offline_and_says_so(client: GatewayClient) -
     assert any("estimated" in w for w in result.warnings)
 
 
-def test_unknown_model_price_gives_null_cost_and_a_warning(sim: SimulatorProcess, client: GatewayClient) -> None:
+def test_unknown_model_price_gives_null_cost_and_a_warning(client: GatewayClient) -> None:
+    result = client.chat(ask("unpriced", model="mystery-1"))
+    assert result.cost_usd is None and result.cost is None  # never a silent 0
+    assert any("no price known for model 'mystery-1'" in w and "price_overrides" in w for w in result.warnings)
+
+
+def test_an_unpriced_served_model_is_costed_at_the_requested_models_price_and_says_so(client: GatewayClient) -> None:
     result = client.chat(ask("which model [[sim: served_model=mystery-1]]", model="gpt-4.1"))
     assert result.model == "mystery-1"
-    # The served model is unpriced but the requested one is priced: the estimate uses the requested model.
-    assert result.cost_usd is not None
-    client_unpriced = make_client(sim, price_overrides='{"only-this": {"input": 1, "output": 1}}')
-    with pytest.raises(BadRequestError):
-        client_unpriced.chat(ask("x", model="not-served-anywhere"))
+    assert result.cost_usd == pytest.approx((result.usage.prompt_tokens * 2.0 + result.usage.completion_tokens * 8.0) / 1e6)
+    assert any("'mystery-1'" in w and "'gpt-4.1' prices" in w for w in result.warnings)
+
+
+def test_price_overrides_price_a_model_the_table_does_not_know(sim: SimulatorProcess) -> None:
+    result = make_client(sim, price_overrides='{"mystery-1": {"input": 1, "output": 2}}').chat(ask("now priced", model="mystery-1"))
+    assert result.cost_usd == pytest.approx((result.usage.prompt_tokens * 1 + result.usage.completion_tokens * 2) / 1e6)
 
 
 # ----------------------------------------------------------------------------- streaming

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway import ChatRequest, GatewayTimeoutError, NotOpenAICompatibleError, RateLimitedError, StreamInterruptedError, TextDelta
+from gateway import (
+    ChatRequest,
+    GatewayTimeoutError,
+    NotOpenAICompatibleError,
+    RateLimitedError,
+    StreamInterruptedError,
+    TextDelta,
+    UpstreamUnavailableError,
+)
 from gateway.breaker import HALF_OPEN, BreakerSettings
 from gateway.state import InProcessState
 from simulator.harness import SimulatorProcess
@@ -143,7 +151,7 @@ def test_a_half_open_probe_that_dies_is_reported_so_the_breaker_does_not_stick(s
     state = InProcessState(breaker_settings=BreakerSettings(failure_threshold=1, cooldown_seconds=0.05, half_open_probes=1))
     client = make_client(sim)
     client.state = state
-    with pytest.raises(Exception):  # noqa: B017 - any failure opens it
+    with pytest.raises(UpstreamUnavailableError):
         client.chat(ask("open it [[sim: 503x9, retry_after_ms=1]]"))
     time.sleep(0.1)
     assert client.breaker_for("deepseek-v3.2").state == HALF_OPEN
@@ -164,15 +172,18 @@ def test_proxy_settings_from_the_environment_are_honoured_and_read_once(sim: Sim
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     direct = make_client(sim)
     assert direct.session.proxies == {}
+    assert proxied.session.proxies.get("http") == "http://proxy.internal:3128"  # read once, at creation
     assert direct.chat(ask("no proxy for localhost")).text.endswith("no proxy for localhost")
 
 
 def test_a_429_slows_every_concurrent_call_on_the_key_not_only_its_own(sim: SimulatorProcess) -> None:
     client = make_client(sim)
-    busy = threading.Thread(target=lambda: client.chat(ask("busy [[sim: 429x1, retry_after=1]]")))
+    busy_results: list[object] = []
+    busy = threading.Thread(target=lambda: busy_results.append(client.chat(ask("busy [[sim: 429x1, retry_after=1]]")).attempts))
     busy.start()
     time.sleep(0.3)  # the 429 has arrived and paused the key
     started = time.monotonic()
     client.chat(ask("another call"))
     assert time.monotonic() - started >= 0.5
-    busy.join()
+    busy.join(timeout=30)
+    assert busy_results == [2]

@@ -108,3 +108,16 @@ def test_json_output_returns_json_text(plugin, sim, credentials) -> None:
     assert outcome.ok, outcome.error
     assert isinstance(json.loads(outcome.variables["text"]), dict)
     assert sim.stats()["received"][-1]["response_format"] == {"type": "json_object"}
+
+
+def test_sampling_parameters_reach_the_gateway(plugin, sim, credentials) -> None:
+    outcome = chat(plugin, credentials, "rt sampling", top_p=0.9, seed=42, stop="END\nSTOP", temperature=0.2, max_tokens=50)
+    assert outcome.ok, outcome.error
+    body = sim.stats()["received"][-1]
+    assert (body["top_p"], body["seed"], body["stop"], body["temperature"], body["max_tokens"]) == (0.9, 42, ["END", "STOP"], 0.2, 50)
+
+
+@pytest.mark.parametrize(("params", "named"), [({"top_p": 1.5}, "top_p"), ({"seed": 1.5}, "seed")])
+def test_bad_sampling_parameters_are_named(plugin, sim, credentials, params, named) -> None:
+    outcome = chat(plugin, credentials, "x", **params)
+    assert not outcome.ok and f"'{named}'" in outcome.error_message

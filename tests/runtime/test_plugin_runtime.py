@@ -138,3 +138,23 @@ def test_a_gateway_that_does_not_answer_in_time_says_it_timed_out(plugin: Plugin
 def test_https_to_a_plain_http_port_is_a_tls_failure_with_a_hint(plugin: PluginProcess, sim: SimulatorProcess) -> None:
     ok, message = plugin.validate({"api_key": sim.api_key, "base_url": sim.base_url.replace("http://", "https://")})
     assert not ok and "TLS" in message and "https vs http" in message
+
+
+@pytest.mark.parametrize(
+    ("tool", "params"),
+    [
+        ("chat", {"prompt": "schema check"}),
+        ("stream_chat", {"prompt": "schema check"}),
+        ("stream_chat", {"prompt": "schema check [[sim: cut]]"}),
+        ("batch_chat", {"prompts": '["a", "b [[sim: 400x1]]"]'}),
+    ],
+)
+def test_every_emitted_variable_is_declared_in_the_output_schema_and_vice_versa(plugin, credentials, tool, params) -> None:
+    import yaml
+
+    declared = yaml.safe_load((REPO_ROOT / "tools" / f"{tool}.yaml").read_text())["output_schema"]["properties"]
+    emitted = plugin.run_tool(tool, params, credentials).variables
+    assert set(emitted) == set(declared)
+    if tool == "batch_chat":
+        item_schema = declared["results"]["items"]["properties"]
+        assert all(set(result) == set(item_schema) for result in emitted["results"])

@@ -31,18 +31,26 @@ def own_sim() -> Iterator[SimulatorProcess]:
 
 
 def in_parallel(*calls: Any) -> list[Any]:
+    """Runs the calls at the same moment; a failure in any of them fails the test."""
     results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
     barrier = threading.Barrier(len(calls))
 
     def run(index: int) -> None:
         barrier.wait()
-        results[index] = calls[index]()
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:
+            errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a parallel call did not finish"
+    if errors:
+        raise errors[0]
     return results
 
 

@@ -86,3 +86,23 @@ def test_out_of_range_credentials_name_the_field(field: str, value: str, expecte
         GatewayConfig.from_credentials({"api_key": "k", field: value})
     assert caught.value.field == field
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://redis:6379/0", "must start with redis://"),
+        ("redis://:pw@redis:notaport/0", "port that is not a number"),
+        ("redis://:pw@/0", "no host"),
+        ("redis://:pw@redis:6379/three", "database must be a number"),
+    ],
+)
+def test_a_malformed_redis_url_names_the_field_and_never_repeats_the_password(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem) as caught:
+        GatewayConfig.from_credentials({"api_key": "k-123456789", "redis_url": url})
+    assert caught.value.field == "redis_url" and "pw" not in str(caught.value).replace("password", "")
+
+
+def test_a_well_formed_redis_url_is_kept() -> None:
+    url = "redis://:difyai123456@redis:6379/3"
+    assert GatewayConfig.from_credentials({"api_key": "k-123456789", "redis_url": url}).redis_url == url
