@@ -124,3 +124,15 @@ def test_breaker_opens_fails_fast_half_opens_and_closes(breaker_env) -> None:
     assert probe.ok and probe.variables["text"] == "[deepseek-v3.2] You said: probe"
     after = run_batch(plugin, creds, [f"healthy {i}" for i in range(10)], concurrency=5)
     assert after["succeeded"] == 10  # closed again
+
+
+def test_items_that_cannot_finish_before_the_batch_deadline_are_not_run_with_the_reason(plugin, sim: SimulatorProcess, credentials) -> None:
+    sim.configure(latency_ms=1500)
+    out = run_batch(plugin, {**credentials, "timeout_seconds": "7"}, [f"late {i}" for i in range(4)], concurrency=1)
+    statuses = [r["status"] for r in out["results"]]
+    assert statuses[0] == "ok" and statuses[-1] == "not_run"
+    skipped = [r for r in out["results"] if r["status"] == "not_run"]
+    assert all("deadline" in r["error"] and r["attempts"] == 0 for r in skipped)
+    sent = sim.stats()["requests_by_path"]["/v1/chat/completions"]
+    assert sent == len(statuses) - len(skipped)  # not_run items were never sent
+    assert [item["id"] for item in json.loads(out["failed_items"])] == [r["id"] for r in skipped]
