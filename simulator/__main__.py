@@ -19,6 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--latency-ms", type=float, default=None)
     parser.add_argument("--rpm-limit", type=float, default=None)
+    parser.add_argument("--tpm-limit", type=float, default=None)
     parser.add_argument("--fault-rate", type=float, default=None)
     parser.add_argument("--fault-mix", default=None, help="comma separated, e.g. 429,500,503,reset_before")
     parser.add_argument("--fault", default=None, help='global fault spec, e.g. "latency=50, 429x1"')
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         latency_ms=args.latency_ms,
         rpm_limit=args.rpm_limit,
+        tpm_limit=args.tpm_limit,
         fault_rate=args.fault_rate,
         fault_mix=mix,
         fault=args.fault,

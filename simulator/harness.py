@@ -18,6 +18,7 @@ START_TIMEOUT_S = 20.0
 _CLI_FLAGS = {
     "latency_ms": "--latency-ms",
     "rpm_limit": "--rpm-limit",
+    "tpm_limit": "--tpm-limit",
     "fault_rate": "--fault-rate",
     "fault_mix": "--fault-mix",
     "fault": "--fault",

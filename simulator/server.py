@@ -29,7 +29,7 @@ HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
 RECEIVED_KEEP = 50
-CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "fault_rate", "fault_mix", "seed")
+CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed")
 
 _DIRECTIVE = re.compile(r"\[\[sim:(.*?)\]\]", re.DOTALL)
 _COUNTED = re.compile(r"^(\d{3}|[a-z_]+)x(\d+)$")
@@ -131,6 +131,31 @@ class TokenBucket:
         return max(1.0, (1.0 - self.tokens) / self.rate * 1000.0)
 
 
+class TokenBudget:
+    """A tokens-per-minute limit as gateways enforce it: a request is admitted while the minute's budget
+    is not spent, and its real usage is charged when it is served (the budget may go into debt)."""
+
+    def __init__(self, tpm: float) -> None:
+        self.rate = tpm / 60.0
+        self.capacity = float(tpm)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def admit(self) -> float:
+        """0 when a request may start, else the milliseconds until the budget is positive again."""
+        self._refill()
+        return 0.0 if self.level > 0 else max(1.0, -self.level / self.rate * 1000.0 + 1.0)
+
+    def charge(self, tokens: int) -> None:
+        self._refill()
+        self.level -= tokens
+
+
 @dataclass
 class Stats:
     requests_by_path: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -155,6 +180,7 @@ class SimulatorState:
         self.scripts: collections.deque[str] = collections.deque()
         self.counters: collections.Counter[tuple[str, str]] = collections.Counter()
         self.bucket: TokenBucket | None = None
+        self.budget: TokenBudget | None = None
         self.rng = random.Random()
         self.reset()
 
@@ -170,6 +196,9 @@ class SimulatorState:
         if "rpm_limit" in options:
             rpm = float(options["rpm_limit"] or 0)
             self.bucket = TokenBucket(rpm) if rpm > 0 else None
+        if "tpm_limit" in options:
+            tpm = float(options["tpm_limit"] or 0)
+            self.budget = TokenBudget(tpm) if tpm > 0 else None
         if "seed" in options:
             self.rng.seed(options["seed"])
 
@@ -180,6 +209,7 @@ class SimulatorState:
             self.scripts.clear()
             self.counters.clear()
             self.bucket = None
+            self.budget = None
             self.rng.seed(self.initial.get("seed"))
             self._apply(dict(self.initial))
 
@@ -231,13 +261,19 @@ class SimulatorState:
         return None
 
     def rate_limit(self) -> float:
+        """0 when the request is within the RPM and TPM limits, else the milliseconds to wait."""
         with self.lock:
-            if self.bucket is None:
-                return 0.0
-            wait = self.bucket.take()
+            wait = self.budget.admit() if self.budget is not None else 0.0
+            if not wait and self.bucket is not None:
+                wait = self.bucket.take()
             if wait:
                 self.stats.rate_limited += 1
             return wait
+
+    def charge_tokens(self, tokens: int) -> None:
+        with self.lock:
+            if self.budget is not None:
+                self.budget.charge(tokens)
 
     def random_fault(self) -> Fault | None:
         with self.lock:
@@ -588,7 +624,7 @@ class Handler(BaseHTTPRequestHandler):
         wait_ms = state.rate_limit()
         if wait_ms:
             retry = {**headers, "retry-after-ms": str(math.ceil(wait_ms)), "Retry-After": str(math.ceil(wait_ms / 1000))}
-            self.send_error_json(429, "Rate limit reached for requests (simulated rpm limit)", retry)
+            self.send_error_json(429, "Rate limit reached (simulated rpm/tpm limit)", retry)
             return
         random_fault = state.random_fault()
         if random_fault is not None:
@@ -635,6 +671,7 @@ class Handler(BaseHTTPRequestHandler):
             "prompt_tokens_details": {"cached_tokens": int(faults.number("cached", 0))},
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        state.charge_tokens(usage["total_tokens"])
         served = faults.text("served_model") or model
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
         if stream:

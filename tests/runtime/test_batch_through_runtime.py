@@ -136,3 +136,18 @@ def test_items_that_cannot_finish_before_the_batch_deadline_are_not_run_with_the
     sent = sim.stats()["requests_by_path"]["/v1/chat/completions"]
     assert sent == len(statuses) - len(skipped)  # not_run items were never sent
     assert [item["id"] for item in json.loads(out["failed_items"])] == [r["id"] for r in skipped]
+
+
+def test_tpm_limit_set_to_the_gateways_is_never_exceeded_and_really_binds(plugin, sim: SimulatorProcess, credentials) -> None:
+    """Tokens are reserved before sending (prompt estimate + max_tokens) and settled with the real
+    usage, so the gateway's own token budget never runs dry under us."""
+    sim.configure(tpm_limit=1200)  # 20 tokens per second, a minute's budget up front
+    prompts = [f"token budget item {i}" for i in range(66)]
+    started = time.monotonic()
+    out = run_batch(plugin, credentials, prompts, concurrency=10, tpm_limit=1200, max_tokens=20)
+    elapsed = time.monotonic() - started
+    stats = sim.stats()
+    assert stats["rate_limited"] == 0 and out["succeeded"] == 66
+    used = sum(r["usage"]["total_tokens"] for r in out["results"])
+    assert used > 1200  # more than the up-front budget: the limit really bound the batch
+    assert used <= 1200 + 20 * elapsed + 20  # never more than the budget allowed (one reply of slack)
