@@ -5,7 +5,6 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from approval.engine import ApprovalRequest, route
-from approval.policy import Policy
 from approval.store import RecordExists, StoreUnavailable, store_for, validate_request_id
 from approval.transitions import ApprovalRecord
 from tools.approval_llm import GatewayAssessmentLLM
@@ -21,7 +20,6 @@ from tools.support import (
 
 # `model` values (case-insensitive) that mean "rules only, no LLM call".
 RULES_ONLY_MODELS = frozenset({"none", "rules_only"})
-POLICY_SOURCES = ("parameter", "credential", "bundled")
 
 
 class ApprovalRouteTool(Tool):
@@ -29,7 +27,7 @@ class ApprovalRouteTool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         credentials = self.runtime.credentials
         client = gateway_client(credentials)
-        policy, policy_source = policy_with_source(tool_parameters, credentials)
+        policy, policy_source = approval_policy(tool_parameters, credentials)
         try:
             request = ApprovalRequest(
                 request_id=text_param(tool_parameters, "request_id", required=True, max_chars=200).strip(),
@@ -87,22 +85,6 @@ class ApprovalRouteTool(Tool):
         yield self.create_json_message(output)
         for name, value in output.items():
             yield self.create_variable_message(name, value)
-
-
-def policy_with_source(params: dict[str, Any], credentials: dict[str, Any]) -> tuple[Policy, str]:
-    """The policy that decides and where it came from: "parameter", "credential" or "bundled".
-
-    An administrator's `approval_policy` credential cannot be replaced by a workflow's `policy` parameter.
-    """
-    from_parameter = bool(str(params.get("policy") or "").strip())
-    from_credential = bool(str(credentials.get("approval_policy") or "").strip())
-    if from_parameter and from_credential:
-        raise ToolInputError(
-            "'policy': the provider's approval_policy credential is set; a workflow cannot replace it. "
-            "Leave 'policy' empty to use the administrator's policy, or ask the administrator to change the credential"
-        )
-    policy = approval_policy(params, credentials)
-    return policy, "parameter" if from_parameter else "credential" if from_credential else "bundled"
 
 
 def already_routed(request_id: str) -> ToolInputError:

@@ -81,7 +81,7 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
             return f"redis_url: {problem}"
     if str(credentials.get("approval_policy") or "").strip():
         try:
-            approval_policy({}, credentials)
+            approval_policy({}, credentials)  # validates the credential's policy
         except ToolInputError as exc:
             return str(exc)
     if not models:
@@ -103,17 +103,27 @@ def redis_problem(redis_url: str) -> str | None:
     return None
 
 
-def approval_policy(params: dict[str, Any], credentials: dict[str, Any]) -> Any:
-    """The tool's `policy` parameter, else the provider's `approval_policy` credential, else the bundled policy."""
+def approval_policy(params: dict[str, Any], credentials: dict[str, Any]) -> tuple[Any, str]:
+    """The policy that decides and where it came from: "credential", "parameter" or "bundled".
+
+    An administrator's `approval_policy` credential cannot be replaced by a workflow's `policy` parameter.
+    """
     from approval.policy import Policy, PolicyError
 
-    for source, text in (("'policy'", params.get("policy")), ("approval_policy credential", credentials.get("approval_policy"))):
-        if text is not None and str(text).strip():
+    parameter = str(params.get("policy") or "").strip()
+    credential = str(credentials.get("approval_policy") or "").strip()
+    if parameter and credential:
+        raise ToolInputError(
+            "'policy': the provider's approval_policy credential is set; a workflow cannot replace it. "
+            "Leave 'policy' empty to use the administrator's policy, or ask the administrator to change the credential"
+        )
+    for source, label, text in (("credential", "approval_policy credential", credential), ("parameter", "'policy'", parameter)):
+        if text:
             try:
-                return Policy.load(str(text))
+                return Policy.load(text), source
             except PolicyError as exc:
-                raise ToolInputError(f"{source}: {exc}") from None
-    return Policy.bundled()
+                raise ToolInputError(f"{label}: {exc}") from None
+    return Policy.bundled(), "bundled"
 
 
 # ----------------------------------------------------------------------------- parameters
