@@ -73,8 +73,9 @@ def parse_batch_input(raw: object) -> BatchInput:
         if not text:
             raise BatchInputError("'prompts' is empty: give a JSON array or one prompt per line")
         # JSON when it looks like JSON; "[urgent] call the supplier" on one line is plain text.
+        after_bracket = text[1:].lstrip()[:1]  # "" when the text is just "["
         json_format = text[0] == "{" or (
-            text[0] == "[" and (text[1:].lstrip()[:1] in ('"', "{", "[", "]", "-", "") or text[1:].lstrip()[:1].isdigit() or text.endswith("]"))
+            text[0] == "[" and (after_bracket in '"{[]-' or after_bracket.isdigit() or text.endswith("]"))
         )
         if json_format:
             try:

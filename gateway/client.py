@@ -200,10 +200,7 @@ class GatewayClient:
                 for item in self._stream_once(request.with_model(model), options, deadline):
                     delivered = True
                     if isinstance(item, StreamCompleted):
-                        item.result.fallback_from = list(tried)
-                        item.result.attempts += spent
-                        if tried:
-                            item.result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
+                        _note_fallback(item.result, model, tried, spent)
                     yield item
                 return
             except GatewayError as exc:
@@ -235,11 +232,7 @@ class GatewayClient:
                 tried.append(model)
                 spent = exc.attempts
                 continue
-            result.attempts += spent
-            result.fallback_from = tried
-            if tried:
-                result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
-            return result
+            return _note_fallback(result, model, tried, spent)
         raise AssertionError("unreachable")
 
     def breaker_for(self, model: str) -> Breaker:
@@ -719,18 +712,11 @@ class GatewayClient:
         try:
             body = _read_body(response, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            what = (
-                "the call's deadline passed while the response was arriving"
-                if deadline.expired() or _is_timeout(exc)
-                else "the connection broke while reading the response"
-            )
-            error_class = GatewayTimeoutError if deadline.expired() or _is_timeout(exc) else UpstreamUnavailableError
-            raise _AttemptFailed(
-                _Attempt(
-                    error_class(f"{what}; not retried because the gateway may already have processed (and billed) the request"),
-                    False,
-                )
-            ) from None
+            timed_out = deadline.expired() or _is_timeout(exc)
+            error_class = GatewayTimeoutError if timed_out else UpstreamUnavailableError
+            what = "the call's deadline passed while the response was arriving" if timed_out else "the connection broke while reading the response"
+            reason = "not retried because the gateway may already have processed (and billed) the request"
+            raise _AttemptFailed(_Attempt(error_class(f"{what}; {reason}"), False)) from None
         finally:
             response.close()
         try:
@@ -758,6 +744,15 @@ class _StreamState:
     ttft_ms: float | None = None
     delivered: bool = False
     malformed: int = 0
+
+
+def _note_fallback(result: ChatResult, model: str, tried: list[str], spent: int) -> ChatResult:
+    """Records on `result` the models that failed before `model` served it, and their requests."""
+    result.attempts += spent
+    result.fallback_from = list(tried)
+    if tried:
+        result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
+    return result
 
 
 def _is_unavailable(exc: GatewayError) -> bool:

@@ -116,9 +116,10 @@ class InProcessRateLimiter:
 
     def reserve(self, tokens: int, deadline: float | None) -> Reservation:
         if self._rpm is None and self._tpm is None:
-            wait = self._gate.until - self._clock()
+            now = self._clock()
+            wait = self._gate.until - now
             if wait > 0:
-                if deadline is not None and self._clock() + wait > deadline:
+                if deadline is not None and now + wait > deadline:
                     raise RateLimitTimeout(wait)
                 self._sleep(wait)
             return Reservation(None, tokens)
