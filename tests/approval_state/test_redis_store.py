@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,7 +14,7 @@ import redis
 from approval.redis_store import IDEMPOTENCY_TTL_SECONDS, RedisApprovalStore, redact_url
 from approval.store import StoreUnavailable, UnknownRequest, store_for
 from tests.approval_state.test_memory_store import NOW, StoreContract, StoreFactory, routed
-from tests.redis.conftest import PrivateRedis, free_port
+from tests.private_redis import PrivateRedis, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
@@ -30,17 +29,6 @@ def namespace() -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
-
-
-@pytest.fixture
-def private_server() -> Iterator[PrivateRedis]:
-    """A redis-server of this test's own, with a password, that the test may stop."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(free_port(), "s3cret-approval-pass")
-    server.start()
-    yield server
-    server.stop()
 
 
 class TestRedisStore(StoreContract):
@@ -158,22 +146,22 @@ def test_concurrent_write_with_expected_version_is_a_stale_refusal(namespace: st
     assert stored is not None and stored.state == "rejected"
 
 
-def test_redis_stopped_mid_run_fails_closed(private_server: PrivateRedis) -> None:
-    store = RedisApprovalStore.from_url(private_server.url, "test:approval")
+def test_redis_stopped_mid_run_fails_closed(private_redis: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(private_redis.url, "test:approval")
     store.create(routed(deadline=NOW + timedelta(hours=1)))
     first = store.transition(
         "REQ-1", event="claim", actor_id="bob", actor_level="vp", expected_version=1, now=NOW
     )
     assert first.accepted
-    private_server.stop()
+    private_redis.stop()
     with pytest.raises(StoreUnavailable) as caught:
         store.transition(
             "REQ-1", event="approve", actor_id="bob", actor_level="vp", expected_version=2, now=NOW
         )
     message = str(caught.value)
     assert "Redis is unreachable" in message and "fails closed" in message
-    assert f"127.0.0.1:{private_server.port}" in message
-    assert private_server.password not in message
+    assert f"127.0.0.1:{private_redis.port}" in message
+    assert private_redis.password not in message
     for call in (
         lambda: store.get("REQ-1"),
         lambda: store.history("REQ-1"),
@@ -183,22 +171,22 @@ def test_redis_stopped_mid_run_fails_closed(private_server: PrivateRedis) -> Non
             call()
 
 
-def test_wrong_password_is_unavailable_without_leaking_it(private_server: PrivateRedis) -> None:
+def test_wrong_password_is_unavailable_without_leaking_it(private_redis: PrivateRedis) -> None:
     wrong = "not-the-password-42"
     store = RedisApprovalStore.from_url(
-        f"redis://:{wrong}@127.0.0.1:{private_server.port}/0", "test:approval"
+        f"redis://:{wrong}@127.0.0.1:{private_redis.port}/0", "test:approval"
     )
     with pytest.raises(StoreUnavailable) as caught:
         store.transition("REQ-1", event="approve", actor_id="bob", actor_level="vp", now=NOW)
     message = str(caught.value)
     assert "refused the password in redis_url" in message and "fails closed" in message
-    assert wrong not in message and private_server.password not in message
+    assert wrong not in message and private_redis.password not in message
     with pytest.raises(StoreUnavailable, match="refused the password"):
         store.ping()
 
 
-def test_missing_password_says_so(private_server: PrivateRedis) -> None:
-    store = RedisApprovalStore.from_url(f"redis://127.0.0.1:{private_server.port}/0", "test:approval")
+def test_missing_password_says_so(private_redis: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(f"redis://127.0.0.1:{private_redis.port}/0", "test:approval")
     with pytest.raises(StoreUnavailable, match="needs a password"):
         store.get("REQ-1")
 
@@ -210,8 +198,8 @@ def test_nothing_listening_is_unavailable() -> None:
     assert "cannot reach Redis at 127.0.0.1:" in str(caught.value) and "pw-xyz" not in str(caught.value)
 
 
-def test_the_right_password_works(private_server: PrivateRedis) -> None:
-    store = RedisApprovalStore.from_url(private_server.url, "test:approval")
+def test_the_right_password_works(private_redis: PrivateRedis) -> None:
+    store = RedisApprovalStore.from_url(private_redis.url, "test:approval")
     store.ping()
     store.create(routed())
     with pytest.raises(UnknownRequest):

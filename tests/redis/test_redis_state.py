@@ -10,7 +10,7 @@ from gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings
 from gateway.limits import LimitSettings, RateLimitTimeout
 from gateway.redis_state import RETRY_REDIS_AFTER, RedisState, RedisUnavailable
 from gateway.state import InProcessState
-from tests.redis.conftest import PrivateRedis
+from tests.private_redis import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis

@@ -11,7 +11,7 @@ import pytest
 
 from devtools.plugin_process import PluginProcess
 from simulator.harness import SimulatorProcess
-from tests.redis.conftest import PrivateRedis
+from tests.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.runtime]
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -141,15 +141,10 @@ def test_a_second_route_of_the_same_request_id_is_refused(two_plugins, own_sim: 
     assert not outcome.ok and "already routed" in outcome.error_message
 
 
-def test_redis_stopped_mid_run_limits_fall_back_with_a_warning_and_the_store_fails_closed(own_sim: SimulatorProcess) -> None:
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    from tests.redis.conftest import free_port
-
-    server = PrivateRedis(free_port(), "mid-run-pass-123")
-    server.start()
+def test_redis_stopped_mid_run_limits_fall_back_with_a_warning_and_the_store_fails_closed(
+    own_sim: SimulatorProcess, private_redis: PrivateRedis
+) -> None:
+    server = private_redis
     creds = {"api_key": own_sim.api_key, "base_url": own_sim.base_url, "redis_url": server.url}
     with PluginProcess() as plugin:
         ok, message = plugin.validate(creds)
@@ -167,27 +162,19 @@ def test_redis_stopped_mid_run_limits_fall_back_with_a_warning_and_the_store_fai
         transition = plugin.run_tool("approval_transition", {"request_id": request_id, "event": "claim", "actor_id": "bob",
                                                              "actor_level": "director"}, creds)
         assert not transition.ok and "fails closed" in transition.error_message
-        assert "mid-run-pass-123" not in transition.error_message
-        assert "mid-run-pass-123" not in plugin.stderr_text()
+        assert server.password not in transition.error_message
+        assert server.password not in plugin.stderr_text()
 
 
-def test_wrong_redis_password_or_address_is_a_clear_validation_message(own_sim: SimulatorProcess, plugin: PluginProcess) -> None:
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    from tests.redis.conftest import free_port
-
-    server = PrivateRedis(free_port(), "the-real-pass-456")
-    server.start()
-    try:
-        base = {"api_key": own_sim.api_key, "base_url": own_sim.base_url}
-        ok, message = plugin.validate({**base, "redis_url": f"redis://:not-the-password@127.0.0.1:{server.port}/0"})
-        assert not ok and message.startswith("redis_url:") and "password" in message
-        assert "not-the-password" not in message and "the-real-pass-456" not in message
-        ok, message = plugin.validate({**base, "redis_url": "redis://127.0.0.1:1/0"})
-        assert not ok and "127.0.0.1:1" in message
-        ok, message = plugin.validate({**base, "redis_url": server.url})
-        assert ok, message
-    finally:
-        server.stop()
+def test_wrong_redis_password_or_address_is_a_clear_validation_message(
+    own_sim: SimulatorProcess, plugin: PluginProcess, private_redis: PrivateRedis
+) -> None:
+    server = private_redis
+    base = {"api_key": own_sim.api_key, "base_url": own_sim.base_url}
+    ok, message = plugin.validate({**base, "redis_url": f"redis://:not-the-password@127.0.0.1:{server.port}/0"})
+    assert not ok and message.startswith("redis_url:") and "password" in message
+    assert "not-the-password" not in message and server.password not in message
+    ok, message = plugin.validate({**base, "redis_url": "redis://127.0.0.1:1/0"})
+    assert not ok and "127.0.0.1:1" in message
+    ok, message = plugin.validate({**base, "redis_url": server.url})
+    assert ok, message

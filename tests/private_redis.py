@@ -1,11 +1,10 @@
-import shutil
+"""A redis-server of a test's own (free port, optional password), to stop mid-run or to check passwords."""
+
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 import redis
 
 
@@ -47,13 +46,3 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(free_port(), "s3cret-test-pass")
-    server.start()
-    yield server
-    server.stop()
