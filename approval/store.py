@@ -20,6 +20,7 @@ Semantics shared by every store (``MemoryApprovalStore`` here, ``RedisApprovalSt
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -222,14 +223,7 @@ class MemoryApprovalStore:
 
 def replace_record(record: ApprovalRecord, result: TransitionResult) -> ApprovalRecord:
     """The stored form of the record after ``result`` (stores keep the history separately)."""
-    return ApprovalRecord(
-        request_id=record.request_id,
-        state=result.state,
-        version=result.version,
-        required_level=result.required_level,
-        requester_id=record.requester_id,
-        deadline=record.deadline,
-    )
+    return replace(record.advanced(result), history=())
 
 
 # --------------------------------------------------------------------------- configured store
