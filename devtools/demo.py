@@ -6,16 +6,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
-from typing import Any
 
 from devtools.plugin_process import PluginProcess, ToolOutcome
-from devtools.runner import DEFAULT_BASE_URL, ProgressBar
-from gateway.errors import register_secret
+from devtools.runner import ProgressBar, gateway
 
 
 def heading(title: str) -> None:
@@ -32,24 +28,13 @@ def show(outcome: ToolOutcome, *names: str) -> None:
         print(f"  {name:<16} {value if len(value) < 110 else value[:110] + '...'}")
 
 
-@contextlib.contextmanager
-def gateway() -> Iterator[tuple[dict[str, Any], Any]]:
-    api_key = os.environ.get("HOLYSHEEP_API_KEY", "").strip()
-    if api_key:
-        register_secret(api_key)
-        base_url = os.environ.get("HOLYSHEEP_BASE_URL", DEFAULT_BASE_URL)
-        print(f"Using the real gateway at {base_url} (HOLYSHEEP_API_KEY is set).")
-        yield {"api_key": api_key, "base_url": base_url}, None
-        return
-    from simulator.harness import SimulatorProcess
-
-    with SimulatorProcess() as sim:
-        print(f"Using the bundled simulated gateway at {sim.base_url} (set HOLYSHEEP_API_KEY for the real one).")
-        yield {"api_key": sim.api_key, "base_url": sim.base_url, "default_model": "deepseek-v3.2"}, sim
-
-
 def main() -> int:
-    with gateway() as (credentials, sim), PluginProcess() as plugin:
+    with gateway(os.environ.get("HOLYSHEEP_API_KEY", "").strip()) as (credentials, sim), PluginProcess() as plugin:
+        if sim is None:
+            print(f"Using the real gateway at {credentials['base_url']} (HOLYSHEEP_API_KEY is set).")
+        else:
+            print(f"Using the bundled simulated gateway at {sim.base_url} (set HOLYSHEEP_API_KEY for the real one).")
+            credentials["default_model"] = "deepseek-v3.2"
         print("Plugin started as the Dify daemon starts it: python -m main, INSTALL_METHOD=local, JSON lines on stdio.")
 
         heading("validate credentials")

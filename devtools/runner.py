@@ -51,19 +51,17 @@ def _parse_value(raw: str) -> Any:
 
 
 @contextlib.contextmanager
-def gateway_credentials(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Credentials for the real gateway when a key is given, else for a freshly started simulator."""
-    api_key = args.api_key or ("" if args.simulator else os.environ.get("HOLYSHEEP_API_KEY", ""))
-    extra = json.loads(args.credentials) if args.credentials else {}
-    if api_key and not args.simulator:
+def gateway(api_key: str = "", base_url: str = "", **simulator_options: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(credentials, simulator): the real gateway when a key is given (simulator None), else a freshly
+    started bundled simulator. Used by the runner and the demo."""
+    if api_key:
         register_secret(api_key)
-        yield {"api_key": api_key, "base_url": args.base_url or os.environ.get("HOLYSHEEP_BASE_URL", DEFAULT_BASE_URL), **extra}
+        yield {"api_key": api_key, "base_url": base_url or os.environ.get("HOLYSHEEP_BASE_URL", DEFAULT_BASE_URL)}, None
         return
     from simulator.harness import SimulatorProcess
 
-    options = {"latency_ms": args.sim_latency_ms} if args.sim_latency_ms else {}
-    with SimulatorProcess(**options) as sim:
-        yield {"api_key": sim.api_key, "base_url": args.base_url or sim.base_url, **extra}
+    with SimulatorProcess(**simulator_options) as sim:
+        yield {"api_key": sim.api_key, "base_url": base_url or sim.base_url}, sim
 
 
 class ProgressBar:
@@ -133,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
     params = json.loads(args.params_file.read_text()) if args.params_file else {}
     params.update(parse_assignments(args.params))
-    with gateway_credentials(args) as credentials, PluginProcess() as plugin:
+    api_key = "" if args.simulator else (args.api_key or os.environ.get("HOLYSHEEP_API_KEY", "").strip())
+    simulator_options = {"latency_ms": args.sim_latency_ms} if args.sim_latency_ms else {}
+    with gateway(api_key, args.base_url, **simulator_options) as (credentials, _sim), PluginProcess() as plugin:
+        credentials.update(json.loads(args.credentials) if args.credentials else {})
         if args.tool == "validate":
             ok, message = plugin.validate(credentials)
             print("credentials accepted" if ok else f"credentials rejected: {message}")
