@@ -174,8 +174,16 @@ class GatewayClient:
     def list_models(self, *, timeout: float = 15.0) -> list[str]:
         """GET {base}/models. Raises a GatewayError that says what to fix."""
         deadline = Deadline(timeout)
-        response = self._send("GET", "/models", None, deadline=deadline)
-        data = self._json_body(response, deadline)
+        attempts = 0
+
+        def attempt() -> tuple[requests.Response, Any]:
+            nonlocal attempts
+            attempts += 1
+            response = self._send("GET", "/models", None, deadline=deadline)
+            return response, self._json_body(response, deadline)
+
+        # Through the retry policy like every call: a GatewayError (never the internal _AttemptFailed) comes out.
+        response, data = self._retrying(attempt, deadline, self._limiter(CallOptions()), lambda: attempts)
         models = data.get("data") if isinstance(data, dict) else None
         if not isinstance(models, list):
             raise NotOpenAICompatibleError(self._not_openai_message(response, "has no 'data' list"))

@@ -187,3 +187,16 @@ def test_a_429_slows_every_concurrent_call_on_the_key_not_only_its_own(sim: Simu
     assert time.monotonic() - started >= 0.5
     busy.join(timeout=30)
     assert busy_results == [2]
+
+
+def test_a_host_that_does_not_resolve_is_a_dns_message_naming_it(sim: SimulatorProcess, monkeypatch) -> None:
+    """The resolver is stubbed (no test may send a DNS query); everything above it is the real stack."""
+
+    def no_such_host(host: str, *args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    client = make_client(sim, base_url="http://no-such-host.invalid/v1", max_retries="1")
+    with pytest.raises(UpstreamUnavailableError, match=r"cannot resolve host 'no-such-host\.invalid'.*DNS") as caught:
+        client.list_models()
+    assert caught.value.attempts == 2  # nothing was sent, so it was retried
