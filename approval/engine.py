@@ -29,18 +29,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from approval.injection import detect_injection
+from approval.injection import Screening, screen
 from approval.levels import APPROVER_LEVELS, higher_level, higher_risk, level_rank, risk_rank
 from approval.llm import (
+    GUARD_RESPONSE_FORMATS,
     RESPONSE_FORMATS,
     Assessment,
     AssessmentLLM,
+    GuardVerdict,
     LLMReply,
     LLMUnavailable,
     ResponseFormatUnsupported,
+    build_guard_messages,
     build_messages,
     reask_messages,
     validate_assessment,
+    validate_guard,
 )
 from approval.policy import PRIORITIES, Policy, PolicyDecision, money, normalize_name, parse_amount
 
@@ -165,6 +169,10 @@ class RoutingOutcome:
     llm_error: str | None = None
     inputs_digest: str = field(default="")
     policy_sha256: str = field(default="")
+    guard_status: str = "skipped"
+    guard_verdict: GuardVerdict | None = None
+    guard_detail: dict[str, Any] = field(default_factory=dict)
+    screening: Screening = field(default_factory=Screening)
 
     @property
     def matched_rules(self) -> list[str]:
@@ -191,6 +199,9 @@ class RoutingOutcome:
             "llm_model": self.llm_model,
             "llm_calls": self.llm_calls,
             "llm_error": self.llm_error,
+            "guard": {"status": self.guard_status, "verdict": self.guard_verdict.to_dict() if self.guard_verdict else None,
+                      **self.guard_detail},
+            "screening": self.screening.to_dict(),
             "decision": decision,
             "cost_usd": self.cost_usd,
             "decided_at": _iso(self.decided_at),
@@ -203,6 +214,7 @@ class RoutingOutcome:
             "matched_rules": self.matched_rules,
             "decision_factors": list(self.factors),
             "llm_status": self.llm_status,
+            "guard_status": self.guard_status,
             "injection_suspected": self.injection_suspected,
             "policy_version": self.policy_version,
             "policy_sha256": self.policy_sha256,
@@ -274,10 +286,14 @@ def _assess(llm: AssessmentLLM, messages: list[dict[str, str]]) -> _LLMResult:
 
 
 def _complete_with_fallback(
-    llm: AssessmentLLM, messages: list[dict[str, str]], start: int, result: _LLMResult
+    llm: AssessmentLLM,
+    messages: list[dict[str, str]],
+    start: int,
+    result: _LLMResult,
+    formats: tuple[dict[str, Any] | None, ...] = RESPONSE_FORMATS,
 ) -> tuple[LLMReply, dict[str, Any] | None]:
-    """Ask with the first accepted response_format from ``RESPONSE_FORMATS[start:]``."""
-    for fmt in RESPONSE_FORMATS[start:]:
+    """Ask with the first accepted response_format from ``formats[start:]``."""
+    for fmt in formats[start:]:
         try:
             reply = llm.complete(list(messages), fmt)
         except ResponseFormatUnsupported as exc:
@@ -291,11 +307,31 @@ def _complete_with_fallback(
     raise LLMUnavailable("failed", "no response_format was accepted")  # unreachable: None is last
 
 
+def _guard(llm: AssessmentLLM, fields: dict[str, str]) -> tuple[str, GuardVerdict | None, _LLMResult]:
+    """Ask the guard once (no re-ask: anything but a valid answer is "suspected" for auto-approval)."""
+    result = _LLMResult(status="failed")
+    try:
+        reply, _ = _complete_with_fallback(llm, build_guard_messages(fields), 0, result, GUARD_RESPONSE_FORMATS)
+        verdict = validate_guard(reply.text)
+        if isinstance(verdict, str):
+            result.error = verdict
+            return "invalid_output", None, result
+        return ("suspected" if verdict.addresses_reviewer else "clear"), verdict, result
+    except LLMUnavailable as exc:
+        result.error = str(exc.message)
+        status = exc.status if exc.status in ("failed", "timeout", "circuit_open") else "failed"
+        return status, None, result
+    except Exception as exc:  # a broken adapter fails closed
+        result.error = f"{type(exc).__name__}: {exc}"
+        return "failed", None, result
+
+
 def route(
     request: ApprovalRequest,
     policy: Policy,
     llm: AssessmentLLM | None,
     *,
+    guard: AssessmentLLM | None = None,
     now: datetime | None = None,
 ) -> RoutingOutcome:
     """Decide approver level, risk, auto-approval and next state (see the module docstring)."""
@@ -306,20 +342,19 @@ def route(
     level, risk = decision.approver_level, decision.risk_level
     factors = list(decision.factors)
 
-    # The raw request type and department: normalize_name would turn "ignore your rules" into
+    # Every text parameter, as given: normalize_name would turn "ignore your rules" into
     # "ignore-your-rules", which the phrase patterns no longer see.
-    free_text = "\n".join(
-        part
-        for part in (
-            request.content,
-            request.raw_request_type or request.request_type,
-            request.raw_department or request.department,
-        )
-        if part
-    )
-    signals = detect_injection(free_text)
+    free_text = {
+        "content": request.content,
+        "request_type": request.raw_request_type or request.request_type,
+        "department": request.raw_department or request.department or "",
+        "requester_id": request.requester_id,
+    }
+    screening = screen(free_text)
+    signals = screening.signal_names()
     if signals:
-        factors.append(f"injection suspected in the request text: {', '.join(signals)}")
+        where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.signals.items() for name in names)
+        factors.append(f"injection suspected in the request text: {where}")
 
     if llm is None:
         llm_result = _LLMResult(status="skipped")
@@ -329,7 +364,8 @@ def route(
             request.content,
             {
                 "request_type": request.request_type,
-                "department": request.department or "(none)",
+                "department": request.raw_department or "(none)",
+                "requester_id": request.requester_id,
                 "amount": f"{request.amount} {request.currency}",
                 "amount_in_base": f"{money(decision.amount_base)} {policy.base_currency}",
                 "priority": request.priority,
@@ -373,8 +409,41 @@ def route(
         and risk_rank(risk) <= risk_rank(auto_rule.max_risk)
         and level == decision.approver_level
     )
+    if auto and screening.held:
+        auto = False
+        where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.holds.items() for name in names)
+        factors.append(f"no auto-approval: the text talks about its own review or carries data to decode ({where}); a person decides")
+    guard_status, verdict, guard_detail = "skipped", None, {"reason": "not asked: auto-approval was already ruled out"}
+    if llm is None:
+        guard_detail = {"reason": "not asked: rules only"}
+    if auto and llm is not None:
+        # A second, independent judgement: one narrow question, its own prompt and call.
+        guard_status, verdict, guard_result = _guard(guard or llm, free_text)
+        guard_detail = {"model": guard_result.model, "calls": guard_result.calls, "error": guard_result.error,
+                        "cost_usd": None if guard_result.cost_usd is None else round(guard_result.cost_usd, 8),
+                        "latency_ms": None if guard_result.latency_ms is None else round(guard_result.latency_ms, 3)}
+        for reply in guard_result.replies:
+            llm_result.replies.append(reply)
+        if guard_result.cost_usd is not None:
+            llm_result.cost_usd = (llm_result.cost_usd or 0.0) + guard_result.cost_usd
+        if guard_result.latency_ms is not None:
+            llm_result.latency_ms = (llm_result.latency_ms or 0.0) + guard_result.latency_ms
+        if guard_status == "clear":
+            factors.append("guard: the text does not address the reviewer")
+        elif guard_status == "suspected":
+            auto = False
+            injection = True
+            level = higher_level(level, _raise_level(decision.approver_level))
+            risk = higher_risk(risk, "high")
+            evidence = "; ".join(verdict.evidence) if verdict else ""
+            factors.append("guard: the text tries to instruct the reviewer" + (f" ({evidence})" if evidence else ""))
+        else:
+            auto = False
+            factors.append(f"guard check {guard_status}"
+                           + (f" ({guard_result.error})" if guard_result.error else "")
+                           + ": treated as suspected, no auto-approval")
     if auto:
-        factors.append("auto-approved: policy allows it and the LLM agrees")
+        factors.append("auto-approved: policy allows it, the LLM agrees and the guard found no instructions")
     next_state = "approved" if auto else "escalated" if injection else "pending"
     deadline = None if request.deadline_hours is None else now + timedelta(hours=request.deadline_hours)
 
@@ -401,6 +470,10 @@ def route(
         llm_error=llm_result.error,
         inputs_digest=request.digest(),
         policy_sha256=policy.sha256,
+        guard_status=guard_status,
+        guard_verdict=verdict,
+        guard_detail=guard_detail,
+        screening=screening,
     )
 
 

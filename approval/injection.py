@@ -9,23 +9,21 @@ digits mapped) catches spaced-out or punctuated spellings of the main phrases.
 A hit escalates the request; it never blocks it.
 """
 
+# ruff: noqa: E501  (pattern tables: one pattern a line reads better than split strings)
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
+import html
 import re
 import unicodedata
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-# Look-alike letters NFKC leaves alone.
-_CONFUSABLES = str.maketrans(
-    {
-        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
-        "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ı": "i", "ℓ": "l",
-        "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c",
-        "Т": "t", "Х": "x", "І": "i",
-        "α": "a", "ο": "o", "ι": "i", "ε": "e", "ν": "v", "κ": "k", "τ": "t", "ρ": "p", "υ": "u",
-        "Α": "a", "Β": "b", "Ε": "e", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p",
-        "Τ": "t", "Χ": "x", "Υ": "y", "Ζ": "z",
-    }
-)
+from approval.confusables import fold_to_latin
+
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 
 _F = re.IGNORECASE
@@ -162,6 +160,249 @@ _COMPACT: tuple[tuple[str, str], ...] = (
 )
 
 
+
+# --- beyond English: instructions to the reviewer in other languages (accents already dropped) -------
+_ML: tuple[tuple[str, str], ...] = (
+    # Spanish
+    ("auto_approve_request", r"\b(?:apru[e]?bal[ao]s?|apru[e]?be(?:la|lo)?|aprobar(?:la|lo)?|aprueben(?:la|lo)?|apruebalo)\b"
+     r"[^.\n]{0,40}\b(?:sin\s+(?:revision|aprobacion|intervencion|supervision|control|verificacion|escalar)"
+     r"|automaticamente|directamente|de\s+inmediato)"),
+    ("auto_approve_request", r"\baprobacion\s+automatica\b|\bsin\s+(?:revision|intervencion|supervision)\s+humana\b"),
+    ("set_risk", r"\b(?:clasif[i]ca(?:la|lo|r)?|marca(?:la|lo|r)?|considera(?:la|lo)?|trata(?:la|lo)?|evalua(?:la|lo)?|asigna(?:le)?|pon(?:le)?)"
+     r"\b[^.\n]{0,30}\b(?:riesgo\s+(?:bajo|minimo|nulo)|bajo\s+riesgo)"),
+    ("do_not_escalate", r"\bno\s+(?:la\s+|lo\s+)?(?:escales|escalar|escalen)\b|\bsin\s+escalar\b"),
+    ("ignore_instructions", r"\b(?:ignora|ignore|ignoren|olvida|olvide)\b[^.\n]{0,30}\b(?:instrucciones|reglas|indicaciones|politicas?)\b"),
+    ("addressing_model", r"\b(?:estimad[oa]|querid[oa]|atencion|hola)\s*,?\s+(?:sistema|revisor|modelo|asistente|ia|evaluador)\b"),
+    ("reply_verdict", r"\b(?:responde|responda|contesta|conteste|di|diga|indica|indique)\b[^.\n]{0,30}\b(?:aprobad[oa]|riesgo\s+bajo|bajo\s+riesgo|que\s+no\s+(?:hace\s+falta|se\s+necesita))"),
+    # French
+    ("auto_approve_request", r"\b(?:approuve[rz]?|valide[rz]?|accepte[rz]?)(?:[\s-]+(?:la|le|les))?\b[^.\n]{0,40}\b(?:sans\s+(?:revision|validation|controle|verification|intervention|examen|relecture|escalade)|automatiquement|directement)"),
+    ("auto_approve_request", r"\bapprobation\s+automatique\b|\bsans\s+(?:revision|validation|controle|intervention|verification|examen)\s+humaine?\b"),
+    ("set_risk", r"\b(?:classe[rz]?|marque[rz]?|considere[rz]?|traite[rz]?|evalue[rz]?|note[rz]?)(?:[\s-]+(?:la|le|les))?\b[^.\n]{0,30}\b(?:risque\s+(?:faible|bas|minimal|nul)|faible\s+risque)"),
+    ("do_not_escalate", r"\bne\s+(?:l'|la\s+|le\s+)?(?:escalade[rz]?|transmet(?:s|tez)?)\s+pas\b|\bne\s+pas\s+escalader\b|\bsans\s+escalade\b"),
+    ("ignore_instructions", r"\b(?:ignore[rz]?|oublie[rz]?)\b[^.\n]{0,30}\b(?:instructions|consignes|regles)\b"),
+    ("addressing_model", r"\b(?:cher|chere|a\s+l'attention\s+du|bonjour)\s+(?:systeme|relecteur|evaluateur|modele|assistant|ia|robot)\b"),
+    ("reply_verdict", r"\b(?:repond(?:s|ez)|reponds|indique[rz]?|dites|dis)\b[^.\n]{0,20}\bque\b[^.\n]{0,40}\b(?:approuve|aucun\s+humain|risque\s+faible|pas\s+besoin)"),
+    ("do_not_escalate", r"\baucun\s+humain\b[^.\n]{0,30}\b(?:voir|verifier|examiner|valider|intervenir)"),
+    # German (umlauts become a/o/u)
+    ("auto_approve_request", r"\bohne\s+(?:menschliche|manuelle|weitere)\s+(?:prufung|pruefung|freigabe|kontrolle|uberprufung|genehmigung|sichtung)\b"),
+    ("auto_approve_request", r"\b(?:automatisch|direkt|sofort)\s+(?:genehmig|freigeb|freigab|durchwink)"),
+    ("auto_approve_request", r"\b(?:genehmige|genehmigen\s+sie|gib|geben\s+sie)\b[^.\n]{0,40}\b(?:frei|ohne\s+prufung|automatisch)\b"),
+    ("set_risk", r"\b(?:stufe|stufen\s+sie|bewerte|bewerten\s+sie|markiere|markieren\s+sie|klassifiziere|einstufen|einzustufen)\b[^.\n]{0,40}\b(?:niedrig|gering)"),
+    ("set_risk", r"\b(?:als|mit)\s+(?:niedrige[sm]?|geringe[sm]?)\s+risiko\s+(?:einstufen|einzustufen|bewerten|markieren|behandeln)"),
+    ("do_not_escalate", r"\bnicht\s+eskalier|\bkeine\s+eskalation\b"),
+    ("ignore_instructions", r"\b(?:ignoriere|ignorieren|vergiss|vergessen)\b[^.\n]{0,30}\b(?:anweisungen|regeln|vorgaben|richtlinien)\b"),
+    ("addressing_model", r"\b(?:liebes?|sehr\s+geehrtes?|hallo|an\s+das)\s+(?:prufsystem|pruefsystem|system|ki|modell|genehmigungssystem|freigabesystem|bot)\b"),
+    ("reply_verdict", r"\b(?:antworte|antworten\s+sie|gib\s+zuruck|melde)\b[^.\n]{0,30}\b(?:genehmigt|freigegeben|niedrig|kein\s+mensch)"),
+    ("do_not_escalate", r"\bkein\s+mensch\b[^.\n]{0,30}\b(?:prufen|sehen|ansehen|freigeben)"),
+    # Portuguese (and Italian)
+    ("auto_approve_request", r"\b(?:aprove(?:-a|-o)?|aprovar|aprova(?:-la|-lo)?|aprovem|approva(?:la|lo|re)?)\b[^.\n]{0,40}\b(?:sem\s+(?:revisao|aprovacao|analise|intervencao|escalar)|senza\s+(?:revisione|controllo)|automaticamente|diretamente|direttamente)"),
+    ("auto_approve_request", r"\baprovacao\s+automatica\b|\bsem\s+(?:revisao|analise|intervencao)\s+humana\b|\bapprovazione\s+automatica\b"),
+    ("set_risk", r"\b(?:classifique|marque|considere|trate|avalie|classifica|segna)(?:-a|-o|la|lo)?\b[^.\n]{0,30}\b(?:risco\s+baixo|baixo\s+risco|rischio\s+basso|basso\s+rischio)"),
+    ("do_not_escalate", r"\bnao\s+(?:escale|escalar|encaminhe|encaminhar)\b|\bnon\s+escalare\b"),
+    ("ignore_instructions", r"\b(?:ignore|ignora|ignorar|esqueca|dimentica)\b[^.\n]{0,30}\b(?:instrucoes|regras|istruzioni|regole)\b"),
+    ("addressing_model", r"\b(?:caro|cara|prezad[oa])\s+(?:sistema|revisor|avaliador|modelo|assistente|ia|revisore)\b"),
+    ("reply_verdict", r"\b(?:responda|diga|informe|rispondi)\b[^.\n]{0,20}\b(?:que|che)\b[^.\n]{0,40}\b(?:aprovad[oa]|approvat[oa]|risco\s+baixo|nenhum\s+humano)"),
+    # English paraphrases that address the reviewer or claim a waiver
+    ("addressing_model", r"\b(?:dear|hello|hi|hey|attention|attn|to)\s*,?\s+(?:the\s+)?(?:reviewing|review|approval|automated|ai|llm|screening|routing)\s+"
+     r"(?:system|bot|engine|agent|model|assistant|reviewer|process|pipeline|tool)\b"),
+    ("addressing_model", r"\b(?:dear|hello|hi|hey|attention|attn)\s*,?\s+(?:ai|llm|gpt|chatgpt|claude|assistant|model|bot|reviewer|system)\b"),
+    ("addressing_model", r"\b(?:ai|llm|automated|automatic)\s+(?:reviewer|review(?:er)?\s+note|assessor|approver|screener)\b"),
+    ("addressing_model", r"\bif\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|language\s+model|automated|model|bot|assistant|reviewer)\b"),
+    ("addressing_model", r"\b(?:to|for)\s+(?:whoever|whatever|any)\s+(?:system|model|ai|bot|tool|agent)\b"),
+    ("reply_verdict", r"\b(?:reply|respond|answer|output|return|say|state|report|confirm|write|print)\b[^.\n]{0,30}\b(?:that\s+|with\s+|only\s+)?"
+     r"(?:[\"']?approved[\"']?|it\s+is\s+approved|auto[\s_-]*approv\w*|low[\s_-]+risk|no\s+human|not\s+(?:be\s+)?escalat\w*|true\b)"),
+    ("do_not_escalate", r"\bno\s+(?:human|person|people|one|manager|reviewer)\s+(?:needs?|has|have|should|must|is\s+required|are\s+required)\s+(?:to\s+)?"
+     r"(?:see|look|review|check|sign|approve|be\s+involved)"),
+    ("do_not_escalate", r"\b(?:without|no|skip(?:ping)?|bypass(?:ing)?|avoid(?:ing)?)\s+(?:a\s+|any\s+|the\s+)?(?:human|manual|manager|people)\s+"
+     r"(?:review|approval|sign[\s-]?off|check|eyes|involvement|in\s+the\s+loop)\b"),
+    ("do_not_escalate", r"\b(?:waived?|waiving|suspended|disabled|bypassed|skipped|lifted)\s+(?:the\s+)?(?:approval|review|sign[\s-]?off|escalation)\s*"
+     r"(?:chain|process|step|steps|requirement|workflow|policy|rules?)\b"),
+    ("do_not_escalate", r"\b(?:approval|review|sign[\s-]?off|escalation)\s+(?:chain|process|step|steps|requirement|workflow)\s+"
+     r"(?:is|has\s+been|was|were|are)\s+(?:waived|suspended|disabled|bypassed|skipped|lifted|not\s+(?:needed|required|necessary))"),
+    ("auto_approve_request", r"\b(?:approve|pass|clear|greenlight|green-light|sign\s+off)\s+(?:it|this|this\s+one|the\s+request|this\s+request|me)?\s*"
+     r"(?:directly|straight\s+(?:away|through)|right\s+away|now|immediately|at\s+once|without\s+(?:question|delay|looking|checking))\b"),
+    ("auto_approve_request", r"\b(?:must|should|shall|needs?\s+to|has\s+to|is\s+to)\s+be\s+(?:auto[\s-]*)?approved\s+(?:automatically|directly|immediately|now|without)\b"),
+    ("set_risk", r"\b(?:classify|rate|mark|set|treat|label|score|assess|consider|flag|record|log|report|categori[sz]e)\s+"
+     r"(?:it|this|this\s+one|the\s+request|this\s+request|me|the\s+expense|this\s+expense)\s+(?:as\s+)?(?:an?\s+)?(?:low|minimal|zero|no)[\s-]+risk\b"),
+    ("set_risk", r"\brisk\s+(?:is|=|:)?\s*(?:to\s+be\s+)?(?:set|recorded|marked|classified|reported|logged)\s+(?:as|to)\s+(?:low|none|minimal|zero)\b"),
+    ("decode_and_follow", r"\b(?:decode|decrypt|translate|unscramble|reverse|convert)\b[^.\n]{0,40}\b(?:follow|obey|execute|apply|do\s+(?:what|as)|act\s+on|comply)"),
+    ("decode_and_follow", r"\b(?:decodifica|decodifique|decode[rz]?|dekodiere|entschlussele)\b[^.\n]{0,40}\b(?:sigue|siga|suis|suivez|befolge|folge|siga|segui)\b"),
+    ("role_override", r"\b(?:as|you\s+are)\s+(?:the|an?)\s+(?:ai|automated|llm)\s+(?:reviewer|approver|assessor)\s*,?\s*(?:you|please|approve|mark|set)"),
+)
+_ML_NONLATIN: tuple[tuple[str, str], ...] = (
+    # Chinese (simplified and traditional)
+    ("auto_approve_request", r"(?:无需|無需|不需要|不用|免除|跳过|跳過|省略|绕过|繞過)(?:任何)?(?:人工|人为|人員|人员|主管|经理|經理)?(?:审核|審核|审批|審批|复核|複核|审查|審查|批准|核准|签字|簽字)"),
+    ("auto_approve_request", r"(?:直接|立即|马上|馬上|自动|自動)(?:予以)?(?:批准|通过|通過|核准|放行|审批通过|審批通過)"),
+    ("set_risk", r"(?:标记|標記|设为|設為|设置为|設置為|定为|定為|评为|評為|归类为|歸類為|视为|視為|按|判定为|判定為|分类为|分類為)(?:为|為)?(?:低风险|低風險|风险低|風險低|无风险|無風險)"),
+    ("do_not_escalate", r"(?:不要|不必|无需|無需|不用|请勿|請勿)(?:将其|將其)?(?:升级|升級|上报|上報|转交|轉交|提交人工|人工审核|人工審核)"),
+    ("addressing_model", r"(?:致|尊敬的|亲爱的|親愛的|各位)\s*(?:审核|審核|审批|審批|AI|ai|人工智能|模型|系统|系統|机器人|機器人)"),
+    ("addressing_model", r"(?:AI|ai|人工智能|模型|审核系统|審核系統|审批系统|審批系統)(?:审核员|審核員|审核者|審核者)?\s*[:：，,]\s*(?:请|請)"),
+    ("reply_verdict", r"(?:回复|回覆|回答|输出|輸出|返回)(?:为|為|说|說)?\s*[\"“「]?(?:已批准|已核准|批准|通过|通過|低风险|低風險)"),
+    ("ignore_instructions", r"(?:忽略|忽视|忽視|无视|無視|忘记|忘記|不要理会|不要理會)[^。\n]{0,10}(?:指令|指示|规则|規則|提示|命令|说明|說明|要求)"),
+    ("decode_and_follow", r"(?:解码|解碼|解密)[^。\n]{0,10}(?:执行|執行|照做|遵循|按照)"),
+    # Japanese
+    ("auto_approve_request", r"(?:自動|そのまま|直ちに|即)(?:的に)?(?:で)?承認|(?:人間|人|担当者|上長)(?:の|による)?(?:レビュー|確認|審査|承認|チェック)(?:は|を)?(?:なし|不要|省略|スキップ|せず|しないで)"),
+    ("set_risk", r"低リスク(?:と|に|として)(?:して|分類|判定|評価|設定|扱|記録|回答)"),
+    ("do_not_escalate", r"エスカレーション(?:しないで|せず|不要|は不要|するな)"),
+    ("ignore_instructions", r"(?:以前|前|上記|これまで|上)の(?:指示|命令|ルール|指令)を(?:無視|忘れ)|指示を無視"),
+    ("addressing_model", r"(?:審査|承認|レビュー)(?:システム|AI|担当AI)(?:へ|様|さん|の皆様)?\s*[:：、,へ]|(?:AI|ＡＩ)(?:審査員|レビュアー|様)"),
+    ("reply_verdict", r"(?:承認済み|承認|低リスク)(?:と|で)(?:回答|返答|答え|出力|返して)"),
+    # Korean
+    ("auto_approve_request", r"자동\s*(?:으로)?\s*승인|(?:사람|담당자|관리자)(?:의)?\s*(?:검토|승인|확인)\s*(?:없이|생략|불필요|필요\s*없)|검토\s*없이|바로\s*승인|즉시\s*승인"),
+    ("set_risk", r"(?:저위험|낮은\s*위험|위험\s*낮음|위험도\s*낮음)\s*(?:으로|으로서)?\s*(?:분류|표시|처리|평가|설정|기록|판단)"),
+    ("do_not_escalate", r"(?:에스컬레이션|상부\s*보고|상신)\s*(?:하지\s*마|하지\s*말|불필요|없이)"),
+    ("ignore_instructions", r"(?:이전|앞의|위의|기존)?\s*(?:지시|지침|명령|규칙)\s*(?:사항)?(?:을|를)?\s*무시"),
+    ("addressing_model", r"(?:검토|승인|심사)\s*(?:시스템|AI|봇)(?:님|께|에게)?\s*[:：,]|(?:AI|인공지능)\s*(?:검토자|심사관|님)"),
+    ("reply_verdict", r"(?:승인됨|승인|저위험)(?:으로|이라고)\s*(?:응답|답변|회신|출력)"),
+    # Russian (and Ukrainian forms)
+    ("auto_approve_request", r"(?:одобр|утверд|соглас)\w*[^.\n]{0,30}(?:без\s+(?:проверки|рассмотрения|согласования|участия|ревью|эскалации)|автоматически|сразу|напрямую)"),
+    ("auto_approve_request", r"автоматическ\w*\s+(?:одобр|утверж|соглас)|без\s+(?:проверки|участия|рассмотрения)\s+(?:человек|людей|сотрудник|руководител)"),
+    ("set_risk", r"(?:пометь|отметь|классифицируй|оцени|укажи|поставь|считай|запиши)\w*[^.\n]{0,30}(?:низк\w*\s+риск|риск\w*\s+(?:как\s+)?низк|низкорисков)"),
+    ("do_not_escalate", r"не\s+(?:эскалируй|эскалировать|передавай|передавать)|без\s+эскалации"),
+    ("ignore_instructions", r"(?:игнорируй|игнорировать|забудь|проигнорируй)\w*[^.\n]{0,30}(?:инструкци|правил|указани)"),
+    ("addressing_model", r"(?:уважаем|дорог)\w+\s+(?:систем|ии|модел|ревьюер|проверяющ|бот)"),
+    ("reply_verdict", r"(?:ответь|ответьте|напиши|верни|укажи)\w*[^.\n]{0,20}что[^.\n]{0,40}(?:одобрен|низк\w*\s+риск|человек\s+не)"),
+    # Arabic
+    ("auto_approve_request", r"(?:وافق|اعتمد|أقر|اقبل)\w*[^.\n]{0,30}(?:دون|بدون|بلا)\s+(?:مراجعة|تدخل|تصعيد|فحص|تدقيق)"),
+    ("auto_approve_request", r"(?:موافقة|الموافقة|اعتماد)\s+(?:تلقائية|تلقائيا|آلية|مباشرة)|(?:بدون|دون)\s+(?:مراجعة|تدخل)\s+بشري"),
+    ("set_risk", r"(?:صنف|صنّف|اعتبر|سجل|ضع|قيّم|قيم)\w*[^.\n]{0,30}(?:منخفض\w*\s+المخاطر|مخاطر\s+منخفضة|خطر\s+منخفض)"),
+    ("do_not_escalate", r"(?:لا|ولا)\s+(?:تصعد|تصعّد|تحيل|ترفع)"),
+    ("ignore_instructions", r"(?:تجاهل|انس|انسَ)\w*[^.\n]{0,30}(?:التعليمات|الأوامر|القواعد|السابقة)"),
+    ("addressing_model", r"(?:عزيزي|إلى|الى)\s+(?:النظام|نظام\s+المراجعة|المراجع\s+الآلي|الذكاء\s+الاصطناعي|المساعد|النموذج)"),
+    ("reply_verdict", r"(?:أجب|اجب|رد|أخرج)\w*[^.\n]{0,20}(?:بأن|أن|ب)[^.\n]{0,30}(?:موافق|منخفض|معتمد)"),
+)
+_ML_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML)
+_ML_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML_NONLATIN)
+
+# --- softer vocabulary: talk about approval, reviewers, AI or risk. Not an injection by itself, but a
+# request whose text argues about its own approval never gets the automatic path: a person decides.
+_SOFT: tuple[tuple[str, str], ...] = (
+    ("mentions_approval", r"\b(?:auto[\s_-]*)?approv\w*|\bpre[\s-]?approv\w*|\bsign[\s-]?off\b|\bgreen[\s-]?light|\brubber[\s-]?stamp"
+     r"|\baprob\w*|\baprueb\w*|\bapprouv\w*|\bgenehmig\w*|\bfreigeb\w*|\bfreigab\w*|\baprov\w*|\bvalidat\w*|\bvalide[rz]?\b"),
+    ("mentions_reviewer", r"\breview(?:er|ing)?\b|\brevisor\b|\brevision\b|\brelecteur|\bevaluateur|\bprufer|\bprufung|\bpruefung|\brevisao\b"
+     r"|\bverdict\b|\bescalat\w*|\bescala\w*|\beskal\w*|\bhuman\b|\bhumana?\b|\bhumaine?\b|\bmensch\w*|\bwaive\w*"),
+    ("mentions_ai", r"\bai\b|\ba\.i\.|\bllm\w*|\bgpt\w*|\bchatbot|\bbot\b|\blanguage\s+model|\bautomated\b|\bautomatic\w*|\bautomati\w*|\bia\b|\bki\b"
+     r"|\binstruction\w*|\binstrucci\w*|\banweisung\w*|\bconsigne\w*|\bprompt\w*|\bsystem\s+message"),
+    ("mentions_risk_level", r"\b(?:low|minimal|zero|no)[\s_-]+risk\b|\brisk[\s_-]*(?:level|rating|score|class)\b|\briesgo\s+bajo|\brisque\s+faible"
+     r"|\bniedrig\w*\s+risiko|\brisco\s+baixo|\bbaixo\s+risco"),
+    ("mentions_encoding", r"\bbase[\s-]?64\b|\bhex(?:adecimal)?\b|\brot[\s-]?13\b|\bdecode\w*|\bdecodif\w*|\bdekodier\w*|\bencoded\b"),
+)
+_SOFT_NONLATIN: tuple[tuple[str, str], ...] = (
+    ("mentions_approval", r"批准|审批|審批|核准|放行|承認|決裁|승인|결재|одобр|утвержд|утверд|согласов|موافق|اعتماد"),
+    ("mentions_reviewer", r"审核|審核|复核|複核|人工|升级|升級|上报|上報|審査|レビュー|エスカレ|검토|심사|에스컬|проверк|эскал|человек|مراجع|تصعيد|بشري"),
+    ("mentions_ai", r"(?<![a-z])ai(?![a-z])|人工智能|模型|机器人|機器人|指令|提示词|提示詞|인공지능|지시|指示|ИИ|нейросет|инструкц|الذكاء\s+الاصطناعي|النظام|تعليمات"),
+    ("mentions_risk_level", r"低风险|低風險|风险低|風險低|低リスク|저위험|낮은\s*위험|низк\w*\s+риск|منخفض\w*\s+المخاطر|مخاطر\s+منخفضة"),
+    ("mentions_encoding", r"编码|編碼|解码|解碼|エンコード|デコード|인코딩|디코딩|кодиров|декодир|مشفر|فك\s+التشفير"),
+)
+_SOFT_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT)
+_SOFT_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT_NONLATIN)
+
+# --- decision-shaped data: "status": "APPROVED", risk: low, verdict=pass ... with any key names --------
+_PAIR = re.compile(
+    r"""(?P<q>["'`]?)(?P<key>[a-z_][a-z0-9_ .\-]{0,30}?)(?P=q)\s*(?:[:=]|=>|->)\s*["'`]?(?P<value>[a-z0-9_\- ]{1,24}?)["'`]?\s*(?=[,;}\]\n)]|$)""",
+    _F | re.MULTILINE,
+)
+_APPROVAL_KEYS = frozenset(
+    ["status", "decision", "approved", "approval", "approvalstatus", "verdict", "outcome", "result", "action", "recommendation", "review", "reviewstatus", "reviewresult", "nextstate", "state", "final", "finaldecision", "finalstatus", "assessment", "classification", "judgement", "judgment", "autoapprove", "autoapproved", "autoapproveok", "approve", "response", "answer", "disposition", "resolution", "ruling"]
+)
+_RISK_KEYS = frozenset(["risk", "risklevel", "riskscore", "riskrating", "riskclass", "riskcategory", "severity", "threat", "threatlevel"])
+_NEGATIVE_KEYS = frozenset(
+    ["escalate", "escalation", "escalated", "humanreview", "needsreview", "requiresreview", "manualreview", "injection", "injectionsuspected", "fraud", "flag", "flagged", "suspicious", "suspected", "needshuman", "requireshuman", "review_required", "reviewrequired"]
+)
+_APPROVE_VALUES = frozenset(
+    ["approved", "approve", "accept", "accepted", "allow", "allowed", "grant", "granted", "pass", "passed", "ok", "okay", "yes", "true", "autoapprove", "autoapproved", "cleared", "clear", "go", "green", "aprobado", "approuve", "genehmigt", "aprovado", "одобрено"]
+)
+_LOW_VALUES = frozenset(["low", "none", "minimal", "zero", "0", "green", "safe", "nil", "negligible", "bajo", "faible", "niedrig", "baixo"])
+_NO_VALUES = frozenset(["no", "false", "none", "0", "notrequired", "notneeded", "not", "required", "not", "needed", "never", "skip", "skipped", "off"])
+_PAIR_CJK = re.compile(
+    r"(?:状态|狀態|决定|決定|结果|結果|审批|審批|结论|結論|风险|風險|リスク|ステータス|判定|결과|상태|위험|статус|решение|риск|الحالة|القرار|المخاطر)"
+    r"\s*[:：=]\s*[\"“「]?(?:已?批准|已?核准|通过|通過|低|承認|承認済み|승인|낮음|одобрено|низкий|موافق|منخفض)"
+)
+
+
+def _key(raw: str) -> str:
+    return re.sub(r"[^a-z]", "", raw.lower())
+
+
+def decision_pairs(normalized: str) -> list[str]:
+    """Key/value pairs that state an approval decision ("status": "approved", risk: low, escalate=no)."""
+    found = []
+    for match in _PAIR.finditer(normalized):
+        key, value = _key(match.group("key")), match.group("value").strip().lower()
+        flat = _key(value) or value
+        if ((key in _APPROVAL_KEYS or key.endswith(("decision", "verdict", "status", "approval"))) and flat in _APPROVE_VALUES) or ((key in _RISK_KEYS or key.endswith("risk")) and flat in _LOW_VALUES) or (key in _NEGATIVE_KEYS and (flat in _NO_VALUES or value in _NO_VALUES)):
+            found.append(f"{key}={flat}")
+    return found
+
+
+# --- payloads hidden in encodings ---------------------------------------------------------------------
+MAX_DECODE_DEPTH = 2
+MAX_DECODE_CANDIDATES = 8
+MAX_DECODE_CHARS = 4000
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = re.compile(r"(?<![0-9a-f])(?:(?:0x|\\x)?[0-9a-f]{2}[\s:,]?){8,}", _F)
+_PCT = re.compile(r"%[0-9a-f]{2}", _F)
+_ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-f]{2,6}|[a-z]{2,8});", _F)
+_UESC = re.compile(r"\\u[0-9a-f]{4}|\\u\{[0-9a-f]{1,6}\}", _F)
+
+
+def _readable(blob: bytes) -> str | None:
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.strip():
+        return None
+    printable = sum(1 for char in text if char.isprintable() or char in "\n\r\t")
+    letters = sum(1 for char in text if char.isalpha())
+    if printable / len(text) < 0.95 or letters / len(text) < 0.5 or (" " not in text.strip() and len(text) > 24):
+        return None
+    return text
+
+
+def decoded_payloads(text: str) -> list[tuple[str, str]]:
+    """Readable text hidden in base64, hex, URL encoding, HTML entities, \\u escapes or ROT13 (bounded):
+    (encoding, decoded text) pairs."""
+    out: list[tuple[str, str]] = []
+    for match in _B64.findall(text)[:MAX_DECODE_CANDIDATES]:
+        blob = match[:MAX_DECODE_CHARS]
+        if blob.isalpha() and (blob.islower() or blob.isupper()):
+            continue  # a plain long word, not base64
+        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = _readable(decoder(blob + "=" * (-len(blob) % 4)))
+            except (binascii.Error, ValueError):
+                continue
+            if decoded:
+                out.append(("base64", decoded))
+                break
+    for match in _HEX.findall(text)[:MAX_DECODE_CANDIDATES]:
+        digits = re.sub(r"0x|\\x|[\s:,]", "", match[: MAX_DECODE_CHARS * 3], flags=re.IGNORECASE)
+        try:
+            decoded = _readable(bytes.fromhex(digits[: len(digits) // 2 * 2]))
+        except ValueError:
+            continue
+        if decoded:
+            out.append(("hex", decoded))
+    limited = text[: MAX_DECODE_CHARS * 4]
+    if len(_PCT.findall(limited)) >= 3:
+        out.append(("url", urllib.parse.unquote_plus(limited)))
+    if len(_ENTITY.findall(limited)) >= 2:
+        out.append(("html_entities", html.unescape(limited)))
+    if len(_UESC.findall(limited)) >= 3:
+        out.append(("unicode_escapes", _UESC.sub(lambda m: chr(int(m.group(0).strip("\\u{}"), 16)), limited)))
+    if re.search(r"\brot[\s-]?13\b", limited, _F):
+        out.append(("rot13", codecs.decode(limited, "rot13")))
+    return out
+
+
+# --- normalisation --------------------------------------------------------------------------------------
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+_ARABIC_MARKS = re.compile(r"[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+_LATIN_TO_CYRILLIC = str.maketrans("aceopxyiABCEHKMOPTXk", "асеорхуіАВСЕНКМОРТХк")
+_WORD = re.compile(r"\w+")
+
+
 def _strip_latin_accents(text: str) -> str:
     out: list[str] = []
     for char in unicodedata.normalize("NFKD", text):
@@ -171,30 +412,137 @@ def _strip_latin_accents(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
-def normalize(text: str) -> str:
-    """The form the patterns run on: NFKC, no format chars, look-alikes mapped, spaces collapsed."""
+def _visible(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
-    text = text.translate(_CONFUSABLES)
-    text = _strip_latin_accents(text)
+    return "".join(
+        char for char in text
+        if unicodedata.category(char) != "Cf" and char not in _INVISIBLE and not 0xFE00 <= ord(char) <= 0xFE0F
+    )
+
+
+def _lines(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = [re.sub(r"[^\S\n]+", " ", line).strip() for line in text.split("\n")]
     return "\n".join(lines).lower()
+
+
+def normalize(text: str) -> str:
+    """The form the Latin-script patterns run on: NFKC, no format or invisible characters, UTS #39
+    look-alikes with an ASCII prototype folded to it (Cyrillic "о", Greek "ο", mathematical letters),
+    Latin accents dropped, spaces collapsed, lower case."""
+    return _lines(_strip_latin_accents(fold_to_latin(_visible(text).lower())))
+
+
+def _cyrillic_word(word: str) -> str:
+    cyrillic = sum(1 for char in word if "\u0400" <= char <= "\u04ff")
+    return word.translate(_LATIN_TO_CYRILLIC) if cyrillic and cyrillic >= len(word) / 2 else word
+
+
+def normalize_native(text: str) -> str:
+    """The form the other scripts' patterns run on: NFKC, no invisible characters, Arabic diacritics and
+    tatweel removed, Latin look-alikes inside Cyrillic words mapped back to Cyrillic, lower case."""
+    text = _ARABIC_MARKS.sub("", _visible(text))
+    return _lines(_WORD.sub(lambda m: _cyrillic_word(m.group(0)), text))
 
 
 def _compact(normalized: str) -> str:
     return "".join(char for char in normalized.translate(_LEET) if char.isalnum())
 
 
+def _hard(text: str) -> set[str]:
+    normalized = normalize(text)
+    native = normalize_native(text)
+    found = {name for name, pattern in _PATTERNS if pattern.search(normalized)}
+    found.update(name for name, pattern in _ML_PATTERNS if pattern.search(normalized))
+    found.update(name for name, pattern in _ML_NONLATIN_PATTERNS if pattern.search(native))
+    compact = _compact(normalized)
+    found.update(name for phrase, name in _COMPACT if phrase in compact)
+    pairs = decision_pairs(normalized) + _PAIR_CJK.findall(native)
+    if len(pairs) >= 2 or ((pairs and re.search(r"[{\[]", normalized)) or _PAIR_CJK.search(native)):
+        found.add("fake_decision")
+    return found
+
+
+def _soft(text: str) -> set[str]:
+    normalized = normalize(text)
+    native = normalize_native(text)
+    found = {name for name, pattern in _SOFT_PATTERNS if pattern.search(normalized)}
+    found.update(name for name, pattern in _SOFT_NONLATIN_PATTERNS if pattern.search(native))
+    if decision_pairs(normalized):
+        found.add("decision_like_data")
+    return found
+
+
+def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
+    hard, soft = _hard(text), _soft(text)
+    if depth < MAX_DECODE_DEPTH:
+        for encoding, decoded in decoded_payloads(_visible(text)):
+            if decoded == text:
+                continue
+            inner_hard, inner_soft = _scan(decoded, depth + 1)
+            if inner_hard:
+                hard.add(f"encoded_instructions_{encoding}")
+            soft.add("encoded_text")
+            soft.update(inner_soft)
+    return hard, soft
+
+
 def detect_injection(text: str) -> list[str]:
     """Names of the injection signals found in ``text`` (sorted, unique); empty when none."""
     if not text:
         return []
-    normalized = normalize(text)
-    found = {name for name, pattern in _PATTERNS if pattern.search(normalized)}
-    compact = _compact(normalized)
-    found.update(name for phrase, name in _COMPACT if phrase in compact)
-    return sorted(found)
+    return sorted(_scan(text)[0])
 
 
-__all__ = ["detect_injection", "normalize"]
+# --- every text parameter -----------------------------------------------------------------------------
+# Short fields (ids, names) hold a word or two; sentences there are a way to smuggle instructions.
+SHORT_FIELDS = ("request_type", "department", "requester_id")
+_SENTENCE = re.compile(r"[,;:!?\n{}<>\[\]()\"'|]|\s\S+\s\S+\s\S+\s\S+")
+
+
+@dataclass
+class Screening:
+    """What the screen found. ``signals`` (per field) make a request injection-suspected; ``holds`` do
+    not, but keep it from being approved automatically."""
+
+    signals: dict[str, list[str]] = field(default_factory=dict)
+    holds: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def suspected(self) -> bool:
+        return bool(self.signals)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.holds)
+
+    def signal_names(self) -> list[str]:
+        return sorted({name for names in self.signals.values() for name in names})
+
+    def hold_names(self) -> list[str]:
+        return sorted({name for names in self.holds.values() for name in names})
+
+    def to_dict(self) -> dict[str, dict[str, list[str]]]:
+        return {"signals": {k: list(v) for k, v in self.signals.items()}, "holds": {k: list(v) for k, v in self.holds.items()}}
+
+
+def screen(fields: Mapping[str, str]) -> Screening:
+    """Screen every free-text field (content, request_type, department, requester_id, ...)."""
+    result = Screening()
+    for name, value in fields.items():
+        if not value:
+            continue
+        hard, soft = _scan(value)
+        if name in SHORT_FIELDS and _SENTENCE.search(normalize(value)):
+            soft.add("free_text_in_" + name)
+            if soft - {"free_text_in_" + name} or hard:
+                hard.add("instructions_in_" + name)
+        if hard:
+            result.signals[name] = sorted(hard)
+        if soft:
+            result.holds[name] = sorted(soft)
+    return result
+
+
+__all__ = ["SHORT_FIELDS", "Screening", "decision_pairs", "decoded_payloads", "detect_injection", "normalize",
+           "normalize_native", "screen"]

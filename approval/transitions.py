@@ -21,11 +21,11 @@ Checks, in this order (the first that applies decides):
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from approval.confusables import person_keys
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES, TERMINAL_STATES, level_rank
 
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -341,17 +341,17 @@ def normalize_actor_level(actor_level: object, event: str) -> str | None:
 
 
 def person_key(identifier: str) -> str:
-    """The form identifiers are compared in: NFKC, without format characters (zero-width spaces, BOM,
-    bidi marks...) and whitespace, case-folded. "Alice ", "ALICE" and "ali\u200bce" are all "alice"."""
-    text = unicodedata.normalize("NFKC", identifier)
-    text = "".join(char for char in text if unicodedata.category(char) != "Cf" and not char.isspace())
-    return unicodedata.normalize("NFKC", text.casefold())
+    """One canonical form of a person id (case folded first, then the UTS #39 skeleton): "Alice ",
+    "ALICE", "ali\u200bce", "аlice" (Cyrillic а) and "ａｌｉｃｅ" are all the same key. Comparisons use
+    ``_same_person``, which also tries the other order (see ``approval.confusables.person_keys``)."""
+    return min(person_keys(identifier), key=lambda key: (len(key), key)) if identifier else ""
 
 
 def _same_person(a: str, b: str) -> bool:
-    """Whether two identifiers name the same person (see ``person_key``), so "Alice\u200b" cannot approve
-    what "alice" asked."""
-    return person_key(a) == person_key(b)
+    """Whether two identifiers name the same person: they share a folded form (NFKC, no invisible
+    characters or whitespace, no combining marks on Latin/Greek/Cyrillic letters, case folded, UTS #39
+    skeleton), so neither "Alice\u200b" nor "аlice" (Cyrillic а) can approve what "alice" asked."""
+    return bool(person_keys(a) & person_keys(b))
 
 
 def _check_choice(value: object, choices: tuple[str, ...], name: str) -> None:

@@ -29,7 +29,7 @@ HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
 RECEIVED_KEEP = 50
-CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed")
+CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules")
 
 _DIRECTIVE = re.compile(r"\[\[sim:(.*?)\]\]", re.DOTALL)
 _COUNTED = re.compile(r"^(\d{3}|[a-z_]+)x(\d+)$")
@@ -605,6 +605,14 @@ class Handler(BaseHTTPRequestHandler):
             users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
             raw_prompt = content_text(users[-1].get("content")) if users else ""
         prompt, directive = split_directives(raw_prompt)
+        # --- script_rules (approval guard tests) -------------------------------------------------
+        # configure(script_rules=[{"system_contains": "...", "reply": "...", "fault": "503x99"}]): a call
+        # whose system message contains the text gets that reply (every time, the FIFO script is left
+        # alone) and that fault spec, so two kinds of call in one request can be scripted apart.
+        rule = self.script_rule(messages)
+        if rule and rule.get("fault"):
+            directive = f"{directive},{rule['fault']}" if directive.strip() else str(rule["fault"])
+        # --- end script_rules ----------------------------------------------------------------------
         faults = self.header_and_global_faults(directive)
         with state.lock:
             if body is not None:
@@ -656,7 +664,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(400, "response_format json_schema is not supported by this model", headers)
             return
 
-        reply = self.reply_text(model, prompt, response_format)
+        reply = str(rule["reply"]) if rule and rule.get("reply") is not None else self.reply_text(model, prompt, response_format)
         if faults.has("split_utf8"):
             reply += SPLIT_UTF8_SUFFIX
         if faults.has("separators"):
@@ -698,6 +706,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data[: len(data) // 2])
                 self.reset_connection()
             self.send_json(200, payload, headers)
+
+    def script_rule(self, messages: Any) -> dict[str, Any] | None:
+        """The first configured script rule whose `system_contains` is in the system message (script_rules)."""
+        with self.state.lock:
+            rules = self.state.config.get("script_rules") or []
+        if not rules or not isinstance(messages, list):
+            return None
+        system = "\n".join(content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "system")
+        for rule in rules:
+            if isinstance(rule, dict) and rule.get("system_contains") and str(rule["system_contains"]) in system:
+                return rule
+        return None
 
     def reply_text(self, model: str, prompt: str, response_format: dict[str, Any]) -> str:
         scripted = self.state.next_script()

@@ -5,22 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from approval.llm import LLMReply, LLMUnavailable, ResponseFormatUnsupported
-from gateway import BadRequestError, ChatRequest, CircuitOpenError, GatewayClient, GatewayError
+from gateway import BadRequestError, ChatRequest, CircuitOpenError, GatewayClient, GatewayError, GatewayTimeoutError
 
 ASSESSMENT_MAX_TOKENS = 600
+# The guard answers one boolean and at most three short quotes.
+GUARD_MAX_TOKENS = 200
 
 
 class GatewayAssessmentLLM:
-    def __init__(self, client: GatewayClient, model: str) -> None:
+    def __init__(self, client: GatewayClient, model: str, *, max_tokens: int = ASSESSMENT_MAX_TOKENS) -> None:
         self.client = client
         self.model = model
+        self.max_tokens = max_tokens
 
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
         request = ChatRequest(
             messages=list(messages),
             model=self.model,
             temperature=0,
-            max_tokens=ASSESSMENT_MAX_TOKENS,
+            max_tokens=self.max_tokens,
             response_format=response_format,
         )
         try:
@@ -31,6 +34,8 @@ class GatewayAssessmentLLM:
             raise LLMUnavailable("failed", str(exc)) from None
         except CircuitOpenError as exc:
             raise LLMUnavailable("circuit_open", str(exc)) from None
+        except GatewayTimeoutError as exc:
+            raise LLMUnavailable("timeout", str(exc)) from None
         except GatewayError as exc:
             raise LLMUnavailable("failed", str(exc)) from None
         return LLMReply(text=result.text, cost_usd=result.cost_usd, latency_ms=result.latency_ms, model=result.model)

@@ -7,7 +7,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from approval.engine import ApprovalRequest, route
 from approval.store import RecordExists, StoreUnavailable, store_for, validate_request_id
 from approval.transitions import ApprovalRecord
-from tools.approval_llm import GatewayAssessmentLLM
+from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -43,7 +43,12 @@ class ApprovalRouteTool(Tool):
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
         model = text_param(tool_parameters, "model", max_chars=200).strip()
-        llm = None if model.lower() in RULES_ONLY_MODELS else GatewayAssessmentLLM(client, model or client.config.default_model)
+        llm = guard = None
+        if model.lower() not in RULES_ONLY_MODELS:
+            model = model or client.config.default_model
+            llm = GatewayAssessmentLLM(client, model)
+            guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
+            guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS)
         store = store_for(client.config.redis_url)
         if store is not None:
             # Refuse a request id the store already holds before spending a model call on it. Two routes
@@ -58,7 +63,7 @@ class ApprovalRouteTool(Tool):
             if existing is not None:
                 raise already_routed(request.request_id)
         try:
-            outcome = route(request, policy, llm)
+            outcome = route(request, policy, llm, guard=guard)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None
         output = outcome.to_outputs()
@@ -84,7 +89,8 @@ class ApprovalRouteTool(Tool):
             output["store"] = "redis"
         yield self.create_json_message(output)
         for name, value in output.items():
-            yield self.create_variable_message(name, value)
+            if value is not None:  # Dify before PR #30082 refuses None: an absent value is omitted
+                yield self.create_variable_message(name, value)
 
 
 def already_routed(request_id: str) -> ToolInputError:

@@ -13,6 +13,7 @@ import pytest
 from approval.engine import ApprovalRequest, route
 from approval.llm import JSON_SCHEMA_FORMAT, LLMReply, LLMUnavailable
 from approval.policy import Policy, UnknownCurrencyError
+from tests.approval.fakes import guard_reply, is_guard_call
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BENIGN = "Routine request, details and receipts attached."
@@ -34,6 +35,8 @@ class ScriptedLLM:
         self.latency = latency
 
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
+        if is_guard_call(messages):
+            return guard_reply()  # the guard (tested in test_guard.py) finds nothing
         self.calls.append((messages, response_format))
         item = self.script.pop(0)
         if isinstance(item, Exception):
@@ -181,7 +184,7 @@ def test_outputs_have_exactly_the_declared_keys() -> None:
     outputs = outcome.to_outputs()
     assert set(outputs) == {
         "risk_level", "approver_level", "auto_approve", "next_state", "matched_rules", "decision_factors",
-        "llm_status", "injection_suspected", "policy_version", "cost_usd", "latency_ms", "required_level",
+        "llm_status", "guard_status", "injection_suspected", "policy_version", "cost_usd", "latency_ms", "required_level",
         "sla_hours", "deadline", "audit", "policy_sha256",
     }
     assert outputs["deadline"] == "2025-03-03T00:00:00+00:00"

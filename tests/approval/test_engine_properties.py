@@ -21,6 +21,7 @@ from approval.llm import (
     validate_assessment,
 )
 from approval.policy import PRIORITIES, Policy
+from tests.approval.fakes import guard_reply, is_guard_call
 
 POLICY = Policy.bundled()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,6 +94,8 @@ class ScriptLLM:
         self.calls: list[tuple[list[dict[str, str]], dict[str, Any] | None]] = []
 
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
+        if is_guard_call(messages):
+            return guard_reply()
         self.calls.append(([dict(m) for m in messages], response_format))
         step = self.steps[min(len(self.calls) - 1, len(self.steps) - 1)]
         if isinstance(step, BaseException):
@@ -172,6 +175,8 @@ class RefusingLLM:
         self.formats: list[str] = []
 
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
+        if is_guard_call(messages):
+            return guard_reply()
         name = "none" if response_format is None else response_format["type"]
         self.formats.append(name)
         if name in self.refused:
@@ -205,6 +210,8 @@ def test_reask_keeps_the_format_that_worked() -> None:
                                '"reasons":[]}'])
 
         def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None) -> LLMReply:
+            if is_guard_call(messages):
+                return guard_reply()
             super().complete(messages, response_format)
             return LLMReply(text=next(self.texts))
 
