@@ -218,20 +218,6 @@ class BatchProgress:
     result: ItemResult
 
 
-def run_batch(
-    client: GatewayClient,
-    items: list[BatchItem],
-    build_request: Callable[[BatchItem], ChatRequest],
-    settings: BatchSettings,
-) -> BatchReport:
-    report = None
-    for event in iter_batch(client, items, build_request, settings):
-        if isinstance(event, BatchReport):
-            report = event
-    assert report is not None
-    return report
-
-
 def iter_batch(
     client: GatewayClient,
     items: list[BatchItem],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from gateway.errors import ConfigurationError
+from gateway.errors import FieldError
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 DEFAULT_MODEL = "deepseek-v3.2"
@@ -34,20 +34,12 @@ def normalize_base_url(raw: object) -> str:
     if not text:
         return DEFAULT_BASE_URL
     if "://" not in text:
-        raise ConfigurationError(
-            f"base_url '{text}' has no scheme: use a full URL such as {DEFAULT_BASE_URL}", field="base_url"
-        )
+        raise FieldError("base_url", f"'{text}' has no scheme: use a full URL such as {DEFAULT_BASE_URL}")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"base_url '{text}' is not an http(s) URL with a host: use e.g. {DEFAULT_BASE_URL}",
-            field="base_url",
-        )
+        raise FieldError("base_url", f"'{text}' is not an http(s) URL with a host: use e.g. {DEFAULT_BASE_URL}")
     if parts.query or parts.fragment:
-        raise ConfigurationError(
-            "base_url must not contain '?' or '#': give only the API root, e.g. " + DEFAULT_BASE_URL,
-            field="base_url",
-        )
+        raise FieldError("base_url", "must not contain '?' or '#': give only the API root, e.g. " + DEFAULT_BASE_URL)
     path = re.sub(r"/+", "/", parts.path).rstrip("/")
     for suffix in _ENDPOINT_SUFFIXES:
         if path.endswith(suffix):
@@ -70,16 +62,11 @@ def sanitize_api_key(raw: object) -> str:
         if key[:7].lower() == "bearer ":
             key = key[7:]
     if not key:
-        raise ConfigurationError("api_key is empty: paste the key from your gateway dashboard", field="api_key")
+        raise FieldError("api_key", "is empty: paste the key from your gateway dashboard")
     if any(ch.isspace() for ch in key):
-        raise ConfigurationError(
-            "api_key contains spaces or line breaks: paste only the key itself", field="api_key"
-        )
+        raise FieldError("api_key", "contains spaces or line breaks: paste only the key itself")
     if not key.isascii() or not key.isprintable():
-        raise ConfigurationError(
-            "api_key contains non-ASCII or invisible characters: copy it again from the dashboard",
-            field="api_key",
-        )
+        raise FieldError("api_key", "contains non-ASCII or invisible characters: copy it again from the dashboard")
     return key
 
 
@@ -98,27 +85,28 @@ def parse_number(
     integer: bool = False,
     allow_none: bool = False,
 ) -> Any:
-    """Coerces a Dify value (float, int, numeric string, empty) and checks its range."""
+    """The one number parser: coerces a Dify value (float, int, numeric string, empty) and checks its
+    range. Every problem is a FieldError naming `field`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is None and not allow_none:
-            raise ConfigurationError(f"{field} is required", field=field)
+            raise FieldError(field, "is required")
         return default
     if isinstance(value, bool):
-        raise ConfigurationError(f"{field} must be a number, got a boolean", field=field)
+        raise FieldError(field, "must be a number, got a boolean")
     try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+        number = float(value.strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{field} must be a number, got '{value}'", field=field) from None
+        raise FieldError(field, f"must be a number, got '{value}'") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise ConfigurationError(f"{field} must be a finite number", field=field)
+        raise FieldError(field, "must be a finite number")
     if integer:
         if number != int(number):
-            raise ConfigurationError(f"{field} must be a whole number, got {value}", field=field)
+            raise FieldError(field, f"must be a whole number, got {value}")
         number = int(number)
     if minimum is not None and number < minimum:
-        raise ConfigurationError(f"{field} must be at least {_fmt(minimum)}, got {_fmt(number)}", field=field)
+        raise FieldError(field, f"must be at least {_fmt(minimum)}, got {_fmt(number)}")
     if maximum is not None and number > maximum:
-        raise ConfigurationError(f"{field} must be at most {_fmt(maximum)}, got {_fmt(number)}", field=field)
+        raise FieldError(field, f"must be at most {_fmt(maximum)}, got {_fmt(number)}")
     return number
 
 
@@ -131,14 +119,14 @@ def check_redis_url(raw: object) -> str:
     hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"redis_url must start with redis://, rediss:// or unix://: {hint}", field="redis_url")
+        raise FieldError("redis_url", f"must start with redis://, rediss:// or unix://: {hint}")
     if not _port_is_valid(parts):
-        raise ConfigurationError(f"redis_url has a port that is not a number: {hint}", field="redis_url")
+        raise FieldError("redis_url", f"has a port that is not a number: {hint}")
     if parts.scheme != "unix" and not parts.hostname:
-        raise ConfigurationError(f"redis_url has no host: {hint}", field="redis_url")
+        raise FieldError("redis_url", f"has no host: {hint}")
     database = parts.path.strip("/")
     if database and not database.isdigit():
-        raise ConfigurationError(f"redis_url's database must be a number after the last '/': {hint}", field="redis_url")
+        raise FieldError("redis_url", f"is malformed: its database must be a number after the last '/': {hint}")
     return url
 
 

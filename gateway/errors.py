@@ -86,11 +86,6 @@ class GatewayError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def redacted(self, redactor: Redactor) -> GatewayError:
-        self.message = redactor(self.message)
-        self.args = (self.message,)
-        return self
-
 
 class ConfigurationError(GatewayError):
     """A credential or parameter is invalid before anything was sent. `field` names what to fix."""
@@ -100,6 +95,18 @@ class ConfigurationError(GatewayError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class FieldError(ConfigurationError, ValueError):
+    """One value is invalid: `field` names it, `problem` says what is wrong and how to fix it.
+
+    `str()` is the one formatting, "<field> <problem>" (e.g. "max_retries must be at least 0, got -1");
+    a caller that words it its own way (a tool quoting a parameter) uses the two parts, never the string."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}", field=field)
+        self.field: str = field
+        self.problem = problem
 
 
 class AuthenticationError(GatewayError):

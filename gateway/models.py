@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from gateway.pricing import CostBreakdown
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,24 @@ class Usage:
             "estimated": self.estimated,
             "method": self.method,
         }
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """What a call cost, by part, at the price-table entry `model`; `source` says where the price comes from."""
+
+    model: str  # the price-table entry used
+    input_usd: float
+    cached_input_usd: float
+    output_usd: float
+    total_usd: float
+    uncached_prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from gateway.errors import ConfigurationError
-from gateway.models import Usage
+from gateway.errors import FieldError
+from gateway.models import CostBreakdown, Usage
 
 _PRICES_FILE = Path(__file__).parent / "data" / "prices.yaml"
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
@@ -28,29 +27,12 @@ class ModelPrice:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class CostBreakdown:
-    model: str  # the price-table entry used
-    input_usd: float
-    cached_input_usd: float
-    output_usd: float
-    total_usd: float
-    uncached_prompt_tokens: int
-    cached_prompt_tokens: int
-    completion_tokens: int
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class PriceTable:
     """Per-model prices with aliases. `cost()` returns None for an unknown model, never a silent 0."""
 
-    def __init__(self, prices: dict[str, ModelPrice], aliases: dict[str, str], as_of: str = "") -> None:
+    def __init__(self, prices: dict[str, ModelPrice], aliases: dict[str, str]) -> None:
         self._prices = prices
         self._aliases = aliases
-        self.as_of = as_of
 
     @classmethod
     def bundled(cls) -> PriceTable:
@@ -104,17 +86,11 @@ class PriceTable:
         try:
             data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise ConfigurationError(
-                f"price_overrides is not valid YAML or JSON: {str(exc).splitlines()[0]}",
-                field="price_overrides",
-            ) from None
+            raise FieldError("price_overrides", f"is not valid YAML or JSON: {str(exc).splitlines()[0]}") from None
         if isinstance(data, dict) and isinstance(data.get("models"), dict):
             data = data["models"]
         if not isinstance(data, dict) or not data:
-            raise ConfigurationError(
-                'price_overrides must map model names to prices, e.g. {"my-model": {"input": 0.5, "output": 1.5}}',
-                field="price_overrides",
-            )
+            raise FieldError("price_overrides", 'must map model names to prices, e.g. {"my-model": {"input": 0.5, "output": 1.5}}')
         prices = dict(self._prices)
         aliases = dict(self._aliases)
         for name, entry in data.items():
@@ -123,20 +99,17 @@ class PriceTable:
             for alias in entry_aliases:
                 aliases[alias] = price.model
             aliases.pop(price.model, None)
-        return PriceTable(prices, aliases, self.as_of)
+        return PriceTable(prices, aliases)
 
 
 def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, list[str]]:
     model = name.strip().lower()
-    where = f"price_overrides: model '{name}'"
+    where = f"entry for model '{name}'"
     if not isinstance(entry, dict):
-        raise ConfigurationError(f"{where} must be a mapping with input and output prices", field="price_overrides")
+        raise FieldError("price_overrides", f"{where} must be a mapping with input and output prices")
     unknown = set(entry) - {"input", "output", "cached_input", "source", "aliases"}
     if unknown:
-        raise ConfigurationError(
-            f"{where} has unknown keys {sorted(unknown)}: use input, output, cached_input, aliases",
-            field="price_overrides",
-        )
+        raise FieldError("price_overrides", f"{where} has unknown keys {sorted(unknown)}: use input, output, cached_input, aliases")
     values: dict[str, float] = {}
     for key in ("input", "output", "cached_input"):
         raw = entry.get(key)
@@ -144,15 +117,13 @@ def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, 
             if key == "cached_input":
                 values[key] = values["input"]
                 continue
-            raise ConfigurationError(f"{where} is missing '{key}' (USD per million tokens)", field="price_overrides")
+            raise FieldError("price_overrides", f"{where} is missing '{key}' (USD per million tokens)")
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            raise ConfigurationError(
-                f"{where}: '{key}' must be a non-negative number, got {raw!r}", field="price_overrides"
-            )
+            raise FieldError("price_overrides", f"{where}: '{key}' must be a non-negative number, got {raw!r}")
         values[key] = float(raw)
     aliases = entry.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise ConfigurationError(f"{where}: 'aliases' must be a list of names", field="price_overrides")
+        raise FieldError("price_overrides", f"{where}: 'aliases' must be a list of names")
     return (
         ModelPrice(model, values["input"], values["output"], values["cached_input"], str(entry.get("source", source))),
         [a.strip().lower() for a in aliases],
@@ -168,4 +139,4 @@ def _bundled_table() -> PriceTable:
         price, entry_aliases = _parse_entry(name, entry, source="bundled")
         prices[price.model] = price
         aliases.update({alias: price.model for alias in entry_aliases})
-    return PriceTable(prices, aliases, str(data.get("as_of", "")))
+    return PriceTable(prices, aliases)

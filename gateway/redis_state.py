@@ -20,6 +20,7 @@ import redis
 
 from gateway.breaker import BreakerSettings, Permit
 from gateway.limits import LimitSettings, RateLimitTimeout, Reservation
+from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
 from gateway.state import PROCESS_STATE, InProcessState
 
 T = TypeVar("T")
@@ -173,20 +174,17 @@ class RedisUnavailable(Exception):
 class RedisState:
     """SharedState in Redis, with in-process fallback while Redis is unreachable."""
 
-    name = "redis"
-
     def __init__(
         self,
         url: str,
         *,
+        client: redis.Redis | None = None,
         breaker_settings: BreakerSettings | None = None,
         fallback: InProcessState | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30, retry_on_timeout=False
-        )
+        self.client = client if client is not None else redis_client(url)
         self.breaker_settings = breaker_settings or BreakerSettings()
         self.fallback = fallback or PROCESS_STATE
         self._sleep = sleep
@@ -212,20 +210,8 @@ class RedisState:
         """Raises RedisUnavailable with a message that says what to fix."""
         try:
             self.client.ping()
-        except redis.AuthenticationError:
-            if not self.client.connection_pool.connection_kwargs.get("password"):
-                raise RedisUnavailable("Redis needs a password: put it in redis_url as redis://:PASSWORD@host:6379/0") from None
-            raise RedisUnavailable("Redis refused the password in redis_url: check the password part (redis://:PASSWORD@host:6379/0)") from None
-        except redis.ResponseError as exc:
-            if "without any password configured" in str(exc):
-                raise RedisUnavailable("this Redis has no password set: remove the password from redis_url") from None
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise RedisUnavailable("Redis needs a password: put it in redis_url as redis://:PASSWORD@host:6379/0") from None
-            raise RedisUnavailable(f"Redis answered with an error: {exc}") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            host = self.client.connection_pool.connection_kwargs.get("host", "?")
-            port = self.client.connection_pool.connection_kwargs.get("port", "?")
-            raise RedisUnavailable(f"cannot connect to Redis at {host}:{port}: check the host, port and that Redis is running") from None
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(describe_redis_error(exc, self.client)) from None
 
     def call(self, script: str, keys: list[str], args: list[Any], fallback: Callable[[], T], convert: Callable[[Any], T]) -> T:
         with self._lock:
@@ -234,7 +220,7 @@ class RedisState:
             return fallback()
         try:
             value = convert(self._scripts[script](keys=keys, args=args))
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except CONNECTION_ERRORS:
             with self._lock:
                 now = time.monotonic()
                 self._down_since = self._down_since or now

@@ -1,7 +1,8 @@
 """Where the state shared between calls lives: rate-limit buckets and circuit breakers.
 
 `InProcessState` (the default) shares them between all invocations inside one plugin process.
-A Redis-backed implementation shares them between processes; both satisfy `SharedState`.
+`gateway.redis_state.RedisState` shares them between processes; both satisfy `SharedState`.
+Which one a configuration gets is decided in one place, `gateway.backends.state_for`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from gateway.limits import InProcessRateLimiter, LimitSettings, PauseGate, RateL
 
 
 class SharedState(Protocol):
-    name: str
-
     def breaker(self, base_url: str, model: str) -> Breaker: ...
     def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RateLimiter: ...
     def warnings(self) -> list[str]: ...
 
 
 class InProcessState:
-    name = "in-process"
-
     def __init__(self, breaker_settings: BreakerSettings | None = None) -> None:
         self.breaker_settings = breaker_settings or BreakerSettings()
         self._lock = threading.Lock()
@@ -55,19 +52,11 @@ class InProcessState:
 PROCESS_STATE = InProcessState()
 
 
-_redis_states: dict[str, SharedState] = {}
-_registry_lock = threading.Lock()
 
+def __getattr__(name: str) -> object:
+    # Kept for callers written before gateway.backends existed; import state_for from there.
+    if name == "state_for":
+        from gateway.backends import state_for
 
-def state_for(redis_url: str) -> SharedState:
-    """The shared state a configuration asks for: in-process unless a Redis URL is configured.
-    One RedisState (and connection pool) per URL for the life of the process."""
-    if not redis_url:
-        return PROCESS_STATE
-    with _registry_lock:
-        if redis_url not in _redis_states:
-            from gateway.redis_state import RedisState  # redis is only imported when configured
-
-            _redis_states[redis_url] = RedisState(redis_url)
-        return _redis_states[redis_url]
-
+        return state_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

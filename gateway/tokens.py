@@ -83,7 +83,7 @@ def _build_encoding() -> Any:
     )
 
 
-def estimate_text_tokens(text: str, model: str = "") -> TokenEstimate:
+def estimate_text_tokens(text: str) -> TokenEstimate:
     """Tokens in `text`. Every model is counted with o200k_base: exact for OpenAI's current
     models, an estimate (typically within 10-20 %) for the others."""
     encoding = load_encoding()
@@ -92,12 +92,12 @@ def estimate_text_tokens(text: str, model: str = "") -> TokenEstimate:
     return TokenEstimate(heuristic_tokens(text), HEURISTIC_METHOD)
 
 
-def estimate_prompt_tokens(messages: Iterable[Mapping[str, Any]], model: str = "") -> TokenEstimate:
+def estimate_prompt_tokens(messages: Iterable[Mapping[str, Any]]) -> TokenEstimate:
     total, method = TOKENS_PER_REPLY, HEURISTIC_METHOD
     for message in messages:
         total += TOKENS_PER_MESSAGE
         for value in message.values():
-            estimate = estimate_text_tokens(_as_text(value), model)
+            estimate = estimate_text_tokens(_as_text(value))
             total += estimate.tokens
             method = estimate.method
     return TokenEstimate(total, method)

@@ -5,6 +5,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings
 from gateway.limits import LimitSettings, RateLimitTimeout
@@ -24,8 +25,8 @@ def base_url() -> str:
 def two_processes(**kwargs: object) -> tuple[RedisState, RedisState]:
     """Two independent states with their own connections and fallbacks, as two plugin processes have."""
     return (
-        RedisState(REDIS_URL, fallback=InProcessState(), **kwargs),  # type: ignore[arg-type]
-        RedisState(REDIS_URL, fallback=InProcessState(), **kwargs),  # type: ignore[arg-type]
+        RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState(), **kwargs),  # type: ignore[arg-type]
+        RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState(), **kwargs),  # type: ignore[arg-type]
     )
 
 
@@ -106,7 +107,7 @@ def test_shared_breaker_counts_successes_from_every_process(base_url: str) -> No
 
 def test_unreachable_redis_falls_back_to_in_process_with_a_warning(base_url: str) -> None:
     state = RedisState("redis://127.0.0.1:1/0", fallback=InProcessState())
-    with pytest.raises(RedisUnavailable, match=r"cannot connect to Redis at 127\.0\.0\.1:1"):
+    with pytest.raises(RedisUnavailable, match=r"cannot reach Redis at 127\.0\.0\.1:1/0"):
         state.ping()
     limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=600))
     limiter.reserve(1, None)

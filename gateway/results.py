@@ -1,0 +1,123 @@
+"""From what the gateway answered to a ChatResult: usage (reported, or estimated offline and said so),
+cost at the served model's price (or the requested model's, said so; null when unknown, never 0),
+and the warnings that go with them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from gateway.errors import NotOpenAICompatibleError
+from gateway.models import ChatRequest, ChatResult, Usage
+from gateway.pricing import PriceTable
+from gateway.stream_events import StreamState
+from gateway.tokens import estimate_prompt_tokens, estimate_text_tokens
+from gateway.transport import Endpoint, Response
+
+
+def completion_result(
+    data: Any, request: ChatRequest, response: Response, endpoint: Endpoint, *, started: float, attempts: int, prices: PriceTable, notes: list[str]
+) -> ChatResult:
+    """A non-streamed completion's JSON as a result; `notes` are warnings of the call (shared state)."""
+    if isinstance(data, dict) and data.get("error"):
+        raise endpoint.error_in_body(response.status, data)
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise NotOpenAICompatibleError(endpoint.not_openai_message(response, "returned a completion without choices[0].message")) from None
+    if not isinstance(text, str):
+        text = json.dumps(text, ensure_ascii=False)
+    warnings: list[str] = []
+    usage = Usage.from_openai(data.get("usage")) or estimated_usage(request, text, warnings)
+    warnings.extend(notes)
+    return assemble(
+        request,
+        text=text,
+        finish_reason=choice.get("finish_reason"),
+        served=str(data.get("model") or request.model),
+        usage=usage,
+        started=started,
+        attempts=attempts,
+        request_id=response.headers.get("x-request-id") or data.get("id"),
+        warnings=warnings,
+        prices=prices,
+    )
+
+
+def stream_result(
+    request: ChatRequest,
+    state: StreamState,
+    *,
+    started: float,
+    attempts: int,
+    warnings: list[str],
+    prices: PriceTable,
+    notes: list[str],
+    interrupted: bool = False,
+) -> ChatResult:
+    """What a stream delivered; `interrupted`: it broke off, and this is what it delivered and probably
+    cost (the gateway bills generated tokens)."""
+    usage = state.usage or estimated_usage(request, state.text, warnings)
+    warnings.extend(notes)
+    return assemble(
+        request,
+        text=state.text,
+        finish_reason=None if interrupted else state.finish_reason,
+        served=state.model or request.model,
+        usage=usage,
+        started=started,
+        attempts=attempts,
+        request_id=state.request_id,
+        warnings=warnings,
+        prices=prices,
+        ttft_ms=state.ttft_ms,
+        interrupted=interrupted,
+    )
+
+
+def assemble(
+    request: ChatRequest,
+    *,
+    text: str,
+    finish_reason: str | None,
+    served: str,
+    usage: Usage,
+    started: float,
+    attempts: int,
+    request_id: str | None,
+    warnings: list[str],
+    prices: PriceTable,
+    ttft_ms: float | None = None,
+    interrupted: bool = False,
+) -> ChatResult:
+    cost = prices.cost(served, usage)
+    if cost is None and served != request.model:
+        cost = prices.cost(request.model, usage)
+        if cost is not None:
+            warnings.append(f"no price known for the served model '{served}': cost estimated at '{request.model}' prices")
+    if cost is None:
+        warnings.append(f"no price known for model '{served}': cost_usd is null. Add it with the price_overrides credential.")
+    return ChatResult(
+        text=text,
+        finish_reason=finish_reason,
+        model=served,
+        requested_model=request.model,
+        usage=usage,
+        latency_ms=(time.monotonic() - started) * 1000,
+        attempts=attempts,
+        request_id=request_id,
+        cost=cost,
+        warnings=warnings,
+        ttft_ms=ttft_ms,
+        interrupted=interrupted,
+    )
+
+
+def estimated_usage(request: ChatRequest, text: str, warnings: list[str]) -> Usage:
+    prompt = estimate_prompt_tokens(request.messages)
+    completion = estimate_text_tokens(text)
+    warnings.append(f"the gateway reported no usage: token counts are estimated ({prompt.method})")
+    return Usage(prompt.tokens, completion.tokens, 0, estimated=True, method=prompt.method)

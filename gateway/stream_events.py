@@ -1,0 +1,110 @@
+"""From a streamed response to content: SSE bytes -> events (`gateway.sse`) -> chat-completion chunks
+-> text deltas, with the stream's model, usage, finish reason and request id gathered on the way.
+
+A stream that breaks off (reset, timeout, deadline, cut before `[DONE]`) or carries an in-band error
+raises AttemptFailed: retryable only while no content was delivered (the retry layer decides).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError
+from gateway.models import TextDelta, Usage
+from gateway.sse import SSEDecoder
+from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline, Response
+
+READ_SIZE = 8192  # read1: what has arrived, up to this, instead of waiting to fill a buffer
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What one streamed attempt has gathered so far."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+    ttft_ms: float | None = None
+
+
+def read_stream(response: Response, state: StreamState, deadline: Deadline, started: float, redact: Redactor) -> Iterator[TextDelta]:
+    """Yields the content of `response` as it arrives, gathering the rest on `state`; closes the response."""
+    decoder = SSEDecoder()
+    state.request_id = response.headers.get("x-request-id")
+    done = False
+    try:
+        while not done:
+            if deadline.expired():
+                raise AttemptFailed(Attempt(interrupted(state, "the call's deadline passed mid-stream", redact), False))
+            chunk = response.read_chunk(deadline, READ_SIZE)
+            if not chunk:
+                break
+            for event in decoder.feed(chunk):
+                if event.data.strip() == "[DONE]":
+                    done = True
+                    break
+                delta = apply_event(event.data, state, started, redact)
+                if delta:
+                    yield TextDelta(delta)
+        if not done:
+            decoder.close()
+    except BodyReadError as exc:
+        if deadline.expired():
+            reason = "the call's deadline passed mid-stream"
+        elif exc.timed_out:
+            reason = "the read timed out"
+        else:
+            reason = "the connection was reset or closed"
+        raise AttemptFailed(Attempt(interrupted(state, reason, redact), retryable=not state.text)) from None
+    finally:
+        response.close()
+    if not done and state.finish_reason is None:
+        reason = "the stream ended without [DONE] or a finish reason"
+        raise AttemptFailed(Attempt(interrupted(state, reason, redact), retryable=not state.text))
+
+
+def interrupted(state: StreamState, reason: str, redact: Redactor) -> StreamInterruptedError:
+    kept = f"; {len(state.text)} characters received before it broke are kept" if state.text else ""
+    return StreamInterruptedError(redact(f"stream interrupted: {reason}{kept}"), partial_text=state.text, request_id=state.request_id)
+
+
+def apply_event(data: str, state: StreamState, started: float, redact: Redactor) -> str:
+    """Folds one event's JSON into `state`; returns its content (choice 0), "" when it has none."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return ""  # a malformed event carries nothing we could use: skipped, as openai-python does
+    if not isinstance(chunk, dict):
+        return ""
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        failure = InBandStreamError(
+            redact(f"the gateway reported an error mid-stream: {message}"), partial_text=state.text, request_id=state.request_id
+        )
+        raise AttemptFailed(Attempt(failure, retryable=not state.text))
+    state.model = chunk.get("model") or state.model
+    state.request_id = state.request_id or chunk.get("id")
+    usage = Usage.from_openai(chunk.get("usage"))
+    if usage is not None:
+        state.usage = usage  # keep the last non-null usage
+    text = ""
+    for choice in chunk.get("choices") or []:
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            text += content
+        if choice.get("finish_reason"):
+            state.finish_reason = choice["finish_reason"]
+    if text:
+        if state.ttft_ms is None:
+            state.ttft_ms = (time.monotonic() - started) * 1000
+        state.text += text
+    return text
