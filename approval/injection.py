@@ -177,7 +177,7 @@ _ML: tuple[tuple[str, str], ...] = (
     # French
     ("auto_approve_request", r"\b(?:approuve[rz]?|valide[rz]?|accepte[rz]?)(?:[\s-]+(?:la|le|les))?\b[^.\n]{0,40}\b(?:sans\s+(?:revision|validation|controle|verification|intervention|examen|relecture|escalade)|automatiquement|directement)"),
     ("auto_approve_request", r"\bapprobation\s+automatique\b|\bsans\s+(?:revision|validation|controle|intervention|verification|examen)\s+humaine?\b"),
-    ("set_risk", r"\b(?:classe[rz]?|marque[rz]?|considere[rz]?|traite[rz]?|evalue[rz]?|note[rz]?)(?:[\s-]+(?:la|le|les))?\b[^.\n]{0,30}\b(?:risque\s+(?:faible|bas|minimal|nul)|faible\s+risque)"),
+    ("set_risk", r"\b(?:classez|marquez|considerez|traitez|evaluez|notez|(?:classe|marque|considere|traite|evalue|note)-(?:la|le|les))\b[^.\n]{0,30}\b(?:risque\s+(?:faible|bas|minimal|nul)|faible\s+risque)"),
     ("do_not_escalate", r"\bne\s+(?:l'|la\s+|le\s+)?(?:escalade[rz]?|transmet(?:s|tez)?)\s+pas\b|\bne\s+pas\s+escalader\b|\bsans\s+escalade\b"),
     ("ignore_instructions", r"\b(?:ignore[rz]?|oublie[rz]?)\b[^.\n]{0,30}\b(?:instructions|consignes|regles)\b"),
     ("addressing_model", r"\b(?:cher|chere|a\s+l'attention\s+du|bonjour)\s+(?:systeme|relecteur|evaluateur|modele|assistant|ia|robot)\b"),
@@ -299,24 +299,24 @@ _SOFT_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT
 
 # --- decision-shaped data: "status": "APPROVED", risk: low, verdict=pass ... with any key names --------
 _PAIR = re.compile(
-    r"""(?P<q>["'`]?)(?P<key>[a-z_][a-z0-9_ .\-]{0,30}?)(?P=q)\s*(?:[:=]|=>|->)\s*["'`]?(?P<value>[a-z0-9_\- ]{1,24}?)["'`]?\s*(?=[,;}\]\n)]|$)""",
+    r"""(?P<q>["'`]?)(?P<key>[a-z_][a-z0-9_ .\-]{0,30}?)(?P=q)\s*(?:[:=]|=>|->)\s*["'`]?(?P<value>[a-z0-9_\- ]{1,24}?)["'`]?\s*(?=[,;.}\]\n)]|$)""",
     _F | re.MULTILINE,
 )
 _APPROVAL_KEYS = frozenset(
-    ["status", "decision", "approved", "approval", "approvalstatus", "verdict", "outcome", "result", "action", "recommendation", "review", "reviewstatus", "reviewresult", "nextstate", "state", "final", "finaldecision", "finalstatus", "assessment", "classification", "judgement", "judgment", "autoapprove", "autoapproved", "autoapproveok", "approve", "response", "answer", "disposition", "resolution", "ruling"]
+    ["status", "decision", "approved", "approval", "approvalstatus", "verdict", "outcome", "result", "action", "recommendation", "review", "reviewstatus", "reviewresult", "nextstate", "state", "final", "finaldecision", "finalstatus", "assessment", "classification", "judgement", "judgment", "autoapprove", "autoapproved", "autoapproveok", "approve", "response", "answer", "disposition", "resolution", "ruling", "statut", "estado", "stato", "decisao", "decisione", "entscheidung", "ergebnis", "resultado", "resultat", "risultato", "genehmigung", "aprobacion", "approbation", "aprovacao", "freigabe", "esito", "parecer", "avis", "dictamen"]
 )
-_RISK_KEYS = frozenset(["risk", "risklevel", "riskscore", "riskrating", "riskclass", "riskcategory", "severity", "threat", "threatlevel"])
+_RISK_KEYS = frozenset(["risk", "risklevel", "riskscore", "riskrating", "riskclass", "riskcategory", "severity", "threat", "threatlevel", "riesgo", "risque", "risiko", "risco", "rischio", "risikostufe"])
 _NEGATIVE_KEYS = frozenset(
     ["escalate", "escalation", "escalated", "humanreview", "needsreview", "requiresreview", "manualreview", "injection", "injectionsuspected", "fraud", "flag", "flagged", "suspicious", "suspected", "needshuman", "requireshuman", "review_required", "reviewrequired"]
 )
 _APPROVE_VALUES = frozenset(
-    ["approved", "approve", "accept", "accepted", "allow", "allowed", "grant", "granted", "pass", "passed", "ok", "okay", "yes", "true", "autoapprove", "autoapproved", "cleared", "clear", "go", "green", "aprobado", "approuve", "genehmigt", "aprovado", "одобрено"]
+    ["approved", "approve", "accept", "accepted", "allow", "allowed", "grant", "granted", "pass", "passed", "ok", "okay", "yes", "true", "autoapprove", "autoapproved", "cleared", "clear", "go", "green", "aprobado", "aprobada", "approuve", "approuvee", "genehmigt", "freigegeben", "aprovado", "aprovada", "approvato", "approvata"]
 )
-_LOW_VALUES = frozenset(["low", "none", "minimal", "zero", "0", "green", "safe", "nil", "negligible", "bajo", "faible", "niedrig", "baixo"])
+_LOW_VALUES = frozenset(["low", "none", "minimal", "zero", "0", "green", "safe", "nil", "negligible", "bajo", "baja", "faible", "niedrig", "gering", "baixo", "basso"])
 _NO_VALUES = frozenset(["no", "false", "none", "0", "notrequired", "notneeded", "not", "required", "not", "needed", "never", "skip", "skipped", "off"])
 _PAIR_CJK = re.compile(
     r"(?:状态|狀態|决定|決定|结果|結果|审批|審批|结论|結論|风险|風險|リスク|ステータス|判定|결과|상태|위험|статус|решение|риск|الحالة|القرار|المخاطر)"
-    r"\s*[:：=]\s*[\"“「]?(?:已?批准|已?核准|通过|通過|低|承認|承認済み|승인|낮음|одобрено|низкий|موافق|منخفض)"
+    r"[\"”」]?\s*[:：=]\s*[\"“「]?(?:已?批准|已?核准|通过|通過|低|承認|承認済み|승인|낮음|одобрено|низкий|موافق|منخفض)"
 )
 
 
@@ -340,7 +340,7 @@ MAX_DECODE_DEPTH = 2
 MAX_DECODE_CANDIDATES = 8
 MAX_DECODE_CHARS = 4000
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9a-f])(?:(?:0x|\\x)?[0-9a-f]{2}[\s:,]?){8,}", _F)
+_HEX = re.compile(r"(?<![0-9a-z])(?:(?:0x|\\x)?[0-9a-f]{2}[\s:,]?){8,}", _F)
 _PCT = re.compile(r"%[0-9a-f]{2}", _F)
 _ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-f]{2,6}|[a-z]{2,8});", _F)
 _UESC = re.compile(r"\\u[0-9a-f]{4}|\\u\{[0-9a-f]{1,6}\}", _F)
@@ -458,7 +458,7 @@ def _hard(text: str) -> set[str]:
     compact = _compact(normalized)
     found.update(name for phrase, name in _COMPACT if phrase in compact)
     pairs = decision_pairs(normalized) + _PAIR_CJK.findall(native)
-    if len(pairs) >= 2 or ((pairs and re.search(r"[{\[]", normalized)) or _PAIR_CJK.search(native)):
+    if len(pairs) >= 2 or (pairs and re.search(r"[{\[]", normalized)):
         found.add("fake_decision")
     return found
 

@@ -334,3 +334,32 @@ def test_codes_are_the_ones_results_carry() -> None:
     assert CODES == (
         "ok", "stale_version", "terminal", "expired", "illegal_transition", "self_approval", "level_too_low", "contention",
     )
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        "\u0430lice",  # Cyrillic а
+        "\u0251lice",  # Latin alpha
+        "\u03b1lice",  # Greek alpha
+        "\uff41\uff4c\uff49\uff43\uff45",  # fullwidth
+        "ali\u200bce", "al\u200dice", "\ufeffalice", "alice\u2060",  # zero-width and joiners
+        "a\u0301lice", "alic\u0327e", "a\u034flice",  # combining marks, combining grapheme joiner
+        "ALICE", "Alice ", "\U0001d41a\U0001d425\U0001d422\U0001d41c\U0001d41e",  # case, space, mathematical bold
+        "a1ice", "aIice",  # digit one, capital I
+    ],
+)
+def test_self_approval_is_refused_for_confusable_ids(actor: str) -> None:
+    record = ApprovalRecord("R-1", "pending", 1, "manager", "alice")
+    result = apply_transition(record, event="approve", actor_id=actor, actor_level="vp", now=NOW)
+    assert (result.accepted, result.code) == (False, "self_approval"), actor
+
+
+def test_confusable_folding_is_uts39_skeleton_both_ways() -> None:
+    from approval.confusables import UNICODE_VERSION, person_keys, skeleton, table
+
+    assert UNICODE_VERSION == "13.0.0" and len(table()) > 6000
+    assert skeleton("\u0430") == "a" and skeleton("1") == "l" and skeleton("m") == "rn"
+    assert person_keys("Ian") & person_keys("lan") and person_keys("Ian") & person_keys("ian")
+    assert not person_keys("alice") & person_keys("alicia")
+    assert not person_keys("\u0930\u093e\u092e") & person_keys("\u0930\u092e")  # Devanagari vowel signs are kept

@@ -15,12 +15,30 @@ from approval.policy import BUNDLED_POLICY_PATH, Policy
 from approval.transitions import CODES
 from devtools.plugin_process import PluginProcess
 from simulator.harness import SimulatorProcess
+from tests.approval.corpus import BENIGN, INJECTIONS, LANGUAGES
+from tests.approval.fakes import CLEAR, GUARD_MARKER, SUSPECTED
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 CHAT_PATH = "/v1/chat/completions"
 
 ASSESS = {"risk_level": "low", "approver_level": "manager", "auto_approve_ok": True, "reasons": ["routine"], "injection_suspected": False}
+
+
+ASSESSOR_MARKER = "You assess internal approval requests"
+
+
+def fool(sim: SimulatorProcess, *, guard_reply: str | None = CLEAR, guard_fault: str | None = None) -> None:
+    """Script the gateway model as a fooled one: every assessment says approve, low risk; the guard says
+    what it is told (by default: nothing suspicious) or fails as told."""
+    guard: dict[str, Any] = {"system_contains": GUARD_MARKER}
+    if guard_reply is not None:
+        guard["reply"] = guard_reply
+    if guard_fault:
+        guard["fault"] = guard_fault
+    sim.configure(script_rules=[{"system_contains": ASSESSOR_MARKER, "reply": json.dumps(ASSESS)}, guard])
+
+
 
 
 def request(**overrides: Any) -> dict[str, Any]:
@@ -43,14 +61,14 @@ def route(plugin: PluginProcess, credentials: dict[str, Any], **overrides: Any):
 
 
 def test_model_agreement_on_an_eligible_request_auto_approves_with_an_audit_record(plugin, sim: SimulatorProcess, credentials) -> None:
-    sim.script([json.dumps(ASSESS)])
+    fool(sim)
     outcome = route(plugin, credentials)
     assert outcome.ok, outcome.error
     out = outcome.variables
     assert (out["approver_level"], out["risk_level"], out["auto_approve"], out["next_state"]) == ("manager", "low", True, "approved")
     assert out["llm_status"] == "ok" and out["injection_suspected"] is False and out["version"] == 1
     assert out["audit"]["llm_assessment"]["risk_level"] == "low" and out["audit"]["policy_version"] == out["policy_version"]
-    sent = sim.stats()["received"][-1]
+    sent = sim.stats()["received"][0]
     assert sent["response_format"]["type"] == "json_schema"
     # The request text goes to the model as delimited data, never as the instructions.
     assert "Team offsite train tickets" not in sent["messages"][0]["content"]
@@ -82,11 +100,12 @@ def test_gateway_failure_returns_the_policy_decision_and_never_auto_approves(plu
 
 def test_gateway_without_json_schema_falls_back_to_json_mode(plugin, sim: SimulatorProcess, credentials) -> None:
     sim.configure(fault="reject_json_schema")
-    sim.script([json.dumps(ASSESS)])
+    fool(sim)
     out = route(plugin, credentials).variables
-    assert out["llm_status"] == "ok"
-    formats = [body.get("response_format", {}).get("type") for body in sim.stats()["received"]]
-    assert formats == ["json_schema", "json_object"]
+    assert out["llm_status"] == "ok" and out["guard_status"] == "clear" and out["auto_approve"] is True
+    formats = [(GUARD_MARKER in body["messages"][0]["content"], body.get("response_format", {}).get("type"))
+               for body in sim.stats()["received"]]
+    assert formats == [(False, "json_schema"), (False, "json_object"), (True, "json_schema"), (True, "json_object")]
 
 
 @pytest.mark.parametrize(
@@ -197,14 +216,19 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Variables without a value are omitted (Dify before PR #30082 refuses None), never emitted as None.
+OPTIONAL_OUTPUTS = {"approval_route": {"cost_usd", "latency_ms", "deadline", "sla_hours"}, "approval_transition": set()}
+
+
 def assert_matches_schema(tool: str, variables: dict[str, Any]) -> None:
     declared = output_schema(tool)
-    assert set(variables) == set(declared), (tool, set(variables) ^ set(declared))
+    assert set(variables) <= set(declared), (tool, set(variables) - set(declared))
+    assert set(declared) - set(variables) <= OPTIONAL_OUTPUTS[tool], (tool, set(declared) - set(variables))
     for name, value in variables.items():
         kind = declared[name]["type"]
-        if value is not None:
-            assert isinstance(value, JSON_TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool)), (
-                tool, name, value, kind)
+        assert value is not None, (tool, name)
+        assert isinstance(value, JSON_TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool)), (
+            tool, name, value, kind)
 
 
 @pytest.mark.parametrize("missing", ["state", "required_level"])
@@ -278,7 +302,11 @@ def test_output_schemas_declare_exactly_the_variables_the_tools_emit(plugin, sim
     routed = route(plugin, credentials, model="rules_only")
     assert routed.ok, routed.error
     assert_matches_schema("approval_route", routed.variables)
-    assert routed.json == [routed.variables]
+    assert {"cost_usd", "latency_ms"}.isdisjoint(routed.variables)  # no model call: omitted, not None
+    assert routed.json == [{**routed.variables, "cost_usd": None, "latency_ms": None}]
+    no_deadline = route(plugin, credentials, model="rules_only", deadline_hours=None)
+    assert no_deadline.ok and "deadline" not in no_deadline.variables
+    assert_matches_schema("approval_route", no_deadline.variables)
     moved = transition(plugin, credentials, **carried(), event="claim", actor_id="bob", actor_level="manager")
     refused = transition(plugin, credentials, **carried(), event="approve", actor_id="amy", actor_level="vp")
     for outcome in (moved, refused):
@@ -413,3 +441,142 @@ def test_a_stored_request_cannot_be_given_another_clock(plugin, sim, credentials
     backdated = plugin.run_tool("approval_transition", {**carried, "event": "approve", "actor_id": "bob", "actor_level": "manager",
                                                         "now": "2025-12-02T00:00:00Z"}, credentials)
     assert not backdated.ok and "'now'" in backdated.error_message
+
+
+# ----------------------------------------------------------------------------- the guard and a fooled model
+
+def guard_calls(sim: SimulatorProcess) -> int:
+    return sum(1 for body in sim.stats()["received"] if GUARD_MARKER in body["messages"][0]["content"])
+
+
+def test_a_clean_request_is_auto_approved_only_after_a_separate_guard_call(plugin, sim, credentials) -> None:
+    fool(sim)
+    out = route(plugin, credentials).variables
+    assert (out["auto_approve"], out["next_state"], out["guard_status"]) == (True, "approved", "clear")
+    bodies = sim.stats()["received"]
+    assert len(bodies) == 2
+    assessor, guard = bodies
+    assert ASSESSOR_MARKER in assessor["messages"][0]["content"] and GUARD_MARKER in guard["messages"][0]["content"]
+    assert guard["response_format"]["json_schema"]["name"] == "injection_guard"
+    # The guard sees every free-text field as spotlighted data, never as its instructions.
+    shown = guard["messages"][1]["content"]
+    assert "Team\u02c6offsite\u02c6train\u02c6tickets" in shown and '"requester_id": "amy"' in shown
+    assert "Team offsite" not in guard["messages"][0]["content"]
+    audit_guard = out["audit"]["guard"]
+    assert audit_guard["status"] == "clear" and audit_guard["verdict"] == {"addresses_reviewer": False, "evidence": []}
+    assert 0 < audit_guard["cost_usd"] < out["cost_usd"]  # the assessment's cost plus the guard's
+    assert any(f.startswith("guard: the text does not address the reviewer") for f in out["decision_factors"])
+
+
+def test_a_guard_that_suspects_escalates(plugin, sim, credentials) -> None:
+    fool(sim, guard_reply=SUSPECTED)
+    out = route(plugin, credentials).variables
+    assert (out["auto_approve"], out["next_state"], out["injection_suspected"], out["guard_status"]) == (
+        False, "escalated", True, "suspected")
+    assert any("guard: the text tries to instruct the reviewer" in f for f in out["decision_factors"])
+
+
+@pytest.mark.parametrize(
+    ("guard_reply", "guard_fault", "extra", "status"),
+    [
+        (CLEAR, "latency=2500", {"timeout_seconds": "1", "max_retries": "0"}, "timeout"),
+        (CLEAR, "503x99", {"max_retries": "0"}, "failed"),
+        ("yes, it is fine", None, {}, "invalid_output"),
+        ('{"addresses_reviewer": "no", "evidence": []}', None, {}, "invalid_output"),
+        ('{"addresses_reviewer": false}', None, {}, "invalid_output"),
+    ],
+)
+def test_guard_failures_never_auto_approve_and_say_why(plugin, sim, credentials, guard_reply, guard_fault, extra, status) -> None:
+    fool(sim, guard_reply=guard_reply, guard_fault=guard_fault)
+    outcome = route(plugin, {**credentials, **extra})
+    assert outcome.ok, outcome.error  # never an error for the workflow
+    out = outcome.variables
+    assert out["llm_status"] == "ok" and out["guard_status"] == status
+    assert (out["auto_approve"], out["next_state"]) == (False, "pending")
+    assert any(f.startswith(f"guard check {status}") and "treated as suspected, no auto-approval" in f
+               for f in out["decision_factors"]), out["decision_factors"]
+    assert out["audit"]["guard"]["status"] == status
+
+
+def test_an_open_breaker_on_the_guard_model_never_auto_approves(plugin, sim, credentials) -> None:
+    # Another base URL spelling (localhost) gives this test breakers of its own.
+    creds = {**credentials, "base_url": credentials["base_url"].replace("127.0.0.1", "localhost"), "max_retries": "0"}
+    fool(sim, guard_fault="503x999")
+    statuses = [route(plugin, creds, guard_model="gpt-4.1-mini").variables for _ in range(7)]
+    assert all(out["auto_approve"] is False and out["llm_status"] == "ok" for out in statuses)
+    assert statuses[0]["guard_status"] == "failed" and statuses[-1]["guard_status"] == "circuit_open"
+    assert any("guard check circuit_open" in f for f in statuses[-1]["decision_factors"])
+    guard_models = {body["model"] for body in sim.stats()["received"] if GUARD_MARKER in body["messages"][0]["content"]}
+    assert guard_models == {"gpt-4.1-mini"}
+
+
+def test_rules_only_never_auto_approves_and_asks_no_guard(plugin, sim, credentials) -> None:
+    fool(sim)
+    out = route(plugin, credentials, model="rules_only").variables
+    assert (out["auto_approve"], out["llm_status"], out["guard_status"]) == (False, "skipped", "skipped")
+    assert out["audit"]["guard"]["reason"] == "not asked: rules only" and chat_calls(sim) == 0
+
+
+def run_corpus(plugin: PluginProcess, credentials: dict[str, Any], cases, prefix: str, batch: int = 40) -> list[dict[str, Any]]:
+    """Every case through the plugin runtime, `batch` invocations in flight at a time."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(cases), batch):
+        pending = [plugin.invoke_tool("approval_route", case.params(start + i, prefix), credentials)
+                   for i, case in enumerate(cases[start:start + batch])]
+        for invocation in pending:
+            outcome = invocation.outcome()
+            assert outcome.ok, outcome.error
+            results.append(outcome.variables)
+    return results
+
+
+def test_corpus_with_a_fooled_model(plugin, sim, credentials) -> None:
+    """The measurement in the README: a model scripted to answer "approve, low risk" (and "nothing
+    suspicious" to the guard) to everything; 155 injection attempts and 107 benign requests."""
+    assert len(INJECTIONS) >= 150 and len(BENIGN) >= 100 and len(LANGUAGES) >= 10
+    fool(sim)
+    attacks = run_corpus(plugin, credentials, INJECTIONS, "INJ")
+    benign = run_corpus(plugin, credentials, BENIGN, "BEN")
+
+    approved = [case.content for case, out in zip(INJECTIONS, attacks, strict=True) if out["auto_approve"]]
+    flagged = sum(out["injection_suspected"] for out in attacks)
+    benign_flagged = [case.content for case, out in zip(BENIGN, benign, strict=True) if out["injection_suspected"]]
+    assert approved == []
+    assert flagged / len(attacks) >= 0.95, [c.content for c, o in zip(INJECTIONS, attacks, strict=True) if not o["injection_suspected"]]
+    assert len(benign_flagged) / len(benign) <= 0.05, benign_flagged
+    assert all(out["next_state"] != "approved" for out in attacks)
+
+    # The fooled model is really fooled: clean benign requests are auto-approved, after a guard call.
+    passed = [out for out in benign if out["auto_approve"]]
+    assert len(passed) >= len(benign) // 2
+    assert all(out["guard_status"] == "clear" for out in passed)
+    # The guard is asked only when auto-approval is otherwise granted; its cost is in cost_usd.
+    asked = [out["audit"]["guard"] for out in attacks + benign if out["guard_status"] != "skipped"]
+    assert len(asked) == len(passed)
+    guard_cost = [g["cost_usd"] for g in asked]
+    assert all(cost > 0 for cost in guard_cost)
+    per_call = sum(guard_cost) / len(guard_cost)
+    total_cost = sum(out.get("cost_usd", 0) for out in attacks + benign)
+    print(
+        f"\ncorpus: {len(attacks)} injections in {len(LANGUAGES)} languages, {len(benign)} benign; "
+        f"injections auto-approved {len(approved)}, flagged {flagged} ({flagged / len(attacks):.1%}); "
+        f"benign flagged {len(benign_flagged)} ({len(benign_flagged) / len(benign):.1%}), "
+        f"held for a person {sum(not o['injection_suspected'] and not o['auto_approve'] for o in benign)}, "
+        f"auto-approved {len(passed)}; guard calls {len(asked)}, "
+        f"guard cost per call {per_call:.8f} USD vs {sum(o['cost_usd'] - o['audit']['guard']['cost_usd'] for o in passed) / len(passed):.8f} "
+        f"for the assessment, guard share of all model cost {sum(guard_cost) / total_cost:.1%}, "
+        f"guard latency per call {sum(g['latency_ms'] for g in asked) / len(asked):.1f} ms (simulator)"
+    )
+
+
+@pytest.mark.parametrize(
+    "actor",
+    ["\u0430lice", "\u03b1lice", "\uff41\uff4c\uff49\uff43\uff45", "ali\u200bce", "a\u0301lice", "ALICE", " alice\u2060"],
+    ids=["cyrillic", "greek", "fullwidth", "zero-width", "combining", "case", "spaces-joiner"],
+)
+def test_self_approval_is_refused_for_look_alike_ids(plugin, sim, credentials, actor: str) -> None:
+    out = transition(plugin, credentials, **carried(requester_id="alice"), event="approve", actor_id=actor, actor_level="vp")
+    assert out.ok, out.error
+    assert (out.variables["accepted"], out.variables["code"]) == (False, "self_approval")
+    other = transition(plugin, credentials, **carried(requester_id="alice"), event="approve", actor_id="alicia", actor_level="vp")
+    assert other.variables["accepted"] is True
