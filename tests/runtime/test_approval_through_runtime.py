@@ -580,3 +580,10 @@ def test_self_approval_is_refused_for_look_alike_ids(plugin, sim, credentials, a
     assert (out.variables["accepted"], out.variables["code"]) == (False, "self_approval")
     other = transition(plugin, credentials, **carried(requester_id="alice"), event="approve", actor_id="alicia", actor_level="vp")
     assert other.variables["accepted"] is True
+
+
+@pytest.mark.parametrize(("persist", "store"), [(0.0, "none"), (1.0, "dify_storage"), (False, "none")])
+def test_a_boolean_default_that_arrives_as_a_number_is_read_as_a_boolean(plugin, sim, credentials, persist, store) -> None:
+    out = transition(plugin, credentials, **carried(persist=persist), event="claim", actor_id="bob", actor_level="manager")
+    assert out.ok, out.error
+    assert out.variables["store"] == store

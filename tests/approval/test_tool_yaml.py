@@ -1,0 +1,22 @@
+"""The approval tools' YAML: what an agent and a person see (issue 9 item 6)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+RESERVED = {"text", "json", "files"}
+
+
+@pytest.mark.parametrize("tool", ["approval_route", "approval_transition"])
+def test_every_parameter_is_described_for_agents_and_people(tool: str) -> None:
+    spec = yaml.safe_load((TOOLS / f"{tool}.yaml").read_text())
+    for param in spec["parameters"]:
+        assert {"en_US", "zh_Hans"} <= set(param["label"]), param["name"]
+        assert {"en_US", "zh_Hans"} <= set(param["human_description"]), param["name"]
+        if param["form"] == "llm":
+            assert isinstance(param.get("llm_description"), str) and param["llm_description"].strip(), param["name"]
+        if param["type"] == "boolean":
+            assert param.get("default") in (None, False), param["name"]  # arrives as 0.0; bool_param reads it
+    assert not RESERVED & set(spec["output_schema"]["properties"])
