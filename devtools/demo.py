@@ -22,9 +22,9 @@ def show(outcome: ToolOutcome, *names: str) -> None:
     if not outcome.ok:
         print(f"  error: {outcome.error_message}")
         return
-    variables = outcome.variables
+    outputs = outcome.node_outputs
     for name in names:
-        value = json.dumps(variables.get(name), ensure_ascii=False)
+        value = json.dumps(outputs.get(name), ensure_ascii=False)
         print(f"  {name:<16} {value if len(value) < 110 else value[:110] + '...'}")
 
 
@@ -67,8 +67,8 @@ def main() -> int:
         sys.stdout.write("  ")
         for message in invocation:
             body = message.get("message") or {}
-            if message.get("type") == "variable" and body.get("stream"):
-                sys.stdout.write(body["variable_value"])
+            if message.get("type") == "text":
+                sys.stdout.write(body["text"])
                 sys.stdout.flush()
         print()
         show(invocation.outcome(), "ttft_ms", "tokens_per_second", "usage", "cost_usd", "interrupted")

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.dify_api_rules import DifyAPIRefusal, MessageRules, check_line
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVIDER = "holysheep"
 _END = object()
@@ -28,6 +30,9 @@ _END = object()
 
 class PluginProcessError(RuntimeError):
     """The plugin process died or did not answer in time."""
+
+
+__all__ = ["DifyAPIRefusal", "Invocation", "PluginProcess", "PluginProcessError", "ToolOutcome"]
 
 
 @dataclass
@@ -43,7 +48,13 @@ class ToolOutcome:
 
     @property
     def text(self) -> str:
-        return "".join(m["message"]["text"] for m in self.messages if m.get("type") == "text")
+        """The node's built-in `text` output: every text message, joined."""
+        return "".join(self.text_chunks)
+
+    @property
+    def text_chunks(self) -> list[str]:
+        """Text messages as they arrived: what a chatflow Answer node streams."""
+        return [m["message"]["text"] for m in self.messages if m.get("type") == "text"]
 
     @property
     def json(self) -> list[Any]:
@@ -65,8 +76,9 @@ class ToolOutcome:
         return out
 
     @property
-    def stream_chunks(self) -> list[str]:
-        return [m["message"]["variable_value"] for m in self.messages if m.get("type") == "variable" and m["message"].get("stream")]
+    def node_outputs(self) -> dict[str, Any]:
+        """The tool node's outputs in a workflow: the built-in `text`, `json` and `files`, then the variables."""
+        return {"text": self.text, "json": self.json, "files": [], **self.variables}
 
     @property
     def logs(self) -> list[dict[str, Any]]:
@@ -80,12 +92,14 @@ class ToolOutcome:
 class Invocation:
     """One session: iterate to get messages as they arrive, or call `outcome()`."""
 
-    def __init__(self, session_id: str, inbox: queue.Queue[Any], timeout: float) -> None:
+    def __init__(self, session_id: str, inbox: queue.Queue[Any], timeout: float, *, tool_messages: bool = True) -> None:
         self.session_id = session_id
         self._inbox = inbox
         self._timeout = timeout
         self._outcome = ToolOutcome()
         self._finished = False
+        # Tool invocations answer with tool messages, which the Dify API validates; validation answers do not.
+        self._rules = MessageRules() if tool_messages else None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         deadline = time.monotonic() + self._timeout
@@ -96,8 +110,10 @@ class Invocation:
                 raise PluginProcessError(f"session {self.session_id}: no answer within {self._timeout:.0f}s") from None
             if item is _END:
                 self._finished = True
+                if self._rules is not None:
+                    self._rules.finish()
                 return
-            if isinstance(item, PluginProcessError):
+            if isinstance(item, PluginProcessError | DifyAPIRefusal):
                 self._finished = True
                 raise item
             data = item["data"]
@@ -106,6 +122,8 @@ class Invocation:
                 continue
             if data.get("type") == "stream":
                 message = data["data"]
+                if self._rules is not None:
+                    self._rules.check(message)  # what the Dify API would refuse fails here, in every caller
                 self._outcome.messages.append(message)
                 yield message
 
@@ -136,6 +154,7 @@ class PluginProcess:
         self._ids = itertools.count(1)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self.heartbeats = 0
+        self.largest_line = 0  # bytes of the longest stdout line so far (the daemon's limit is 5 MiB)
         self.process: subprocess.Popen[bytes] | None = None
         # What the daemon keeps for `self.session.storage`: per plugin, bytes by key.
         self.storage: dict[str, bytes] = {}
@@ -246,7 +265,7 @@ class PluginProcess:
             assert self.process.stdin is not None
             self.process.stdin.write(line.encode())
             self.process.stdin.flush()
-        return Invocation(session_id, inbox, timeout or self.timeout)
+        return Invocation(session_id, inbox, timeout or self.timeout, tool_messages=data["action"] == "invoke_tool")
 
     def _answer_backwards_invocation(self, session_id: str, invocation: dict[str, Any]) -> None:
         """Plays the daemon's side of a backwards invocation. Only plugin storage is emulated; anything
@@ -284,6 +303,12 @@ class PluginProcess:
     def _read_stdout(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for raw in self.process.stdout:
+            self.largest_line = max(self.largest_line, len(raw))
+            try:
+                check_line(raw)
+            except DifyAPIRefusal as refusal:
+                self._refuse_line(raw, refusal)
+                continue
             try:
                 message = json.loads(raw)
             except ValueError:
@@ -309,3 +334,14 @@ class PluginProcess:
             for inbox in self._sessions.values():
                 inbox.put(died)
             self._sessions.clear()
+
+    def _refuse_line(self, raw: bytes, refusal: DifyAPIRefusal) -> None:
+        """The daemon would drop the plugin for this line: fail the session that wrote it."""
+        try:
+            session_id = json.loads(raw).get("session_id")
+        except ValueError:
+            session_id = None
+        with self._lock:
+            inboxes = [self._sessions[session_id]] if session_id in self._sessions else list(self._sessions.values())
+        for inbox in inboxes:
+            inbox.put(refusal)

@@ -84,12 +84,16 @@ class ProgressBar:
 def run_one(plugin: PluginProcess, tool: str, params: dict[str, Any], credentials: dict[str, Any], live: bool) -> ToolOutcome:
     invocation = plugin.invoke_tool(tool, params, credentials)
     bar = ProgressBar()
+    text_started = False
     for message in invocation:
         if not live:
             continue
         body = message.get("message") or {}
-        if message.get("type") == "variable" and body.get("stream"):
-            sys.stdout.write(body["variable_value"])  # streamed chunks as they arrive
+        if message.get("type") == "text":
+            if not text_started:
+                sys.stdout.write("text: ")
+                text_started = True
+            sys.stdout.write(body["text"])  # the node's `text` output, chunk by chunk as it arrives
             sys.stdout.flush()
         elif message.get("type") == "log" and isinstance(body.get("data"), dict) and "total" in body["data"]:
             bar.update(int(body["data"]["finished"]), int(body["data"]["total"]))
@@ -97,22 +101,17 @@ def run_one(plugin: PluginProcess, tool: str, params: dict[str, Any], credential
 
 
 def print_outcome(outcome: ToolOutcome, *, streamed: bool) -> None:
-    if streamed and outcome.stream_chunks:
+    if streamed and outcome.text:
         print()
     if not outcome.ok:
         print(f"error: {outcome.error_message}")
         return
     if outcome.text and not streamed:
-        print(f"text: {outcome.text}")
-    variables = {k: v for k, v in outcome.variables.items() if not (streamed and k in _streamed_names(outcome))}
+        print(f"text: {outcome.text}")  # the node's built-in `text` output
     print("variables:")
-    for name, value in variables.items():
+    for name, value in outcome.variables.items():
         shown = json.dumps(value, ensure_ascii=False)
         print(f"  {name} = {shown if len(shown) < 400 else shown[:400] + '...'}")
-
-
-def _streamed_names(outcome: ToolOutcome) -> set[str]:
-    return {m["message"]["variable_name"] for m in outcome.messages if m.get("type") == "variable" and m["message"].get("stream")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,3 @@
-import json
 from collections.abc import Generator
 from typing import Any
 
@@ -8,10 +7,8 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from gateway.batch import BatchInputError, BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch, parse_batch_input
 from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
+from tools.outputs import split_results, variable_messages
 from tools.support import ToolInputError, chat_request, gateway_client, number_param, reported_errors
-
-# One stdout message of the plugin protocol may be at most 5 MiB; keep a margin for the envelope.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class BatchChatTool(Tool):
@@ -55,28 +52,14 @@ class BatchChatTool(Tool):
             else:
                 report = event
         assert report is not None
-        results = [r.to_dict() for r in report.results]
-        output = {"results": results, **report.summary(), "failed_items": batch.format_items(report.failed_items)}
-        output.pop("http_requests")
-        output["warnings"] = report.warnings + [w for w in client.state.warnings() if not any(x.startswith(w) for x in report.warnings)]
-        if len(json.dumps(results, ensure_ascii=False).encode()) > MAX_MESSAGE_BYTES:
-            # Too large for one protocol message: replies go out in several JSON messages, in order.
-            yield from self._chunked_results(results)
-            output["results"] = [{**r, "text": None} for r in results]
-        else:
-            yield self.create_json_message(output)
-        for name, value in output.items():
-            yield self.create_variable_message(name, value)
-
-    def _chunked_results(self, results: list[dict[str, Any]]) -> Generator[ToolInvokeMessage, None, None]:
-        chunk: list[dict[str, Any]] = []
-        size = 0
-        for entry in results:
-            entry_size = len(json.dumps(entry, ensure_ascii=False).encode())
-            if chunk and size + entry_size > MAX_MESSAGE_BYTES:
-                yield self.create_json_message({"results": chunk})
-                chunk, size = [], 0
-            chunk.append(entry)
-            size += entry_size
-        if chunk:
-            yield self.create_json_message({"results": chunk})
+        results = [{**r.to_dict(), "text_truncated": False} for r in report.results]
+        summary = report.summary()
+        summary.pop("http_requests")
+        summary["warnings"] = report.warnings + [w for w in client.state.warnings() if not any(x.startswith(w) for x in report.warnings)]
+        results_variable, parts = split_results(results)
+        # The node's `json`: the summary, then every result in full over as many messages as it takes.
+        yield self.create_json_message({**summary, "results_parts": len(parts)})
+        for number, part in enumerate(parts, 1):
+            yield self.create_json_message({"results_part": number, "results": part})
+        failed_items = batch.format_items(report.failed_items)
+        yield from variable_messages(self, {"results": results_variable, **summary, "failed_items": failed_items})

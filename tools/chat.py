@@ -4,9 +4,10 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+from tools.outputs import text_messages, variable_messages
 from tools.support import chat_request, gateway_client, reported_errors
 
-VARIABLES = ("text", "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings")
+VARIABLES = ("model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings")
 
 
 class ChatTool(Tool):
@@ -17,7 +18,7 @@ class ChatTool(Tool):
         result = client.chat(request)
         result.routing = routing
         output = result.to_dict()
-        yield self.create_text_message(result.text)
+        yield from text_messages(self, output.pop("text"))  # the reply is the node's built-in `text`
+        output["routing"] = output["routing"] or {}
         yield self.create_json_message(output)
-        for name in VARIABLES:
-            yield self.create_variable_message(name, output[name])
+        yield from variable_messages(self, {name: output[name] for name in VARIABLES})

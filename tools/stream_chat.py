@@ -5,7 +5,12 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, TextDelta
+from tools.outputs import text_messages, variable_messages
 from tools.support import chat_request, gateway_client, reported_errors
+
+VARIABLES = (
+    "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd", "attempts", "interrupted", "error", "warnings",
+)
 
 
 class StreamChatTool(Tool):
@@ -16,7 +21,8 @@ class StreamChatTool(Tool):
         try:
             for item in client.stream_chat(request):
                 if isinstance(item, TextDelta):
-                    yield self.create_stream_variable_message("text", item.text)
+                    # Text messages are the node's `text`: a chatflow Answer that references it types live.
+                    yield from text_messages(self, item.text)
                 elif isinstance(item, StreamCompleted):
                     result = item.result
                     result.routing = routing
@@ -26,17 +32,15 @@ class StreamChatTool(Tool):
                     )
                     output["error"] = ""
         except (StreamInterruptedError, InBandStreamError) as exc:
-            # Not a success: the partial text is kept and the workflow can branch on `interrupted`.
+            # Not a success: the partial text (already streamed) is kept and the workflow can branch on `interrupted`.
             partial = exc.partial_result
             output = partial.to_dict() if partial is not None else {
-                "text": exc.partial_text, "model": request.model, "finish_reason": None, "ttft_ms": None,
-                "usage": None, "cost_usd": None, "attempts": exc.attempts, "warnings": [],
+                "model": request.model, "attempts": exc.attempts, "warnings": [],
             }
-            output.update(interrupted=True, error=str(exc), tokens_per_second=None)
+            output.update(interrupted=True, error=str(exc))
+        output.pop("text", None)
         yield self.create_json_message(output)
-        for name in ("text", "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd",
-                     "attempts", "interrupted", "error", "warnings"):
-            yield self.create_variable_message(name, output[name])
+        yield from variable_messages(self, {name: output.get(name) for name in VARIABLES})
 
 
 def tokens_per_second(completion_tokens: int, latency_ms: float, ttft_ms: float | None) -> float | None:

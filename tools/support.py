@@ -157,10 +157,12 @@ def bool_param(params: dict[str, Any], name: str, default: bool = False) -> bool
         return default
     if isinstance(value, bool):
         return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)  # Dify types a parameter default as number-or-string: `false` arrives as 0.0
     text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
+    if text in ("true", "1", "1.0", "yes", "on"):
         return True
-    if text in ("false", "0", "no", "off"):
+    if text in ("false", "0", "0.0", "no", "off"):
         return False
     raise ToolInputError(f"'{name}' must be true or false, got '{value}'")
 

@@ -39,7 +39,7 @@ def test_built_package_unpacks_and_starts_under_the_runtime(tmp_path: Path) -> N
         creds = {"api_key": sim.api_key, "base_url": sim.base_url}
         assert plugin.validate(creds) == (True, "")
         outcome = plugin.run_tool("chat", {"prompt": "from the package"}, creds)
-        assert outcome.variables["text"] == "[deepseek-v3.2] You said: from the package"
+        assert outcome.text == "[deepseek-v3.2] You said: from the package"
 
 
 def edit_manifest(root: Path, **changes: object) -> None:

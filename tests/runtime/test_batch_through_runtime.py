@@ -121,7 +121,7 @@ def test_breaker_opens_fails_fast_half_opens_and_closes(breaker_env) -> None:
 
     time.sleep(15.5)  # the default cooldown: the breaker half-opens and lets one probe through
     probe = plugin.run_tool("chat", {"prompt": "probe"}, creds)
-    assert probe.ok and probe.variables["text"] == "[deepseek-v3.2] You said: probe"
+    assert probe.ok and probe.text == "[deepseek-v3.2] You said: probe"
     after = run_batch(plugin, creds, [f"healthy {i}" for i in range(10)], concurrency=5)
     assert after["succeeded"] == 10  # closed again
 

@@ -17,14 +17,14 @@ def test_runner_validates_and_invokes_a_tool_printing_what_a_workflow_receives()
     assert "credentials accepted" in run("validate").stdout
     result = run("chat", "prompt=hello runner", "temperature=0.5")
     assert result.returncode == 0, result.stderr
-    assert 'text = "[deepseek-v3.2] You said: hello runner"' in result.stdout
+    assert result.stdout.startswith("text: [deepseek-v3.2] You said: hello runner\n")
     assert "cost_usd = " in result.stdout
 
 
 def test_runner_streams_chunks_then_prints_the_final_variables() -> None:
     result = run("stream_chat", "prompt=stream for the runner")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("[deepseek-v3.2] You said: stream for the runner\n")
+    assert result.stdout.startswith("text: [deepseek-v3.2] You said: stream for the runner\n")
     assert "interrupted = false" in result.stdout
 
 

@@ -23,7 +23,7 @@ def test_429_then_success_is_retried_and_reports_the_attempts(plugin, sim: Simul
     outcome = chat(plugin, credentials, prompt)
     assert outcome.ok, outcome.error
     assert outcome.variables["attempts"] == 3 == attempts_for(sim, prompt)
-    assert outcome.variables["text"] == "[deepseek-v3.2] You said: rt busy"
+    assert outcome.text == "[deepseek-v3.2] You said: rt busy"
 
 
 def test_5xx_exhausted_is_a_clear_error_after_max_retries(plugin, sim: SimulatorProcess, credentials) -> None:
@@ -44,9 +44,9 @@ def test_wrong_key_at_invocation_is_not_retried(plugin, sim: SimulatorProcess, c
 def test_stream_types_the_text_live_then_gives_final_variables(plugin, sim: SimulatorProcess, credentials) -> None:
     outcome = stream(plugin, credentials, "rt stream words one two three four five six")
     assert outcome.ok, outcome.error
-    assert len(outcome.stream_chunks) > 2
+    assert len(outcome.text_chunks) > 2  # text messages, chunk by chunk: what an Answer node types live
     variables = outcome.variables
-    assert variables["text"] == "[deepseek-v3.2] You said: rt stream words one two three four five six"
+    assert outcome.text == "[deepseek-v3.2] You said: rt stream words one two three four five six"
     assert variables["interrupted"] is False and variables["ttft_ms"] > 0
     assert variables["usage"]["estimated"] is False and variables["cost_usd"] > 0
 
@@ -56,7 +56,7 @@ def test_stream_framing_faults_give_the_exact_text(plugin, sim: SimulatorProcess
     outcome = stream(plugin, credentials, f"rt framing [[sim: {fault}]]")
     assert outcome.ok, outcome.error
     expected = "[deepseek-v3.2] You said: rt framing" + (" café 🙂 中文" if fault == "split_utf8" else "")
-    assert outcome.variables["text"] == expected
+    assert outcome.text == expected
     assert outcome.variables["interrupted"] is False
 
 
@@ -67,7 +67,7 @@ def test_broken_streams_are_interrupted_with_partial_text_and_never_retried(plug
     assert outcome.ok  # the workflow gets variables to branch on, not a crash
     variables = outcome.variables
     assert variables["interrupted"] is True
-    assert variables["text"] and "[deepseek-v3.2] You said: rt a long answer that breaks".startswith(variables["text"])
+    assert outcome.text and "[deepseek-v3.2] You said: rt a long answer that breaks".startswith(outcome.text)
     assert variables["error"]
     if fault == "inband_error":
         assert "upstream overloaded" in variables["error"]
@@ -106,7 +106,7 @@ def test_json_output_returns_json_text(plugin, sim, credentials) -> None:
 
     outcome = chat(plugin, credentials, "rt give me json", json_output=True)
     assert outcome.ok, outcome.error
-    assert isinstance(json.loads(outcome.variables["text"]), dict)
+    assert isinstance(json.loads(outcome.text), dict)
     assert sim.stats()["received"][-1]["response_format"] == {"type": "json_object"}
 
 

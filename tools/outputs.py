@@ -1,0 +1,113 @@
+"""Tool outputs as messages the Dify API accepts, whatever their size.
+
+The Dify API refuses a variable named `text`, `json` or `files` (the tool node's built-in outputs)
+and, before langgenius/dify PR #30082, any variable whose value is `None`; the daemon drops the
+plugin for a stdout line of 5 MiB or more. So:
+
+- replies go out as text messages (the node's `text`), cut into pieces that each fit one line;
+- a variable with no value is left out (downstream it reads as empty), never sent as null;
+- a string variable too large for one message goes out as stream-variable chunks, which Dify joins;
+- JSON messages are kept under the same budget by their callers (`split_results`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+# Budget for one message's payload. The protocol line adds the session envelope (a few hundred bytes)
+# and pydantic's encoding may differ slightly from json.dumps: 1 MiB of margin under the 5 MiB limit.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The most one character can take once JSON-encoded (a control character becomes \u00XX).
+_WORST_BYTES_PER_CHAR = 6
+MAX_CHUNK_CHARS = MAX_MESSAGE_BYTES // _WORST_BYTES_PER_CHAR
+RESERVED_NAMES = frozenset({"text", "json", "files"})
+
+
+class MessageFactory(Protocol):
+    """The part of `dify_plugin.Tool` that builds messages."""
+
+    def create_text_message(self, text: str) -> Any: ...
+    def create_json_message(self, json: Mapping[str, Any]) -> Any: ...
+    def create_variable_message(self, variable_name: str, variable_value: Any) -> Any: ...
+    def create_stream_variable_message(self, variable_name: str, variable_value: str) -> Any: ...
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes `value` takes in a protocol line (UTF-8 JSON, control characters escaped)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+
+
+def text_pieces(text: str, max_chars: int = MAX_CHUNK_CHARS) -> Iterator[str]:
+    """`text` in pieces that each fit one message even if every character needed escaping."""
+    for start in range(0, len(text), max_chars):
+        yield text[start : start + max_chars]
+
+
+def text_messages(tool: MessageFactory, text: str) -> Iterator[Any]:
+    """The node's `text` output: joined by Dify, streamed chunk by chunk to a chatflow Answer."""
+    for piece in text_pieces(text):
+        yield tool.create_text_message(piece)
+
+
+def variable_messages(tool: MessageFactory, outputs: Mapping[str, Any]) -> Iterator[Any]:
+    """One variable per output with a value; a string too large for one message is streamed in chunks."""
+    for name, value in outputs.items():
+        if name in RESERVED_NAMES:
+            raise ValueError(f"output {name!r} is one of the tool node's built-in outputs; Dify refuses it as a variable")
+        if value is None:
+            continue  # unknown: left out, so a workflow's "is empty" tells it apart from 0
+        if isinstance(value, str) and len(value) > MAX_CHUNK_CHARS:
+            for piece in text_pieces(value):
+                yield tool.create_stream_variable_message(name, piece)
+            continue
+        if encoded_size(value) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"output {name!r} is too large for one protocol message; split it before it gets here")
+        yield tool.create_variable_message(name, value)
+
+
+def split_results(results: list[dict[str, Any]], budget: int = MAX_MESSAGE_BYTES) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """(the `results` variable, the JSON message parts that carry every result in full).
+
+    When every result fits one message, the variable is the full list and there is one part. Otherwise
+    the variable keeps every entry with its `text` shortened (`text_truncated: true`) to fit, and the
+    full entries are spread over as many parts as needed, in order; an entry whose text alone is too
+    large is repeated with consecutive pieces of its text (`text_continued: true` on all but the last).
+    """
+    if encoded_size(results) <= budget:
+        return results, [results]
+    parts: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for entry in _pieces_of_entries(results, budget):
+        entry_size = encoded_size(entry) + 1
+        if parts[-1] and size + entry_size > budget:
+            parts.append([])
+            size = 0
+        parts[-1].append(entry)
+        size += entry_size
+    return _shortened(results, budget), parts
+
+
+def _pieces_of_entries(results: list[dict[str, Any]], budget: int) -> Iterator[dict[str, Any]]:
+    for entry in results:
+        text = entry.get("text") or ""
+        if encoded_size(entry) <= budget // 2:
+            yield entry
+            continue
+        pieces = list(text_pieces(text, max(1, (budget // 2 - encoded_size({**entry, "text": ""})) // _WORST_BYTES_PER_CHAR)))
+        for number, piece in enumerate(pieces, 1):
+            yield {**entry, "text": piece, "text_continued": number < len(pieces)}
+
+
+def _shortened(results: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    without_text = [{**entry, "text": "", "text_truncated": bool(entry.get("text"))} for entry in results]
+    room = budget - encoded_size(without_text)
+    if room < 0:  # even without replies the entries are too large: their error texts are cut as well
+        without_text = [{**entry, "error": (entry.get("error") or "")[:200]} for entry in without_text]
+        room = max(0, budget - encoded_size(without_text))
+    keep = room // max(1, len(results)) // _WORST_BYTES_PER_CHAR
+    return [
+        {**short, "text": (entry.get("text") or "")[:keep], "text_truncated": len(entry.get("text") or "") > keep}
+        for entry, short in zip(results, without_text, strict=True)
+    ]
