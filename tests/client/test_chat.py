@@ -15,7 +15,7 @@ from gateway import (
     UpstreamUnavailableError,
 )
 from simulator.harness import SimulatorProcess
-from tests.client.conftest import make_client
+from tests.client.helpers import make_client
 
 
 def ask(prompt: str, model: str = "deepseek-v3.2", **kwargs: object) -> ChatRequest:

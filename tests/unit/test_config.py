@@ -3,8 +3,8 @@ that names the field to fix."""
 
 import pytest
 
-from gateway.config import GatewayConfig, normalize_base_url, sanitize_api_key
-from gateway.errors import ConfigurationError
+from gateway.config import GatewayConfig, normalize_base_url, parse_number, sanitize_api_key
+from gateway.errors import ConfigurationError, FieldError
 
 
 @pytest.mark.parametrize(
@@ -106,3 +106,38 @@ def test_a_malformed_redis_url_names_the_field_and_never_repeats_the_password(ur
 def test_a_well_formed_redis_url_is_kept() -> None:
     url = "redis://:difyai123456@redis:6379/3"
     assert GatewayConfig.from_credentials({"api_key": "k-123456789", "redis_url": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "problem"),
+    [
+        ("", {"default": None}, "is required"),
+        (True, {"default": None}, "must be a number, got a boolean"),
+        ("abc", {"default": None}, "must be a number, got 'abc'"),
+        ("nan", {"default": None}, "must be a finite number"),
+        ("2.5", {"default": None, "integer": True}, "must be a whole number, got 2.5"),
+        (" 3 ", {"default": None, "maximum": 2}, "must be at most 2, got 3"),
+        (-0.5, {"default": None, "minimum": 0}, "must be at least 0, got -0.5"),
+    ],
+)
+def test_parse_number_reports_a_field_error_with_field_and_problem(value: object, limits: dict[str, object], problem: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_number(value, field="temperature", **limits)  # type: ignore[arg-type]
+    assert (caught.value.field, caught.value.problem) == ("temperature", problem)
+    assert str(caught.value) == f"temperature {problem}"
+    assert isinstance(caught.value, ConfigurationError) and isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "expected"),
+    [
+        ("", {"default": 7}, 7),
+        (None, {"default": None, "allow_none": True}, None),
+        ("0.25", {"default": None}, 0.25),
+        (3.0, {"default": None, "integer": True}, 3),
+        ("10", {"default": None, "integer": True, "minimum": 1, "maximum": 10}, 10),
+    ],
+)
+def test_parse_number_coerces_what_dify_sends(value: object, limits: dict[str, object], expected: object) -> None:
+    result = parse_number(value, field="x", **limits)  # type: ignore[arg-type]
+    assert result == expected and type(result) is type(expected)

@@ -1,4 +1,4 @@
-"""Cost estimates: seed prices, cached tokens at the cached price, unknown models never cost 0."""
+"""Cost estimates: the bundled list prices, cached tokens at the cached price, unknown models never cost 0."""
 
 import pytest
 
@@ -11,14 +11,14 @@ from gateway.pricing import PriceTable
     ("model", "input_price", "output_price"),
     [("deepseek-v3.2", 0.07, 0.42), ("gpt-4.1", 2.0, 8.0), ("claude-sonnet-4.5", 3.0, 15.0)],
 )
-def test_seed_prices_are_the_ones_in_the_table(model: str, input_price: float, output_price: float) -> None:
+def test_list_prices_are_the_ones_in_the_table(model: str, input_price: float, output_price: float) -> None:
     cost = PriceTable.bundled().cost(model, Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000))
     assert cost is not None
     assert cost.input_usd == pytest.approx(input_price)
     assert cost.output_usd == pytest.approx(output_price)
 
 
-def test_gemini_flash_output_price_is_the_seed_figure() -> None:
+def test_gemini_flash_output_price_is_the_gateway_list_price() -> None:
     cost = PriceTable.bundled().cost("gemini-2.5-flash", Usage(completion_tokens=1_000_000))
     assert cost is not None and cost.output_usd == pytest.approx(2.50)
 
@@ -68,3 +68,20 @@ def test_bad_price_overrides_say_what_is_wrong(text: str, expected: str) -> None
         PriceTable.bundled().with_overrides(text)
     assert expected in str(caught.value)
     assert caught.value.field == "price_overrides"
+
+
+def test_no_price_source_names_a_draft_document() -> None:
+    """`source` reaches users in every cost breakdown: it says where a price comes from, nothing else."""
+    table = PriceTable.bundled()
+    for model in table.models:
+        price = table.resolve(model)
+        assert price is not None and price.source and "seed" not in price.source.lower()
+
+
+def test_a_bad_override_is_a_field_error_with_its_parts() -> None:
+    from gateway.errors import FieldError
+
+    with pytest.raises(FieldError) as caught:
+        PriceTable.bundled().with_overrides('{"m": {"input": -1, "output": 1}}')
+    assert caught.value.field == "price_overrides" and caught.value.problem.startswith("entry for model 'm'")
+    assert str(caught.value) == f"price_overrides {caught.value.problem}"

@@ -1,4 +1,5 @@
-"""The simulator faults not covered elsewhere, each through the client."""
+"""Simulated gateway faults through the client: latency past the deadline, Retry-After forms, refused
+json_schema, key echoes, resets mid-body, pacing under the gateway's RPM, random faults."""
 
 import time
 
@@ -7,7 +8,7 @@ import pytest
 from gateway import AuthenticationError, BadRequestError, CallOptions, ChatRequest, GatewayTimeoutError, RateLimitedError, UpstreamUnavailableError
 from gateway.limits import LimitSettings
 from simulator.harness import SimulatorProcess
-from tests.client.conftest import make_client
+from tests.client.helpers import make_client
 
 
 def ask(prompt: str, **kwargs: object) -> ChatRequest:

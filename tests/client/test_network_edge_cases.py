@@ -1,5 +1,5 @@
-"""Deadlines while reading, attempts across fallbacks, redirects, in-band refusals, 4xx and fallbacks,
-and the breaker's half-open probe: the client stays correct where a review found it was not."""
+"""The client at the edges of the network, through real sockets: deadlines while reading, attempts across
+fallbacks, redirects, in-band refusals, 4xx and fallbacks, the breaker's half-open probe, proxies, DNS."""
 
 import contextlib
 import socket
@@ -21,7 +21,7 @@ from gateway import (
 from gateway.breaker import HALF_OPEN, BreakerSettings
 from gateway.state import InProcessState
 from simulator.harness import SimulatorProcess
-from tests.client.conftest import make_client
+from tests.client.helpers import make_client
 
 
 def ask(prompt: str, model: str = "deepseek-v3.2") -> ChatRequest:
