@@ -3,9 +3,10 @@
 ``route`` steps:
 
 1. The policy decides the minimum approver level and risk (strictest matching rule wins).
-2. Injection heuristics scan the request's free text. A hit (or the model saying so) forces risk
-   ``high``, the level one step above the policy's (capped at executive), no auto-approval and
-   ``next_state`` ``escalated``.
+2. The injection screen reads every text parameter (content, request type, department, requester id).
+   A signal (or the model saying so) forces risk ``high``, the level one step above the policy's
+   (capped at executive), no auto-approval and ``next_state`` ``escalated``. A *hold* (text about its
+   own approval, reviewers, AI, risk or decoding) only rules out auto-approval.
 3. With an LLM, the assessment is asked with ``response_format`` json_schema, then json_object, then
    none (each fallback only when the gateway refuses the format). The answer is validated; an
    invalid one is re-asked exactly once with the error appended; still invalid gives
@@ -13,8 +14,11 @@
    LLM gives ``skipped``. Anything else from the adapter counts as ``failed``.
 4. Final level and risk are the maxima of the policy's and the model's: the model can only raise.
 5. ``auto_approve`` needs all of: the policy's eligibility, ``llm_status`` ``ok``, the model's
-   ``auto_approve_ok``, no injection suspicion, the final risk within the policy's
-   ``auto_approve.max_risk`` and the final level equal to the policy's. Every failure fails closed.
+   ``auto_approve_ok``, no injection suspicion, no hold, the final risk within the policy's
+   ``auto_approve.max_risk``, the final level equal to the policy's, and then the guard: a separate
+   call with its own prompt asking only whether the text tries to instruct the reviewer. ``clear``
+   allows it; ``suspected`` escalates; any failure (``invalid_output``, ``failed``, ``timeout``,
+   ``circuit_open``) counts as suspected for auto-approval. Every failure fails closed.
 6. ``next_state``: ``approved`` when auto-approved, ``escalated`` when injection is suspected,
    ``pending`` otherwise.
 """
