@@ -100,7 +100,7 @@ def as_dify_api_reads_it(message: Mapping[str, Any]) -> dict[str, Any]:
 class ToolCall:
     """One tool invocation as the plugin received and answered it."""
 
-    node_tool: str
+    tool: str
     parameters: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None

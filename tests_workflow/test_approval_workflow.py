@@ -58,7 +58,7 @@ def test_approve_path(sim, plugin, credentials) -> None:
     assert not result.ran(AUTO_END)
     # The route's record travelled into the transition through the graph, as Dify resolves the references.
     transition = result.calls[1]
-    assert transition.node_tool == "approval_transition"
+    assert transition.tool == "approval_transition"
     assert {k: transition.parameters[k] for k in ("event", "state", "version", "expected_version", "required_level", "persist")} == {
         "event": "approve", "state": "pending", "version": 1, "expected_version": 1, "required_level": "manager", "persist": True,
     }
@@ -84,7 +84,7 @@ def test_escalate_path_suspected_injection_is_escalated_then_decided(sim, plugin
 def test_auto_approve_path_ends_without_a_decision(sim, plugin, credentials) -> None:
     result = run(sim, plugin, credentials, assessment={**ASSESSMENT, "auto_approve_ok": True})
     assert result.outputs["state"] == "approved" and result.outputs["audit"]["decision"]["auto_approve"] is True
-    assert not result.ran(TRANSITION) and [c.node_tool for c in result.calls] == ["approval_route"]
+    assert not result.ran(TRANSITION) and [c.tool for c in result.calls] == ["approval_route"]
 
 
 def decision_options() -> list[str]:

@@ -22,7 +22,7 @@ ITEMS = [
 def test_failed_items_of_the_first_batch_feed_the_second(sim, plugin, credentials) -> None:
     result = run_workflow(DSL, {"prompts": json.dumps(ITEMS)}, plugin=plugin, credentials=credentials)
     assert result.succeeded, result.error
-    assert [c.node_tool for c in result.calls] == ["batch_chat", "batch_chat"]
+    assert [c.tool for c in result.calls] == ["batch_chat", "batch_chat"]
 
     first = result.node_outputs(FIRST)
     assert (first["succeeded"], first["failed"]) == (2, 2)
@@ -56,6 +56,6 @@ def test_nothing_failed_skips_the_retry(sim, plugin, credentials) -> None:
     prompts = "\n".join(["First plain-text prompt.", "Second plain-text prompt."])
     result = run_workflow(DSL, {"prompts": prompts}, plugin=plugin, credentials=credentials)
     assert result.succeeded, result.error
-    assert [c.node_tool for c in result.calls] == ["batch_chat"]
+    assert [c.tool for c in result.calls] == ["batch_chat"]
     assert not result.ran(RETRY) and result.ran(DONE_END)
     assert result.outputs["succeeded_first"] == 2 and len(result.outputs["first_pass"]) == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from graphon.dsl import inspect
+from graphon.dsl import DslError, inspect
 
 from tests_workflow.harness import (
     EXAMPLES,
@@ -70,3 +70,12 @@ def test_graphon_builds_every_node_of_the_example(path: Path, plugin, credential
     node_types = {str(node.node_type) for node in engine.graph.nodes.values()}
     assert "tool" in node_types and ("end" in node_types or "answer" in node_types)
     assert not daemon.calls  # building a graph calls no tool
+
+
+def test_without_the_dependencies_entry_graphon_cannot_bind_the_tool_nodes(plugin, credentials) -> None:
+    """The `dependencies:` entry is what ties a tool node to this plugin (Dify offers to install it)."""
+    document = yaml.safe_load((EXAMPLES / "approval_workflow.yml").read_text(encoding="utf-8"))
+    document["dependencies"] = []
+    with pytest.raises(DslError) as refused:
+        load_engine(yaml.safe_dump(document), daemon=PluginDaemon(plugin), credentials=credentials)
+    assert refused.value.code == "dependency.missing_plugin"
