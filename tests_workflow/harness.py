@@ -12,7 +12,8 @@ as the plugin streams it. graphon's tool node then turns those messages into its
 chunk events, exactly as it does in Dify.
 
 graphon does not repeat the Dify API's validation of tool messages (reserved variable names, value
-types): `check_dify_api_rules` below does, on every message the plugin sent.
+types, line size): `PluginProcess` checks every message against those rules
+(devtools/dify_api_rules.py), and a refusal fails the tool node here as it fails it in Dify.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from graphon.engine_events.node import (
 )
 from graphon.nodes.tool.exc import ToolNodeError
 
-from devtools.plugin_process import PluginProcess
+from devtools.plugin_process import DifyAPIRefusal, PluginProcess, PluginProcessError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -63,25 +64,7 @@ def tool_declarations() -> dict[str, dict[str, Any]]:
     return declarations
 
 
-# ----------------------------------------------------------------------------- the Dify API's rules
-
-RESERVED_VARIABLES = {"text", "json", "files"}
-
-
-def check_dify_api_rules(message: Mapping[str, Any]) -> None:
-    """What the Dify API refuses while it reads the daemon's stream (and graphon does not check):
-    variable names text/json/files, values other than dict/list/str/int/float/bool, and streamed
-    variables that are not strings. A refused message fails the whole node in Dify, so it fails here."""
-    if message.get("type") != "variable":
-        return
-    body = message.get("message") or {}
-    name, value = body.get("variable_name"), body.get("variable_value")
-    if name in RESERVED_VARIABLES:
-        raise ToolNodeError(f"The variable name '{name}' is reserved.")
-    if not isinstance(value, dict | list | str | int | float | bool):
-        raise ToolNodeError(f"variable {name!r}: only basic types and lists are allowed, got {type(value).__name__}")
-    if body.get("stream") and not isinstance(value, str):
-        raise ToolNodeError(f"stream variable {name!r} must be a string")
+# ----------------------------------------------------------------------------- the Dify API's part
 
 
 def as_dify_api_reads_it(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,13 +125,12 @@ class PluginDaemon:
         try:
             for message in invocation:
                 call.messages.append(message)
-                check_dify_api_rules(message)
                 yield as_dify_api_reads_it(message)
             call.error = invocation.outcome().error
-        except ToolNodeError:
-            raise
-        except Exception as exc:  # the plugin died, timed out, or sent what the Dify API refuses
-            raise ToolNodeError(f"{type(exc).__name__}: {exc}") from exc
+        except DifyAPIRefusal as refusal:
+            raise ToolNodeError(f"refused by the Dify API: {refusal}") from refusal
+        except PluginProcessError as exc:  # the plugin died or did not answer in time
+            raise ToolNodeError(str(exc)) from exc
         finally:
             call.finished = time.monotonic()
         if call.error is not None:
