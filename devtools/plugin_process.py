@@ -210,6 +210,8 @@ class PluginProcess:
         return 0
 
     def stderr_text(self) -> str:
+        if self._stderr.closed:  # the reader thread may ask after close()
+            return ""
         self._stderr.flush()
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", errors="replace")
@@ -260,7 +262,9 @@ class PluginProcess:
         inbox: queue.Queue[Any] = queue.Queue()
         with self._lock:
             self._sessions[session_id] = inbox
-        line = json.dumps({"session_id": session_id, "event": "request", "data": data}) + "\n"
+        # The daemon (Go) cannot carry a lone surrogate: its JSON encoder writes U+FFFD instead. Do the same.
+        line = json.dumps({"session_id": session_id, "event": "request", "data": data}, ensure_ascii=False)
+        line = line.encode("utf-8", "surrogatepass").decode("utf-8", "replace") + "\n"
         with self._write_lock:
             assert self.process.stdin is not None
             self.process.stdin.write(line.encode())

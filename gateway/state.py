@@ -50,13 +50,3 @@ class InProcessState:
 
 
 PROCESS_STATE = InProcessState()
-
-
-
-def __getattr__(name: str) -> object:
-    # Kept for callers written before gateway.backends existed; import state_for from there.
-    if name == "state_for":
-        from gateway.backends import state_for
-
-        return state_for
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

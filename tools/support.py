@@ -13,18 +13,23 @@ from functools import wraps
 from typing import Any
 
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
-from gateway.errors import redact_known_secrets
+from gateway.config import parse_number
+from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
 from gateway.routing import AUTO, ModelRouter
-from gateway.state import state_for
+from gateway.backends import state_for
+from untrusted import InputError, check_text, parse_json, quote
 
 logger = logging.getLogger("holysheep")
 
 MAX_PROMPT_CHARS = 2_000_000
+# What a workflow is shown of an error at most: enough to say what to fix, far under the 5 MiB line.
+MAX_ERROR_CHARS = 2000
 
 
 class ToolInputError(Exception):
-    """A parameter is invalid. The message names the parameter and says what to fix."""
+    """A tool's request cannot be served as given; the whole message says what to fix. A single
+    invalid parameter is a FieldError instead, formatted here, at the boundary."""
 
 
 class HolySheepToolError(Exception):
@@ -41,15 +46,24 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
             yield from invoke(*args, **kwargs)
         except HolySheepToolError:
             raise
+        except FieldError as exc:  # a tool parameter: named as the workflow editor shows it
+            raise HolySheepToolError(shown(f"'{exc.field}': {exc.problem}")) from None
         except (ToolInputError, GatewayError) as exc:
-            raise HolySheepToolError(redact_known_secrets(str(exc))) from None
+            raise HolySheepToolError(shown(str(exc))) from None
         except Exception as exc:
-            logger.error("unexpected error in tool: %s", redact_known_secrets(repr(exc)))
-            raise HolySheepToolError(
-                redact_known_secrets(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}")
-            ) from None
+            logger.error("unexpected error in tool: %s", shown(repr(exc)))
+            raise HolySheepToolError(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}")) from None
 
     return wrapper
+
+
+def shown(message: str) -> str:
+    """A message as a user may see it: no secret, bounded, valid Unicode (a lone surrogate would make the
+    SDK fail to write the answer at all)."""
+    text = redact_known_secrets(message[: MAX_ERROR_CHARS * 2])
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS] + f"… ({len(message)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # ----------------------------------------------------------------------------- credentials
@@ -135,20 +149,17 @@ def text_param(params: dict[str, Any], name: str, *, required: bool = False, def
         value = ""
     if not isinstance(value, str):
         value = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    try:
+        check_text(value, max_chars=max_chars)
+    except InputError as exc:
+        raise FieldError(name, str(exc)) from None
     if required and not value.strip():
-        raise ToolInputError(f"'{name}' is empty: give it some text")
-    if len(value) > max_chars:
-        raise ToolInputError(f"'{name}' is too long ({len(value)} characters, at most {max_chars})")
+        raise FieldError(name, "is empty: give it some text")
     return value if value.strip() else default
 
 
 def number_param(params: dict[str, Any], name: str, **limits: Any) -> Any:
-    from gateway.config import parse_number
-
-    try:
-        return parse_number(params.get(name), field=name, **limits)
-    except ConfigurationError as exc:
-        raise ToolInputError(f"'{name}': {str(exc).removeprefix(name + ' ')}") from None
+    return parse_number(params.get(name), field=name, **limits)
 
 
 def bool_param(params: dict[str, Any], name: str, default: bool = False) -> bool:
@@ -159,19 +170,20 @@ def bool_param(params: dict[str, Any], name: str, default: bool = False) -> bool
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)  # Dify types a parameter default as number-or-string: `false` arrives as 0.0
-    text = str(value).strip().lower()
+    text = str(value).strip().lower() if isinstance(value, str) else ""
     if text in ("true", "1", "1.0", "yes", "on"):
         return True
     if text in ("false", "0", "0.0", "no", "off"):
         return False
-    raise ToolInputError(f"'{name}' must be true or false, got '{value}'")
+    raise FieldError(name, f"must be true or false, got {quote(value)}")
 
 
 def choice_param(params: dict[str, Any], name: str, choices: Iterable[str], default: str) -> str:
-    value = str(params.get(name) or "").strip() or default
+    raw = params.get(name)
+    value = (raw.strip() if isinstance(raw, str) else "" if raw is None else str(raw)) or default
     allowed = list(choices)
     if value not in allowed:
-        raise ToolInputError(f"'{name}' must be one of {', '.join(allowed)}; got '{value}'")
+        raise FieldError(name, f"must be one of {', '.join(allowed)}; got {quote(raw)}")
     return value
 
 
@@ -217,7 +229,7 @@ def model_param(
         return decision.model, decision
     if not custom and client.prices.resolve(selected) is None:
         known = ", ".join(["default", AUTO, *client.prices.models])
-        raise ToolInputError(f"'model' must be one of {known} (or set 'custom_model'); got '{selected}'")
+        raise FieldError("model", f"must be one of {known} (or set 'custom_model'); got {quote(selected)}")
     return selected, None
 
 
@@ -225,24 +237,21 @@ def response_format_param(params: dict[str, Any]) -> dict[str, Any] | None:
     schema_text = text_param(params, "json_schema", max_chars=100_000).strip()
     if schema_text:
         try:
-            schema = json.loads(schema_text)
-        except ValueError as exc:
-            raise ToolInputError(f"'json_schema' is not valid JSON: {exc}") from None
+            schema = parse_json(schema_text, max_bytes=100_000, max_depth=32)
+        except InputError as exc:
+            raise FieldError("json_schema", str(exc)) from None
         if not isinstance(schema, dict):
-            raise ToolInputError("'json_schema' must be a JSON object describing the output (a JSON Schema)")
+            raise FieldError("json_schema", "must be a JSON object describing the output (a JSON Schema)")
         if "schema" in schema and isinstance(schema["schema"], dict):
             name, inner = str(schema.get("name") or "output"), schema["schema"]
         else:
             name, inner = "output", schema
         if inner.get("type", "object") != "object":
-            raise ToolInputError("'json_schema' must describe an object: its top-level \"type\" must be \"object\"")
+            raise FieldError("json_schema", 'must describe an object: its top-level "type" must be "object"')
         if "properties" in inner and not isinstance(inner["properties"], dict):
-            raise ToolInputError("'json_schema': \"properties\" must be an object mapping names to schemas")
+            raise FieldError("json_schema", '"properties" must be an object mapping names to schemas')
         return {"type": "json_schema", "json_schema": {"name": name, "schema": inner, "strict": False}}
     if bool_param(params, "json_output"):
         return {"type": "json_object"}
     return None
 
-
-def result_variables(result_dict: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    return {name: result_dict.get(name) for name in names}

@@ -7,8 +7,6 @@ import ast
 from pathlib import Path
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
-# A name kept for callers written before gateway.backends existed (tools/support.py), resolved lazily.
-TRANSITIONAL = {("gateway.state", "gateway.backends")}
 
 
 def module_name(path: Path) -> str:
@@ -27,8 +25,7 @@ def gateway_imports(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    edges = {module_name(p): gateway_imports(p) for p in GATEWAY.glob("*.py")}
-    return {m: {d for d in deps if (m, d) not in TRANSITIONAL} for m, deps in edges.items()}
+    return {module_name(p): gateway_imports(p) for p in GATEWAY.glob("*.py")}
 
 
 def test_no_import_cycles_in_gateway() -> None:
