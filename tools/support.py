@@ -13,11 +13,11 @@ from functools import wraps
 from typing import Any
 
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
+from gateway.backends import state_for
 from gateway.config import parse_number
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
 from gateway.routing import AUTO, ModelRouter
-from gateway.backends import state_for
 from untrusted import InputError, check_text, parse_json, quote
 
 logger = logging.getLogger("holysheep")
