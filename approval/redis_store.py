@@ -14,7 +14,9 @@ reads again and recomputes: with ``expected_version`` given, the recomputation i
 carrying the current state; without it, the transition is retried against the new record (a few times).
 
 Any Redis error (unreachable, timeout, wrong password, read-only replica) raises ``StoreUnavailable``:
-the store fails closed rather than risk a lost update. Messages never contain the password.
+the store fails closed rather than risk a lost update. The connection and the description of what went
+wrong are the plugin's one Redis helper (``gateway.redis_connection``), shared with the gateway's state:
+one connection pool per URL, and messages that never contain the password.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -42,10 +43,10 @@ from approval.store import (
     validate_request_id,
 )
 from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult, apply_transition
+from gateway.redis_connection import URL_HINT, describe_redis_error, redis_client
 
 DEFAULT_NAMESPACE = "holysheep:approval"
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
-SOCKET_TIMEOUT_SECONDS = 2.0
 MAX_ATTEMPTS = 8
 
 # KEYS[1] record, KEYS[2] history; ARGV[1] record JSON, ARGV[2] history entry JSON.
@@ -75,21 +76,6 @@ return {'ok', ''}
 """
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable redis_url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -110,21 +96,12 @@ class RedisApprovalStore:
         self._cas = client.register_script(_CAS)
 
     @classmethod
-    def from_url(
-        cls, url: str, namespace: str = DEFAULT_NAMESPACE, *, socket_timeout: float = SOCKET_TIMEOUT_SECONDS
-    ) -> RedisApprovalStore:
+    def from_url(cls, url: str, namespace: str = DEFAULT_NAMESPACE) -> RedisApprovalStore:
+        """The store on the process's one client (and connection pool) for ``url``."""
         try:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                health_check_interval=30,
-                retry_on_timeout=False,
-            )
-        except ValueError:
-            raise ValueError(
-                f"redis_url: {redact_url(url)} is not a Redis URL (use redis://:PASSWORD@host:6379/0)"
-            ) from None
+            client = redis_client(url)
+        except ValueError:  # redis-py's message may repeat the URL, and so the password
+            raise ValueError(f"redis_url: not a Redis URL; use {URL_HINT}") from None
         return cls(client, namespace)
 
     # ------------------------------------------------------------------ keys and errors
@@ -135,57 +112,13 @@ class RedisApprovalStore:
     def _idem_key(self, request_id: str, idempotency_key: str) -> str:
         return self._key(request_id, "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest())
 
-    def _where(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"unix socket {kwargs['path']}"
-        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
-
-    def _has_password(self) -> bool:
-        return bool(self.client.connection_pool.connection_kwargs.get("password"))
-
-    def _scrub(self, text: str) -> str:
-        password = self.client.connection_pool.connection_kwargs.get("password")
-        return text.replace(str(password), "***") if password else text
-
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Every Redis error becomes StoreUnavailable with a message that says what to fix."""
         try:
             yield
-        except redis.AuthenticationError:
-            if self._has_password():
-                raise StoreUnavailable(
-                    f"Redis at {self._where()} refused the password in redis_url; check the password part "
-                    "(redis://:PASSWORD@host:6379/0)"
-                ) from None
-            raise StoreUnavailable(
-                f"Redis at {self._where()} needs a password; "
-                "put it in redis_url as redis://:PASSWORD@host:6379/0"
-            ) from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(
-                f"cannot reach Redis at {self._where()}: {self._scrub(str(exc)) or type(exc).__name__}"
-            ) from None
-        except redis.ResponseError as exc:
-            message = self._scrub(str(exc))
-            if "NOAUTH" in message or "WRONGPASS" in message:
-                raise StoreUnavailable(
-                    f"Redis at {self._where()} needs a password; "
-                    "put it in redis_url as redis://:PASSWORD@host:6379/0"
-                ) from None
-            if "without any password configured" in message:
-                raise StoreUnavailable(
-                    f"Redis at {self._where()} has no password set; remove the password from redis_url"
-                ) from None
-            raise StoreUnavailable(f"Redis at {self._where()} answered with an error: {message}") from None
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self._where()} failed: {self._scrub(str(exc))}") from None
-
-    def ping(self) -> None:
-        """Raises StoreUnavailable when Redis cannot be used (for credential validation)."""
-        with self._guard():
-            self.client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
 
     # ------------------------------------------------------------------ ApprovalStore
 
@@ -291,4 +224,4 @@ class RedisApprovalStore:
         return TransitionResult.from_dict(json.loads(_text(raw)))
 
 
-__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "RedisApprovalStore", "redact_url"]
+__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "RedisApprovalStore"]

@@ -1,13 +1,18 @@
-"""Approval stores: the record of each request, changed only by compare-and-set on its version.
+"""The approval store protocol, what every store shares, and the in-memory store.
 
-Semantics shared by every store (``MemoryApprovalStore`` here, ``RedisApprovalStore`` in
-``approval.redis_store``):
+Stores: ``MemoryApprovalStore`` here (also the record a workflow carries in its variables, for one call),
+``KeyValueApprovalStore`` in ``approval.kv_store`` (Dify plugin storage), ``RedisApprovalStore`` in
+``approval.redis_store``. Those modules import this one, never the reverse; ``approval.backends`` is the
+one place that picks a store. Semantics shared by every store:
 
 - ``create(record)`` refuses an existing request id (``RecordExists``).
 - ``transition(...)`` runs ``apply_transition`` against the stored record and writes the outcome only if the
-  record is still the one it was computed from (atomic compare-and-set). A stale ``expected_version`` is
+  record is still the one it was computed from (atomic compare-and-set in Redis; Dify plugin storage has no
+  compare-and-set, so there two concurrent writers can lose an update). A stale ``expected_version`` is
   not an exception: it is a refusal (``accepted`` false, code ``stale_version``) that carries the current
-  state and version. An unknown request raises ``UnknownRequest``.
+  state and version. An unknown request raises ``UnknownRequest``, unless the store was given ``carried``:
+  the record the workflow carries in its variables, used while the store holds none for that request id
+  and stored once a transition changes it.
 - ``idempotency_key``: the first outcome for a (request, key) pair is kept (7 days in Redis) and returned
   again for every retry with that key, accepted or refused, without applying anything twice. Reusing a key
   for a different event or actor is a caller error (ValueError).
@@ -20,28 +25,30 @@ Semantics shared by every store (``MemoryApprovalStore`` here, ``RedisApprovalSt
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from approval.transitions import ApprovalRecord, TransitionResult, apply_transition, format_instant
-
-if TYPE_CHECKING:
-    from approval.redis_store import RedisApprovalStore
+from untrusted import quote
 
 MAX_REQUEST_ID_LENGTH = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+# The record a workflow carries for a request id (state, version, ... in its variables).
+CarriedRecord = Callable[[str], ApprovalRecord]
 
 
 class StoreUnavailable(Exception):
-    """The approval store's backend (Redis) is unreachable or refused us; nothing was read or written."""
+    """The approval store's backend (Redis, Dify plugin storage) is unreachable or refused us; nothing was
+    applied."""
 
-    def __init__(self, detail: str = "") -> None:
-        message = "approval store unavailable: Redis is unreachable"
+    def __init__(self, detail: str = "", *, backend: str = "Redis") -> None:
+        message = f"approval store unavailable: {backend} is unreachable"
         if detail:
             message += f" ({detail})"
         message += "; the approval store fails closed, so no transition was applied"
-        message += ". Fix redis_url or Redis and retry"
+        message += ". Fix redis_url or Redis and retry" if backend == "Redis" else ". Retry later"
         super().__init__(message)
         self.detail = detail
 
@@ -50,7 +57,7 @@ class RecordExists(Exception):
     """``create`` was called for a request id that already has a record."""
 
     def __init__(self, request_id: str) -> None:
-        super().__init__(f"approval request {request_id!r} already exists; use transition() to change it")
+        super().__init__(f"approval request {quote(request_id)} already exists; use transition() to change it")
         self.request_id = request_id
 
 
@@ -63,7 +70,7 @@ class UnknownRequest(KeyError):
 
     def __str__(self) -> str:
         return (
-            f"unknown approval request {self.request_id!r}: route it first (approval_route saves it) "
+            f"unknown approval request {quote(self.request_id)}: route it first (approval_route saves it) "
             "or check the request_id"
         )
 
@@ -117,7 +124,7 @@ def check_idempotent_replay(first: TransitionResult, *, event: str, actor_id: st
     """The stored first outcome, provided the retry asks for the same thing."""
     if first.event != event or first.actor_id != actor_id:
         raise ValueError(
-            f"idempotency_key: already used for {first.event} by {first.actor_id!r} on this request; "
+            f"idempotency_key: already used for {first.event} by {quote(first.actor_id)} on this request; "
             "use a new key for a different transition"
         )
     return first
@@ -155,13 +162,15 @@ def current_time(now: datetime | None) -> datetime:
 
 
 class MemoryApprovalStore:
-    """A process-local store behind one lock: for tests and embedded (single-process) use."""
+    """A process-local store behind one lock: for tests, embedded (single-process) use, and the record a
+    workflow carries in its variables (a store made for one call with ``carried``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, carried: CarriedRecord | None = None) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, ApprovalRecord] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._idempotent: dict[tuple[str, str], TransitionResult] = {}
+        self._carried = carried
 
     def create(self, record: ApprovalRecord, *, now: datetime | None = None) -> ApprovalRecord:
         validate_request_id(record.request_id)
@@ -198,8 +207,10 @@ class MemoryApprovalStore:
                     self._idempotent[(request_id, key)], event=event, actor_id=actor_id
                 )
             record = self._records.get(request_id)
+            history = self._history.get(request_id, [])
             if record is None:
-                raise UnknownRequest(request_id)
+                record = carried_record(self._carried, request_id)
+                history = [creation_entry(record, moment)]
             result = apply_transition(
                 record,
                 event=event,
@@ -210,7 +221,7 @@ class MemoryApprovalStore:
             )
             if result.version != record.version:
                 self._records[request_id] = replace_record(record, result)
-                self._history[request_id].append(transition_entry(record, result, actor_level))
+                self._history[request_id] = [*history, transition_entry(record, result, actor_level)]
             if key is not None:
                 self._idempotent[(request_id, key)] = result
             return result
@@ -221,41 +232,25 @@ class MemoryApprovalStore:
             return [dict(entry) for entry in self._history.get(request_id, [])]
 
 
+def carried_record(carried: CarriedRecord | None, request_id: str) -> ApprovalRecord:
+    """The record the workflow carries for a request the store does not hold; UnknownRequest without one."""
+    if carried is None:
+        raise UnknownRequest(request_id)
+    return carried(request_id)
+
+
 def replace_record(record: ApprovalRecord, result: TransitionResult) -> ApprovalRecord:
     """The stored form of the record after ``result`` (stores keep the history separately)."""
     return replace(record.advanced(result), history=())
 
 
-# --------------------------------------------------------------------------- configured store
-
-_STORES: dict[str, RedisApprovalStore] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def store_for(redis_url: str | None) -> ApprovalStore | None:
-    """The Redis approval store for ``redis_url`` (one per URL, cached), or None when no URL is configured.
-
-    Creating it does not connect; the first operation raises StoreUnavailable if Redis cannot be reached.
-    """
-    if redis_url is None or not redis_url.strip():
-        return None
-    url = redis_url.strip()
-    with _STORES_LOCK:
-        store = _STORES.get(url)
-        if store is None:
-            from approval.redis_store import RedisApprovalStore
-
-            store = RedisApprovalStore.from_url(url)
-            _STORES[url] = store
-        return store
-
-
 __all__ = [
     "ApprovalStore",
+    "CarriedRecord",
     "MemoryApprovalStore",
     "RecordExists",
     "StoreUnavailable",
     "UnknownRequest",
-    "store_for",
+    "validate_idempotency_key",
     "validate_request_id",
 ]

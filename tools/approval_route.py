@@ -4,8 +4,9 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from approval.engine import ApprovalRequest, route
-from approval.store import RecordExists, StoreUnavailable, store_for, validate_request_id
+from approval.backends import store_for
+from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
+from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.support import (
@@ -17,9 +18,12 @@ from tools.support import (
     reported_errors,
     text_param,
 )
+from untrusted import quote
 
 # `model` values (case-insensitive) that mean "rules only, no LLM call".
 RULES_ONLY_MODELS = frozenset({"none", "rules_only"})
+# Longest text a currency, a priority or a number may be: anything longer is refused by its length alone.
+SHORT_TEXT = 64
 
 
 class ApprovalRouteTool(Tool):
@@ -28,16 +32,18 @@ class ApprovalRouteTool(Tool):
         credentials = self.runtime.credentials
         client = gateway_client(credentials)
         policy, policy_source = approval_policy(tool_parameters, credentials)
+        for name in ("amount", "deadline_hours"):  # refused by length before a message could repeat them
+            text_param(tool_parameters, name, max_chars=SHORT_TEXT)
         try:
             request = ApprovalRequest(
-                request_id=text_param(tool_parameters, "request_id", required=True, max_chars=200).strip(),
+                request_id=text_param(tool_parameters, "request_id", required=True, max_chars=MAX_ID_CHARS).strip(),
                 content=text_param(tool_parameters, "content", required=True, max_chars=100_000),
                 amount=required_amount(tool_parameters),
-                currency=text_param(tool_parameters, "currency", default="USD").strip().upper(),
-                request_type=text_param(tool_parameters, "request_type", required=True).strip(),
-                department=text_param(tool_parameters, "department").strip(),
-                requester_id=text_param(tool_parameters, "requester_id", required=True, max_chars=200).strip(),
-                priority=text_param(tool_parameters, "priority", default="normal").strip(),
+                currency=text_param(tool_parameters, "currency", default="USD", max_chars=SHORT_TEXT).strip().upper(),
+                request_type=text_param(tool_parameters, "request_type", required=True, max_chars=MAX_ID_CHARS).strip(),
+                department=text_param(tool_parameters, "department", max_chars=MAX_ID_CHARS).strip(),
+                requester_id=text_param(tool_parameters, "requester_id", required=True, max_chars=MAX_ID_CHARS).strip(),
+                priority=text_param(tool_parameters, "priority", default="normal", max_chars=SHORT_TEXT).strip(),
                 deadline_hours=number_param(tool_parameters, "deadline_hours", default=None, minimum=0, maximum=87_600, allow_none=True),
             )
         except ValueError as exc:
@@ -49,7 +55,11 @@ class ApprovalRouteTool(Tool):
             llm = GatewayAssessmentLLM(client, model)
             guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
             guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS)
-        store = store_for(client.config.redis_url)
+        try:
+            chosen = store_for(client.config.redis_url)
+        except ValueError as exc:  # a redis_url that redis-py cannot read
+            raise ToolInputError(f"provider credentials: {exc}") from None
+        store = chosen.store if chosen.keeps_records else None
         if store is not None:
             # Refuse a request id the store already holds before spending a model call on it. Two routes
             # racing past this check are still decided by create() (SET NX): exactly one saves.
@@ -70,7 +80,7 @@ class ApprovalRouteTool(Tool):
         output["policy_source"] = policy_source
         output["audit"]["policy_source"] = policy_source
         output["version"] = 1
-        output["store"] = "none"
+        output["store"] = chosen.name
         if store is not None:
             record = ApprovalRecord(
                 request_id=request.request_id,
@@ -86,7 +96,6 @@ class ApprovalRouteTool(Tool):
                 raise already_routed(request.request_id) from None
             except StoreUnavailable as exc:
                 raise HolySheepToolError(str(exc)) from None
-            output["store"] = "redis"
         yield self.create_json_message(output)
         for name, value in output.items():
             if value is not None:  # Dify before PR #30082 refuses None: an absent value is omitted
@@ -95,7 +104,7 @@ class ApprovalRouteTool(Tool):
 
 def already_routed(request_id: str) -> ToolInputError:
     return ToolInputError(
-        f"'request_id' {request_id!r} was already routed and saved in the approval store: "
+        f"'request_id' {quote(request_id)} was already routed and saved in the approval store: "
         "use a new request_id, or approval_transition to change the saved request"
     )
 

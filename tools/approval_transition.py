@@ -1,22 +1,14 @@
-import hashlib
-import json
 from collections.abc import Generator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES
-from approval.store import (
-    StoreUnavailable,
-    UnknownRequest,
-    check_idempotent_replay,
-    store_for,
-    validate_idempotency_key,
-    validate_request_id,
-)
-from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, apply_transition, parse_instant
+from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
+from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -28,48 +20,53 @@ from tools.support import (
     text_param,
 )
 
-STORAGE_PREFIX = "holysheep:approval:"
 # Events that decide a request: with the Redis store they must say which version the actor read.
 DECIDING_EVENTS = ("approve", "reject")
-
-
-def storage_key(request_id: str) -> str:
-    """Dify plugin storage key of a persisted record."""
-    return f"{STORAGE_PREFIX}{request_id}"
-
-
-def idempotency_storage_key(request_id: str, idempotency_key: str) -> str:
-    """Dify plugin storage key of the first outcome for an idempotency key: the key itself is hashed
-    (sha256, as in the Redis store), so its length and characters never reach the storage key."""
-    return f"{storage_key(request_id)}:idem:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+# Longest text a choice, a number, a flag or an instant parameter may be: anything longer is refused by its
+# length before it is read, so no message repeats it.
+SHORT_TEXT = 64
+MAX_VERSION = 1_000_000_000
 
 
 class ApprovalTransitionTool(Tool):
     """Applies one event to an approval request.
 
-    With `redis_url` configured the record lives in the Redis approval store (atomic compare-and-set,
-    idempotency keys, history, the server's clock) and only request_id, expected_version (required to
-    approve or reject), event and the actor are read from the caller. Otherwise the workflow carries the
-    record in variables (state and required_level are then required); `persist` keeps it in Dify plugin
-    storage, which has no compare-and-set: two concurrent writers can lose an update.
+    Where the record lives is chosen by `approval.backends.store_for`: the Redis approval store when
+    `redis_url` is configured (atomic compare-and-set, idempotency keys, history, the server's clock; only
+    request_id, expected_version (required to approve or reject), event and the actor are read from the
+    caller), Dify plugin storage with `persist` (no compare-and-set: two concurrent writers can lose an
+    update), otherwise the record the workflow carries in its variables (state and required_level are then
+    required).
     """
 
     @reported_errors
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        params = tool_parameters
         try:
-            request_id = validate_request_id(text_param(tool_parameters, "request_id", required=True).strip())
-            idempotency_key = validate_idempotency_key(text_param(tool_parameters, "idempotency_key").strip() or None)
+            request_id = validate_request_id(text_param(params, "request_id", required=True, max_chars=200).strip())
+            idempotency_key = validate_idempotency_key(text_param(params, "idempotency_key", max_chars=200).strip() or None)
         except ValueError as exc:
             raise ToolInputError(_named(exc)) from None
-        if not str(tool_parameters.get("event") or "").strip():
+        if not short_text(params, "event").strip():
             raise ToolInputError(f"'event' is required: one of {', '.join(EVENTS)}")
-        event = choice_param(tool_parameters, "event", EVENTS, default="")
-        actor_id = text_param(tool_parameters, "actor_id", required=True, max_chars=200).strip()
-        actor_level = actor_level_param(tool_parameters, event)
-        expected = number_param(tool_parameters, "expected_version", default=None, minimum=1, integer=True, allow_none=True)
-        now_given = bool(text_param(tool_parameters, "now", max_chars=64).strip())
-        store = store_for(gateway_config(self.runtime.credentials).redis_url)
-        if store is not None:
+        event = choice_param(params, "event", EVENTS, default="")
+        actor_id = text_param(params, "actor_id", required=True, max_chars=200).strip()
+        actor_level = actor_level_param(params, event)
+        short_text(params, "expected_version")
+        expected = number_param(params, "expected_version", default=None, minimum=1, maximum=MAX_VERSION, integer=True, allow_none=True)
+        now_given = bool(short_text(params, "now").strip())
+        short_text(params, "persist")
+        persist = bool_param(params, "persist")
+        try:
+            chosen = store_for(
+                gateway_config(self.runtime.credentials).redis_url,
+                storage=self.session.storage if persist else None,
+                carried=lambda rid: record_from_parameters(rid, params),
+            )
+        except ValueError as exc:  # a redis_url that redis-py cannot read
+            raise ToolInputError(f"provider credentials: {exc}") from None
+        now: datetime | None = None
+        if chosen.name == REDIS:
             if now_given:
                 raise ToolInputError(
                     "'now' is only for workflows that carry state; the approval store uses the server clock. "
@@ -81,89 +78,30 @@ class ApprovalTransitionTool(Tool):
                     "the version you read, so a concurrent decision cannot be overwritten. Pass the version from "
                     "approval_route or from the last approval_transition"
                 )
-            try:
-                result = store.transition(
-                    request_id, event=event, actor_id=actor_id, actor_level=actor_level,
-                    expected_version=expected, idempotency_key=idempotency_key,
+        else:
+            now = instant_param(params, "now")
+            if idempotency_key and chosen.name == WORKFLOW:
+                raise ToolInputError(
+                    "'idempotency_key' needs persist=true or the Redis approval store (redis_url): without a store "
+                    "nothing remembers the first result, so a retry would apply again. Set persist or leave the key empty"
                 )
-            except UnknownRequest as exc:
-                raise ToolInputError(str(exc)) from None
-            except StoreUnavailable as exc:
-                raise HolySheepToolError(str(exc)) from None
-            except ValueError as exc:  # an idempotency key reused for another event or actor
-                raise ToolInputError(_named(exc)) from None
-            yield from self._emit(result, "redis")
-            return
-        now = self._instant(tool_parameters, "now") or datetime.now(UTC)
-        persist = bool_param(tool_parameters, "persist")
-        if idempotency_key and not persist:
-            raise ToolInputError(
-                "'idempotency_key' needs persist=true or the Redis approval store (redis_url): without a store "
-                "nothing remembers the first result, so a retry would apply again. Set persist or leave the key empty"
-            )
-        key = storage_key(request_id)
-        idem_key = idempotency_storage_key(request_id, idempotency_key) if idempotency_key else None
-        if idem_key is not None:
-            replay = self._load(idem_key)
-            if replay is not None:
-                try:
-                    first = check_idempotent_replay(TransitionResult.from_dict(replay), event=event, actor_id=actor_id)
-                except ValueError as exc:
-                    raise ToolInputError(_named(exc)) from None
-                yield from self._emit(first, "dify_storage")
-                return
-        stored = self._load(key) if persist else None
-        if stored is not None and now_given:
-            raise ToolInputError(
-                "'now' is only for workflows that carry state: this request is stored (persist), and its deadline "
-                "is checked against the current time. Leave 'now' empty"
-            )
-        record = ApprovalRecord.from_dict(stored) if stored is not None else self._record_from_parameters(request_id, tool_parameters)
-        result = apply_transition(record, event=event, actor_id=actor_id, actor_level=actor_level, expected_version=expected, now=now)
-        if persist:
-            if result.version != record.version:  # accepted, or the request expired
-                self.session.storage.set(key, json.dumps(record.advanced(result).to_dict()).encode())
-            if idem_key is not None:
-                self.session.storage.set(idem_key, json.dumps(result.to_dict()).encode())
-        yield from self._emit(result, "dify_storage" if persist else "none")
-
-    def _record_from_parameters(self, request_id: str, params: dict[str, Any]) -> ApprovalRecord:
-        """The record the workflow carries. No store holds it, so nothing may be guessed: state and
-        required_level are required."""
-        state = required_choice(
-            params, "state", STATES,
-            "the state the workflow carries (approval_route's next_state, then each transition's state)",
-        )
-        required_level = required_choice(
-            params, "required_level", APPROVER_LEVELS,
-            "approval_route's approver_level (then each transition's required_level)",
-        )
         try:
-            return ApprovalRecord(
-                request_id=request_id,
-                state=state,
-                version=number_param(params, "version", default=1, minimum=1, integer=True),
-                required_level=required_level,
-                requester_id=required_text(params, "requester_id", "who asked for the approval, so self-approval can be refused"),
-                deadline=self._instant(params, "deadline"),
+            if now is not None and chosen.name == DIFY_STORAGE and chosen.store.get(request_id) is not None:
+                raise ToolInputError(
+                    "'now' is only for workflows that carry state: this request is stored (persist), and its deadline "
+                    "is checked against the current time. Leave 'now' empty"
+                )
+            result = chosen.store.transition(
+                request_id, event=event, actor_id=actor_id, actor_level=actor_level,
+                expected_version=expected, now=now, idempotency_key=idempotency_key,
             )
-        except ValueError as exc:
+        except UnknownRequest as exc:
+            raise ToolInputError(str(exc)) from None
+        except StoreUnavailable as exc:
+            raise HolySheepToolError(str(exc)) from None
+        except ValueError as exc:  # e.g. an idempotency key reused for another event or actor
             raise ToolInputError(_named(exc)) from None
-
-    @staticmethod
-    def _instant(params: dict[str, Any], name: str) -> datetime | None:
-        text = text_param(params, name, max_chars=64).strip()
-        if not text:
-            return None
-        try:
-            return parse_instant(text, name)
-        except ValueError as exc:
-            raise ToolInputError(_named(exc)) from None
-
-    def _load(self, key: str) -> dict[str, Any] | None:
-        if not self.session.storage.exist(key):
-            return None
-        return json.loads(self.session.storage.get(key))
+        yield from self._emit(result, chosen.name)
 
     def _emit(self, result: TransitionResult, store: str) -> Generator[ToolInvokeMessage, None, None]:
         output = {**result.to_outputs(), "code": result.code, "required_level": result.required_level, "store": store}
@@ -172,9 +110,52 @@ class ApprovalTransitionTool(Tool):
             yield self.create_variable_message(name, value)
 
 
+def record_from_parameters(request_id: str, params: dict[str, Any]) -> ApprovalRecord:
+    """The record the workflow carries. No store holds it, so nothing may be guessed: state and
+    required_level are required."""
+    state = required_choice(
+        params, "state", STATES,
+        "the state the workflow carries (approval_route's next_state, then each transition's state)",
+    )
+    required_level = required_choice(
+        params, "required_level", APPROVER_LEVELS,
+        "approval_route's approver_level (then each transition's required_level)",
+    )
+    short_text(params, "version")
+    try:
+        return ApprovalRecord(
+            request_id=request_id,
+            state=state,
+            version=number_param(params, "version", default=1, minimum=1, maximum=MAX_VERSION, integer=True),
+            required_level=required_level,
+            requester_id=required_text(params, "requester_id", "who asked for the approval, so self-approval can be refused"),
+            deadline=instant_param(params, "deadline"),
+        )
+    except ValueError as exc:
+        raise ToolInputError(_named(exc)) from None
+
+
+def instant_param(params: dict[str, Any], name: str) -> datetime | None:
+    """An ISO 8601 instant, or None when empty. Dates at the calendar's edges whose offset would move them
+    out of it are refused, naming the parameter."""
+    text = short_text(params, name).strip()
+    if not text:
+        return None
+    try:
+        return parse_instant(text, name)
+    except ValueError as exc:
+        raise ToolInputError(_named(exc)) from None
+
+
+def short_text(params: dict[str, Any], name: str) -> str:
+    """A parameter read as text and refused by its length alone when longer than a choice, a number, a flag
+    or an instant can be, so that no message ever repeats a long value."""
+    return text_param(params, name, max_chars=SHORT_TEXT)
+
+
 def actor_level_param(params: dict[str, Any], event: str) -> str | None:
     """The actor's level; None when empty, which only escalate and cancel allow."""
-    if not str(params.get("actor_level") or "").strip():
+    if not short_text(params, "actor_level").strip():
         if event in LEVEL_GATED_EVENTS:
             raise ToolInputError(
                 f"'actor_level' is required to {event}: give the actor's approver level "
