@@ -107,7 +107,7 @@ def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, 
     where = f"entry for model '{name}'"
     if not isinstance(entry, dict):
         raise FieldError("price_overrides", f"{where} must be a mapping with input and output prices")
-    unknown = set(entry) - {"input", "output", "cached_input", "source", "aliases"}
+    unknown = set(entry) - {"input", "output", "cached_input", "source", "aliases", "label"}
     if unknown:
         raise FieldError("price_overrides", f"{where} has unknown keys {sorted(unknown)}: use input, output, cached_input, aliases")
     values: dict[str, float] = {}

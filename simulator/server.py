@@ -20,10 +20,29 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 DEFAULT_API_KEY = "sim-key-0123456789abcdef"
-MODELS = ["deepseek-v3.2", "gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4.5", "gemini-2.5-flash", "qwen3-coder", "mystery-1"]
+PRICES_FILE = Path(__file__).resolve().parent.parent / "gateway" / "data" / "prices.yaml"
+# Served but not in the price table: how tests reach a model with no known price.
+UNPRICED_MODELS = ["qwen3-coder", "mystery-1"]
+
+
+def priced_models() -> list[str]:
+    """The model names of the plugin's price table, the one list of models (read without a YAML library:
+    the simulator runs on the standard library alone)."""
+    names: list[str] = []
+    in_models = False
+    for line in PRICES_FILE.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            in_models = line.rstrip() == "models:"
+        elif in_models and (entry := re.match(r"^  ([^\s#][^:]*):\s*$", line)):
+            names.append(entry.group(1))
+    return names
+
+
+MODELS = [*priced_models(), *UNPRICED_MODELS]
 OWNER = "holysheep-sim"
 HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"

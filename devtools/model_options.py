@@ -1,0 +1,77 @@
+"""The tools' model selects, generated from the price table (`gateway/data/prices.yaml`), the one list of
+models. `./dev sync-models` rewrites the selects after a model was added or repriced; a test fails while
+any tool YAML disagrees with the table.
+
+    ./dev sync-models
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRICES = REPO_ROOT / "gateway" / "data" / "prices.yaml"
+# Tools whose `model` parameter is the select of priced models (approval_route's is free text).
+MODEL_SELECT_TOOLS = ("chat", "stream_chat", "batch_chat")
+FIXED_OPTIONS = [
+    {"value": "default", "label": {"en_US": "Provider default", "zh_Hans": "默认模型"}},
+    {"value": "auto", "label": {"en_US": "Auto (route by prompt)", "zh_Hans": "自动（按提示词路由）"}},
+]
+
+
+def priced_models() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(PRICES.read_text(encoding="utf-8"))["models"]
+
+
+def _usd(value: float) -> str:
+    return f"${value:g}" if float(value).is_integer() else f"${value:.2f}"
+
+
+def model_options() -> list[dict[str, Any]]:
+    """`default`, `auto`, then every priced model, cheapest first, labelled with its prices."""
+    models = sorted(priced_models().items(), key=lambda item: (item[1]["input"] + item[1]["output"], item[0]))
+    options = [dict(option) for option in FIXED_OPTIONS]
+    for name, entry in models:
+        price = f"{_usd(entry['input'])} / {_usd(entry['output'])}"
+        label = entry.get("label") or name
+        options.append({"value": name, "label": {"en_US": f"{label} ({price} per M)", "zh_Hans": f"{label}（每百万 {price}）"}})
+    return options
+
+
+def options_yaml(options: list[dict[str, Any]], indent: str) -> str:
+    lines = [f"{indent}options:"]
+    for option in options:
+        label = option["label"]
+        lines.append(f"{indent}  - value: {option['value']}")
+        lines.append(f"{indent}    label: {{en_US: {label['en_US']}, zh_Hans: {label['zh_Hans']}}}")
+    return "\n".join(lines) + "\n"
+
+
+_MODEL_OPTIONS = re.compile(r"(  - name: model\n(?:    (?!options:).*\n)*)(    options:\n(?:      .*\n)*)")
+
+
+def sync(tool: str) -> bool:
+    """Rewrites the `model` options of tools/<tool>.yaml from the price table; True if it changed."""
+    path = REPO_ROOT / "tools" / f"{tool}.yaml"
+    text = path.read_text(encoding="utf-8")
+    updated, count = _MODEL_OPTIONS.subn(lambda m: m.group(1) + options_yaml(model_options(), "    "), text, count=1)
+    if count != 1:
+        raise SystemExit(f"{path}: no `model` parameter with options found")
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def main() -> int:
+    for tool in MODEL_SELECT_TOOLS:
+        print(f"tools/{tool}.yaml: {'updated' if sync(tool) else 'already in line with the price table'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
