@@ -51,6 +51,7 @@ from approval.llm import (
     validate_guard,
 )
 from approval.policy import PRIORITIES, Policy, PolicyDecision, money, normalize_name, parse_amount
+from untrusted import InputError, check_text, quote
 
 LLM_STATUSES: tuple[str, ...] = ("ok", "invalid_output", "failed", "circuit_open", "skipped")
 MAX_CONTENT_CHARS = 20_000
@@ -68,7 +69,10 @@ def _text(value: Any, name: str, *, required: bool, limit: int = MAX_ID_CHARS) -
         raise ValueError(f"{name} is required")
     if len(value) > limit:
         raise ValueError(f"{name} is longer than {limit} characters")
-    return value
+    try:
+        return check_text(value)
+    except InputError as exc:
+        raise ValueError(f"{name} {exc}") from None
 
 
 @dataclass
@@ -97,7 +101,7 @@ class ApprovalRequest:
         currency = _text(self.currency, "currency", required=False) or "USD"
         currency = currency.upper()
         if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
-            raise ValueError(f"currency must be a 3-letter code such as USD or EUR, got {self.currency!r}")
+            raise ValueError(f"currency must be a 3-letter code such as USD or EUR, got {quote(self.currency)}")
         self.currency = currency
         self.raw_request_type = _text(self.request_type, "request_type", required=True)
         self.raw_department = _text(self.department, "department", required=False)
@@ -106,7 +110,7 @@ class ApprovalRequest:
         self.requester_id = _text(self.requester_id, "requester_id", required=True)
         priority = _text(self.priority, "priority", required=False).lower() or "normal"
         if priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {self.priority!r}")
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {quote(self.priority)}")
         self.priority = priority
         self.deadline_hours = _deadline_hours(self.deadline_hours)
 
@@ -135,17 +139,17 @@ def _deadline_hours(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise ValueError(f"deadline_hours must be a number of hours, got {value!r}")
+        raise ValueError(f"deadline_hours must be a number of hours, got {quote(value)}")
     try:
         hours = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"deadline_hours must be a number of hours, got {value!r}") from None
+        raise ValueError(f"deadline_hours must be a number of hours, got {quote(value)}") from None
     if not math.isfinite(hours):
-        raise ValueError(f"deadline_hours must be a finite number, got {value!r}")
+        raise ValueError(f"deadline_hours must be a finite number, got {quote(value)}")
     if hours < 0:
-        raise ValueError(f"deadline_hours must not be negative, got {value!r}")
+        raise ValueError(f"deadline_hours must not be negative, got {quote(value)}")
     if hours > MAX_DEADLINE_HOURS:
-        raise ValueError(f"deadline_hours must be at most {MAX_DEADLINE_HOURS}, got {value!r}")
+        raise ValueError(f"deadline_hours must be at most {MAX_DEADLINE_HOURS}, got {quote(value)}")
     return hours
 
 

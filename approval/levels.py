@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from untrusted import quote
+
 APPROVER_LEVELS: tuple[str, ...] = ("manager", "director", "vp", "executive")
 RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high")
 STATES: tuple[str, ...] = ("pending", "under_review", "approved", "rejected", "escalated", "expired", "cancelled")
@@ -14,14 +16,14 @@ def level_rank(level: str) -> int:
     try:
         return APPROVER_LEVELS.index(level)
     except ValueError:
-        raise ValueError(f"unknown approver level {level!r}: use one of {', '.join(APPROVER_LEVELS)}") from None
+        raise ValueError(f"unknown approver level {quote(level)}: use one of {', '.join(APPROVER_LEVELS)}") from None
 
 
 def risk_rank(risk: str) -> int:
     try:
         return RISK_LEVELS.index(risk)
     except ValueError:
-        raise ValueError(f"unknown risk level {risk!r}: use one of {', '.join(RISK_LEVELS)}") from None
+        raise ValueError(f"unknown risk level {quote(risk)}: use one of {', '.join(RISK_LEVELS)}") from None
 
 
 def higher_level(a: str, b: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS
+from untrusted import InputError, check_text, quote
 
 MAX_REASONS = 5
 MAX_REASON_CHARS = 500
@@ -104,7 +105,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKey(f"duplicate key {key!r}")
+            raise _DuplicateKey(f"duplicate key {quote(key)}")
         result[key] = value
     return result
 
@@ -132,6 +133,8 @@ def validate_assessment(text: str) -> Assessment | str:
         return f"the answer is not valid: {exc}"
     except (json.JSONDecodeError, ValueError) as exc:
         return f"the answer is not a single JSON object: {exc}"
+    except RecursionError:
+        return "the answer is nested too deeply"
     if not isinstance(data, dict):
         return f"the answer must be a JSON object, not {type(data).__name__}"
     extra = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
@@ -156,6 +159,8 @@ def validate_assessment(text: str) -> Assessment | str:
         return f"'reasons' must have at most {MAX_REASONS} items, got {len(reasons)}"
     if any(len(item) > MAX_REASON_CHARS for item in reasons):
         return f"each reason must be at most {MAX_REASON_CHARS} characters"
+    if (invalid := _invalid_text(reasons)) is not None:
+        return f"'reasons' {invalid}"
     injection = data.get("injection_suspected", False)
     if not isinstance(injection, bool):
         return f"'injection_suspected' must be true or false, got {_short(injection)}"
@@ -166,6 +171,16 @@ def validate_assessment(text: str) -> Assessment | str:
         reasons=tuple(reasons),
         injection_suspected=injection,
     )
+
+
+def _invalid_text(items: list[str]) -> str | None:
+    """Why one of the strings cannot be passed on (a lone surrogate), or None."""
+    for item in items:
+        try:
+            check_text(item)
+        except InputError as exc:
+            return str(exc)
+    return None
 
 
 def _reject_constant(name: str) -> Any:
@@ -341,6 +356,8 @@ def validate_guard(text: str) -> GuardVerdict | str:
         data = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         return f"the answer is not a single JSON object: {exc}"
+    except RecursionError:
+        return "the answer is nested too deeply"
     if not isinstance(data, dict):
         return f"the answer must be a JSON object, not {type(data).__name__}"
     if set(data) != {"addresses_reviewer", "evidence"}:
@@ -353,4 +370,6 @@ def validate_guard(text: str) -> GuardVerdict | str:
         return "'evidence' must be an array of strings"
     if len(evidence) > GUARD_MAX_EVIDENCE or any(len(item) > MAX_REASON_CHARS for item in evidence):
         return f"'evidence' must have at most {GUARD_MAX_EVIDENCE} items of at most {MAX_REASON_CHARS} characters"
+    if (invalid := _invalid_text(evidence)) is not None:
+        return f"'evidence' {invalid}"
     return GuardVerdict(addresses_reviewer=flag, evidence=tuple(evidence))

@@ -24,11 +24,16 @@ from typing import Any, Protocol
 import yaml
 
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
+from untrusted import InputError, parse_yaml, quote
 
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 BUNDLED_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 MAX_POLICY_CHARS = 200_000
 MAX_RULES = 500
+# Policy numbers (amounts, rates, hours) stay where decimal arithmetic is exact and money prints in full.
+MAX_POLICY_NUMBER = Decimal(10) ** 15
+MAX_DECIMAL_PLACES = 12
+MAX_VERSION_CHARS = 200
 
 _TOP_KEYS = frozenset(
     {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
@@ -81,7 +86,7 @@ def normalize_name(value: str) -> str:
 def parse_amount(value: Any, field: str = "amount") -> Decimal:
     """A finite, non-negative Decimal. Floats go through ``str`` so 999.99 stays 999.99."""
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{field} must be a number, got {value!r}")
+        raise ValueError(f"{field} must be a number, got {quote(value)}")
     try:
         if isinstance(value, Decimal):
             result = value
@@ -89,18 +94,20 @@ def parse_amount(value: Any, field: str = "amount") -> Decimal:
             result = Decimal(value)
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise ValueError(f"{field} must be a finite number, got {value!r}")
+                raise ValueError(f"{field} must be a finite number, got {quote(value)}")
             result = Decimal(repr(value))
         elif isinstance(value, str):
+            if len(value) > 100:
+                raise ValueError(f"{field} must be a number, got {quote(value)}")
             result = Decimal(value.strip().replace(",", "").replace("_", ""))
         else:
             raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    except InvalidOperation:
-        raise ValueError(f"{field} must be a number, got {value!r}") from None
+    except (InvalidOperation, ValueError):  # ValueError: an int past Python's 4300-digit conversion limit
+        raise ValueError(f"{field} must be a number, got {quote(value)}") from None
     if not result.is_finite():
-        raise ValueError(f"{field} must be a finite number, got {value!r}")
+        raise ValueError(f"{field} must be a finite number, got {quote(value)}")
     if result < 0:
-        raise ValueError(f"{field} must not be negative, got {value}")
+        raise ValueError(f"{field} must not be negative, got {quote(value)}")
     return result
 
 
@@ -196,15 +203,7 @@ class Policy:
                 raise PolicyError("policy: the text is empty")
             if len(source) > MAX_POLICY_CHARS:
                 raise PolicyError(f"policy: the text is longer than {MAX_POLICY_CHARS} characters")
-            try:
-                data = yaml.safe_load(source)
-            except yaml.YAMLError as exc:
-                where = ""
-                mark = getattr(exc, "problem_mark", None)
-                if mark is not None:
-                    where = f" at line {mark.line + 1}, column {mark.column + 1}"
-                problem = getattr(exc, "problem", None) or "syntax error"
-                raise PolicyError(f"policy: not valid YAML or JSON{where}: {problem}") from None
+            data = _parse_text(source)
         else:
             data = source
         if not isinstance(data, Mapping):
@@ -277,7 +276,7 @@ class Policy:
         rate = self.currency_rates.get(code)
         if rate is None:
             raise UnknownCurrencyError(
-                f"unknown currency {currency!r}: the policy converts {', '.join(self.currency_rates)}"
+                f"unknown currency {quote(currency)}: the policy converts {', '.join(self.currency_rates)}"
             )
         return amount * rate
 
@@ -308,7 +307,7 @@ class Policy:
                     level = higher_level(level, rule.min_level)
                 if rule.min_risk:
                     risk = higher_risk(risk, rule.min_risk)
-                factors.append(f"rule {rule.id!r}: {rule.effect()}")
+                factors.append(f"rule {quote(rule.id)}: {rule.effect()}")
             # The default is the floor when it is stricter than what the rules say.
             level = higher_level(level, self.default_level)
             risk = higher_risk(risk, self.default_risk)
@@ -335,10 +334,37 @@ class Policy:
         if amount_base >= auto.amount_max:
             reasons.append(f"amount {money(amount_base)} {self.base_currency} is not below {money(auto.amount_max)}")
         if request_type not in auto.request_types:
-            reasons.append(f"type {request_type!r} is not one of {', '.join(sorted(auto.request_types))}")
+            reasons.append(f"type {quote(request_type)} is not one of {', '.join(sorted(auto.request_types))}")
         if risk_rank(risk) > risk_rank(auto.max_risk):
             reasons.append(f"risk {risk} is above {auto.max_risk}")
         return not reasons, "; ".join(reasons)
+
+
+def _parse_text(source: str) -> Any:
+    """YAML or JSON through ``untrusted.parse_yaml``: bounded size and depth, no aliases, valid Unicode."""
+    try:
+        return parse_yaml(source, max_bytes=MAX_POLICY_CHARS)
+    except InputError as exc:
+        if str(exc).startswith("is not valid YAML"):
+            raise PolicyError(f"policy: not valid YAML or JSON{_syntax_error_at(source)}") from None
+        raise PolicyError(f"policy: the text {exc}") from None
+    except ValueError:  # an integer past Python's 4300-digit conversion limit, raised by the YAML constructor
+        raise PolicyError("policy: the text holds a number too long to read (more than 4300 digits)") from None
+
+
+def _syntax_error_at(source: str) -> str:
+    """Where the YAML parser stops, as " at line L, column C: problem". Only the event stream is read: no
+    node is built and no alias expanded, and the parser keeps its own stack, so this is bounded too."""
+    try:
+        for _event in yaml.parse(source, Loader=yaml.SafeLoader):
+            pass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{where}: {(exc.problem or 'syntax error')[:200]}"  # PyYAML's own words; characters in them are repr()
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return ": syntax error"
 
 
 @functools.cache
@@ -352,20 +378,37 @@ def _bundled() -> Policy:
 def _one_of(where: str, key: str, value: Any, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise PolicyError(f"{where}: {key!r} must be one of {', '.join(allowed)}, got {value!r}")
+        raise PolicyError(f"{where}: {key!r} must be one of {', '.join(allowed)}, got {quote(value)}")
     return value.strip().lower()
 
 
 def _number(where: str, key: str, value: Any, *, positive: bool = False) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise PolicyError(f"{where}: {key!r} must be a number, got {value!r}")
+        raise PolicyError(f"{where}: {key!r} must be a number, got {quote(value)}")
     try:
         result = parse_amount(value, key)
     except ValueError as exc:
         raise PolicyError(f"{where}: {exc}") from None
     if positive and result <= 0:
-        raise PolicyError(f"{where}: {key!r} must be greater than 0, got {value!r}")
+        raise PolicyError(f"{where}: {key!r} must be greater than 0, got {quote(value)}")
+    if result >= MAX_POLICY_NUMBER:
+        raise PolicyError(f"{where}: {key!r} must be below {MAX_POLICY_NUMBER:,f}, got {quote(value)}")
+    if _decimal_places(result) > MAX_DECIMAL_PLACES:
+        raise PolicyError(f"{where}: {key!r} has more than {MAX_DECIMAL_PLACES} decimal places, got {quote(value)}")
     return result
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Digits after the point once trailing zeros are dropped (1.500 has 1; 1E-20 has 20), without the
+    decimal context, which would round 1E-999999999 to 0."""
+    if value == 0:
+        return 0
+    _sign, digits, exponent = value.as_tuple()
+    kept = list(digits)
+    while isinstance(exponent, int) and exponent < 0 and len(kept) > 1 and kept[-1] == 0:
+        kept.pop()
+        exponent += 1
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _names(where: str, key: str, value: Any, allowed: Iterable[str] | None = None) -> frozenset[str]:
@@ -374,15 +417,23 @@ def _names(where: str, key: str, value: Any, allowed: Iterable[str] | None = Non
     result = set()
     for item in value:
         if not isinstance(item, str) or not item.strip():
-            raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings, got item {item!r}")
+            raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings, got item {quote(item)}")
         result.add(_one_of(where, key, item, allowed) if allowed is not None else normalize_name(item))
     return frozenset(result)
 
 
 def _unknown_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(str(key) for key in data if key not in allowed)
+    unknown = [key for key in data if key not in allowed]
     if unknown:
-        raise PolicyError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        shown = ", ".join(_field_name(key) for key in sorted(unknown[:10], key=_field_name))
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise PolicyError(f"{where}: unknown field(s) {shown}{more}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _field_name(key: object) -> str:
+    """A field name as written, or quoted (short, control characters shown) when it is anything unusual."""
+    text = key if isinstance(key, str) else None
+    return text if text is not None and len(text) <= 40 and text.isidentifier() else quote(key, 40)
 
 
 def _mapping(where: str, value: Any) -> Mapping[str, Any]:
@@ -396,6 +447,10 @@ def _parse(data: Mapping[str, Any]) -> Policy:
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise PolicyError('policy: \'version\' must be a non-empty string (quote it, e.g. version: "2025.1")')
+    if len(version.strip()) > MAX_VERSION_CHARS or not version.strip().isprintable():
+        raise PolicyError(
+            f"policy: 'version' must be at most {MAX_VERSION_CHARS} printable characters, got {quote(version)}"
+        )
     base = data.get("base_currency")
     if not isinstance(base, str) or not _CURRENCY.match(base.strip().upper()):
         raise PolicyError("policy: 'base_currency' must be a 3-letter currency code such as USD")
@@ -405,16 +460,16 @@ def _parse(data: Mapping[str, Any]) -> Policy:
     rates: dict[str, Decimal] = {}
     for code, rate in rates_raw.items():
         if not isinstance(code, str) or not _CURRENCY.match(code.strip().upper()):
-            raise PolicyError(f"policy: 'currency_rates': {code!r} is not a 3-letter currency code")
-        rates[code.strip().upper()] = _number(f"currency_rates {code!r}", "rate", rate, positive=True)
+            raise PolicyError(f"policy: 'currency_rates': {quote(code)} is not a 3-letter currency code")
+        rates[code.strip().upper()] = _number(f"currency_rates {quote(code)}", "rate", rate, positive=True)
     if base not in rates:
         rates[base] = Decimal(1)
     elif rates[base] != 1:
         raise PolicyError(f"policy: 'currency_rates': the base currency {base} must have rate 1, got {rates[base]}")
 
     for key, scale in (("levels", APPROVER_LEVELS), ("risk_levels", RISK_LEVELS)):
-        if key in data and list(data[key] or []) != list(scale):
-            raise PolicyError(f"policy: {key!r} must be [{', '.join(scale)}] (lowest first), got {data[key]!r}")
+        if key in data and (not isinstance(data[key], list | None) or list(data[key] or []) != list(scale)):
+            raise PolicyError(f"policy: {key!r} must be [{', '.join(scale)}] (lowest first), got {quote(data[key])}")
 
     default = _mapping("policy: 'default'", data.get("default", {"level": APPROVER_LEVELS[0], "risk": RISK_LEVELS[0]}))
     _unknown_keys("policy: 'default'", default, frozenset({"level", "risk"}))
@@ -431,7 +486,7 @@ def _parse(data: Mapping[str, Any]) -> Policy:
     for index, raw in enumerate(rules_raw, start=1):
         rule = _parse_rule(index, raw)
         if rule.id in seen:
-            raise PolicyError(f"rule {rule.id!r} (#{index}): duplicate rule id")
+            raise PolicyError(f"rule {quote(rule.id)} (#{index}): duplicate rule id")
         seen.add(rule.id)
         rules.append(rule)
 
@@ -470,9 +525,9 @@ def _parse_rule(index: int, raw: Any) -> Rule:
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
         raise PolicyError(
-            f"rule #{index}: 'id' must be a short name (letters, digits, - _ . :), got {rule_id!r}"
+            f"rule #{index}: 'id' must be a short name (letters, digits, - _ . :), got {quote(rule_id)}"
         )
-    where = f"rule {rule_id!r} (#{index})"
+    where = f"rule {quote(rule_id)} (#{index})"
     _unknown_keys(where, raw, _RULE_KEYS)
     description = raw.get("description", "")
     if not isinstance(description, str):

@@ -27,6 +27,7 @@ from typing import Any
 
 from approval.confusables import person_keys
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES, TERMINAL_STATES, level_rank
+from untrusted import quote
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("pending", "claim"): "under_review",
@@ -78,27 +79,37 @@ def transition_table_markdown() -> str:
 
 # --------------------------------------------------------------------------- instants
 
+MAX_INSTANT_CHARS = 64
+
 
 def parse_instant(text: str, field: str) -> datetime:
     """Parse an ISO 8601 instant (``Z`` or an offset; a naive value is taken as UTC) to an aware UTC datetime.
 
-    Raises ValueError naming ``field`` when the text is empty or not ISO 8601.
+    Raises ValueError naming ``field`` when the text is empty, not ISO 8601, or an instant at the calendar's
+    edge whose offset moves it outside years 1 to 9999 in UTC (``9999-12-31T23:59:59-14:00``).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(
-            f"{field}: expected an ISO 8601 date-time such as 2025-01-31T17:00:00Z, got {text!r}"
+            f"{field}: expected an ISO 8601 date-time such as 2025-01-31T17:00:00Z, got {quote(text)}"
         )
     raw = text.strip()
+    if len(raw) > MAX_INSTANT_CHARS:
+        raise ValueError(f"{field}: {quote(text)} is too long for an ISO 8601 date-time")
     if raw.endswith(("z", "Z")):
         raw = raw[:-1] + "+00:00"
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError(
-            f"{field}: {text!r} is not an ISO 8601 date-time (use e.g. 2025-01-31T17:00:00Z or "
+            f"{field}: {quote(text)} is not an ISO 8601 date-time (use e.g. 2025-01-31T17:00:00Z or "
             "2025-01-31T18:00:00+01:00)"
         ) from None
-    return as_utc(value)
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError(
+            f"{field}: {quote(text)} is outside the calendar once its offset is applied (years 1 to 9999 in UTC)"
+        ) from None
 
 
 def as_utc(value: datetime) -> datetime:
@@ -356,12 +367,12 @@ def _same_person(a: str, b: str) -> bool:
 
 def _check_choice(value: object, choices: tuple[str, ...], name: str) -> None:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: unknown value {value!r}; use one of {', '.join(choices)}")
+        raise ValueError(f"{name}: unknown value {quote(value)}; use one of {', '.join(choices)}")
 
 
 def _check_version(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+        raise ValueError(f"{name}: expected a non-negative integer, got {quote(value)}")
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from approval.backends import store_for
 from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
+from gateway.errors import FieldError
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.support import (
     HolySheepToolError,
@@ -46,6 +47,8 @@ class ApprovalRouteTool(Tool):
                 priority=text_param(tool_parameters, "priority", default="normal", max_chars=SHORT_TEXT).strip(),
                 deadline_hours=number_param(tool_parameters, "deadline_hours", default=None, minimum=0, maximum=87_600, allow_none=True),
             )
+        except FieldError:  # a parameter's own message, named by reported_errors
+            raise
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
         model = text_param(tool_parameters, "model", max_chars=200).strip()

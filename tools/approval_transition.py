@@ -9,6 +9,7 @@ from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
+from gateway.errors import FieldError
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -45,6 +46,8 @@ class ApprovalTransitionTool(Tool):
         try:
             request_id = validate_request_id(text_param(params, "request_id", required=True, max_chars=200).strip())
             idempotency_key = validate_idempotency_key(text_param(params, "idempotency_key", max_chars=200).strip() or None)
+        except FieldError:  # a parameter's own message, named by reported_errors
+            raise
         except ValueError as exc:
             raise ToolInputError(_named(exc)) from None
         if not short_text(params, "event").strip():
@@ -99,6 +102,8 @@ class ApprovalTransitionTool(Tool):
             raise ToolInputError(str(exc)) from None
         except StoreUnavailable as exc:
             raise HolySheepToolError(str(exc)) from None
+        except FieldError:  # a parameter's own message, named by reported_errors
+            raise
         except ValueError as exc:  # e.g. an idempotency key reused for another event or actor
             raise ToolInputError(_named(exc)) from None
         yield from self._emit(result, chosen.name)
@@ -131,6 +136,8 @@ def record_from_parameters(request_id: str, params: dict[str, Any]) -> ApprovalR
             requester_id=required_text(params, "requester_id", "who asked for the approval, so self-approval can be refused"),
             deadline=instant_param(params, "deadline"),
         )
+    except FieldError:  # a parameter's own message, named by reported_errors
+        raise
     except ValueError as exc:
         raise ToolInputError(_named(exc)) from None
 
