@@ -16,11 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.client import CallOptions, Deadline, GatewayClient
-from gateway.errors import GatewayError
+from gateway.config import MAX_MODEL_CHARS, model_name
+from gateway.errors import FieldError, GatewayError
 from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
+from untrusted import InputError, check_text, parse_json, quote
 
 MAX_ITEMS = 1000
+# Bounds on the `prompts` input: a prompt as long as a chat prompt may be, the whole as JSON at most this.
+MAX_INPUT_CHARS = 20_000_000
+MAX_INPUT_DEPTH = 4  # an array of objects of plain values
+MAX_PROMPT_CHARS = 2_000_000
+MAX_ID_CHARS = 200
+MAX_ITEM_MAX_TOKENS = 1_000_000
 # An item is not started with less time than this left before the batch deadline.
 MIN_ITEM_SECONDS = 5.0
 ITEM_KEYS = {"id", "prompt", "system_prompt", "model", "max_tokens"}
@@ -64,12 +72,17 @@ class BatchInput:
 
 def parse_batch_input(raw: object) -> BatchInput:
     """A JSON array of strings or objects (id, prompt, system_prompt, model, max_tokens), or plain
-    text with one prompt per line."""
+    text with one prompt per line. JSON is parsed with limits (size, nesting); every text must be valid
+    Unicode; a problem is a BatchInputError naming 'prompts' (and the item)."""
     if isinstance(raw, list):
         data: Any = raw
         json_format = True
     else:
-        text = str(raw or "").strip()
+        text = raw if isinstance(raw, str) else "" if raw is None else str(raw) if isinstance(raw, int | float) else None
+        if text is None:
+            raise BatchInputError(f"'prompts' must be text (a JSON array or one prompt per line), got {type(raw).__name__}")
+        _checked("'prompts'", text, MAX_INPUT_CHARS)
+        text = text.strip()
         if not text:
             raise BatchInputError("'prompts' is empty: give a JSON array or one prompt per line")
         # JSON when it looks like JSON; "[urgent] call the supplier" on one line is plain text.
@@ -79,9 +92,9 @@ def parse_batch_input(raw: object) -> BatchInput:
         )
         if json_format:
             try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise BatchInputError(f"'prompts' is not valid JSON: {exc}") from None
+                data = parse_json(text, max_bytes=MAX_INPUT_CHARS, max_depth=MAX_INPUT_DEPTH)
+            except InputError as exc:
+                raise BatchInputError(f"'prompts' {exc}") from None
             if not isinstance(data, list):
                 raise BatchInputError("'prompts' must be a JSON array (of strings or objects), not a single object")
         else:
@@ -94,40 +107,62 @@ def parse_batch_input(raw: object) -> BatchInput:
     seen: dict[str, int] = {}
     for item in items:
         if item.id in seen:
-            raise BatchInputError(f"prompts[{item.index}]: id '{item.id}' is used twice (also prompts[{seen[item.id]}])")
+            raise BatchInputError(f"prompts[{item.index}]: id {quote(item.id)} is used twice (also prompts[{seen[item.id]}])")
         seen[item.id] = item.index
     return BatchInput(items, json_format)
+
+
+def _checked(where: str, text: str, max_chars: int) -> str:
+    try:
+        return check_text(text, max_chars=max_chars)
+    except InputError as exc:
+        raise BatchInputError(f"{where} {exc}") from None
 
 
 def _parse_item(index: int, entry: Any) -> BatchItem:
     where = f"prompts[{index}]"
     if isinstance(entry, str):
+        _checked(where, entry, MAX_PROMPT_CHARS)
         if not entry.strip():
             raise BatchInputError(f"{where} is an empty prompt")
         return BatchItem(index, str(index), entry)
     if not isinstance(entry, dict):
         raise BatchInputError(f"{where} must be a string or an object with 'prompt', got {type(entry).__name__}")
-    unknown = set(entry) - ITEM_KEYS
+    unknown = [key for key in entry if key not in ITEM_KEYS]
     if unknown:
-        raise BatchInputError(f"{where} has unknown keys {sorted(unknown)}: allowed are {sorted(ITEM_KEYS)}")
+        shown = ", ".join(quote(key, 30) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise BatchInputError(f"{where} has unknown keys {shown}: allowed are {sorted(ITEM_KEYS)}")
     prompt = entry.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BatchInputError(f"{where} needs a non-empty string 'prompt'")
+    _checked(f"{where}.prompt", prompt, MAX_PROMPT_CHARS)
     max_tokens = entry.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise BatchInputError(f"{where}: 'max_tokens' must be a whole number of at least 1")
-    for name in ("system_prompt", "model"):
-        if entry.get(name) is not None and not isinstance(entry[name], str):
-            raise BatchInputError(f"{where}: '{name}' must be a string")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_ITEM_MAX_TOKENS
+    ):
+        raise BatchInputError(f"{where}: 'max_tokens' must be a whole number from 1 to {MAX_ITEM_MAX_TOKENS}")
+    for name, limit in (("system_prompt", MAX_PROMPT_CHARS), ("model", MAX_MODEL_CHARS)):
+        if entry.get(name) is not None:
+            if not isinstance(entry[name], str):
+                raise BatchInputError(f"{where}: '{name}' must be a string")
+            _checked(f"{where}.{name}", entry[name], limit)
+    model = entry.get("model") or None
+    if model is not None:
+        try:
+            model = model_name(model, "model") or None
+        except FieldError as exc:
+            raise BatchInputError(f"{where}.model {exc.problem}") from None
     item_id = entry.get("id", index)
-    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int) or (isinstance(item_id, int) and abs(item_id) > 2**63):
         raise BatchInputError(f"{where}: 'id' must be a string or a number")
+    if isinstance(item_id, str):
+        _checked(f"{where}.id", item_id, MAX_ID_CHARS)
     return BatchItem(
         index,
         str(item_id),
         prompt,
         system_prompt=entry.get("system_prompt"),
-        model=entry.get("model") or None,
+        model=model,
         max_tokens=max_tokens,
     )
 
@@ -291,7 +326,8 @@ def _run_workers(
             try:
                 results[index] = run_item(items[index])
             except Exception as exc:  # a bug must not lose the item: report it as that item's error
-                results[index] = ItemResult(items[index].id, ERROR, error=f"internal error: {exc!r}", error_code="internal")
+                error = f"internal error: {type(exc).__name__}: {quote(str(exc), 200)}"
+                results[index] = ItemResult(items[index].id, ERROR, error=error, error_code="internal")
             finally:
                 done.put(index)  # even if the greenlet is killed: the batch must not wait forever
 

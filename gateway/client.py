@@ -51,6 +51,7 @@ from gateway.state import PROCESS_STATE, SharedState
 from gateway.stream_events import StreamState, read_stream
 from gateway.tokens import estimate_prompt_tokens
 from gateway.transport import Attempt, AttemptFailed, Deadline, Endpoint, Response, Transport
+from untrusted import quote
 
 # Tokens reserved against a TPM limit for the completion when the caller sets no max_tokens.
 DEFAULT_COMPLETION_RESERVE = 1024
@@ -202,7 +203,7 @@ class GatewayClient:
             result.attempts += spent
             result.fallback_from = tried
             if tried:
-                result.warnings.append(f"served by fallback model '{model}' after {', '.join(tried)} failed")
+                result.warnings.append(f"served by fallback model {quote(model)} after {', '.join(quote(m) for m in tried)} failed")
             yield completed
             return
 
@@ -212,7 +213,7 @@ class GatewayClient:
         permit = breaker.acquire()
         if not permit.allowed:
             raise CircuitOpenError(
-                f"circuit open for model '{model}' at {self.config.base_url}: recent calls failed; "
+                f"circuit open for model {quote(model)} at {self.config.base_url}: recent calls failed; "
                 f"not sending for another {permit.retry_in:.0f}s",
                 attempts=0,
             )
@@ -351,6 +352,7 @@ class ClientRegistry:
         self._lock = threading.Lock()
 
     def get(self, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
+        register_secret(config.api_key)  # a key in use stays among the last line of defence's recent keys
         with self._lock:
             client = self._clients.get(config)
             if client is None:

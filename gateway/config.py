@@ -7,12 +7,18 @@ validated here, and every problem names the field to fix.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import urllib3
+from requests.models import PreparedRequest
+
 from gateway.errors import FieldError
+from untrusted import InputError, check_text, quote
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 DEFAULT_MODEL = "deepseek-v3.2"
@@ -23,21 +29,51 @@ MAX_TIMEOUT_SECONDS = 540.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 10
 
+# Bounds on what a credential may be: far above any real value, far below what could stall the process.
+MAX_API_KEY_CHARS = 512
+MAX_URL_CHARS = 2048
+MAX_HOST_CHARS = 253
+MAX_LABEL_CHARS = 63
+MAX_MODEL_CHARS = 200
+MAX_FALLBACK_MODELS = 20
+MAX_FALLBACK_CHARS = 4000
+MAX_PRICE_OVERRIDES_CHARS = 100_000
+MAX_NUMBER_CHARS = 100
+MAX_MAGNITUDE = 2**53  # numbers pass through float: past this they are no longer exact
+
 _VERSION_SEGMENT = re.compile(r"^v\d+[a-z0-9]*$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$")
+# Control, format (zero-width, bidi), surrogate, private-use, unassigned, line and paragraph separators.
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _ENDPOINT_SUFFIXES = ("/chat/completions", "/completions", "/models")
 
 
 def normalize_base_url(raw: object) -> str:
     """`https://host`, `https://host/`, `https://host/v1/`, `https://host/v1/chat/completions` all become
-    `https://host/v1`; a path that already ends in a version (`/api/v3`) is kept; `/v1/v1` collapses."""
-    text = str(raw or "").strip().strip("\"'").strip()
+    `https://host/v1`; a path that already ends in a version (`/api/v3`) is kept; `/v1/v1` collapses.
+
+    Whatever is wrong with it is a FieldError("base_url", ...) that never repeats a user name or password
+    (a URL with `user:password@` is refused: requests would send it as Basic auth instead of the key)."""
+    text = _credential_text(raw, "base_url", MAX_URL_CHARS).strip("\"'").strip()
     if not text:
         return DEFAULT_BASE_URL
     if "://" not in text:
-        raise FieldError("base_url", f"'{text}' has no scheme: use a full URL such as {DEFAULT_BASE_URL}")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FieldError("base_url", f"'{text}' is not an http(s) URL with a host: use e.g. {DEFAULT_BASE_URL}")
+        raise FieldError("base_url", f"{quote(_without_userinfo(text))} has no scheme: use a full URL such as {DEFAULT_BASE_URL}")
+    try:
+        parts = urlsplit(text)
+        hostname, port = parts.hostname, parts.port  # urlsplit reads these lazily: a bad one raises here
+    except ValueError as exc:
+        shown = quote(_without_userinfo(text))
+        raise FieldError("base_url", f"{shown} is not a valid URL ({_first_words(exc)}): use e.g. {DEFAULT_BASE_URL}") from None
+    if "@" in parts.netloc:
+        raise FieldError("base_url", f"must not contain a user name or password (user:password@): put the key in api_key, e.g. {DEFAULT_BASE_URL}")
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise FieldError("base_url", f"{quote(text)} is not an http(s) URL with a host: use e.g. {DEFAULT_BASE_URL}")
+    if port == 0:
+        raise FieldError("base_url", f"has port 0: give the gateway's port (1 to 65535) or none, e.g. {DEFAULT_BASE_URL}")
+    problem = _host_problem(parts.netloc.rsplit(":", 1)[0] if port is not None or parts.netloc.endswith(":") else parts.netloc)
+    if problem:
+        raise FieldError("base_url", f"has an invalid host: {problem}; use e.g. {DEFAULT_BASE_URL}")
     if parts.query or parts.fragment:
         raise FieldError("base_url", "must not contain '?' or '#': give only the API root, e.g. " + DEFAULT_BASE_URL)
     path = re.sub(r"/+", "/", parts.path).rstrip("/")
@@ -49,12 +85,103 @@ def normalize_base_url(raw: object) -> str:
         segments.pop()
     if not segments or not _VERSION_SEGMENT.match(segments[-1]):
         segments.append("v1")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))
+    _check_http_libraries_accept(url)
+    return url
+
+
+def _host_problem(host: str) -> str | None:
+    """Why requests/urllib3 (or DNS) would fail on `host` as typed, or None. `host` is the netloc without
+    the port (IPv6 literals keep their brackets)."""
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1].split("%", 1)[0])
+        except ValueError:
+            return f"{quote(host)} is not an IPv6 address"
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return f"{quote(host)} is not a valid host name"
+    if len(ascii_host.rstrip(".")) > MAX_HOST_CHARS:
+        return f"the host name is too long ({len(ascii_host)} characters, at most {MAX_HOST_CHARS})"
+    labels = ascii_host[:-1].split(".") if ascii_host.endswith(".") else ascii_host.split(".")
+    for label in labels:
+        if not label:
+            return f"{quote(host)} has an empty part between dots"
+        if len(label) > MAX_LABEL_CHARS:
+            return f"a part of the host name is too long ({len(label)} characters, at most {MAX_LABEL_CHARS} between dots)"
+        if not _HOST_LABEL.match(label):
+            return f"{quote(host)} contains characters a host name cannot have"
+    return None
+
+
+def _check_http_libraries_accept(url: str) -> None:
+    """The URL as requests will prepare it: anything it (or urllib3) refuses is a base_url error now,
+    never an exception in the middle of a call."""
+    try:
+        urllib3.util.parse_url(url)
+        PreparedRequest().prepare_url(url + "/models", None)
+    except Exception as exc:  # whatever they raise, the user is told which field to fix
+        raise FieldError("base_url", f"is not a URL the HTTP client can use ({_first_words(exc)}): use e.g. {DEFAULT_BASE_URL}") from None
+
+
+def _without_userinfo(text: str) -> str:
+    """`text` with anything before an '@' in its authority part replaced, for messages."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{authority}{rest[end:]}"
+
+
+def _first_words(exc: BaseException) -> str:
+    """A library's exception message, short and without any URL it may repeat."""
+    lines = str(exc)[:1000].splitlines()
+    text = re.sub(r"\S*://\S*|\S*@\S*", "<url>", lines[0] if lines else type(exc).__name__)
+    return quote(text, 120)
+
+
+def _credential_text(raw: object, field: str, max_chars: int) -> str:
+    """A credential as text: stripped, at most `max_chars`, valid Unicode; otherwise a FieldError."""
+    text = "" if raw is None else raw if isinstance(raw, str) else str(raw) if isinstance(raw, int | float) else None
+    if text is None:
+        raise FieldError(field, f"must be text, got {type(raw).__name__}")
+    try:
+        check_text(text, max_chars=max_chars)
+    except InputError as exc:
+        raise FieldError(field, str(exc)) from None
+    return text.strip()
+
+
+def model_name(raw: object, field: str) -> str:
+    """A model name as typed (stripped): at most MAX_MODEL_CHARS, no control or invisible characters."""
+    name = _credential_text(raw, field, MAX_MODEL_CHARS)
+    for ch in name:
+        if unicodedata.category(ch) in _INVISIBLE:
+            raise FieldError(field, f"contains a control or invisible character ({quote(ch)}): give a model name, got {quote(name)}")
+    return name
+
+
+def parse_fallback_models(raw: object) -> tuple[str, ...]:
+    text = _credential_text(raw, "fallback_models", MAX_FALLBACK_CHARS)
+    names = [m.strip() for m in re.split(r"[,\n]", text) if m.strip()]
+    if len(names) > MAX_FALLBACK_MODELS:
+        raise FieldError("fallback_models", f"lists {len(names)} models; at most {MAX_FALLBACK_MODELS}")
+    return tuple(model_name(name, "fallback_models") for name in names)
 
 
 def sanitize_api_key(raw: object) -> str:
     """Strips what copy-paste adds around a key: whitespace, quotes, an accidental `Bearer ` prefix."""
-    key = str(raw or "").strip()
+    if raw is not None and not isinstance(raw, str | int):
+        raise FieldError("api_key", f"must be text, got {type(raw).__name__}")
+    key = "" if raw is None else str(raw)
+    if len(key) > MAX_API_KEY_CHARS * 2:  # checked before any work on it (and the key is never repeated)
+        raise FieldError("api_key", f"is too long ({len(key)} characters, at most {MAX_API_KEY_CHARS}): paste only the key itself")
+    key = key.strip()
     previous = None
     while key != previous:
         previous = key
@@ -63,6 +190,8 @@ def sanitize_api_key(raw: object) -> str:
             key = key[7:]
     if not key:
         raise FieldError("api_key", "is empty: paste the key from your gateway dashboard")
+    if len(key) > MAX_API_KEY_CHARS:
+        raise FieldError("api_key", f"is too long ({len(key)} characters, at most {MAX_API_KEY_CHARS}): paste only the key itself")
     if any(ch.isspace() for ch in key):
         raise FieldError("api_key", "contains spaces or line breaks: paste only the key itself")
     if not key.isascii() or not key.isprintable():
@@ -93,15 +222,21 @@ def parse_number(
         return default
     if isinstance(value, bool):
         raise FieldError(field, "must be a number, got a boolean")
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        raise FieldError(field, f"is too large (at most {MAX_MAGNITUDE} in size)")
+    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
+        raise FieldError(field, f"must be a number, got {quote(value)}")
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise FieldError(field, f"must be a number, got '{value}'") from None
+    except (TypeError, ValueError, OverflowError):
+        raise FieldError(field, f"must be a number, got {quote(value if isinstance(value, str | int | float) else type(value).__name__)}") from None
     if number != number or number in (float("inf"), float("-inf")):
         raise FieldError(field, "must be a finite number")
+    if abs(number) > MAX_MAGNITUDE:
+        raise FieldError(field, f"is too large (at most {MAX_MAGNITUDE} in size)")
     if integer:
         if number != int(number):
-            raise FieldError(field, f"must be a whole number, got {value}")
+            raise FieldError(field, f"must be a whole number, got {_fmt(number)}")
         number = int(number)
     if minimum is not None and number < minimum:
         raise FieldError(field, f"must be at least {_fmt(minimum)}, got {_fmt(number)}")
@@ -111,29 +246,38 @@ def parse_number(
 
 
 def check_redis_url(raw: object) -> str:
-    """The redis_url credential, checked for shape before anything connects. The message never repeats
-    the URL, which usually holds a password."""
-    url = str(raw or "").strip()
+    """The redis_url credential, checked before anything connects: its shape, then redis-py's own URL
+    parser and connection options (without connecting). The message never repeats the URL, which usually
+    holds a password."""
+    url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
     if not url:
         return ""
     hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise FieldError("redis_url", f"is not a valid URL: {hint}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise FieldError("redis_url", f"must start with redis://, rediss:// or unix://: {hint}")
     if not _port_is_valid(parts):
-        raise FieldError("redis_url", f"has a port that is not a number: {hint}")
+        raise FieldError("redis_url", f"has a port that is not a number from 1 to 65535: {hint}")
     if parts.scheme != "unix" and not parts.hostname:
         raise FieldError("redis_url", f"has no host: {hint}")
     database = parts.path.strip("/")
-    if database and not database.isdigit():
+    if parts.scheme != "unix" and database and not database.isdigit():
         raise FieldError("redis_url", f"is malformed: its database must be a number after the last '/': {hint}")
+    from gateway.redis_connection import redis_url_problem  # redis is only imported when configured
+
+    problem = redis_url_problem(url)
+    if problem:
+        raise FieldError("redis_url", f"{problem}: {hint}")
     return url
 
 
 def _port_is_valid(parts: SplitResult) -> bool:
     try:
         return parts.port is None or parts.port > 0  # urlsplit reads the port lazily: a bad one raises here
-    except ValueError:
+    except ValueError:  # not a number, or out of range
         return False
 
 
@@ -158,13 +302,10 @@ class GatewayConfig:
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> GatewayConfig:
         creds = credentials or {}
-        fallbacks = tuple(
-            m.strip() for m in re.split(r"[,\n]", str(creds.get("fallback_models") or "")) if m.strip()
-        )
         return cls(
             api_key=sanitize_api_key(creds.get("api_key")),
             base_url=normalize_base_url(creds.get("base_url")),
-            default_model=str(creds.get("default_model") or "").strip() or DEFAULT_MODEL,
+            default_model=model_name(creds.get("default_model"), "default_model") or DEFAULT_MODEL,
             timeout_seconds=parse_number(
                 creds.get("timeout_seconds"),
                 field="timeout_seconds",
@@ -180,8 +321,8 @@ class GatewayConfig:
                 maximum=MAX_RETRIES_LIMIT,
                 integer=True,
             ),
-            fallback_models=fallbacks,
-            price_overrides=str(creds.get("price_overrides") or "").strip(),
+            fallback_models=parse_fallback_models(creds.get("fallback_models")),
+            price_overrides=_credential_text(creds.get("price_overrides"), "price_overrides", MAX_PRICE_OVERRIDES_CHARS),
             redis_url=check_redis_url(creds.get("redis_url")),
         )
 

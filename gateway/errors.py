@@ -6,60 +6,231 @@ their outputs. Messages are redacted before they are stored: an error object nev
 
 from __future__ import annotations
 
+import base64
 import re
+import threading
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
 
-# A run of key-like characters: what a gateway echoes back ("Incorrect API key provided: sk-ab...").
-_TOKEN = re.compile(r"[A-Za-z0-9_\-\.~+/=]{6,}")
+# Characters a gateway echo of a key is made of ("Incorrect API key provided: sk-ab...", base64 in a
+# Basic header, a percent-encoded URL): a redacted echo takes its whole run of these with it.
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.~+/=%")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+# A secret longer than this is indexed by its first and last MAX_INDEXED_CHARS // 2 characters only (and
+# still replaced whole): the index, and so memory, stays bounded whatever a caller hands over.
+MAX_INDEXED_CHARS = 1024
+# register_secret ignores longer text: no valid key is that long (GatewayConfig refuses keys over 512).
+MAX_REGISTERED_CHARS = 4096
+# How many keys the process-wide last line of defence remembers (least recently used dropped first).
+# Every shared client's key is touched on each use, so the live clients' keys are always among them.
+MAX_KNOWN_SECRETS = 64
 
 
-class Redactor:
-    """Removes secrets from text, including partial echoes of at least eight characters of a secret."""
+def secret_forms(secret: str) -> list[str]:
+    """`secret` and the encodings in which it may travel or be echoed: percent-encoded (as in a URL), and
+    base64 (standard and URL-safe) at each of the three alignments it can have inside a longer encoded
+    string, such as the `user:key` of a Basic Authorization header. Of each base64 form only the
+    characters that depend on the secret alone are kept, so it matches whatever preceded the secret."""
+    forms = [secret]
+    quoted = urllib.parse.quote(secret, safe="")
+    if quoted != secret:
+        forms += [quoted, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted)]
+    raw = secret.encode("utf-8", "surrogatepass")
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode("ascii").rstrip("=")
+        first = -(-8 * pad // 6)  # the first character built only from the secret's bits
+        last = 8 * (pad + len(raw)) // 6  # one past the last such character
+        stable = encoded[first:last]
+        if stable:
+            forms.append(stable)
+            urlsafe = stable.replace("+", "-").replace("/", "_")
+            if urlsafe != stable:
+                forms.append(urlsafe)
+    return forms
+
+
+class SecretIndex:
+    """The secrets a Redactor removes, indexed for matching in time linear in the message: the set of
+    every MIN_ECHO-character slice of every form of every secret (refcounted, so secrets can be removed),
+    plus the short secrets and forms, matched whole."""
 
     MIN_ECHO = 8
 
+    def __init__(self) -> None:
+        self._grams: dict[str, int] = {}
+        self._whole: dict[str, int] = {}  # replaced as a whole: forms shorter than MIN_ECHO, over-long forms
+        self._secrets: dict[str, list[str]] = {}  # secret -> its grams' keys and whole forms, to remove it
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+    def __contains__(self, secret: object) -> bool:
+        return secret in self._secrets
+
+    def add(self, secret: str) -> None:
+        if not secret or secret in self._secrets:
+            return
+        entries: list[str] = []
+        for form in secret_forms(secret):
+            if len(form) < self.MIN_ECHO or len(form) > MAX_INDEXED_CHARS:
+                self._whole[form] = self._whole.get(form, 0) + 1
+                entries.append("\0" + form)
+            if len(form) >= self.MIN_ECHO:
+                indexed = form if len(form) <= MAX_INDEXED_CHARS else form[: MAX_INDEXED_CHARS // 2] + "\0" + form[-MAX_INDEXED_CHARS // 2 :]
+                for gram in {indexed[i : i + self.MIN_ECHO] for i in range(len(indexed) - self.MIN_ECHO + 1)}:
+                    if "\0" not in gram:
+                        self._grams[gram] = self._grams.get(gram, 0) + 1
+                        entries.append(gram)
+        self._secrets[secret] = entries
+
+    def remove(self, secret: str) -> None:
+        for entry in self._secrets.pop(secret, ()):
+            table, key = (self._whole, entry[1:]) if entry.startswith("\0") else (self._grams, entry)
+            count = table.get(key, 0) - 1
+            if count > 0:
+                table[key] = count
+            else:
+                table.pop(key, None)
+
+    def redact(self, text: str) -> str:
+        if not self._secrets:
+            return text
+        for form in self._whole:  # few: short secrets, and the over-long ones whole
+            if form in text:
+                text = text.replace(form, REDACTED)
+        spans = self._echo_spans(text)
+        if not spans:
+            return text
+        out: list[str] = []
+        last = 0
+        for start, end in spans:
+            out.append(text[last:start])
+            out.append(REDACTED)
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+    def _echo_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where a MIN_ECHO-character slice of a secret occurs, widened to the run of key-like characters
+        around it: one pass over the text, one set look-up per position."""
+        grams, size = self._grams, self.MIN_ECHO
+        if not grams or len(text) < size:
+            return []
+        spans: list[tuple[int, int]] = []
+        for i in range(len(text) - size + 1):
+            if text[i : i + size] in grams:
+                if spans and i <= spans[-1][1]:
+                    spans[-1] = (spans[-1][0], i + size)
+                else:
+                    spans.append((i, i + size))
+        # Each character is looked at by at most one widening: a span that reaches into the previous
+        # (already widened) one is merged with it and goes on from where that one stopped.
+        widened: list[tuple[int, int]] = []
+        for start, end in spans:
+            if widened and start <= widened[-1][1]:
+                start, before = widened.pop()
+                end = max(end, before)
+            else:
+                floor = widened[-1][1] if widened else 0
+                while start > floor and text[start - 1] in _TOKEN_CHARS:
+                    start -= 1
+            while end < len(text) and text[end] in _TOKEN_CHARS:
+                end += 1
+            widened.append((start, end))
+        return widened
+
+
+class Redactor:
+    """Removes secrets from text: whole, as partial echoes of at least eight characters, and in their
+    encodings (base64, alone or inside `user:key`; percent-encoded); and any `Bearer <token>`. The cost
+    is linear in the text, whatever the number and length of the secrets."""
+
+    MIN_ECHO = SecretIndex.MIN_ECHO
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._index = SecretIndex()
+        for secret in secrets:
+            self._index.add(secret)
 
     def __call__(self, text: object) -> str:
-        out = str(text)
-        for secret in self._secrets:
-            out = out.replace(secret, REDACTED)
-        out = _BEARER.sub(lambda m: m.group(1) + REDACTED, out)
-        if self._secrets:
-            out = _TOKEN.sub(self._mask_echo, out)
-        return out
-
-    def _mask_echo(self, match: re.Match[str]) -> str:
-        token = match.group(0)
-        for secret in self._secrets:
-            if len(secret) >= self.MIN_ECHO and _shares_run(token, secret, self.MIN_ECHO):
-                return REDACTED
-        return token
+        out = self._index.redact(str(text))
+        return _BEARER.sub(lambda m: m.group(1) + REDACTED, out)
 
 
-def _shares_run(token: str, secret: str, size: int) -> bool:
-    """True when `token` contains any `size`-character slice of `secret` (a prefix or suffix echo)."""
-    if len(token) < size:
-        return False
-    return any(secret[i : i + size] in token for i in range(len(secret) - size + 1))
+class _KnownSecrets:
+    """The process-wide last line of defence (the runtime's error reporting, tracebacks in the log): the
+    most recently used keys, at most MAX_KNOWN_SECRETS of them. Bounded, and redacting with it costs the
+    same whatever the process has seen."""
+
+    def __init__(self, limit: int = MAX_KNOWN_SECRETS) -> None:
+        self.limit = limit
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._index = SecretIndex()
+        self._lock = threading.Lock()
+
+    def touch(self, secret: str) -> None:
+        if not secret or len(secret) > MAX_REGISTERED_CHARS:
+            return
+        with self._lock:
+            if secret in self._recent:
+                self._recent.move_to_end(secret)
+                return
+            self._recent[secret] = None
+            self._index.add(secret)
+            while len(self._recent) > self.limit:
+                oldest, _ = self._recent.popitem(last=False)
+                self._index.remove(oldest)
+
+    def forget(self, secret: str) -> None:
+        with self._lock:
+            if self._recent.pop(secret, 0) is None:
+                self._index.remove(secret)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._recent.clear()
+            self._index = SecretIndex()
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def redact(self, text: object) -> str:
+        with self._lock:
+            out = self._index.redact(str(text))
+        return _BEARER.sub(lambda m: m.group(1) + REDACTED, out)
 
 
-_known_secrets: set[str] = set()
+KNOWN_SECRETS = _KnownSecrets()
 
 
 def register_secret(secret: str) -> None:
-    """Remembers a key so that the last line of defence (the runtime's error reporting) can redact it."""
-    if secret:
-        _known_secrets.add(secret)
+    """Remembers a key (as most recently used) so that the last line of defence (the runtime's error
+    reporting) can redact it. Bounded: the least recently used keys beyond MAX_KNOWN_SECRETS are dropped."""
+    KNOWN_SECRETS.touch(secret)
 
 
 def redact_known_secrets(text: object) -> str:
-    return Redactor(_known_secrets)(text)
+    return KNOWN_SECRETS.redact(text)
+
+
+def gateway_words(text: object, limit: int = 300) -> str:
+    """What a gateway (or a library) said, as a message may repeat it: whitespace collapsed, at most
+    `limit` characters, control and invisible characters shown as escapes. Looks at a bounded prefix only."""
+    raw = text if isinstance(text, str) else str(text)
+    words = " ".join(raw[: limit * 4].split())
+    shown = "".join(_escaped(ch) for ch in words[:limit])
+    return shown + ("…" if len(words) > limit or len(raw) > limit * 4 else "")
+
+
+def _escaped(ch: str) -> str:
+    if ch.isprintable() or ch == " ":
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 class GatewayError(Exception):

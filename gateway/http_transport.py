@@ -11,7 +11,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from gateway.config import GatewayConfig
-from gateway.errors import GatewayError, GatewayTimeoutError, Redactor, UpstreamUnavailableError
+from gateway.errors import GatewayError, GatewayTimeoutError, Redactor, UpstreamUnavailableError, gateway_words
 from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline
 
 USER_AGENT = "holysheep-dify-plugin/0.1.0"
@@ -119,7 +119,13 @@ class HTTPTransport:
             )
             raise AttemptFailed(Attempt(error, False)) from None
         except requests.RequestException as exc:
-            raise AttemptFailed(Attempt(UpstreamUnavailableError(self.redact(f"request failed: {exc}")), False)) from None
+            raise AttemptFailed(Attempt(UpstreamUnavailableError(self.redact(f"request failed: {gateway_words(exc)}")), False)) from None
+        except (ValueError, UnicodeError, urllib3.exceptions.HTTPError) as exc:
+            # urllib3 or the IDNA codec refusing the URL (a host label too long, ...): nothing was sent.
+            error = UpstreamUnavailableError(
+                self.redact(f"base_url cannot be used to connect ({gateway_words(exc, 200)}): check the base_url credential")
+            )
+            raise AttemptFailed(Attempt(error, False)) from None
         return HTTPResponse(response)
 
     def _connection_error(self, what: str, exc: Exception, *, timeout: bool = False) -> GatewayError:
@@ -150,7 +156,7 @@ def _root_cause(exc: BaseException) -> str:
         reason = exc.args[0].reason
         if reason is not None:
             seen = reason
-    return f"{type(seen).__name__}: {seen}"[:300]
+    return gateway_words(f"{type(seen).__name__}: {seen}", 300)
 
 
 def _not_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,10 +12,20 @@ import yaml
 
 from gateway.errors import FieldError
 from gateway.models import CostBreakdown, Usage
+from untrusted import InputError, parse_json, parse_yaml, quote
 
 _PRICES_FILE = Path(__file__).parent / "data" / "prices.yaml"
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 MILLION = 1_000_000
+# Bounds on the price_overrides credential: far above any real price table.
+MAX_OVERRIDES_CHARS = 100_000
+MAX_OVERRIDES_DEPTH = 8
+MAX_OVERRIDE_MODELS = 1000
+MAX_ALIASES = 50
+MAX_NAME_CHARS = 200
+MAX_PRICE = 1_000_000  # USD per million tokens
+_ENTRY_KEYS = ("input", "output", "cached_input", "source", "aliases", "label")
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 @dataclass(frozen=True)
@@ -84,17 +94,29 @@ class PriceTable:
         if not text.strip():
             return self
         try:
-            data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise FieldError("price_overrides", f"is not valid YAML or JSON: {str(exc).splitlines()[0]}") from None
+            if text.lstrip().startswith("{"):
+                data = parse_json(text, max_bytes=MAX_OVERRIDES_CHARS, max_depth=MAX_OVERRIDES_DEPTH)
+            else:
+                data = parse_yaml(text, max_bytes=MAX_OVERRIDES_CHARS, max_depth=MAX_OVERRIDES_DEPTH)
+        except InputError as exc:
+            problem = str(exc)
+            if problem.startswith("is not valid JSON"):
+                problem = "is not valid YAML or JSON" + problem[len("is not valid JSON") :]
+            raise FieldError("price_overrides", problem) from None
+        except (ValueError, OverflowError):  # PyYAML's int() of a number over 4300 digits
+            raise FieldError("price_overrides", "contains a number too long to read: write prices as ordinary numbers") from None
         if isinstance(data, dict) and isinstance(data.get("models"), dict):
             data = data["models"]
         if not isinstance(data, dict) or not data:
             raise FieldError("price_overrides", 'must map model names to prices, e.g. {"my-model": {"input": 0.5, "output": 1.5}}')
+        if len(data) > MAX_OVERRIDE_MODELS:
+            raise FieldError("price_overrides", f"prices {len(data)} models; at most {MAX_OVERRIDE_MODELS}")
         prices = dict(self._prices)
         aliases = dict(self._aliases)
         for name, entry in data.items():
-            price, entry_aliases = _parse_entry(str(name), entry, source="price_overrides credential")
+            if not isinstance(name, str | int | float) or isinstance(name, bool):
+                raise FieldError("price_overrides", f"has a {type(name).__name__} where a model name should be: use names as keys")
+            price, entry_aliases = _parse_entry(_name(name, "a model name"), entry, source="price_overrides credential")
             prices[price.model] = price
             for alias in entry_aliases:
                 aliases[alias] = price.model
@@ -104,12 +126,13 @@ class PriceTable:
 
 def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, list[str]]:
     model = name.strip().lower()
-    where = f"entry for model '{name}'"
+    where = f"entry for model {quote(name)}"
     if not isinstance(entry, dict):
         raise FieldError("price_overrides", f"{where} must be a mapping with input and output prices")
-    unknown = set(entry) - {"input", "output", "cached_input", "source", "aliases", "label"}
+    unknown = [key for key in entry if key not in _ENTRY_KEYS]
     if unknown:
-        raise FieldError("price_overrides", f"{where} has unknown keys {sorted(unknown)}: use input, output, cached_input, aliases")
+        shown = ", ".join(quote(key, 30) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise FieldError("price_overrides", f"{where} has unknown keys {shown}: use input, output, cached_input, aliases")
     values: dict[str, float] = {}
     for key in ("input", "output", "cached_input"):
         raw = entry.get(key)
@@ -118,16 +141,36 @@ def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, 
                 values[key] = values["input"]
                 continue
             raise FieldError("price_overrides", f"{where} is missing '{key}' (USD per million tokens)")
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            raise FieldError("price_overrides", f"{where}: '{key}' must be a non-negative number, got {raw!r}")
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= MAX_PRICE:
+            problem = f"'{key}' must be a non-negative number of USD per million tokens (at most {MAX_PRICE}), got {_shown(raw)}"
+            raise FieldError("price_overrides", f"{where}: {problem}")
         values[key] = float(raw)
     aliases = entry.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise FieldError("price_overrides", f"{where}: 'aliases' must be a list of names")
+    if len(aliases) > MAX_ALIASES:
+        raise FieldError("price_overrides", f"{where}: 'aliases' has {len(aliases)} names; at most {MAX_ALIASES}")
+    entry_source = entry.get("source", source)
+    if not isinstance(entry_source, str) or len(entry_source) > MAX_NAME_CHARS:
+        raise FieldError("price_overrides", f"{where}: 'source' must be a short text (at most {MAX_NAME_CHARS} characters)")
     return (
-        ModelPrice(model, values["input"], values["output"], values["cached_input"], str(entry.get("source", source))),
-        [a.strip().lower() for a in aliases],
+        ModelPrice(model, values["input"], values["output"], values["cached_input"], entry_source),
+        [_name(a, "an alias").strip().lower() for a in aliases],
     )
+
+
+def _name(raw: str | int | float, what: str) -> str:
+    """A model name or alias from the overrides: short, no control or invisible characters."""
+    name = str(raw)
+    if len(name) > MAX_NAME_CHARS or any(unicodedata.category(ch) in _INVISIBLE for ch in name):
+        raise FieldError("price_overrides", f"{quote(name)} is not usable as {what}: at most {MAX_NAME_CHARS} characters, no control characters")
+    return name
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        return "a number too large to use"
+    return quote(value) if isinstance(value, str | int | float) else f"a {type(value).__name__}"
 
 
 @lru_cache(maxsize=1)

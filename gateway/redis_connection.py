@@ -9,8 +9,11 @@ never repeats the password.
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit
 
 import redis
+
+from untrusted import quote
 
 SOCKET_TIMEOUT_SECONDS = 2.0
 URL_HINT = "redis://:PASSWORD@host:6379/0"
@@ -21,20 +24,59 @@ _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
 
 
+def _client_options() -> dict[str, object]:
+    return {
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": 30,
+        "retry_on_timeout": False,
+    }
+
+
 def redis_client(url: str) -> redis.Redis:
     """The process's client for `url`. Creating it does not connect. A malformed URL raises ValueError
-    (from redis-py) whose message may contain the URL: callers report it without the URL."""
+    (from redis-py) whose message may contain the URL: callers check it first with redis_url_problem."""
     with _lock:
         client = _clients.get(url)
         if client is None:
-            client = _clients[url] = redis.Redis.from_url(
-                url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-                health_check_interval=30,
-                retry_on_timeout=False,
-            )
+            client = _clients[url] = redis.Redis.from_url(url, **_client_options())  # type: ignore[arg-type]
         return client
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why redis-py cannot use `url` (its URL parser, its query options, the connection they would make),
+    or None. Nothing connects. The message never repeats the URL or its password."""
+    try:
+        pool = redis.ConnectionPool.from_url(url, **_client_options())  # type: ignore[arg-type]
+        connection = pool.make_connection()  # builds the connection object (options checked), does not connect
+    except Exception as exc:  # whatever redis-py raises on a URL, the credential is what to fix
+        return f"is not a URL Redis can use ({_scrubbed(exc, url)})"
+    try:
+        for name in ("socket_timeout", "socket_connect_timeout", "health_check_interval"):
+            value = getattr(connection, name, None)
+            if isinstance(value, float | int) and not (0 <= value < 1e9):
+                return f"has an unusable {name} (it must be a number of seconds from 0 up)"
+    finally:
+        pool.disconnect()
+    return None
+
+
+def _scrubbed(exc: BaseException, url: str) -> str:
+    """redis-py's message about a URL, bounded, with nothing of the URL's password in it."""
+    text = (str(exc)[:300].splitlines() or [type(exc).__name__])[0]
+    password = urlsplit_password(url)
+    if password:
+        text = text.replace(password, "***")
+    if "://" in text or "@" in text:
+        text = type(exc).__name__
+    return quote(text, 200)[1:-1]
+
+
+def urlsplit_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def redis_location(client: redis.Redis) -> str:

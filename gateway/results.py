@@ -14,6 +14,7 @@ from gateway.pricing import PriceTable
 from gateway.stream_events import StreamState
 from gateway.tokens import estimate_prompt_tokens, estimate_text_tokens
 from gateway.transport import Endpoint, Response
+from untrusted import quote
 
 
 def completion_result(
@@ -37,7 +38,7 @@ def completion_result(
         request,
         text=text,
         finish_reason=choice.get("finish_reason"),
-        served=str(data.get("model") or request.model),
+        served=_served_model(data.get("model"), request.model),
         usage=usage,
         started=started,
         attempts=attempts,
@@ -97,9 +98,9 @@ def assemble(
     if cost is None and served != request.model:
         cost = prices.cost(request.model, usage)
         if cost is not None:
-            warnings.append(f"no price known for the served model '{served}': cost estimated at '{request.model}' prices")
+            warnings.append(f"no price known for the served model {quote(served)}: cost estimated at {quote(request.model)} prices")
     if cost is None:
-        warnings.append(f"no price known for model '{served}': cost_usd is null. Add it with the price_overrides credential.")
+        warnings.append(f"no price known for model {quote(served)}: cost_usd is null. Add it with the price_overrides credential.")
     return ChatResult(
         text=text,
         finish_reason=finish_reason,
@@ -114,6 +115,11 @@ def assemble(
         ttft_ms=ttft_ms,
         interrupted=interrupted,
     )
+
+
+def _served_model(reported: object, requested: str) -> str:
+    """The model the gateway says it served, if it said so as a name."""
+    return reported[:200] if isinstance(reported, str) and reported else requested
 
 
 def estimated_usage(request: ChatRequest, text: str, warnings: list[str]) -> Usage:

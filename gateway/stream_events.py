@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError
+from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError, gateway_words
 from gateway.models import TextDelta, Usage
 from gateway.sse import SSEDecoder
 from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline, Response
@@ -77,18 +77,21 @@ def apply_event(data: str, state: StreamState, started: float, redact: Redactor)
     """Folds one event's JSON into `state`; returns its content (choice 0), "" when it has none."""
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""  # a malformed event carries nothing we could use: skipped, as openai-python does
     if not isinstance(chunk, dict):
         return ""
     if chunk.get("error"):
         error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
+        message = error.get("message") if isinstance(error, dict) else error
+        words = gateway_words(message if isinstance(message, str) else json.dumps(message)[:1000])
         failure = InBandStreamError(
-            redact(f"the gateway reported an error mid-stream: {message}"), partial_text=state.text, request_id=state.request_id
+            redact(f"the gateway reported an error mid-stream: {words}"), partial_text=state.text, request_id=state.request_id
         )
         raise AttemptFailed(Attempt(failure, retryable=not state.text))
-    state.model = chunk.get("model") or state.model
+    model = chunk.get("model")
+    if isinstance(model, str) and model:
+        state.model = model[:200]
     state.request_id = state.request_id or chunk.get("id")
     usage = Usage.from_openai(chunk.get("usage"))
     if usage is not None:

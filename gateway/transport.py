@@ -24,6 +24,7 @@ from gateway.errors import (
     RateLimitedError,
     Redactor,
     UpstreamUnavailableError,
+    gateway_words,
 )
 from gateway.retry import RETRYABLE_STATUSES, parse_retry_after
 
@@ -168,7 +169,7 @@ class Endpoint:
         try:
             # Bytes, not text: JSON is UTF-8 whatever charset the server claims.
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise NotOpenAICompatibleError(self.not_openai_message(response, "did not answer with JSON")) from None
 
     def classify(self, response: Response, body: bytes) -> Attempt:
@@ -204,7 +205,7 @@ class Endpoint:
             error = UpstreamUnavailableError(f"{where}: {what} ({message})", status=status, request_id=request_id)
             return Attempt(error, status in RETRYABLE_STATUSES, retry_after)
         if 300 <= status < 400:
-            target = headers.get("location", "?")
+            target = gateway_words(headers.get("location", "?"), 200)
             error = NotOpenAICompatibleError(
                 self.redact(f"{where}: redirected to {target}. Set base_url to the final API address (often with /v1)"),
                 status=status,
@@ -226,18 +227,26 @@ class Endpoint:
 
 
 def error_message(body: bytes) -> str:
-    """The gateway's own words from an error body (JSON `error.message` and the like, or the text)."""
+    """The gateway's own words from an error body (JSON `error.message` and the like, or the text),
+    bounded and with control characters made visible: a gateway may echo anything back."""
     try:
         data = json.loads(body)
-    except ValueError:
-        text = body.decode("utf-8", errors="replace").strip()
-        return " ".join(text.split())[:200]
+    except (ValueError, RecursionError):
+        return gateway_words(body[:4096].decode("utf-8", errors="replace"), 200)
     if isinstance(data, dict):
         error = data.get("error", data)
         if isinstance(error, dict):
-            return str(error.get("message") or error.get("detail") or error.get("msg") or json.dumps(error)[:200])
-        return str(error)[:300]
-    return str(data)[:200]
+            words = error.get("message") or error.get("detail") or error.get("msg")
+            return gateway_words(words if isinstance(words, str) else _short_json(error), 300)
+        return gateway_words(error if isinstance(error, str) else _short_json(error), 300)
+    return gateway_words(_short_json(data), 200)
+
+
+def _short_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)[:1000]
+    except (ValueError, TypeError, RecursionError):
+        return type(value).__name__
 
 
 # ----------------------------------------------------------------------------- in-memory transport
