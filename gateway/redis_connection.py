@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from untrusted import quote
+from gateway.errors import gateway_words
 
 SOCKET_TIMEOUT_SECONDS = 2.0
 URL_HINT = "redis://:PASSWORD@host:6379/0"
@@ -69,7 +69,7 @@ def _scrubbed(exc: BaseException, url: str) -> str:
         text = text.replace(password, "***")
     if "://" in text or "@" in text:
         text = type(exc).__name__
-    return quote(text, 200)[1:-1]
+    return gateway_words(text, 200)
 
 
 def urlsplit_password(url: str) -> str | None:

@@ -40,3 +40,24 @@ def test_objects_keep_their_ids_and_options() -> None:
 def test_bad_input_names_the_problem_and_the_item(raw: str, message: str) -> None:
     with pytest.raises(BatchInputError, match=message):
         parse_batch_input(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+        ('["fine", "\\ud800 broken"]', "lone surrogate"),
+        ('[{"prompt": "x", "system_prompt": "\\udfff"}]', "lone surrogate"),
+        ("line one\nline \ud800 two", "lone surrogate"),
+        ('["x", 1e999]', "not finite"),
+        ('[{"prompt": "x", "max_tokens": ' + "9" * 5000 + "}]", "not valid JSON"),
+        ('[{"prompt": "x", "max_tokens": 1e300}]', "max_tokens"),
+        (json.dumps([{"prompt": "x", "id": "\x07" * (2 << 20)}]), r"prompts\[0\]\.id is too long"),
+        (json.dumps([{"prompt": "x", "model": "gpt\x00"}]), r"prompts\[0\]\.model"),
+        (json.dumps([{"prompt": "x", "\x07" * 100_000: 1}]), "unknown keys"),
+    ],
+)
+def test_hostile_prompts_are_refused_naming_the_parameter(raw: str, message: str) -> None:
+    with pytest.raises(BatchInputError, match=message) as caught:
+        parse_batch_input(raw)
+    assert "prompts" in str(caught.value) and len(str(caught.value)) < 500 and "\x07" not in str(caught.value)

@@ -141,3 +141,116 @@ def test_parse_number_reports_a_field_error_with_field_and_problem(value: object
 def test_parse_number_coerces_what_dify_sends(value: object, limits: dict[str, object], expected: object) -> None:
     result = parse_number(value, field="x", **limits)  # type: ignore[arg-type]
     assert result == expected and type(result) is type(expected)
+
+
+# ----------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user:SECRETPW@gateway.example/v1", "https://:SECRETPW@gateway.example", "http://SECRETPW@gateway.example/v1"],
+)
+def test_base_url_with_a_user_name_or_password_is_refused_without_repeating_it(url: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        normalize_base_url(url)
+    assert caught.value.field == "base_url"
+    assert "user name or password" in caught.value.problem and "api_key" in caught.value.problem
+    assert "SECRETPW" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "not a valid URL"),
+        ("http://u:SECRETPW@[::1/v1", "not a valid URL"),
+        ("http://" + "a" * 300 + ".example/v1", "too long"),
+        ("http://" + "a" * 64 + ".example/v1", "at most 63"),
+        ("http://gateway.example:70000/v1", "not a valid URL"),
+        ("http://gateway.example:0/v1", "port 0"),
+        ("http://gate way.example/v1", "characters a host name cannot have"),
+        ("http://gate\x00way.example/v1", "characters a host name cannot have"),
+        ("http://.example/v1", "empty part"),
+        ("http://[zz]/v1", "not a valid URL"),
+        ("http://\ud800.example/v1", "lone surrogate"),
+        ("http://gateway.example/" + "v" * 3_000_000, "too long"),
+    ],
+)
+def test_malformed_base_url_is_a_field_error_never_a_library_exception(url: str, problem: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        normalize_base_url(url)
+    assert caught.value.field == "base_url" and problem in caught.value.problem
+    assert "SECRETPW" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("url", ["http://münchen.example/v1", "http://[::1]:8080/v1", "http://my_gateway:8080", "http://localhost."])
+def test_unusual_but_valid_base_urls_are_kept(url: str) -> None:
+    assert normalize_base_url(url).endswith("/v1")
+
+
+def test_an_over_long_api_key_is_refused_before_anything_is_done_with_it() -> None:
+    for key in ("sk-" + "a" * 600, "sk-" + "\x07" * (2 << 20)):
+        with pytest.raises(FieldError) as caught:
+            sanitize_api_key(key)
+        assert caught.value.field == "api_key" and "too long" in caught.value.problem
+        assert "aaaaaaaa" not in str(caught.value) and "\x07" not in str(caught.value)
+    assert sanitize_api_key("sk-" + "a" * 509) == "sk-" + "a" * 509
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://:pw-SECRET@redis:6379/0?db=x", "Invalid value for 'db'"),
+        ("redis://:pw-SECRET@redis:6379/0?socket_timeout=abc", "socket_timeout"),
+        ("redis://:pw-SECRET@redis:6379/0?socket_timeout=nan", "socket_timeout"),
+        ("redis://:pw-SECRET@redis:6379/0?no_such_option=1", "no_such_option"),
+        ("redis://:pw-SECRET@redis:6379/0?protocol=9", "protocol"),
+        ("redis://:pw-SECRET@redis:99999/0", "port"),
+        ("redis://:pw-SECRET@[::1/0", "not a valid URL"),
+        ("rediss://:pw-SECRET@redis:6379/0?ssl_cert_reqs=maybe", "SSL"),
+        ("redis://:pw-SECRET@redis:6379/0?db=" + "\x07" * (2 << 20), "too long"),
+    ],
+)
+def test_every_redis_py_url_error_is_the_credentials_message(url: str, problem: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        GatewayConfig.from_credentials({"api_key": "k-123456789", "redis_url": url})
+    assert caught.value.field == "redis_url" and problem in caught.value.problem
+    assert "SECRET" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_a_unix_socket_redis_url_is_accepted() -> None:
+    url = "unix:///var/run/redis.sock?db=2"
+    assert GatewayConfig.from_credentials({"api_key": "k-123456789", "redis_url": url}).redis_url == url
+
+
+@pytest.mark.parametrize("field", ["default_model", "fallback_models"])
+@pytest.mark.parametrize("value", ["\x07" * (2 << 20), "gpt\x00-4.1", "model\u202e", "m\ud800"])
+def test_model_names_with_control_characters_or_megabytes_are_refused(field: str, value: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        GatewayConfig.from_credentials({"api_key": "k-123456789", field: value})
+    assert caught.value.field == field
+    assert len(str(caught.value)) < 400 and "\x07" not in str(caught.value) and "\x00" not in str(caught.value)
+
+
+def test_too_many_fallback_models_are_refused() -> None:
+    with pytest.raises(FieldError, match="at most"):
+        GatewayConfig.from_credentials({"api_key": "k-123456789", "fallback_models": ",".join(f"m{n}" for n in range(50))})
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("inf", "finite"),
+        ("-Infinity", "finite"),
+        (float("nan"), "finite"),
+        ("1e400", "finite"),
+        (10**400, "too large"),
+        ("9" * 5000, "must be a number"),
+        (1e300, "too large"),
+        ("\x07" * 1000, "must be a number"),
+    ],
+)
+def test_numbers_that_are_not_finite_or_are_huge_are_refused_naming_the_field(value: object, problem: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        parse_number(value, field="seed", default=None, integer=True)
+    assert caught.value.field == "seed" and problem in caught.value.problem
+    assert len(str(caught.value)) < 400 and "\x07" not in str(caught.value)

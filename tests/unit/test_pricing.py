@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, FieldError
 from gateway.models import Usage
 from gateway.pricing import PriceTable
 
@@ -85,3 +85,46 @@ def test_a_bad_override_is_a_field_error_with_its_parts() -> None:
         PriceTable.bundled().with_overrides('{"m": {"input": -1, "output": 1}}')
     assert caught.value.field == "price_overrides" and caught.value.problem.startswith("entry for model 'm'")
     assert str(caught.value) == f"price_overrides {caught.value.problem}"
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BILLION_LAUGHS, "YAML alias"),
+        ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+        ('{"a":' * 10_000 + "1" + "}" * 10_000, "nested too deeply"),
+        ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 400)), "nested too deeply"),
+        ('{"m": {"input": 1e999, "output": 1}}', "not finite"),
+        ("m: {input: .nan, output: 1}", "not finite"),
+        ("m: {input: " + "9" * 5000 + ", output: 1}", "too long"),
+        ('{"m": {"input": ' + "9" * 5000 + ', "output": 1}}', "not valid YAML or JSON"),
+        ('{"m": {"input": 1e300, "output": 1}}', "at most"),
+        ('{"\\ud800": {"input": 1, "output": 2}}', "lone surrogate"),
+        ('{"m\\u0007": {"input": 1, "output": 2}}', "control characters"),
+        ("x" * 2_000_000, "too large"),
+    ],
+)
+def test_hostile_price_overrides_are_refused_clearly(text: str, expected: str) -> None:
+    with pytest.raises(FieldError) as caught:
+        PriceTable.bundled().with_overrides(text)
+    assert caught.value.field == "price_overrides" and expected in caught.value.problem
+    assert len(str(caught.value)) < 500
+
+
+def test_a_huge_unknown_key_is_quoted_short() -> None:
+    with pytest.raises(FieldError) as caught:
+        PriceTable.bundled().with_overrides('{"m": {"input": 1, "output": 1, "' + "\\u0007" * 10_000 + '": 1}}')
+    assert "unknown keys" in caught.value.problem and len(str(caught.value)) < 300 and "\x07" not in str(caught.value)
