@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from approval.llm import (
     ResponseFormatUnsupported,
     build_messages,
     validate_assessment,
+    validate_guard,
 )
 from approval.policy import PRIORITIES, Policy
 from tests.approval.fakes import guard_reply, is_guard_call
@@ -268,3 +270,14 @@ def test_validator_edge_cases() -> None:
     assert isinstance(validate_assessment(json.dumps(good) + json.dumps(good)), str)
     assert isinstance(validate_assessment(json.dumps([good])), str)
     assert isinstance(validate_assessment("```json\n" + json.dumps(good) + "\n```"), Assessment)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 9_000 + "]" * 9_000, '{"a":' * 3_000 + "1" + "}" * 3_000,
+     '{"risk_level": "low", "approver_level": "manager", "auto_approve_ok": true, "reasons": ["\\ud800"]}'],
+    ids=["deep-array", "deep-object", "lone-surrogate"],
+)
+def test_hostile_model_answers_are_invalid_output_not_crashes(text: str) -> None:
+    assert isinstance(validate_assessment(text), str)
+    assert isinstance(validate_guard(text.replace('"reasons"', '"evidence"')), str)

@@ -225,3 +225,38 @@ def test_bundled_policy_sha256_is_stable() -> None:
     """Audit records carry this hash: it may only change when the bundled policy itself changes."""
     assert Policy.bundled().sha256 == "a59e900d847a5e941ee2fcc3884cce6620c1a1d9d58d5acc60638cce4b032602"
     assert Policy.load(BUNDLED_POLICY_PATH.read_text(encoding="utf-8")).sha256 == Policy.bundled().sha256
+
+
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol"]\nb: &b [*a,*a,*a]\nc: &c [*b,*b,*b]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BILLION_LAUGHS, "policy: the text uses a YAML alias (*a) on line 2"),
+        ("[" * 10_000 + "]" * 10_000, "policy: the text is nested too deeply"),
+        ("- " * 10_000 + "x", "policy: the text is nested too deeply"),
+        ('{"version": "\\ud800"}', "policy: the text contains an invalid Unicode character (lone surrogate \\ud800"),
+        ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: ' + "9" * 5_000 + "}", "a number too long to read"),
+        ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: .inf}', "not finite"),
+        ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: "1e999999999"}', "'rate' must be below 1,000,000,000,000,000"),
+        ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: "1e-999999999"}', "'rate' has more than 12 decimal places"),
+        ('version: "' + "v" * 300 + '"\nbase_currency: USD', "'version' must be at most 200 printable characters"),
+    ],
+)
+def test_hostile_policy_text_is_a_short_policy_error(text: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        Policy.load(text)
+    assert message in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_values_in_policy_errors_are_quoted_short_and_visible() -> None:
+    with pytest.raises(PolicyError) as caught:
+        Policy.load(_with(lambda d: d["rules"][0]["then"].update(min_level="\x07" * 100_000)))
+    message = str(caught.value)
+    assert "'min_level' must be one of" in message and "'\\x07\\x07" in message and "(100000 characters)" in message
+    assert len(message) < 500
+    with pytest.raises(PolicyError) as caught:
+        Policy.load(_with(lambda d: d.update({f"k{i}\x1b": 1 for i in range(1_000)})))
+    assert "unknown field(s) 'k0\\x1b'" in str(caught.value) and "and 990 more" in str(caught.value)
+    assert len(str(caught.value)) < 1_000

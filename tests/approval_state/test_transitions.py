@@ -363,3 +363,22 @@ def test_confusable_folding_is_uts39_skeleton_both_ways() -> None:
     assert person_keys("Ian") & person_keys("lan") and person_keys("Ian") & person_keys("ian")
     assert not person_keys("alice") & person_keys("alicia")
     assert not person_keys("\u0930\u093e\u092e") & person_keys("\u0930\u092e")  # Devanagari vowel signs are kept
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-01:00"])
+def test_parse_instant_refuses_an_offset_that_leaves_the_calendar(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^deadline: '.*' is outside the calendar once its offset is applied"):
+        parse_instant(text, "deadline")
+
+
+def test_parse_instant_handles_the_calendar_edges_in_utc() -> None:
+    assert parse_instant("9999-12-31T23:59:59Z", "now") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert parse_instant("0001-01-01T00:00:00-00:00", "now") == datetime(1, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["\x00" * 2_000_000, "2025-03-01T12:00:00Z" + "\x1b" * 100])
+def test_parse_instant_quotes_only_a_short_prefix(text: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_instant(text, "deadline")
+    message = str(caught.value)
+    assert len(message) < 400 and "\x00" not in message and "\x1b" not in message
