@@ -38,6 +38,8 @@ def parse_json(text: str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DE
     except RecursionError:
         raise InputError(f"is nested too deeply (at most {max_depth} levels)") from None
     except ValueError as exc:
+        if "4300" in str(exc):
+            raise InputError("contains a number with thousands of digits: no value here needs that many") from None
         raise InputError(f"is not valid JSON ({_first_line(exc)})") from None
     _check_value(value, max_depth)
     return value
@@ -53,6 +55,11 @@ def parse_yaml(text: str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DE
         raise InputError(f"is nested too deeply (at most {max_depth} levels)") from None
     except _AliasRefused as exc:
         raise InputError(str(exc)) from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" on line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
+        raise InputError(f"is not valid YAML or JSON ({(exc.problem or _first_line(exc))[:200]}{where})") from None
+    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
+        raise InputError("contains a number with thousands of digits: no value here needs that many") from None
     except yaml.YAMLError as exc:
         raise InputError(f"is not valid YAML or JSON ({_first_line(exc)})") from None
     _check_value(value, max_depth)

@@ -33,7 +33,9 @@ def _visible(ch: str) -> str:
 
 
 def _short_str(value: object, limit: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        # str() of a huge integer is slow, and refused past 4300 digits: say how large it is instead.
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
     if isinstance(value, int | float | bool) or value is None:
-        text = str(value)
-        return text if len(text) <= 4 * limit else text[: 4 * limit]
+        return str(value)
     return f"<{type(value).__name__}>"  # a container's repr could be anything in size
