@@ -16,13 +16,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
+from approval.approvers import Approver, ApproversError, Channel, parse_approvers, parse_channels
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
 from untrusted import InputError, parse_yaml, quote
 
@@ -37,7 +36,7 @@ MAX_VERSION_CHARS = 200
 
 _TOP_KEYS = frozenset(
     {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
-     "sla_hours", "description", "name"}
+     "sla_hours", "description", "name", "approvers", "channels"}
 )
 _RULE_KEYS = frozenset({"id", "description", "when", "then"})
 _WHEN_KEYS = frozenset(
@@ -187,6 +186,10 @@ class Policy:
     default_risk: str
     auto_approve: AutoApprove | None
     sla_hours: Mapping[str, float]
+    # Designated approvers per level and the channels that notify them (approval.approvers); empty when the
+    # policy names none.
+    approvers: Mapping[str, tuple[Approver, ...]] = field(default_factory=dict)
+    channels: Mapping[str, Channel] = field(default_factory=dict)
 
     # --- loading ---------------------------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class Policy:
         def names(value: frozenset[str] | None) -> list[str] | None:
             return None if value is None else sorted(value)
 
-        return {
+        canonical = {
             "version": self.version,
             "base_currency": self.base_currency,
             "currency_rates": {code: dec(rate) for code, rate in sorted(self.currency_rates.items())},
@@ -257,6 +260,14 @@ class Policy:
             },
             "sla_hours": {level: self.sla_hours[level] for level in APPROVER_LEVELS if level in self.sla_hours},
         }
+        # Only when present, so the hash of a policy without approvers is what it always was.
+        if self.approvers:
+            canonical["approvers"] = {
+                level: [person.canonical() for person in people] for level, people in self.approvers.items()
+            }
+        if self.channels:
+            canonical["channels"] = {cid: channel.canonical() for cid, channel in sorted(self.channels.items())}
+        return canonical
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -341,30 +352,12 @@ class Policy:
 
 
 def _parse_text(source: str) -> Any:
-    """YAML or JSON through ``untrusted.parse_yaml``: bounded size and depth, no aliases, valid Unicode."""
+    """YAML or JSON through ``untrusted.parse_yaml``: bounded size and depth, no aliases, valid Unicode;
+    a syntax error says where (line and column)."""
     try:
         return parse_yaml(source, max_bytes=MAX_POLICY_CHARS)
     except InputError as exc:
-        if str(exc).startswith("is not valid YAML"):
-            raise PolicyError(f"policy: not valid YAML or JSON{_syntax_error_at(source)}") from None
         raise PolicyError(f"policy: the text {exc}") from None
-    except ValueError:  # an integer past Python's 4300-digit conversion limit, raised by the YAML constructor
-        raise PolicyError("policy: the text holds a number too long to read (more than 4300 digits)") from None
-
-
-def _syntax_error_at(source: str) -> str:
-    """Where the YAML parser stops, as " at line L, column C: problem". Only the event stream is read: no
-    node is built and no alias expanded, and the parser keeps its own stack, so this is bounded too."""
-    try:
-        for _event in yaml.parse(source, Loader=yaml.SafeLoader):
-            pass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return f"{where}: {(exc.problem or 'syntax error')[:200]}"  # PyYAML's own words; characters in them are repr()
-    except (yaml.YAMLError, RecursionError):
-        pass
-    return ": syntax error"
 
 
 @functools.cache
@@ -507,6 +500,12 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         key = _one_of("policy: 'sla_hours'", "level", level, APPROVER_LEVELS)
         sla[key] = float(_number(f"policy: 'sla_hours' {key!r}", "hours", hours, positive=True))
 
+    try:
+        channels = parse_channels(data.get("channels"))
+        approvers = parse_approvers(data.get("approvers"), channels)
+    except ApproversError as exc:
+        raise PolicyError(str(exc)) from None
+
     return Policy(
         version=version.strip(),
         base_currency=base,
@@ -516,6 +515,8 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         default_risk=default_risk,
         auto_approve=auto,
         sla_hours=sla,
+        approvers=approvers,
+        channels=channels,
     )
 
 

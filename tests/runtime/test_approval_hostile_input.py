@@ -78,7 +78,7 @@ POLICIES = {
     "deep-json-object": (DEEP_JSON_OBJECT, "nested too deeply"),
     "deep-yaml": (DEEP_YAML, "nested too deeply"),
     "lone-surrogate": (LONE_SURROGATE, "lone surrogate"),
-    "huge-integer": ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: ' + "9" * 5_000 + "}\n", "number too long"),
+    "huge-integer": ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: ' + "9" * 5_000 + "}\n", "thousands of digits"),
     "huge-exponent": ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: "1e999999999"}\n', "'rate' must be below"),
     "tiny-exponent": ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: "1e-999999999"}\n', "decimal places"),
     "infinity": ('version: "1"\nbase_currency: USD\ncurrency_rates: {EUR: .inf}\n', "not finite"),
