@@ -349,3 +349,69 @@ class PluginProcess:
             inboxes = [self._sessions[session_id]] if session_id in self._sessions else list(self._sessions.values())
         for inbox in inboxes:
             inbox.put(refusal)
+
+    def invoke_endpoint(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        settings: dict[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        hook_id: str = "local-hook",
+        timeout: float | None = None,
+    ) -> EndpointResponse:
+        """One HTTP request to the plugin's endpoints, as the daemon sends it: the request rewritten to the
+        endpoint's path (``/e/<hook id>`` removed), ``Dify-Hook-Id`` and ``Dify-Hook-Url`` added, serialised
+        as raw HTTP/1.1 and hex-encoded in an ``invoke_endpoint`` request with the endpoint's (decrypted)
+        settings. The answer is the SDK's stream: status and headers, then the body in hex chunks. ``path``
+        may carry a query string. Works for any path and method the manifest declares."""
+        target = path if path.startswith("/") else "/" + path
+        lines = [f"{method.upper()} {target} HTTP/1.1", f"Host: {host}"]
+        sent = {"host"}
+        for name, value in (headers or {}).items():
+            if name.lower() in ("host", "content-length", "transfer-encoding"):
+                continue
+            lines.append(f"{name}: {value}")
+            sent.add(name.lower())
+        if "user-agent" not in sent:
+            lines.append("User-Agent: holysheep-devtools")
+        if body or method.upper() in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Dify-Hook-Id: {hook_id}")
+        if "dify-hook-url" not in sent:
+            lines.append(f"Dify-Hook-Url: http://{host}/e/{hook_id}{target.split('?', 1)[0]}")
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+        invocation = self._request(
+            {"type": "endpoint", "action": "invoke_endpoint", "settings": settings or {}, "raw_http_request": raw.hex()},
+            timeout,
+        )
+        outcome = invocation.outcome()
+        if outcome.error is not None:
+            raise PluginProcessError(f"endpoint invocation failed: {outcome.error_message}")
+        response = EndpointResponse()
+        for message in outcome.messages:
+            if "status" in message:
+                response.status = int(message["status"])
+            if "headers" in message:
+                response.headers.update({str(k): str(v) for k, v in (message.get("headers") or {}).items()})
+            if message.get("result"):
+                response.body += bytes.fromhex(message["result"])
+        return response
+
+
+@dataclass
+class EndpointResponse:
+    """What the daemon relays to the HTTP client for one endpoint invocation."""
+
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def header(self, name: str) -> str:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), "")

@@ -1,0 +1,207 @@
+"""Designated approvers and notification channels, as part of the policy.
+
+A policy may name who holds each level and where to tell them::
+
+    channels:
+      finance-lark: {format: feishu}        # generic | feishu | lark | dingtalk | wecom | slack
+    approvers:
+      manager:
+        - {id: lin.wei, name: Lin Wei, channel: finance-lark}
+      director:
+        - {id: ana.ruiz, channel: finance-lark}
+
+The policy says *who* and *which channel*; where a channel posts (its webhook URL) and how it signs (its
+secret) are deployment secrets and come from the ``notification_secrets`` tool parameter, never from the
+policy (``approval.notify``).
+
+``select_approvers`` picks the approvers for a required level: those who hold exactly that level, or, when
+nobody eligible holds it, the nearest higher level that has someone. The requester is never selected
+(separation of duties, compared on ``approval.confusables.person_keys``, the same folding that refuses
+self-approval in the state machine).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from approval.confusables import person_keys
+from approval.levels import APPROVER_LEVELS, level_rank
+from untrusted import quote
+
+CHANNEL_FORMATS: tuple[str, ...] = ("generic", "feishu", "lark", "dingtalk", "wecom", "slack")
+MAX_APPROVERS_PER_LEVEL = 50
+MAX_CHANNELS = 50
+MAX_PERSON_ID_CHARS = 200
+MAX_NAME_CHARS = 200
+CHANNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+_APPROVER_KEYS = frozenset({"id", "name", "channel"})
+_CHANNEL_KEYS = frozenset({"format", "description"})
+
+
+class ApproversError(ValueError):
+    """An invalid approvers or channels section; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    format: str
+    description: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"format": self.format, "description": self.description}
+
+
+@dataclass(frozen=True)
+class Approver:
+    id: str
+    level: str
+    name: str = ""
+    channel: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "channel": self.channel}
+
+    def to_output(self) -> dict[str, Any]:
+        """The approver as a workflow variable: empty fields are left out, never null."""
+        out: dict[str, Any] = {"id": self.id, "level": self.level}
+        if self.name:
+            out["name"] = self.name
+        if self.channel:
+            out["channel"] = self.channel
+        return out
+
+
+def parse_channels(raw: Any) -> dict[str, Channel]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ApproversError("policy: 'channels' must be a mapping of channel id to {format: ...}")
+    if len(raw) > MAX_CHANNELS:
+        raise ApproversError(f"policy: 'channels': at most {MAX_CHANNELS} channels, got {len(raw)}")
+    channels: dict[str, Channel] = {}
+    for channel_id, spec in raw.items():
+        if not isinstance(channel_id, str) or not CHANNEL_ID.match(channel_id):
+            raise ApproversError(
+                f"policy: 'channels': {quote(channel_id)} is not a channel id (letters, digits, - _ . :, at most 64)"
+            )
+        where = f"channel {quote(channel_id)}"
+        if isinstance(spec, str):
+            spec = {"format": spec}
+        if not isinstance(spec, Mapping):
+            raise ApproversError(f"{where}: must be a mapping with 'format'")
+        unknown = sorted(str(key) for key in spec if key not in _CHANNEL_KEYS)
+        if unknown:
+            raise ApproversError(
+                f"{where}: unknown field(s) {', '.join(quote(key, 40) for key in unknown[:10])}; allowed: format, "
+                "description (the webhook URL and secret go in the notification_secrets parameter, not in the policy)"
+            )
+        fmt = spec.get("format")
+        if not isinstance(fmt, str) or fmt.strip().lower() not in CHANNEL_FORMATS:
+            raise ApproversError(f"{where}: 'format' must be one of {', '.join(CHANNEL_FORMATS)}, got {quote(fmt)}")
+        description = spec.get("description", "")
+        if not isinstance(description, str) or len(description) > 500:
+            raise ApproversError(f"{where}: 'description' must be text of at most 500 characters")
+        channels[channel_id] = Channel(channel_id, fmt.strip().lower(), description)
+    return channels
+
+
+def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tuple[Approver, ...]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ApproversError(
+            f"policy: 'approvers' must be a mapping of level ({', '.join(APPROVER_LEVELS)}) to a list of approvers"
+        )
+    result: dict[str, tuple[Approver, ...]] = {}
+    seen: dict[str, tuple[str, str]] = {}  # person key -> (id, level)
+    for level, entries in raw.items():
+        if not isinstance(level, str) or level.strip().lower() not in APPROVER_LEVELS:
+            raise ApproversError(
+                f"policy: 'approvers': {quote(level)} is not a level; use {', '.join(APPROVER_LEVELS)}"
+            )
+        level = level.strip().lower()
+        where_level = f"approvers {level!r}"
+        if isinstance(entries, str) or not isinstance(entries, list) or not entries:
+            raise ApproversError(f"{where_level}: must be a non-empty list of {{id, name, channel}}")
+        if len(entries) > MAX_APPROVERS_PER_LEVEL:
+            raise ApproversError(f"{where_level}: at most {MAX_APPROVERS_PER_LEVEL} approvers, got {len(entries)}")
+        approvers: list[Approver] = []
+        for index, entry in enumerate(entries, start=1):
+            where = f"{where_level} #{index}"
+            if isinstance(entry, str):
+                entry = {"id": entry}
+            if not isinstance(entry, Mapping):
+                raise ApproversError(f"{where}: must be a mapping with 'id' (and optional 'name', 'channel')")
+            unknown = sorted(str(key) for key in entry if key not in _APPROVER_KEYS)
+            if unknown:
+                raise ApproversError(
+                    f"{where}: unknown field(s) {', '.join(quote(key, 40) for key in unknown[:10])}; allowed: id, name, channel"
+                )
+            person = entry.get("id")
+            if (
+                not isinstance(person, str)
+                or not person.strip()
+                or len(person.strip()) > MAX_PERSON_ID_CHARS
+                or not person.strip().isprintable()
+            ):
+                raise ApproversError(f"{where}: 'id' must be a person id of 1 to {MAX_PERSON_ID_CHARS} printable characters, got {quote(person)}")
+            person = person.strip()
+            where = f"{where_level} {quote(person)}"
+            name = entry.get("name", "")
+            if name is None:
+                name = ""
+            if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or (name and not name.isprintable()):
+                raise ApproversError(f"{where}: 'name' must be text of at most {MAX_NAME_CHARS} printable characters")
+            channel = entry.get("channel", "") or ""
+            if not isinstance(channel, str):
+                raise ApproversError(f"{where}: 'channel' must be a channel id, got {quote(channel)}")
+            channel = channel.strip()
+            if channel and channel not in channels:
+                known = ", ".join(sorted(channels)) or "none are defined"
+                raise ApproversError(f"{where}: channel {quote(channel)} is not defined under 'channels' ({known})")
+            for key in person_keys(person):
+                if key in seen:
+                    other, other_level = seen[key]
+                    raise ApproversError(
+                        f"{where}: the same person as {quote(other)} ({other_level}); a person holds one level "
+                        "(ids are compared ignoring case, spacing, invisible characters and look-alikes)"
+                    )
+            for key in person_keys(person):
+                seen[key] = (person, level)
+            approvers.append(Approver(id=person, level=level, name=name.strip(), channel=channel))
+        result[level] = tuple(approvers)
+    return {level: result[level] for level in APPROVER_LEVELS if level in result}
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two person ids name the same person (a shared folded form, see approval.confusables)."""
+    return bool(a) and bool(b) and not person_keys(a).isdisjoint(person_keys(b))
+
+
+def select_approvers(
+    approvers: Mapping[str, tuple[Approver, ...]], required_level: str, requester_id: str
+) -> list[Approver]:
+    """The approvers of the lowest level at or above ``required_level`` that has anyone eligible; never the
+    requester. Empty when the policy names nobody who may decide."""
+    start = level_rank(required_level)
+    for level in APPROVER_LEVELS[start:]:
+        eligible = [person for person in approvers.get(level, ()) if not same_person(person.id, requester_id)]
+        if eligible:
+            return eligible
+    return []
+
+
+__all__ = [
+    "CHANNEL_FORMATS",
+    "Approver",
+    "ApproversError",
+    "Channel",
+    "parse_approvers",
+    "parse_channels",
+    "same_person",
+    "select_approvers",
+]

@@ -1,0 +1,220 @@
+"""Applying a verified approve / reject link: once, through the same store and state machine as
+approval_transition.
+
+Order of events for a link whose token verified (``approval.links``):
+
+1. its nonce is claimed in Redis with SET NX (``<namespace>:link:<sha256(nonce)>``). Taken already: the link
+   was used; the first outcome is shown and nothing changes;
+2. the transition is applied with ``RedisApprovalStore.transition``: compare-and-set on the version the
+   approver was shown (``expected_version`` from the link), separation of duties, the level check, the
+   request's deadline, all exactly as approval_transition applies them. The idempotency key is derived
+   from the nonce, so even a replay from the dead-letter queue applies at most once;
+3. the outcome is recorded under the nonce. A refusal (stale version, already decided, self-approval,
+   level too low, expired) is final for that link: it changed nothing and the link stays used;
+4. the store unavailable, or contention: nothing was applied; the nonce is released (the approver may try
+   the link again) and the decision goes to the dead-letter queue.
+
+Redis is required: without it a link could not be single-use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from approval.dead_letters import DeadLetterQueue
+from approval.levels import TERMINAL_STATES
+from approval.links import LinkClaims
+from approval.redis_store import RedisApprovalStore
+from approval.store import StoreUnavailable, UnknownRequest
+from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult
+from gateway.redis_connection import describe_redis_error
+
+APPLIED = "applied"
+REFUSED = "refused"
+ALREADY_USED = "already_used"
+UNAVAILABLE = "unavailable"
+UNKNOWN_REQUEST = "unknown_request"
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    status: str  # applied, refused, already_used, unavailable, unknown_request
+    message: str
+    result: TransitionResult | None = None
+    dead_letter_id: str = ""
+    first: dict[str, Any] | None = None  # for already_used: what the first use did
+
+    @property
+    def http_status(self) -> int:
+        return {APPLIED: 200, REFUSED: 409, ALREADY_USED: 409, UNAVAILABLE: 503, UNKNOWN_REQUEST: 404}[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "message": self.message}
+        if self.result is not None:
+            out.update(code=self.result.code, state=self.result.state, version=self.result.version, at=self.result.at)
+        if self.dead_letter_id:
+            out["dead_letter_id"] = self.dead_letter_id
+        return out
+
+
+def idempotency_key(claims: LinkClaims) -> str:
+    return "link:" + hashlib.sha256(claims.nonce.encode("utf-8")).hexdigest()[:48]
+
+
+class LinkNonces:
+    """Which links were used, in Redis (single use)."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    def key(self, nonce: str) -> str:
+        return f"{self.namespace}:link:{hashlib.sha256(nonce.encode('utf-8')).hexdigest()}"
+
+    @staticmethod
+    def ttl(claims: LinkClaims, now: float) -> int:
+        return max(60, int(claims.expires_at - now) + 24 * 3600)
+
+    def _do(self, call):
+        try:
+            return call()
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
+
+    def claim(self, claims: LinkClaims, now: float) -> dict[str, Any] | None:
+        """None when claimed now; else what the earlier use recorded."""
+        key = self.key(claims.nonce)
+        if self._do(lambda: self.client.set(key, json.dumps({"status": "in_progress"}), nx=True, ex=self.ttl(claims, now))):
+            return None
+        raw = self._do(lambda: self.client.get(key))
+        try:
+            return json.loads(raw) if raw else {"status": "in_progress"}
+        except ValueError:
+            return {"status": "in_progress"}
+
+    def used(self, claims: LinkClaims) -> dict[str, Any] | None:
+        raw = self._do(lambda: self.client.get(self.key(claims.nonce)))
+        return json.loads(raw) if raw else None
+
+    def record(self, claims: LinkClaims, outcome: dict[str, Any], now: float) -> None:
+        self._do(lambda: self.client.set(self.key(claims.nonce), json.dumps(outcome), ex=self.ttl(claims, now)))
+
+    def release(self, claims: LinkClaims) -> None:
+        self._do(lambda: self.client.delete(self.key(claims.nonce)))
+
+
+def apply_link_decision(
+    store: RedisApprovalStore, claims: LinkClaims, *, now: float, dlq: DeadLetterQueue | None = None,
+    reason_prefix: str = "",
+) -> DecisionOutcome:
+    """Apply a verified link once (see the module docstring). Never raises for a store problem: that is an
+    ``unavailable`` outcome (and a dead letter when ``dlq`` is given and reachable)."""
+    nonces = LinkNonces(store.client, store.namespace)
+    try:
+        earlier = nonces.claim(claims, now)
+    except StoreUnavailable as exc:
+        return _unavailable(claims, str(exc), dlq, reason_prefix)
+    if earlier is not None:
+        return DecisionOutcome(ALREADY_USED, "This link was already used; it works once.", first=earlier)
+    try:
+        result = store.transition(
+            claims.request_id, event=claims.event, actor_id=claims.approver_id, actor_level=claims.level,
+            expected_version=claims.version, idempotency_key=idempotency_key(claims),
+        )
+    except UnknownRequest:
+        outcome = DecisionOutcome(UNKNOWN_REQUEST, f"No approval request {claims.request_id!r} is in the approval store.")
+        _record(nonces, claims, outcome, now)
+        return outcome
+    except StoreUnavailable as exc:
+        _release(nonces, claims)
+        return _unavailable(claims, str(exc), dlq, reason_prefix)
+    except ValueError as exc:  # an idempotency key reused for something else: cannot happen with fresh nonces
+        outcome = DecisionOutcome(REFUSED, f"Refused: {exc}")
+        _record(nonces, claims, outcome, now)
+        return outcome
+    if result.code == CONTENTION:
+        _release(nonces, claims)
+        return _unavailable(claims, result.reason, dlq, reason_prefix, result=result)
+    if result.accepted:
+        outcome = DecisionOutcome(APPLIED, f"Request {claims.request_id} is now {result.state} (version {result.version}).", result=result)
+    else:
+        outcome = DecisionOutcome(REFUSED, f"Refused, nothing changed: {result.reason}.", result=result)
+    _record(nonces, claims, outcome, now)
+    return outcome
+
+
+def _record(nonces: LinkNonces, claims: LinkClaims, outcome: DecisionOutcome, now: float) -> None:
+    # If this fails, the claim (in_progress) still keeps the link from being used twice.
+    with contextlib.suppress(StoreUnavailable):
+        nonces.record(claims, outcome.to_dict(), now)
+
+
+def _release(nonces: LinkNonces, claims: LinkClaims) -> None:
+    with contextlib.suppress(StoreUnavailable):
+        nonces.release(claims)
+
+
+def _unavailable(
+    claims: LinkClaims, reason: str, dlq: DeadLetterQueue | None, prefix: str, *, result: TransitionResult | None = None
+) -> DecisionOutcome:
+    message = f"The decision could not be applied: {reason}"
+    dead_letter_id = ""
+    if dlq is not None:
+        try:
+            dead_letter_id = dlq.add("decision", f"{prefix}{reason}", {"link": claims.to_dict()})
+            message += " It was kept in the dead-letter queue for replay."
+        except StoreUnavailable:
+            message += " The dead-letter queue is unreachable too: open the link again later."
+    return DecisionOutcome(UNAVAILABLE, message, result=result, dead_letter_id=dead_letter_id)
+
+
+@dataclass(frozen=True)
+class LinkPreview:
+    """What a GET shows: whether the link can still decide, and the record as it is now."""
+
+    usable: bool
+    message: str
+    record: ApprovalRecord | None = None
+    first: dict[str, Any] | None = None
+
+
+def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
+    """Read-only: nothing is written."""
+    nonces = LinkNonces(store.client, store.namespace)
+    used = nonces.used(claims)
+    if used is not None:
+        return LinkPreview(False, "This link was already used; it works once.", first=used)
+    record = store.get(claims.request_id)
+    if record is None:
+        return LinkPreview(False, f"No approval request {claims.request_id!r} is in the approval store.")
+    if record.state in TERMINAL_STATES:
+        return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record)
+    if record.version != claims.version:
+        return LinkPreview(
+            False,
+            f"The request changed since this link was sent (version {claims.version}, now {record.version}, "
+            f"state {record.state}); this link no longer applies.",
+            record=record,
+        )
+    return LinkPreview(True, "", record=record)
+
+
+__all__ = [
+    "ALREADY_USED",
+    "APPLIED",
+    "REFUSED",
+    "UNAVAILABLE",
+    "UNKNOWN_REQUEST",
+    "DecisionOutcome",
+    "LinkNonces",
+    "LinkPreview",
+    "apply_link_decision",
+    "idempotency_key",
+    "preview_link",
+]
