@@ -6,6 +6,7 @@
     ./dev run batch_chat prompts='["a", "b", "c"]' concurrency=2
     ./dev run chat prompt=hi --repeat 20          # 20 concurrent invocations
     ./dev run chat --params params.json
+    ./dev run serve-endpoints --settings '{"link_secret": "...", "redis_url": "redis://127.0.0.1:6379/0"}'
 
 Without --base-url the bundled simulated gateway is started (no key, no network). With
 HOLYSHEEP_API_KEY (or --api-key) set and no --simulator, the real gateway is used.
@@ -126,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-latency-ms", type=int, default=0, help="simulated gateway latency")
     parser.add_argument("--repeat", type=int, default=1, help="run N invocations concurrently")
     parser.add_argument("--json", action="store_true", help="print the raw protocol messages")
+    parser.add_argument("--settings", default="", help="serve-endpoints: the endpoint settings as JSON (link_secret, redis_url)")
+    parser.add_argument("--port", type=int, default=8790, help="serve-endpoints: port on 127.0.0.1 (default 8790)")
     args = parser.parse_args(argv)
+    if args.tool == "serve-endpoints":  # the plugin's endpoints on 127.0.0.1, as the daemon serves them
+        from devtools.endpoint_server import serve
+
+        return serve(json.loads(args.settings) if args.settings else {}, args.port)
 
     params = json.loads(args.params_file.read_text()) if args.params_file else {}
     params.update(parse_assignments(args.params))

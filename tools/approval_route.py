@@ -110,8 +110,7 @@ class ApprovalRouteTool(Tool):
         report = notify(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None)
         output["notification_status"] = report.status
         output["notifications"] = report.entries
-        if report.warnings:
-            output["notification_warnings"] = report.warnings
+        output["notification_warnings"] = report.warnings
         yield self.create_json_message(output)
         for name, value in output.items():
             if value is not None:  # Dify before PR #30082 refuses None: an absent value is omitted
