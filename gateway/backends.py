@@ -7,6 +7,7 @@ import them, never the reverse, and only this module chooses between them.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from gateway.state import PROCESS_STATE, SharedState
 
@@ -26,3 +27,43 @@ def state_for(redis_url: str) -> SharedState:
 
             state = _redis_states[redis_url] = RedisState(redis_url)
         return state
+
+
+_PROCESS_BUDGETS: Any = None
+_redis_budgets: dict[str, Any] = {}
+_redis_caches: dict[str, Any] = {}
+
+
+def budget_store_for(redis_url: str) -> Any:  # gateway.budget.BudgetStore
+    """Where budgets are counted: in this process, or (with a Redis URL) across every process."""
+    global _PROCESS_BUDGETS
+    from gateway.budget import InProcessBudgetStore
+
+    with _lock:
+        if not redis_url:
+            if _PROCESS_BUDGETS is None:
+                _PROCESS_BUDGETS = InProcessBudgetStore()
+            return _PROCESS_BUDGETS
+        store = _redis_budgets.get(redis_url)
+        if store is None:
+            from gateway.redis_budget import RedisBudgetStore
+            from gateway.redis_connection import redis_client
+
+            store = _redis_budgets[redis_url] = RedisBudgetStore(redis_client(redis_url))
+        return store
+
+
+def cache_for(redis_url: str) -> Any:  # gateway.cache.ReplyCache
+    """Where replies are cached: the process's LRU, or (with a Redis URL) Redis, the LRU while it is down."""
+    from gateway.cache import PROCESS_CACHE
+
+    if not redis_url:
+        return PROCESS_CACHE
+    with _lock:
+        cache = _redis_caches.get(redis_url)
+        if cache is None:
+            from gateway.redis_budget import RedisReplyCache
+            from gateway.redis_connection import redis_client
+
+            cache = _redis_caches[redis_url] = RedisReplyCache(redis_client(redis_url), PROCESS_CACHE)
+        return cache

@@ -2,15 +2,21 @@
 
 Every call, plain or streamed, goes through one chain, written once:
 
-    fallbacks -> breaker -> retry -> attempt
+    cache -> fallbacks -> budget -> breaker -> retry -> attempt
 
+- cache (`_call`): an identical earlier reply (`gateway.cache`) is the answer; it never touches the
+  budgets, the breaker or the limits. Concurrent identical requests make one gateway call.
+- budget (`_call`, `_reserve_budget`): each model's worst case is reserved against every budget that
+  applies before anything is sent (`gateway.budget`), settled with the real cost after; a refusal is
+  `BudgetExceeded`, a "not sent" outcome (or a cheaper model, when the administrator allows it).
 - fallbacks (`_call`): the primary model, then each fallback model while the previous one is
   unavailable (retries exhausted or circuit open); never after a 4xx, a possibly billed failure, or
   delivered content. `attempts` counts every request sent, across models.
 - breaker (`_call`): one permit per model; its outcome is reported back whatever happens.
 - retry (`_retrying`): tries again only what the attempt classified as retryable, waits as the gateway
   asked (or backs off), never past the deadline; once content reached the caller, never again.
-- attempt (`_plain_attempt`, `_stream_attempt`, `_models_attempt`): reserve the rate limit, send one
+- attempt (`_plain_attempt`, `_stream_attempt`, `_models_attempt`): reserve the rate limit (or, with
+  none configured, wait for the adaptive pacer, `gateway.pacing`), send one
   request through the transport (`gateway.transport`), turn the answer into a result
   (`gateway.results`, `gateway.stream_events`). An attempt is a generator: it yields content
   (TextDelta) as it arrives, then its outcome as its last item; a plain attempt yields only the outcome.
@@ -19,14 +25,29 @@ Every call, plain or streamed, goes through one chain, written once:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.breaker import Breaker, Permit
+from gateway.budget import (
+    BatchBudget,
+    BudgetExceeded,
+    BudgetPolicy,
+    BudgetStore,
+    Hold,
+    Identity,
+    Refusal,
+    charges_for,
+    cost_nano,
+    iso,
+    worst_case_prompt_tokens,
+)
+from gateway.cache import CACHEABLE_FINISH, ReplyCache, SingleFlight, cache_key, use_cache
 from gateway.config import GatewayConfig
 from gateway.errors import (
     BadRequestError,
@@ -43,8 +64,9 @@ from gateway.errors import (
 )
 from gateway.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
 from gateway.limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
-from gateway.models import ChatRequest, ChatResult, StreamCompleted, TextDelta
-from gateway.pricing import PriceTable
+from gateway.models import ChatRequest, ChatResult, CostBreakdown, ReasoningDelta, StreamCompleted, TextDelta, Usage
+from gateway.pacing import AdaptivePacer
+from gateway.pricing import ModelPrice, PriceTable
 from gateway.results import completion_result, stream_result
 from gateway.retry import RetryPolicy
 from gateway.state import PROCESS_STATE, SharedState
@@ -70,6 +92,10 @@ class CallOptions:
     limits: LimitSettings = field(default_factory=LimitSettings)
     use_fallbacks: bool = True
     deadline: Deadline | None = None
+    budget: BudgetPolicy | None = None  # the budgets in force (the administrator's, tightened by the workflow)
+    identity: Identity = field(default_factory=Identity)  # the Dify app and user, for per-app/per-user budgets
+    batch_budget: BatchBudget | None = None  # the spend of the batch this call belongs to
+    cache: str = "auto"  # auto | on | off (gateway.cache)
 
 
 @dataclass(slots=True)
@@ -83,6 +109,7 @@ class _Call:
     attempts: int = 0  # requests sent (or refused by the rate limit before sending) for this model
     delivered: bool = False  # content reached the caller: nothing is sent again
     include_usage: bool = True  # ask a stream for usage (dropped when the gateway refuses it)
+    paced: int = 0  # the adaptive pacer's number for the request in flight
 
 
 class GatewayClient:
@@ -94,6 +121,9 @@ class GatewayClient:
         state: SharedState | None = None,
         retry: RetryPolicy | None = None,
         transport: Transport | None = None,
+        budgets: BudgetStore | None = None,
+        cache: ReplyCache | None = None,
+        pacer: AdaptivePacer | None = None,
     ) -> None:
         self.config = config
         register_secret(config.api_key)
@@ -105,6 +135,27 @@ class GatewayClient:
         self.endpoint = Endpoint(self.transport, config.base_url, self.redact)
         self._pooled_calls = 0  # parallel calls announced by running batches, across invocations
         self._pool_lock = threading.Lock()
+        self._budgets = budgets
+        self._cache = cache
+        self.pacer = pacer or AdaptivePacer()
+        self.flights = SingleFlight()
+        self.namespace = f"{hashlib.sha256(config.base_url.encode()).hexdigest()[:16]}:{config.key_digest}"
+
+    @property
+    def budgets(self) -> BudgetStore:
+        if self._budgets is None:
+            from gateway.backends import budget_store_for
+
+            self._budgets = budget_store_for(self.config.redis_url)
+        return self._budgets
+
+    @property
+    def cache(self) -> ReplyCache:
+        if self._cache is None:
+            from gateway.backends import cache_for
+
+            self._cache = cache_for(self.config.redis_url)
+        return self._cache
 
     @classmethod
     def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
@@ -168,8 +219,81 @@ class GatewayClient:
 
     def _call(
         self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]]
-    ) -> Iterator[TextDelta | StreamCompleted]:
+    ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
+        started = time.monotonic()
         deadline = options.deadline or Deadline(self.config.timeout_seconds)
+        policy = options.budget if options.budget is not None and (options.budget.active or options.batch_budget) else None
+        notes: list[str] = []
+        if policy is not None and request.max_tokens is None:
+            request = replace(request, max_tokens=policy.max_tokens)  # the worst case must be bounded
+            notes.append(f"max_tokens set to {policy.max_tokens} (the budgets' max_tokens): a call under a budget needs a bounded cost")
+        key = None
+        if self.config.cache_ttl_seconds > 0 and use_cache(options.cache, request, streaming=attempt == self._stream_attempt):
+            key = cache_key(self.namespace, request)
+            hit = self._cached(key, deadline)
+            if hit is not None:
+                yield from self._replay(hit, request, started)
+                return
+        try:
+            for item in self._models(request, options, attempt, deadline, policy):
+                if type(item) is StreamCompleted:
+                    result = item.result
+                    result.warnings[:0] = notes
+                    if key is not None:
+                        result.cache = "miss"
+                        if result.finish_reason in CACHEABLE_FINISH and not result.interrupted:
+                            self.cache.put(key, _cache_entry(result), self.config.cache_ttl_seconds)
+                yield item
+        finally:
+            if key is not None:
+                self.flights.land(key)
+
+    def _cached(self, key: str, deadline: Deadline) -> dict[str, Any] | None:
+        """A cached reply for `key`, waiting for an identical call in flight; None: this call is sent
+        (and, if it leads the flight, lands it)."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        flight = self.flights.lead(key)
+        if flight is None:
+            return None
+        flight.wait(max(0.0, deadline.remaining))
+        hit = self.cache.get(key)
+        if hit is None:
+            self.flights.lead(key)  # the first call failed: this one goes, others may wait for it
+        return hit
+
+    def _replay(self, hit: dict[str, Any], request: ChatRequest, started: float) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
+        if hit.get("reasoning"):
+            yield ReasoningDelta(hit["reasoning"])
+        if hit.get("text"):
+            yield TextDelta(hit["text"])
+        served = str(hit.get("model") or request.model)
+        result = ChatResult(
+            text=str(hit.get("text") or ""),
+            finish_reason=hit.get("finish_reason"),
+            model=served,
+            requested_model=request.model,
+            usage=Usage(method="cache"),
+            latency_ms=(time.monotonic() - started) * 1000,
+            attempts=0,
+            cost=CostBreakdown(served, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, "cache hit: nothing was billed"),
+            warnings=[],
+            reasoning=str(hit.get("reasoning") or ""),
+            cache="hit",
+            cost_saved_usd=hit.get("cost_usd"),
+        )
+        result.ttft_ms = result.latency_ms
+        yield StreamCompleted(result)
+
+    def _models(
+        self,
+        request: ChatRequest,
+        options: CallOptions,
+        attempt: Callable[[_Call], Iterator[Any]],
+        deadline: Deadline,
+        policy: BudgetPolicy | None,
+    ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         limiter = self._limiter(options.limits)
         models = [request.model]
         if options.use_fallbacks:
@@ -177,35 +301,151 @@ class GatewayClient:
         tried: list[str] = []
         spent = 0  # requests already sent to earlier models: `attempts` counts every request sent
         for index, model in enumerate(models):
-            call = _Call(request if model == request.model else request.with_model(model), deadline, limiter, time.monotonic())
-            try:
-                breaker, permit = self._permit(model)
+            model_request = request if model == request.model else request.with_model(model)
+            holds: list[Hold] = []
+            budget_notes: list[str] = []
+            price: ModelPrice | None = None
+            if policy is not None:
                 try:
-                    completed: StreamCompleted = yield from self._retrying(call, attempt)
-                except GatewayError as exc:
-                    _record(breaker, permit, exc)
+                    model_request, holds, price, budget_notes = self._reserve_budget(model_request, policy, options)
+                except BudgetExceeded as exc:
+                    exc.attempts = spent  # requests already sent to the models before this one
                     raise
-                except GeneratorExit:  # the caller stopped reading: nothing says the gateway failed
+            call = _Call(model_request, deadline, limiter, time.monotonic())
+            completed: StreamCompleted | None = None
+            try:
+                try:
+                    breaker, permit = self._permit(model_request.model)
+                    try:
+                        completed = yield from self._retrying(call, attempt)
+                    except GatewayError as exc:
+                        _record(breaker, permit, exc)
+                        raise
+                    except GeneratorExit:  # the caller stopped reading: nothing says the gateway failed
+                        breaker.record_success(permit)
+                        raise
+                    except BaseException:
+                        breaker.record_failure(permit)  # a half-open probe must always be reported back
+                        raise
                     breaker.record_success(permit)
-                    raise
-                except BaseException:
-                    breaker.record_failure(permit)  # a half-open probe must always be reported back
-                    raise
-                breaker.record_success(permit)
-            except GatewayError as exc:
-                exc.attempts += spent
-                if call.delivered or index == len(models) - 1 or not _is_unavailable(exc):
-                    raise
-                tried.append(model)
-                spent = exc.attempts
-                continue
+                except GatewayError as exc:
+                    if holds:
+                        self._settle(holds, _failed_cost(exc, holds[0].amount, price))
+                    exc.attempts += spent
+                    if call.delivered or index == len(models) - 1 or not _is_unavailable(exc):
+                        raise
+                    tried.append(model)
+                    spent = exc.attempts
+                    continue
+            finally:
+                if holds and completed is None:
+                    self._settle(holds, holds[0].amount)  # stopped midway: the reservation stays counted
             result = completed.result
             result.attempts += spent
             result.fallback_from = tried
             if tried:
                 result.warnings.append(f"served by fallback model {quote(model)} after {', '.join(quote(m) for m in tried)} failed")
+            if holds:
+                cost = result.cost_usd
+                if cost is None and price is not None:
+                    cost = PriceTable({price.model: price}, {}).cost(price.model, result.usage).total_usd  # type: ignore[union-attr]
+                self._settle(holds, cost_nano(cost or 0.0))
+                remaining = [h.remaining for h in holds if h.remaining is not None]
+                result.budget = {"remaining_usd": round(max(0, min(remaining)) / 1e9, 9) if remaining else None}
+                if model_request.model != model:
+                    result.budget["downgraded_from"] = model
+                result.warnings.extend(budget_notes)
             yield completed
             return
+
+    # ----------------------------------------------------------------- budgets
+
+    def _reserve_budget(
+        self, request: ChatRequest, policy: BudgetPolicy, options: CallOptions
+    ) -> tuple[ChatRequest, list[Hold], ModelPrice | None, list[str]]:
+        """Reserves the request's worst case against every budget in force, or raises BudgetExceeded. With
+        the administrator's `downgrade`, a request that does not fit goes to the dearest cheaper priced
+        model that fits instead."""
+        try:
+            holds, price, notes = self._reserve_for(request, policy, options)
+            return request, holds, price, notes
+        except BudgetExceeded as refused:
+            if not policy.downgrade:
+                raise
+            first = refused
+        own = self.prices.resolve(request.model)
+        ceiling = own.input + own.output if own else float("inf")
+        cheaper = sorted(
+            ((p.input + p.output, name) for name in self.prices.models if (p := self.prices.resolve(name)) and p.input + p.output < ceiling),
+            reverse=True,
+        )
+        for _, name in cheaper:
+            try:
+                holds, price, notes = self._reserve_for(request.with_model(name), policy, options)
+            except BudgetExceeded:
+                continue
+            notes.append(f"budget: sent to the cheaper model {quote(name)} instead of {quote(request.model)} ({first.message})")
+            return request.with_model(name), holds, price, notes
+        raise first
+
+    def _reserve_for(self, request: ChatRequest, policy: BudgetPolicy, options: CallOptions) -> tuple[list[Hold], ModelPrice | None, list[str]]:
+        notes: list[str] = []
+        price = self.prices.resolve(request.model)
+        if price is None:
+            if policy.unpriced is None:
+                raise BudgetExceeded(
+                    f"not sent: model {quote(request.model)} has no known price, so its cost cannot be counted against a budget. "
+                    "Add its price in price_overrides, or set 'unpriced' in the budgets credential",
+                    budget="unpriced_model",
+                    spent_usd=0.0,
+                    limit_usd=0.0,
+                    resets_at=None,
+                )
+            price = policy.unpriced
+            notes.append(f"budget: model {quote(request.model)} has no known price; counted at the budgets' unpriced price")
+        worst = cost_nano(price.worst_case_usd(worst_case_prompt_tokens(request.messages), request.max_tokens or policy.max_tokens))
+        if policy.call is not None and worst > round(policy.call * 1e9):
+            raise BudgetExceeded(
+                f"not sent: its worst-case cost {worst / 1e9:.6f} USD is over the per-call budget of {policy.call:.6f} USD "
+                "(lower max_tokens, shorten the prompt or choose a cheaper model)",
+                budget="call",
+                spent_usd=0.0,
+                limit_usd=policy.call,
+                resets_at=None,
+            )
+        holds: list[Hold] = []
+        if options.batch_budget is not None:
+            self._take(options.batch_budget.store, [options.batch_budget.charge()], worst, holds)
+        self._take(self.budgets, charges_for(policy, self.namespace, options.identity, time.time()), worst, holds)
+        return holds, price, notes
+
+    def _take(self, store: BudgetStore, charges: list[Any], amount: int, holds: list[Hold]) -> None:
+        if not charges:
+            return
+        try:
+            granted = store.reserve(charges, amount)
+        except GatewayError:
+            self._settle(holds, 0)
+            raise
+        if isinstance(granted, Refusal):
+            self._settle(holds, 0)
+            charge = granted.charge
+            resets = iso(charge.expires_at) if charge.expires_at else None
+            raise BudgetExceeded(
+                f"not sent: its worst-case cost {amount / 1e9:.6f} USD would pass the {charge.name} budget "
+                f"({granted.spent / 1e9:.6f} of {charge.limit / 1e9:.6f} USD spent"
+                + (f"; it resets at {resets})" if resets else ")"),
+                budget=charge.name,
+                spent_usd=granted.spent / 1e9,
+                limit_usd=charge.limit / 1e9,
+                resets_at=resets,
+            )
+        holds.append(granted)
+
+    @staticmethod
+    def _settle(holds: list[Hold], actual: int) -> None:
+        for hold in holds:
+            hold.store.settle(hold, actual)
 
     def _permit(self, model: str) -> tuple[Breaker, Permit]:
         """The breaker's permission to call `model`; raises CircuitOpenError (nothing sent) when open."""
@@ -221,13 +461,13 @@ class GatewayClient:
 
     # ----------------------------------------------------------------- the chain: retries
 
-    def _retrying(self, call: _Call, attempt: Callable[[_Call], Iterator[Any]]) -> Generator[TextDelta, None, Any]:
+    def _retrying(self, call: _Call, attempt: Callable[[_Call], Iterator[Any]]) -> Generator[TextDelta | ReasoningDelta, None, Any]:
         """Runs attempts until one gives its outcome (returned), passing content on as it arrives."""
         while True:
             run = attempt(call)
             try:
                 for item in run:
-                    if type(item) is not TextDelta:
+                    if type(item) is not TextDelta and type(item) is not ReasoningDelta:
                         return item
                     call.delivered = True
                     yield item
@@ -262,7 +502,7 @@ class GatewayClient:
         reservation = self._reserve(call)
         call.attempts += 1
         try:
-            response = self.endpoint.send("POST", "/chat/completions", request.payload(), call.deadline)
+            response = self.endpoint.send("POST", "/chat/completions", request.payload(), call.deadline, self._observer(call))
         except AttemptFailed:
             reservation.settle(0)
             raise
@@ -273,7 +513,7 @@ class GatewayClient:
         reservation.settle(result.usage.total_tokens)
         yield StreamCompleted(result)
 
-    def _stream_attempt(self, call: _Call) -> Iterator[TextDelta | StreamCompleted]:
+    def _stream_attempt(self, call: _Call) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         request = call.request
         reservation = self._reserve(call)
         call.attempts += 1
@@ -281,7 +521,7 @@ class GatewayClient:
         state = StreamState()
         try:
             payload = request.payload(stream=True, include_usage=include_usage)
-            response = self.endpoint.send("POST", "/chat/completions", payload, call.deadline)
+            response = self.endpoint.send("POST", "/chat/completions", payload, call.deadline, self._observer(call))
             yield from read_stream(response, state, call.deadline, call.started, self.redact)
         except AttemptFailed as failed:
             reservation.settle(0)
@@ -322,15 +562,25 @@ class GatewayClient:
         """The call's buckets; even without limits it holds the call while the gateway's last 429 lasts."""
         return self.state.rate_limiter(self.config.base_url, self.config.key_digest, limits)
 
+    def _observer(self, call: _Call) -> Callable[[Response], None] | None:
+        """What reads the answer's rate-limit headers for the adaptive pacer (nothing, once the gateway
+        turned out to send none)."""
+        if self.pacer.mode == "free" or not call.paced:
+            return None
+        number, pacer = call.paced, self.pacer
+        return lambda response: pacer.observe(response.headers, number, rejected=response.status == 429)
+
     def _reserve(self, call: _Call) -> Reservation:
         limiter, request = call.limiter, call.request
         tokens = 0
         if limiter.settings.tpm:  # the estimate costs a tokenizer pass: only when a TPM bucket needs it
             tokens = estimate_prompt_tokens(request.messages).tokens + (request.max_tokens or DEFAULT_COMPLETION_RESERVE)
         try:
+            if not limiter.settings.rpm:  # no configured pace: the gateway's rate-limit headers set it
+                call.paced = self.pacer.acquire(call.deadline.at)
             return limiter.reserve(tokens, call.deadline.at)
         except RateLimitTimeout as exc:
-            why = "the configured rate limit" if limiter.settings.rpm or limiter.settings.tpm else "the gateway's last 429"
+            why = "the configured rate limit" if limiter.settings.rpm or limiter.settings.tpm else "the gateway's rate limit"
             error = RateLimitedError(
                 f"not sent: waiting for {why} would take {exc.wait:.1f}s, past the call's deadline",
                 retry_after=exc.wait,
@@ -409,6 +659,33 @@ def _is_unavailable(exc: GatewayError) -> bool:
     if exc.status is not None and 400 <= exc.status < 500:
         return False
     return exc.retryable and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError)
+
+
+def _failed_cost(exc: GatewayError, reserved: int, price: ModelPrice | None) -> int:
+    """What a failed call is counted at: nothing when the gateway answered with an error status or it
+    was never sent; what an interrupted stream delivered; otherwise (the gateway may have billed a reply
+    we never read) the whole reservation."""
+    if exc.not_sent or exc.status is not None:
+        return 0
+    partial = getattr(exc, "partial_result", None)
+    if isinstance(partial, ChatResult):
+        cost = partial.cost_usd
+        if cost is None and price is not None:
+            breakdown = PriceTable({price.model: price}, {}).cost(price.model, partial.usage)
+            cost = breakdown.total_usd if breakdown else None
+        return cost_nano(cost) if cost is not None else reserved
+    return reserved
+
+
+def _cache_entry(result: ChatResult) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "reasoning": result.reasoning,
+        "finish_reason": result.finish_reason,
+        "model": result.model,
+        "cost_usd": result.cost_usd,
+        "usage": result.usage.to_dict(),
+    }
 
 
 def _refuses_stream_options(error: GatewayError) -> bool:

@@ -17,6 +17,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import urllib3
 from requests.models import PreparedRequest
 
+from gateway.budget import BudgetPolicy, parse_budgets
+from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
 from untrusted import InputError, check_text, quote
 
@@ -38,6 +40,7 @@ MAX_MODEL_CHARS = 200
 MAX_FALLBACK_MODELS = 20
 MAX_FALLBACK_CHARS = 4000
 MAX_PRICE_OVERRIDES_CHARS = 100_000
+MAX_BUDGETS_CHARS = 20_000
 MAX_NUMBER_CHARS = 100
 MAX_MAGNITUDE = 2**53  # numbers pass through float: past this they are no longer exact
 
@@ -298,6 +301,8 @@ class GatewayConfig:
     fallback_models: tuple[str, ...] = ()
     price_overrides: str = ""
     redis_url: str = ""
+    budgets: BudgetPolicy | None = None  # the administrator's spend limits (gateway.budget)
+    cache_ttl_seconds: float = DEFAULT_TTL_SECONDS  # 0: the reply cache is off (gateway.cache)
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> GatewayConfig:
@@ -324,6 +329,10 @@ class GatewayConfig:
             fallback_models=parse_fallback_models(creds.get("fallback_models")),
             price_overrides=_credential_text(creds.get("price_overrides"), "price_overrides", MAX_PRICE_OVERRIDES_CHARS),
             redis_url=check_redis_url(creds.get("redis_url")),
+            budgets=parse_budgets(_credential_text(creds.get("budgets"), "budgets", MAX_BUDGETS_CHARS), field_name="budgets", admin=True),
+            cache_ttl_seconds=parse_number(
+                creds.get("cache_ttl_seconds"), field="cache_ttl_seconds", default=DEFAULT_TTL_SECONDS, minimum=0, maximum=MAX_TTL_SECONDS
+            ),
         )
 
     @property

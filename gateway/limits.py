@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-# The gateway counts arrivals, and network jitter can bring two requests closer together than they were
-# sent: pacing 2 % under the limit with one request less of burst keeps every arrival inside its window.
-RPM_PACING = 0.98
+# Requests are spaced evenly, 3 % under the limit: the gateway counts arrivals, and network jitter can
+# bring two requests closer together than they were sent. With a spacing of 1/(0.97 x rate) no window of
+# any length L holds more than rate x L + 1 requests (one-second windows included, fixed or sliding),
+# while 97 % of the limit is used over a minute.
+RPM_PACING = 0.97
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,10 @@ class LimitSettings:
     tpm: int = 0
 
     def rpm_bucket(self) -> tuple[float, float]:
-        """(capacity, refill per second) of the requests bucket: one second of requests less one, at least 1.
-        A full minute's burst would break a gateway that enforces its limit over shorter windows, as most do."""
-        per_second = self.rpm / 60.0
-        return max(1.0, per_second - 1.0), per_second * RPM_PACING
+        """(capacity, refill per second) of the requests bucket: a capacity of one request, so requests are
+        spaced, never bunched. A burst (even one second's worth) plus its refill would put up to twice the
+        rate into the first second, which a gateway enforcing its limit over one-second windows rejects."""
+        return 1.0, self.rpm / 60.0 * RPM_PACING
 
     def tpm_bucket(self) -> tuple[float, float]:
         """(capacity, refill per second) of the tokens bucket: a minute of tokens."""

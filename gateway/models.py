@@ -48,6 +48,7 @@ class Usage:
     cached_prompt_tokens: int = 0
     estimated: bool = False
     method: str = "gateway"  # "gateway" when reported, else the estimator used
+    reasoning_tokens: int = 0  # part of completion_tokens (usage.completion_tokens_details.reasoning_tokens)
 
     @property
     def total_tokens(self) -> int:
@@ -59,11 +60,20 @@ class Usage:
             return None
         details = data.get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        completion_details = data.get("completion_tokens_details") or {}
+        reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else 0
         try:
+            completion = int(data.get("completion_tokens") or 0)
+            reasoning_tokens = max(0, int(reasoning or 0))
+            # OpenAI counts reasoning inside completion_tokens; a gateway that reports more reasoning than
+            # completion tokens counted them apart: both are generated (and billed) tokens.
+            if reasoning_tokens > completion:
+                completion += reasoning_tokens
             return cls(
                 prompt_tokens=int(data.get("prompt_tokens") or 0),
-                completion_tokens=int(data.get("completion_tokens") or 0),
+                completion_tokens=completion,
                 cached_prompt_tokens=int(cached or 0),
+                reasoning_tokens=reasoning_tokens,
             )
         except (TypeError, ValueError):
             return None
@@ -73,6 +83,7 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_prompt_tokens": self.cached_prompt_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "total_tokens": self.total_tokens,
             "estimated": self.estimated,
             "method": self.method,
@@ -92,6 +103,8 @@ class CostBreakdown:
     cached_prompt_tokens: int
     completion_tokens: int
     source: str
+    reasoning_usd: float = 0.0  # reasoning tokens at the model's reasoning price (part of total_usd)
+    reasoning_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +136,10 @@ class ChatResult:
     fallback_from: list[str] = field(default_factory=list)
     interrupted: bool = False
     ttft_ms: float | None = None
+    reasoning: str = ""  # what the model reasoned, apart from the answer (`text`)
+    cache: str = "bypass"  # hit | miss | bypass
+    cost_saved_usd: float | None = 0.0  # on a cache hit: what the reply cost when it was made
+    budget: dict[str, Any] | None = None  # budget use: {"remaining_usd": ..., "downgraded_from": ...}
 
     @property
     def cost_usd(self) -> float | None:
@@ -145,12 +162,24 @@ class ChatResult:
             "fallback_from": list(self.fallback_from),
             "interrupted": self.interrupted,
             "warnings": list(self.warnings),
+            "reasoning": self.reasoning,
+            "cache": self.cache,
+            "cost_saved_usd": self.cost_saved_usd,
+            "budget_remaining_usd": (self.budget or {}).get("remaining_usd"),
+            "budget_exceeded": False,
         }
 
 
 @dataclass(frozen=True)
 class TextDelta:
     """A piece of streamed content."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of streamed reasoning (reasoning_content, or a <think> block), kept apart from the answer."""
 
     text: str
 

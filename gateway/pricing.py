@@ -24,7 +24,7 @@ MAX_OVERRIDE_MODELS = 1000
 MAX_ALIASES = 50
 MAX_NAME_CHARS = 200
 MAX_PRICE = 1_000_000  # USD per million tokens
-_ENTRY_KEYS = ("input", "output", "cached_input", "source", "aliases", "label")
+_ENTRY_KEYS = ("input", "output", "cached_input", "reasoning_output", "source", "aliases", "label")
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
@@ -35,6 +35,16 @@ class ModelPrice:
     output: float
     cached_input: float
     source: str = ""
+    reasoning_output: float | None = None  # reasoning tokens, when the vendor bills them apart from output
+
+    @property
+    def reasoning(self) -> float:
+        return self.output if self.reasoning_output is None else self.reasoning_output
+
+    def worst_case_usd(self, prompt_tokens: int, max_completion_tokens: int) -> float:
+        """The most a call can cost: every prompt token uncached, every completion token at the dearer of
+        the output and reasoning prices."""
+        return (prompt_tokens * self.input + max_completion_tokens * max(self.output, self.reasoning)) / MILLION
 
 
 class PriceTable:
@@ -73,19 +83,24 @@ class PriceTable:
             return None
         cached = max(0, min(usage.cached_prompt_tokens, usage.prompt_tokens))
         uncached = usage.prompt_tokens - cached
+        reasoning = max(0, min(usage.reasoning_tokens, usage.completion_tokens))
         input_usd = uncached * price.input / MILLION
         cached_usd = cached * price.cached_input / MILLION
-        output_usd = usage.completion_tokens * price.output / MILLION
+        # Reasoning tokens are part of completion_tokens (as OpenAI and DeepSeek report and bill them).
+        output_usd = (usage.completion_tokens - reasoning) * price.output / MILLION
+        reasoning_usd = reasoning * price.reasoning / MILLION
         return CostBreakdown(
             model=price.model,
             input_usd=round(input_usd, 10),
             cached_input_usd=round(cached_usd, 10),
             output_usd=round(output_usd, 10),
-            total_usd=round(input_usd + cached_usd + output_usd, 10),
+            total_usd=round(input_usd + cached_usd + output_usd + reasoning_usd, 10),
             uncached_prompt_tokens=uncached,
             cached_prompt_tokens=cached,
             completion_tokens=usage.completion_tokens,
             source=price.source,
+            reasoning_usd=round(reasoning_usd, 10),
+            reasoning_tokens=reasoning,
         )
 
     def with_overrides(self, text: str) -> PriceTable:
@@ -132,13 +147,15 @@ def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, 
     unknown = [key for key in entry if key not in _ENTRY_KEYS]
     if unknown:
         shown = ", ".join(quote(key, 30) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise FieldError("price_overrides", f"{where} has unknown keys {shown}: use input, output, cached_input, aliases")
+        raise FieldError("price_overrides", f"{where} has unknown keys {shown}: use input, output, cached_input, reasoning_output, aliases")
     values: dict[str, float] = {}
-    for key in ("input", "output", "cached_input"):
+    for key in ("input", "output", "cached_input", "reasoning_output"):
         raw = entry.get(key)
         if raw is None:
             if key == "cached_input":
                 values[key] = values["input"]
+                continue
+            if key == "reasoning_output":
                 continue
             raise FieldError("price_overrides", f"{where} is missing '{key}' (USD per million tokens)")
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= MAX_PRICE:
@@ -154,7 +171,7 @@ def _parse_entry(name: str, entry: object, *, source: str) -> tuple[ModelPrice, 
     if not isinstance(entry_source, str) or len(entry_source) > MAX_NAME_CHARS:
         raise FieldError("price_overrides", f"{where}: 'source' must be a short text (at most {MAX_NAME_CHARS} characters)")
     return (
-        ModelPrice(model, values["input"], values["output"], values["cached_input"], entry_source),
+        ModelPrice(model, values["input"], values["output"], values["cached_input"], entry_source, values.get("reasoning_output")),
         [_name(a, "an alias").strip().lower() for a in aliases],
     )
 

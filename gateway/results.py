@@ -11,6 +11,7 @@ from typing import Any
 from gateway.errors import NotOpenAICompatibleError
 from gateway.models import ChatRequest, ChatResult, Usage
 from gateway.pricing import PriceTable
+from gateway.reasoning import reasoning_field, split_content
 from gateway.stream_events import StreamState
 from gateway.tokens import estimate_prompt_tokens, estimate_text_tokens
 from gateway.transport import Endpoint, Response
@@ -31,8 +32,10 @@ def completion_result(
         raise NotOpenAICompatibleError(endpoint.not_openai_message(response, "returned a completion without choices[0].message")) from None
     if not isinstance(text, str):
         text = json.dumps(text, ensure_ascii=False)
+    text, thought = split_content(text)
+    reasoning = reasoning_field(message) or thought
     warnings: list[str] = []
-    usage = Usage.from_openai(data.get("usage")) or estimated_usage(request, text, warnings)
+    usage = Usage.from_openai(data.get("usage")) or estimated_usage(request, text, warnings, reasoning)
     warnings.extend(notes)
     return assemble(
         request,
@@ -45,6 +48,7 @@ def completion_result(
         request_id=response.headers.get("x-request-id") or data.get("id"),
         warnings=warnings,
         prices=prices,
+        reasoning=reasoning,
     )
 
 
@@ -61,7 +65,7 @@ def stream_result(
 ) -> ChatResult:
     """What a stream delivered; `interrupted`: it broke off, and this is what it delivered and probably
     cost (the gateway bills generated tokens)."""
-    usage = state.usage or estimated_usage(request, state.text, warnings)
+    usage = state.usage or estimated_usage(request, state.text, warnings, state.reasoning)
     warnings.extend(notes)
     return assemble(
         request,
@@ -76,6 +80,7 @@ def stream_result(
         prices=prices,
         ttft_ms=state.ttft_ms,
         interrupted=interrupted,
+        reasoning=state.reasoning,
     )
 
 
@@ -93,6 +98,7 @@ def assemble(
     prices: PriceTable,
     ttft_ms: float | None = None,
     interrupted: bool = False,
+    reasoning: str = "",
 ) -> ChatResult:
     cost = prices.cost(served, usage)
     if cost is None and served != request.model:
@@ -114,6 +120,7 @@ def assemble(
         warnings=warnings,
         ttft_ms=ttft_ms,
         interrupted=interrupted,
+        reasoning=reasoning,
     )
 
 
@@ -122,8 +129,9 @@ def _served_model(reported: object, requested: str) -> str:
     return reported[:200] if isinstance(reported, str) and reported else requested
 
 
-def estimated_usage(request: ChatRequest, text: str, warnings: list[str]) -> Usage:
+def estimated_usage(request: ChatRequest, text: str, warnings: list[str], reasoning: str = "") -> Usage:
     prompt = estimate_prompt_tokens(request.messages)
     completion = estimate_text_tokens(text)
+    thought = estimate_text_tokens(reasoning).tokens if reasoning else 0
     warnings.append(f"the gateway reported no usage: token counts are estimated ({prompt.method})")
-    return Usage(prompt.tokens, completion.tokens, 0, estimated=True, method=prompt.method)
+    return Usage(prompt.tokens, completion.tokens + thought, 0, estimated=True, method=prompt.method, reasoning_tokens=thought)

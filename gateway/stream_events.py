@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError, gateway_words
-from gateway.models import TextDelta, Usage
+from gateway.models import ReasoningDelta, TextDelta, Usage
+from gateway.reasoning import ThinkSplitter, reasoning_field
 from gateway.sse import SSEDecoder
 from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline, Response
 
@@ -30,9 +31,20 @@ class StreamState:
     usage: Usage | None = None
     request_id: str | None = None
     ttft_ms: float | None = None
+    reasoning: str = ""
+    splitter: ThinkSplitter = field(default_factory=ThinkSplitter)
+
+    def flush(self) -> tuple[str, str]:
+        """The content the <think> splitter still holds, once the stream has ended."""
+        answer, reasoning = self.splitter.close()
+        self.text += answer
+        self.reasoning += reasoning
+        return answer, reasoning
 
 
-def read_stream(response: Response, state: StreamState, deadline: Deadline, started: float, redact: Redactor) -> Iterator[TextDelta]:
+def read_stream(
+    response: Response, state: StreamState, deadline: Deadline, started: float, redact: Redactor
+) -> Iterator[TextDelta | ReasoningDelta]:
     """Yields the content of `response` as it arrives, gathering the rest on `state`; closes the response."""
     decoder = SSEDecoder()
     state.request_id = response.headers.get("x-request-id")
@@ -48,11 +60,18 @@ def read_stream(response: Response, state: StreamState, deadline: Deadline, star
                 if event.data.strip() == "[DONE]":
                     done = True
                     break
-                delta = apply_event(event.data, state, started, redact)
+                delta, thought = apply_event(event.data, state, started, redact)
+                if thought:
+                    yield ReasoningDelta(thought)
                 if delta:
                     yield TextDelta(delta)
         if not done:
             decoder.close()
+        answer, thought = state.flush()
+        if thought:
+            yield ReasoningDelta(thought)
+        if answer:
+            yield TextDelta(answer)
     except BodyReadError as exc:
         if deadline.expired():
             reason = "the call's deadline passed mid-stream"
@@ -73,14 +92,15 @@ def interrupted(state: StreamState, reason: str, redact: Redactor) -> StreamInte
     return StreamInterruptedError(redact(f"stream interrupted: {reason}{kept}"), partial_text=state.text, request_id=state.request_id)
 
 
-def apply_event(data: str, state: StreamState, started: float, redact: Redactor) -> str:
-    """Folds one event's JSON into `state`; returns its content (choice 0), "" when it has none."""
+def apply_event(data: str, state: StreamState, started: float, redact: Redactor) -> tuple[str, str]:
+    """Folds one event's JSON into `state`; returns its (answer, reasoning) content (choice 0), each ""
+    when it has none. A <think> block in the content is reasoning, whatever chunks it is split across."""
     try:
         chunk = json.loads(data)
     except (ValueError, RecursionError):
-        return ""  # a malformed event carries nothing we could use: skipped, as openai-python does
+        return "", ""  # a malformed event carries nothing we could use: skipped, as openai-python does
     if not isinstance(chunk, dict):
-        return ""
+        return "", ""
     if chunk.get("error"):
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else error
@@ -96,18 +116,22 @@ def apply_event(data: str, state: StreamState, started: float, redact: Redactor)
     usage = Usage.from_openai(chunk.get("usage"))
     if usage is not None:
         state.usage = usage  # keep the last non-null usage
-    text = ""
+    text = thought = ""
     for choice in chunk.get("choices") or []:
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue
         delta = choice.get("delta") or {}
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str) and content:
-            text += content
+            answer, inside = state.splitter.feed(content)
+            text += answer
+            thought += inside
+        thought += reasoning_field(delta)
         if choice.get("finish_reason"):
             state.finish_reason = choice["finish_reason"]
-    if text:
+    if text or thought:
         if state.ttft_ms is None:
             state.ttft_ms = (time.monotonic() - started) * 1000
         state.text += text
-    return text
+        state.reasoning += thought
+    return text, thought

@@ -138,13 +138,18 @@ class Endpoint:
         self.base_url = base_url
         self.redact = redact
 
-    def send(self, method: str, path: str, payload: dict[str, Any] | None, deadline: Deadline) -> Response:
-        """A 2xx response whose body is still to be read; otherwise AttemptFailed, classified."""
+    def send(
+        self, method: str, path: str, payload: dict[str, Any] | None, deadline: Deadline, observe: Callable[[Response], None] | None = None
+    ) -> Response:
+        """A 2xx response whose body is still to be read; otherwise AttemptFailed, classified. `observe`
+        sees every response first (its status and headers: the adaptive pacer reads its rate-limit headers)."""
         remaining = deadline.remaining
         if remaining <= 0:
             raise AttemptFailed(Attempt(GatewayTimeoutError("the call's deadline passed before it could be sent"), False))
         body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
         response = self.transport.send(method, path, body, timeout=remaining)
+        if observe is not None:
+            observe(response)
         if 200 <= response.status < 300:
             return response
         try:
