@@ -9,4 +9,7 @@ plugin = Plugin(DifyPluginEnv(MAX_REQUEST_TIMEOUT=570))
 
 if __name__ == "__main__":
     install_error_reporting()
+    from jobs.lifecycle import install_shutdown  # job workers: graceful stop on SIGTERM or a closed pipe
+
+    install_shutdown()
     plugin.run()

@@ -48,7 +48,7 @@ HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
 RECEIVED_KEEP = 50
-CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules")
+CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules", "batch_delay_ms")
 
 _DIRECTIVE = re.compile(r"\[\[sim:(.*?)\]\]", re.DOTALL)
 _COUNTED = re.compile(r"^(\d{3}|[a-z_]+)x(\d+)$")
@@ -492,6 +492,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.models()
             elif path == "/v1/chat/completions" and method == "POST":
                 self.chat(body)
+            elif path.startswith(("/v1/files", "/v1/batches")):  # the OpenAI Batch API (files, batches)
+                self.batch_api(method, path, body)
             elif path.startswith("/v1/") and self.header_and_global_faults().has("html"):
                 self.send_bytes(200, HTML_BODY, "text/html")
             else:
@@ -726,6 +728,85 @@ class Handler(BaseHTTPRequestHandler):
                 self.reset_connection()
             self.send_json(200, payload, headers)
 
+    # ---- the OpenAI Batch API: /v1/files (multipart upload, content) and /v1/batches (create, retrieve,
+    # list, cancel). A batch completes `batch_delay_ms` (config) after it was created, when next retrieved.
+
+    def batch_api(self, method: str, path: str, body: bytes) -> None:
+        if not self.check_auth(self.header_and_global_faults(), {}):
+            return
+        store = batch_store(self.server)
+        parts = path.strip("/").split("/")  # v1, files|batches, id?, action?
+        if parts[1] == "files" and len(parts) == 2 and method == "POST":
+            content = multipart_file(self.headers.get("Content-Type") or "", body)
+            if content is None:
+                self.send_error_json(400, "expected multipart/form-data with a 'file' part and purpose=batch")
+                return
+            self.send_json(200, store.add_file(content, "batch"))
+        elif parts[1] == "files" and len(parts) == 4 and parts[3] == "content" and method == "GET":
+            data = store.files.get(parts[2])
+            if data is None:
+                self.send_error_json(404, f"No such File object: {parts[2]}", code="not_found")
+                return
+            self.send_bytes(200, data, "application/jsonl")
+        elif parts[1] == "batches" and len(parts) == 2 and method == "POST":
+            request = json.loads(body or b"{}")
+            if request.get("input_file_id") not in store.files or request.get("endpoint") != "/v1/chat/completions":
+                self.send_error_json(400, "input_file_id must be an uploaded file and endpoint /v1/chat/completions")
+                return
+            self.send_json(200, store.create(request))
+        elif parts[1] == "batches" and len(parts) == 2 and method == "GET":
+            self.send_json(200, {"object": "list", "data": [store.view(b) for b in list(store.batches.values())[-20:]], "has_more": False})
+        elif parts[1] == "batches" and len(parts) == 3 and method == "GET":
+            batch = store.batches.get(parts[2])
+            if batch is None:
+                self.send_error_json(404, f"No such batch: {parts[2]}", code="not_found")
+                return
+            with self.state.lock:
+                delay = float(self.state.config.get("batch_delay_ms") or 0)
+            store.advance(batch, delay, self.batch_line_answer)
+            self.send_json(200, store.view(batch))
+        elif parts[1] == "batches" and len(parts) == 4 and parts[3] == "cancel" and method == "POST":
+            batch = store.batches.get(parts[2])
+            if batch is None:
+                self.send_error_json(404, f"No such batch: {parts[2]}", code="not_found")
+                return
+            if batch["status"] not in ("completed", "failed", "expired"):
+                batch["status"] = "cancelled"
+            self.send_json(200, store.view(batch))
+        else:
+            self.send_error_json(404, f"Not found: {path}", code="not_found")
+
+    def batch_line_answer(self, line: dict[str, Any]) -> dict[str, Any]:
+        """One line of a batch's output file, answered as a chat completion would be."""
+        body = line.get("body") if isinstance(line.get("body"), dict) else {}
+        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        model = body.get("model")
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        prompt, _directive = split_directives(content_text(users[-1].get("content")) if users else "")
+        with self.state.lock:
+            self.state.stats.requests_by_path["/v1/batches (lines)"] += 1
+        if model not in MODELS:
+            missing = error_body(f"The model `{model}` does not exist", "invalid_request_error", "model_not_found")
+            error = {"status_code": 404, "request_id": f"req-{uuid.uuid4().hex}", "body": missing}
+            return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line.get("custom_id"), "response": error, "error": None}
+        response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
+        reply = self.reply_text(model, prompt, response_format)
+        usage = {
+            "prompt_tokens": sum(estimate_tokens(content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict)),
+            "completion_tokens": estimate_tokens(reply),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        completion = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        response = {"status_code": 200, "request_id": f"req-{uuid.uuid4().hex}", "body": completion}
+        return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line.get("custom_id"), "response": response, "error": None}
+
     def script_rule(self, messages: Any) -> dict[str, Any] | None:
         """The first configured script rule whose `system_contains` is in the system message (script_rules)."""
         with self.state.lock:
@@ -857,6 +938,79 @@ class Handler(BaseHTTPRequestHandler):
 
 
 # ----------------------------------------------------------------------------- server
+
+
+class BatchStore:
+    """Files and batches of the simulated Batch API (in memory, for the life of the server)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+
+    def add_file(self, content: bytes, purpose: str) -> dict[str, Any]:
+        file_id = f"file-{uuid.uuid4().hex}"
+        with self.lock:
+            self.files[file_id] = content
+        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()), "filename": "batch.jsonl", "purpose": purpose}
+
+    def create(self, request: dict[str, Any]) -> dict[str, Any]:
+        batch = {
+            "id": f"batch_{uuid.uuid4().hex}",
+            "object": "batch",
+            "endpoint": request["endpoint"],
+            "input_file_id": request["input_file_id"],
+            "completion_window": request.get("completion_window", "24h"),
+            "status": "in_progress",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": int(time.time()),
+            "started": time.monotonic(),
+            "metadata": request.get("metadata"),
+            "request_counts": {"total": self.files[request["input_file_id"]].count(b"\n"), "completed": 0, "failed": 0},
+        }
+        with self.lock:
+            self.batches[batch["id"]] = batch
+        return self.view(batch)
+
+    def advance(self, batch: dict[str, Any], delay_ms: float, answer: Any) -> None:
+        with self.lock:
+            if batch["status"] != "in_progress" or (time.monotonic() - batch["started"]) * 1000 < delay_ms:
+                return
+            batch["status"] = "finalizing"
+        lines = [json.loads(raw) for raw in self.files[batch["input_file_id"]].splitlines() if raw.strip()]
+        out = [answer(line) for line in lines]
+        output = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out).encode("utf-8")
+        file_id = self.add_file(output, "batch_output")["id"]
+        with self.lock:
+            ok = sum(o["response"]["status_code"] == 200 for o in out)
+            batch.update(status="completed", output_file_id=file_id, completed_at=int(time.time()))
+            batch["request_counts"] = {"total": len(out), "completed": ok, "failed": len(out) - ok}
+
+    @staticmethod
+    def view(batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in batch.items() if k != "started"}
+
+
+def batch_store(server: Any) -> BatchStore:
+    store = getattr(server, "batch_store", None)
+    if store is None:
+        store = server.batch_store = BatchStore()
+    return store
+
+
+def multipart_file(content_type: str, body: bytes) -> bytes | None:
+    """The `file` part of a multipart/form-data body."""
+    import email.parser
+    import email.policy
+
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            return part.get_payload(decode=True)
+    return None
 
 
 class SimServer(ThreadingHTTPServer):

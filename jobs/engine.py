@@ -1,0 +1,502 @@
+"""The workers: every plugin process that knows a job's gateway (base URL and key) works on it.
+
+A process learns a gateway from the credentials of a job tool call (`JobEngine.register`); the key
+stays in the process, Redis only ever sees a digest of it. A scheduler thread looks at the open jobs
+every half second and starts a runner for each job whose gateway it knows: `concurrency` worker
+threads (greenlets under the Dify runtime) that claim items from the job's stream, call the gateway
+and store each result atomically with the acknowledgement (`jobs.store`).
+
+Leases: an item claimed stays in the consumer group's pending list; its lease is renewed every third
+of `lease_seconds` while this process works on it. A process that dies stops renewing, and after
+`lease_seconds` any other worker takes the item with XAUTOCLAIM. Whether it may be sent again is
+decided like the retry policy decides: every request is counted in Redis before it is sent, and
+counted again when it came back with a retryable failure (429, 5xx, connection refused). A taken-over
+item whose requests all failed retryably goes on with the retries it has left; one with a request
+whose outcome is unknown (the gateway may have run and billed it) is not sent again and ends as an
+error that says so (`error_code: interrupted`), with `attempts` the requests counted.
+
+Shutdown (`JobEngine.shutdown`): stop claiming, let items in flight finish within a grace period,
+then release the rest at once (their lease is set as expired), so nothing waits for a lease.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
+from gateway.backends import state_for
+from gateway.errors import BadRequestError, Redactor
+from gateway.http_transport import HTTPTransport
+from gateway.limits import LimitSettings
+from gateway.redis_connection import redis_client
+from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
+from gateway.routing import AUTO, ModelRouter
+from gateway.transport import AttemptFailed, Response
+from jobs.inputs import JobItem
+from jobs.store import RUNNING, Job, JobStore
+
+logger = logging.getLogger("holysheep.jobs")
+
+SCHEDULE_EVERY = 0.5
+IDLE_SLEEP = 0.2
+RECLAIM_EVERY = 1.0
+STATUS_EVERY = 0.5
+DEFAULT_GRACE = 5.0
+
+_context = threading.local()  # greenlet-local under gevent
+
+
+class _ItemContext:
+    __slots__ = ("cancelled", "index", "job_id", "sent", "store")
+
+    def __init__(self, store: JobStore, job_id: str, index: int) -> None:
+        self.store, self.job_id, self.index = store, job_id, index
+        self.sent = 0
+        self.cancelled = False
+
+
+class CountingTransport:
+    """The HTTP transport with each chat request counted in Redis before it leaves, and each retryable
+    failure counted when it comes back: what lets another process decide whether an item it takes over
+    may be sent again. A job that no longer runs sends nothing."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def send(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Response:
+        ctx: _ItemContext | None = getattr(_context, "item", None)
+        if ctx is None or not path.startswith("/chat/"):
+            return self.inner.send(method, path, body, timeout=timeout)
+        if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
+            ctx.cancelled = True
+            raise AttemptFailed(_not_sent_attempt())
+        ctx.sent += 1
+        try:
+            response = self.inner.send(method, path, body, timeout=timeout)
+        except AttemptFailed as failed:
+            if failed.attempt.retryable:
+                ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+            raise
+        if response.status in RETRYABLE_STATUSES:
+            ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+        return response
+
+    def ensure_pool(self, size: int) -> None:
+        self.inner.ensure_pool(size)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _not_sent_attempt() -> Any:
+    from gateway.transport import Attempt
+
+    return Attempt(BadRequestError("not sent: the job was cancelled"), False)
+
+
+class _Gateway:
+    """One gateway and key as this process knows it: the config and clients per retry budget."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.transport = CountingTransport(HTTPTransport(config, Redactor([config.api_key])))
+        self._clients: dict[tuple[int, float], GatewayClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, max_retries: int, timeout: float) -> GatewayClient:
+        with self._lock:
+            key = (max_retries, timeout)
+            client = self._clients.get(key)
+            if client is None:
+                config = dataclasses.replace(self.config, max_retries=max_retries, timeout_seconds=timeout)
+                client = GatewayClient(
+                    config, state=state_for(config.redis_url), retry=RetryPolicy(max_retries=max_retries), transport=self.transport
+                )
+                self._clients[key] = client
+            return client
+
+
+def build_request(job: Job, item: JobItem, client: GatewayClient) -> ChatRequest:
+    s = job.settings
+    system_prompt = item.system_prompt if item.system_prompt is not None else s.get("system_prompt") or ""
+    model = item.model or s["model"]
+    if model == "default":
+        model = client.config.default_model
+    elif model == AUTO:
+        model = (
+            ModelRouter.bundled()
+            .choose(item.prompt, system_prompt=system_prompt, json_output=bool(s.get("response_format")), prices=client.prices)
+            .model
+        )
+    return ChatRequest.from_prompt(
+        item.prompt,
+        system_prompt=system_prompt,
+        model=model,
+        temperature=s.get("temperature"),
+        top_p=s.get("top_p"),
+        max_tokens=item.max_tokens or s.get("max_tokens"),
+        seed=s.get("seed"),
+        stop=s.get("stop"),
+        response_format=s.get("response_format"),
+    )
+
+
+class JobRunner:
+    """This process's workers on one job."""
+
+    def __init__(self, engine: JobEngine, store: JobStore, job: Job, gateway: _Gateway, *, until: float | None = None) -> None:
+        self.engine, self.store, self.job, self.gateway = engine, store, job, gateway
+        self.consumer = f"{engine.consumer}-{job.id[:8]}"
+        self.until = until
+        self.held: set[str] = set()  # entries claimed and not yet finished (their leases are ours)
+        self.ready: deque[tuple[str, int, JobItem]] = deque()
+        self._reclaimed: set[str] = set()  # taken over from another consumer: the sent counters decide
+        self._renewed = 0.0
+        self.lock = threading.Lock()
+        self.cursor = "0-0"
+        self.last_reclaim = 0.0
+        self.last_status = 0.0
+        self.running = True
+        self.exhausted = False
+        self.threads: list[threading.Thread] = []
+        self.finished = threading.Event()
+        self.settings = job.settings
+        self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
+        self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
+        self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        workers = max(1, int(self.settings.get("concurrency") or 10))
+        self.gateway.transport.ensure_pool(workers + 16)
+        self.threads = [threading.Thread(target=self._worker, daemon=True, name=f"job-{self.job.id[:8]}-{n}") for n in range(workers)]
+        self.threads.append(threading.Thread(target=self._renewer, daemon=True, name=f"job-{self.job.id[:8]}-lease"))
+        for thread in self.threads:
+            thread.start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        self.finished.set()
+        self.engine._runner_done(self)
+
+    def stop_claiming(self) -> None:
+        self.running = False
+
+    def release_held(self) -> int:
+        with self.lock:
+            held = list(self.held)
+            self.held.clear()
+            self.ready.clear()
+        try:
+            self.store.release(self.job.id, held)
+        except Exception as exc:  # Redis gone: the leases expire on their own
+            logger.warning("releasing %d items of job %s failed: %s", len(held), self.job.id, type(exc).__name__)
+        return len(held)
+
+    # ------------------------------------------------------------------ claiming
+
+    def _keep_going(self) -> bool:
+        if not self.running or self.engine.stopping:
+            return False
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
+        now = time.monotonic()
+        if now - self.last_status >= STATUS_EVERY:
+            self.last_status = now
+            status = self.store.status(self.job.id)
+            if status != RUNNING:
+                self.running = False
+                return False
+        return True
+
+    def _claim(self) -> tuple[str, int, JobItem] | None:
+        with self.lock:
+            if self.ready:
+                return self.ready.popleft()
+            now = time.monotonic()
+            reclaim = now - self.last_reclaim >= RECLAIM_EVERY
+            if reclaim:
+                self.last_reclaim = now
+        if reclaim:
+            self.cursor, taken = self.store.reclaim(self.job.id, self.consumer, self.job.lease_ms, self.cursor, 32)
+            if taken:
+                with self.lock:
+                    self.held.update(e for e, _, _ in taken)
+                    self.ready.extend((e, i, item) for e, i, item in taken)
+                    self._reclaimed.update(e for e, _, _ in taken)
+                    return self.ready.popleft()
+        if self.exhausted:
+            return None
+        claimed = self.store.claim_new(self.job.id, self.consumer, 1)
+        if not claimed:
+            self.exhausted = True
+            return None
+        with self.lock:
+            self.held.add(claimed[0][0])
+        return claimed[0]
+
+    def _worker(self) -> None:
+        while self._keep_going():
+            try:
+                entry = self._claim()
+            except Exception as exc:
+                logger.warning("claiming from job %s failed: %s", self.job.id, type(exc).__name__)
+                time.sleep(1.0)
+                continue
+            if entry is None:
+                if self.store.status(self.job.id) != RUNNING:
+                    return
+                time.sleep(IDLE_SLEEP)  # new items never come back; released or expired ones do, via XAUTOCLAIM
+                continue
+            try:
+                self._process(*entry)
+            except Exception as exc:  # Redis failing mid-item: the lease expires and another worker takes it
+                logger.warning("job %s item %d: %s", self.job.id, entry[1], type(exc).__name__)
+                with self.lock:
+                    self.held.discard(entry[0])
+
+    def _renewer(self) -> None:
+        period = max(0.5, self.job.lease_ms / 3000)
+        while any(t.is_alive() for t in self.threads[:-1]):
+            time.sleep(min(period, 0.5))
+            if time.monotonic() - self._renewed < period:
+                continue
+            self._renewed = time.monotonic()
+            with self.lock:
+                held = list(self.held)
+            try:
+                self.store.renew(self.job.id, self.consumer, held)
+            except Exception as exc:
+                logger.warning("renewing leases of job %s failed: %s", self.job.id, type(exc).__name__)
+
+    # ------------------------------------------------------------------ one item
+
+    def _process(self, entry: str, index: int, item: JobItem) -> None:
+        with self.lock:
+            reclaimed = entry in self._reclaimed
+            self._reclaimed.discard(entry)
+        offset = 0
+        retries = self.max_retries
+        if reclaimed:
+            sent, answered, stored = self.store.sends(self.job.id, index)
+            if stored:
+                self.store.ack(self.job.id, [entry])
+                self._done(entry)
+                return
+            if sent > answered:
+                self._finish(entry, index, _interrupted(item, sent))
+                return
+            offset = sent
+            retries = self.max_retries - sent
+            if retries < 0:
+                self._finish(
+                    entry,
+                    index,
+                    _result(
+                        item,
+                        "error",
+                        error="retries exhausted (the process sending it stopped meanwhile)",
+                        error_code="retries_exhausted",
+                        attempts=sent,
+                    ),
+                )
+                return
+        client = self.gateway.client(retries, self.timeout)
+        ctx = _ItemContext(self.store, self.job.id, index)
+        ctx.sent = offset
+        _context.item = ctx
+        started = time.monotonic()
+        model = item.model or ""
+        try:
+            request = build_request(self.job, item, client)
+            model = request.model
+            result = client.chat(request, CallOptions(limits=self.limits, deadline=Deadline(self.timeout)))
+        except GatewayError as exc:
+            if ctx.cancelled:
+                self.store.ack(self.job.id, [entry])
+                self._done(entry)
+                return
+            not_run = exc.not_sent and ctx.sent == offset
+            outcome = _result(
+                item,
+                "not_run" if not_run else "error",
+                error=str(exc),
+                error_code=exc.code,
+                latency_ms=round((time.monotonic() - started) * 1000, 1),
+                attempts=ctx.sent,
+                model=model,
+            )
+        except ValueError as exc:  # a request the client refuses to build
+            outcome = _result(item, "error", error=str(exc), error_code="bad_request", attempts=ctx.sent)
+        else:
+            outcome = {
+                "id": item.id,
+                "status": "ok",
+                "text": result.text,
+                "error": "",
+                "error_code": "",
+                "usage": result.usage.to_dict(),
+                "cost_usd": result.cost_usd,
+                "latency_ms": round(result.latency_ms, 1),
+                "attempts": ctx.sent,
+                "model": result.model,
+                "warnings": list(result.warnings),
+            }
+        finally:
+            _context.item = None
+        self._finish(entry, index, outcome)
+
+    def _finish(self, entry: str, index: int, outcome: dict[str, Any]) -> None:
+        self.store.finish(self.job.id, entry, index, outcome)
+        self._done(entry)
+
+    def _done(self, entry: str) -> None:
+        with self.lock:
+            self.held.discard(entry)
+        self.engine.processed += 1
+
+
+def _result(item: JobItem, status: str, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": item.id,
+        "status": status,
+        "text": "",
+        "error": "",
+        "error_code": "",
+        "usage": None,
+        "cost_usd": None,
+        "latency_ms": None,
+        "attempts": 0,
+        "model": item.model or "",
+        "warnings": [],
+    }
+    base.update(fields)
+    return base
+
+
+def _interrupted(item: JobItem, sent: int) -> dict[str, Any]:
+    return _result(
+        item,
+        "error",
+        error=(
+            "the plugin process sending this item stopped while its request was at the gateway; not sent again "
+            "because the gateway may already have processed (and billed) it. Resubmit it from failed_items if needed"
+        ),
+        error_code="interrupted",
+        attempts=sent,
+    )
+
+
+class JobEngine:
+    """The process's job workers (one engine per process)."""
+
+    def __init__(self) -> None:
+        self.consumer = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.gateways: dict[tuple[str, str, str], _Gateway] = {}  # (redis_url, base_url, key_digest)
+        self.stores: dict[str, JobStore] = {}
+        self.runners: dict[str, JobRunner] = {}
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.scheduler: threading.Thread | None = None
+        self.background = os.environ.get("INSTALL_METHOD", "local").lower() != "serverless"
+        self.processed = 0
+        self.on_idle: Callable[[], None] | None = None
+
+    def store(self, redis_url: str, ttl_seconds: int | None = None) -> JobStore:
+        with self.lock:
+            store = self.stores.get(redis_url)
+            if store is None:
+                store = self.stores[redis_url] = JobStore(redis_client(redis_url))
+            if ttl_seconds:
+                store.ttl_ms = int(ttl_seconds * 1000)
+            return store
+
+    def register(self, config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
+        """Makes this process work on open jobs of this gateway and key (in the background where it can)."""
+        store = self.store(config.redis_url, ttl_seconds)
+        key = (config.redis_url, config.base_url, config.key_digest)
+        with self.lock:
+            if key not in self.gateways or self.gateways[key].config != config:
+                self.gateways[key] = _Gateway(config)
+            start = self.background and self.scheduler is None and not self.stopping
+            if start:
+                self.scheduler = threading.Thread(target=self._schedule, daemon=True, name="job-scheduler")
+        if start:
+            self.scheduler.start()  # type: ignore[union-attr]
+        return store
+
+    def _schedule(self) -> None:
+        while not self.stopping:
+            try:
+                self.schedule_once()
+            except Exception as exc:
+                logger.warning("job scheduler: %s", type(exc).__name__)
+            time.sleep(SCHEDULE_EVERY)
+
+    def schedule_once(self, *, until: float | None = None, only: str | None = None) -> list[JobRunner]:
+        started: list[JobRunner] = []
+        for redis_url, store in list(self.stores.items()):
+            for job_id in store.open_jobs() if only is None else [only]:
+                if self.stopping or job_id in self.runners:
+                    continue
+                try:
+                    meta = store.meta(job_id)
+                except LookupError:
+                    store.forget(job_id)  # expired
+                    continue
+                if meta.get("status") != RUNNING or meta.get("mode", "workers") != "workers":
+                    continue
+                gateway = self.gateways.get((redis_url, meta["base_url"], meta["key_digest"]))
+                if gateway is None:
+                    continue
+                runner = JobRunner(self, store, store.job(job_id, meta), gateway, until=until)
+                with self.lock:
+                    if job_id in self.runners or self.stopping:
+                        continue
+                    self.runners[job_id] = runner
+                runner.start()
+                started.append(runner)
+        return started
+
+    def _runner_done(self, runner: JobRunner) -> None:
+        with self.lock:
+            if self.runners.get(runner.job.id) is runner:
+                del self.runners[runner.job.id]
+
+    def work_for(self, config: GatewayConfig, job_id: str, seconds: float, grace: float = DEFAULT_GRACE) -> None:
+        """Where no background work can run (serverless): work on one job for `seconds` inside the
+        caller's deadline, then finish what is in flight (within `grace`) and release the rest."""
+        self.register(config)
+        runners = self.schedule_once(until=time.monotonic() + seconds, only=job_id)
+        for runner in runners:
+            runner.finished.wait(seconds + grace)
+            runner.stop_claiming()
+            runner.release_held()
+
+    def shutdown(self, grace: float = DEFAULT_GRACE) -> int:
+        """Stop claiming; give items in flight `grace` seconds; release the rest at once. Returns the
+        number of items released."""
+        self.stopping = True
+        with self.lock:
+            runners = list(self.runners.values())
+        for runner in runners:
+            runner.stop_claiming()
+        end = time.monotonic() + grace
+        for runner in runners:
+            runner.finished.wait(max(0.0, end - time.monotonic()))
+        return sum(runner.release_held() for runner in runners)
+
+
+ENGINE = JobEngine()

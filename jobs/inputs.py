@@ -1,0 +1,234 @@
+"""A job's items, from a `prompts` text (as batch_chat takes it) or a file (JSONL or CSV), all checked
+before the job is accepted. Every problem names the line (or item) and what to fix."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import MAX_MODEL_CHARS, model_name
+from gateway.errors import FieldError
+from untrusted import InputError, check_text, parse_json, quote
+
+MAX_JOB_ITEMS = 200_000
+MAX_PROMPT_CHARS = 200_000
+MAX_ID_CHARS = 200
+MAX_INPUT_BYTES = 200 * 1024 * 1024
+MAX_ITEM_MAX_TOKENS = 1_000_000
+ITEM_KEYS = ("id", "prompt", "system_prompt", "model", "max_tokens")
+
+
+class JobInputError(ValueError):
+    """The job's input is unusable; the message names the problem and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobItem:
+    index: int
+    id: str
+    prompt: str
+    system_prompt: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"id": self.id, "prompt": self.prompt}
+        for name in ("system_prompt", "model", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, index: int, text: str | bytes) -> JobItem:
+        data = json.loads(text)
+        return cls(index, data["id"], data["prompt"], data.get("system_prompt"), data.get("model"), data.get("max_tokens"))
+
+    def as_input(self) -> dict[str, Any]:
+        return json.loads(self.to_json())
+
+
+def parse_prompts(raw: object) -> tuple[list[JobItem], bool]:
+    """(items, json_format) from a JSON array (strings or objects) or one prompt per line."""
+    if isinstance(raw, list):
+        data: Any = raw
+        json_format = True
+    else:
+        text = raw if isinstance(raw, str) else "" if raw is None else None
+        if text is None:
+            raise JobInputError(f"'prompts' must be text (a JSON array or one prompt per line), got {type(raw).__name__}")
+        _check("'prompts'", text, MAX_INPUT_BYTES)
+        text = text.strip()
+        if not text:
+            raise JobInputError("'prompts' is empty: give a JSON array, one prompt per line, or a file")
+        after = text[1:].lstrip()[:1]
+        json_format = text[0] == "{" or (text[0] == "[" and (after in '"{[]-' or after.isdigit() or text.endswith("]")))
+        if json_format:
+            try:
+                data = parse_json(text, max_bytes=MAX_INPUT_BYTES, max_depth=4)
+            except InputError as exc:
+                raise JobInputError(f"'prompts' {exc}") from None
+            if not isinstance(data, list):
+                raise JobInputError("'prompts' must be a JSON array (of strings or objects), not a single object")
+        else:
+            data = [line for line in text.splitlines() if line.strip()]
+    _count(len(data), "'prompts'")
+    items = [_item(f"prompts[{i}]", i, entry) for i, entry in enumerate(data)]
+    _unique(items, "prompts[{}]")
+    return items, json_format
+
+
+def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", id_column: str = "id") -> list[JobItem]:
+    """Items from a JSONL or CSV file (by extension, else by content). XLSX is refused with the reason."""
+    name = (filename or "").lower()
+    if len(content) > MAX_INPUT_BYTES:
+        raise JobInputError(f"the file is {len(content)} bytes; at most {MAX_INPUT_BYTES} (split it into several jobs)")
+    if name.endswith((".xlsx", ".xls")) or content[:4] == b"PK\x03\x04":
+        raise JobInputError("XLSX files are not read yet: save the sheet as CSV (File > Save as > CSV UTF-8) and submit that")
+    try:
+        text = codecs.decode(content, "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobInputError(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8 (CSV UTF-8 in Excel)") from None
+    _check("the file", text, MAX_INPUT_BYTES)
+    if name.endswith((".jsonl", ".ndjson", ".json")) or (not name.endswith((".csv", ".tsv", ".txt")) and text.lstrip()[:1] in '{["'):
+        items = _jsonl(text)
+    else:
+        items = _csv(text, prompt_column, id_column, delimiter="\t" if name.endswith(".tsv") else None)
+    _unique(items, "line {}")
+    return items
+
+
+def _jsonl(text: str) -> list[JobItem]:
+    items: list[JobItem] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = parse_json(line, max_bytes=MAX_PROMPT_CHARS * 4, max_depth=3)
+        except InputError as exc:
+            raise JobInputError(f"line {number}: {exc}") from None
+        items.append(_item(f"line {number}", len(items), entry))
+        _count(len(items), "the file")
+    if not items:
+        raise JobInputError("the file has no items: one JSON object per line, each with a 'prompt'")
+    return items
+
+
+def _csv(text: str, prompt_column: str, id_column: str, delimiter: str | None) -> list[JobItem]:
+    sample = text[:8192]
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise JobInputError("the CSV file is empty: it needs a header row with a 'prompt' column") from None
+    except csv.Error as exc:
+        raise JobInputError(f"the CSV file cannot be read: {exc}") from None
+    columns = {h.lower(): i for i, h in enumerate(header)}
+    if prompt_column.lower() not in columns:
+        raise JobInputError(
+            f"the CSV header has no column {quote(prompt_column)} (found {', '.join(quote(h, 40) for h in header[:10])}): "
+            "name the prompt column 'prompt' or set 'prompt_column'"
+        )
+    wanted = {"prompt": columns[prompt_column.lower()]}
+    if id_column.lower() in columns:
+        wanted["id"] = columns[id_column.lower()]
+    for name in ("system_prompt", "model", "max_tokens"):
+        if name in columns:
+            wanted[name] = columns[name]
+    items: list[JobItem] = []
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            number = reader.line_num
+            entry: dict[str, Any] = {}
+            for name, column in wanted.items():
+                cell = row[column] if column < len(row) else ""
+                if name != "prompt" and not cell.strip():
+                    continue
+                entry[name] = cell
+            if "max_tokens" in entry:
+                try:
+                    entry["max_tokens"] = int(entry["max_tokens"].strip())
+                except ValueError:
+                    raise JobInputError(f"line {number}: 'max_tokens' must be a whole number, got {quote(entry['max_tokens'], 40)}") from None
+            if "id" not in entry:
+                entry["id"] = str(len(items))
+            items.append(_item(f"line {number}", len(items), entry))
+            _count(len(items), "the file")
+    except csv.Error as exc:
+        raise JobInputError(f"line {reader.line_num}: the CSV cannot be read ({exc})") from None
+    if not items:
+        raise JobInputError("the CSV file has a header but no rows")
+    return items
+
+
+def _check(where: str, text: str, max_chars: int) -> str:
+    try:
+        return check_text(text, max_chars=max_chars)
+    except InputError as exc:
+        raise JobInputError(f"{where} {exc}") from None
+
+
+def _count(n: int, where: str) -> None:
+    if n > MAX_JOB_ITEMS:
+        raise JobInputError(f"{where} has more than {MAX_JOB_ITEMS} items: split it into several jobs")
+    if n == 0:
+        raise JobInputError(f"{where} is an empty list: give at least one prompt")
+
+
+def _unique(items: list[JobItem], where: str) -> None:
+    seen: dict[str, int] = {}
+    for item in items:
+        if item.id in seen:
+            raise JobInputError(f"item {item.index + 1}: id {quote(item.id)} is used twice (also item {seen[item.id] + 1})")
+        seen[item.id] = item.index
+
+
+def _item(where: str, index: int, entry: Any) -> JobItem:
+    if isinstance(entry, str):
+        _check(where, entry, MAX_PROMPT_CHARS)
+        if not entry.strip():
+            raise JobInputError(f"{where} is an empty prompt")
+        return JobItem(index, str(index), entry)
+    if not isinstance(entry, dict):
+        raise JobInputError(f"{where} must be a string or an object with 'prompt', got {type(entry).__name__}")
+    unknown = [key for key in entry if key not in ITEM_KEYS]
+    if unknown:
+        raise JobInputError(f"{where} has unknown keys {', '.join(quote(k, 30) for k in unknown[:5])}: allowed are {', '.join(ITEM_KEYS)}")
+    prompt = entry.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise JobInputError(f"{where} needs a non-empty 'prompt'")
+    _check(f"{where}: 'prompt'", prompt, MAX_PROMPT_CHARS)
+    max_tokens = entry.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_ITEM_MAX_TOKENS):
+        raise JobInputError(f"{where}: 'max_tokens' must be a whole number from 1 to {MAX_ITEM_MAX_TOKENS}")
+    system_prompt = entry.get("system_prompt")
+    if system_prompt is not None:
+        if not isinstance(system_prompt, str):
+            raise JobInputError(f"{where}: 'system_prompt' must be a string")
+        _check(f"{where}: 'system_prompt'", system_prompt, MAX_PROMPT_CHARS)
+    model = entry.get("model") or None
+    if model is not None:
+        if not isinstance(model, str):
+            raise JobInputError(f"{where}: 'model' must be a string")
+        _check(f"{where}: 'model'", model, MAX_MODEL_CHARS)
+        try:
+            model = model_name(model, "model") or None
+        except FieldError as exc:
+            raise JobInputError(f"{where}: 'model' {exc.problem}") from None
+    item_id = entry.get("id", index)
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int) or (isinstance(item_id, int) and abs(item_id) > 2**63):
+        raise JobInputError(f"{where}: 'id' must be a string or a number")
+    item_id = str(item_id)
+    _check(f"{where}: 'id'", item_id, MAX_ID_CHARS)
+    return JobItem(index, item_id, prompt, system_prompt or None, model, max_tokens)

@@ -1,0 +1,56 @@
+"""Graceful shutdown of the job workers: on SIGTERM, or when the daemon closes our stdin, stop claiming,
+let items in flight finish within a grace period, release the rest at once (no lease left to expire),
+and exit. Installed by main.py; under the Dify runtime gevent is there (the SDK patches with it)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from jobs.engine import DEFAULT_GRACE, ENGINE
+
+logger = logging.getLogger("holysheep.jobs")
+_started = threading.Event()
+
+
+def shutdown_and_exit(code: int = 0, grace: float = DEFAULT_GRACE) -> None:
+    if _started.is_set():
+        return
+    _started.set()
+    try:
+        released = ENGINE.shutdown(grace)
+        if released:
+            logger.info("released %d job items on shutdown", released)
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            os._exit(code)
+
+
+def install_shutdown() -> None:
+    try:
+        import gevent
+        from gevent import monkey
+    except ImportError:  # plain Python: a signal handler that starts the shutdown on a thread
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=shutdown_and_exit, daemon=True).start())
+        return
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(shutdown_and_exit))
+    if os.environ.get("INSTALL_METHOD", "local").lower() == "local":
+        poll = monkey.get_original("select", "poll")
+
+        def watch_stdin() -> None:
+            watcher = poll()
+            watcher.register(sys.stdin.fileno(), 0)  # POLLHUP and POLLERR are always reported
+            while True:
+                events = watcher.poll(0)
+                if any(flags & 0x10 for _, flags in events):  # POLLHUP: the daemon closed the pipe
+                    shutdown_and_exit(0)
+                    return
+                time.sleep(1.0)
+
+        gevent.spawn(watch_stdin)

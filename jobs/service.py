@@ -1,0 +1,440 @@
+"""What the four job tools do, without Dify: submit, status, results (page, files, failed items), cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
+from gateway.backends import state_for
+from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
+from jobs.engine import ENGINE, build_request
+from jobs.inputs import JobItem
+from jobs.store import CANCELLED, COMPLETED, FAILED, RUNNING, TERMINAL, Job, JobNotFound, JobStore, percentile
+
+PRICES_FILE = Path(__file__).resolve().parent.parent / "gateway" / "data" / "prices.yaml"
+ASSUMED_COMPLETION_TOKENS = 256
+MAX_FILE_BYTES = 8 * 1024 * 1024  # per result file; the Dify API takes at most 10 MiB per file
+NATIVE_MIN_HOURS = 24.0
+WORKERS, NATIVE, AUTO = "workers", "native", "auto"
+CSV_COLUMNS = [
+    "index",
+    "id",
+    "status",
+    "text",
+    "error",
+    "error_code",
+    "model",
+    "attempts",
+    "cost_usd",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+]
+
+
+class JobError(Exception):
+    """What to fix, for the workflow."""
+
+
+@lru_cache(maxsize=1)
+def batch_discount() -> float | None:
+    """The price factor of the gateway's Batch API (`batch_discount` in gateway/data/prices.yaml)."""
+    data = yaml.safe_load(PRICES_FILE.read_text(encoding="utf-8"))
+    value = data.get("batch_discount") if isinstance(data, dict) else None
+    return float(value) if isinstance(value, int | float) and 0 < value <= 1 else None
+
+
+@dataclass
+class Settings:
+    """The job settings the tool checked."""
+
+    request: dict[str, Any]  # model, system_prompt, temperature, top_p, max_tokens, seed, stop, response_format
+    concurrency: int = 10
+    rpm_limit: int = 0
+    tpm_limit: int = 0
+    lease_seconds: int = 60
+    mode: str = WORKERS
+    deadline_hours: float = 0.0
+
+
+def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
+    if not config.redis_url:
+        raise JobError(
+            "batch jobs need the redis_url credential: a job's items, leases and results live in Redis so that every "
+            "plugin process can work on it and nothing is lost when one stops. Set redis_url in the plugin's "
+            "authorization (every Dify deployment runs a Redis, e.g. redis://:password@redis:6379/3), or use "
+            "batch_chat for up to 1000 prompts in one call"
+        )
+    try:
+        return ENGINE.register(config, ttl_seconds)
+    except Exception as exc:  # a malformed URL: the credential is what to fix
+        raise JobError(f"redis_url cannot be used: {type(exc).__name__}") from None
+
+
+def _owned(store: JobStore, config: GatewayConfig, job_id: str) -> tuple[Job, dict[str, str]]:
+    job_id = (job_id or "").strip()
+    if not job_id or len(job_id) > 64 or not job_id.isalnum():
+        raise JobError(f"'job_id' must be the job_id batch_submit returned (32 letters and digits), got {job_id[:70]!r}")
+    try:
+        meta = store.meta(job_id)
+    except JobNotFound:
+        raise JobError(f"no job {job_id} in this Redis: it never existed here or its results expired (job_ttl_hours)") from None
+    if meta["base_url"] != config.base_url or meta["key_digest"] != config.key_digest:
+        raise JobError(f"no job {job_id} for this gateway and API key: it was submitted with other credentials")
+    return store.job(job_id, meta), meta
+
+
+def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClient, factor: float = 1.0) -> tuple[float | None, list[str]]:
+    """Prompt tokens by a character count (about 4 per token), completion at max_tokens or an assumed 256."""
+    tokens: dict[str, list[int]] = {}
+    for item in items:
+        model = item.model or settings.request["model"]
+        if model == "default":
+            model = client.config.default_model
+        system = item.system_prompt if item.system_prompt is not None else settings.request.get("system_prompt") or ""
+        prompt_tokens = (len(item.prompt) + len(system)) // 4 + 8
+        completion = item.max_tokens or settings.request.get("max_tokens") or ASSUMED_COMPLETION_TOKENS
+        entry = tokens.setdefault(model, [0, 0])
+        entry[0] += prompt_tokens
+        entry[1] += completion
+    total = 0.0
+    warnings = []
+    for model, (prompt, completion) in tokens.items():
+        cost = client.prices.cost("deepseek-v3.2" if model == "auto" else model, Usage(prompt_tokens=prompt, completion_tokens=completion))
+        if cost is None:
+            warnings.append(f"no known price for model {model!r}: the estimate leaves it out")
+            continue
+        total += cost.total_usd
+    basis = "prompt tokens estimated from characters; completion at max_tokens" + (
+        "" if settings.request.get("max_tokens") else f" or an assumed {ASSUMED_COMPLETION_TOKENS} tokens"
+    )
+    warnings.append(f"cost estimate: {basis}")
+    return (round(total * factor, 6) if len(warnings) == 1 or total else None), warnings
+
+
+def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int) -> dict[str, Any]:
+    store = _store(config, ttl_seconds)
+    client = GatewayClient.shared(config, state=state_for(config.redis_url))
+    for item in items[:1]:
+        build_request(Job("check", config.base_url, config.key_digest, settings.request, 1, WORKERS), item, client)
+    mode = settings.mode
+    warnings: list[str] = []
+    native: NativeBatchClient | None = None
+    if mode in (NATIVE, AUTO):
+        native = NativeBatchClient(config)
+        has_batches = native.supported(timeout=min(15.0, config.timeout_seconds))
+        if mode == NATIVE and not has_batches:
+            native.close()
+            raise JobError(f"mode native: the gateway at {config.base_url} does not serve /batches (OpenAI Batch API); use mode workers or auto")
+        if mode == AUTO:
+            fits = settings.deadline_hours == 0 or settings.deadline_hours >= NATIVE_MIN_HOURS
+            mode = NATIVE if has_batches and fits else WORKERS
+            if not has_batches:
+                warnings.append("mode auto: the gateway has no Batch API; the job runs on the plugin's workers")
+            elif not fits:
+                warnings.append(
+                    f"mode auto: the Batch API may take up to {NATIVE_MIN_HOURS:.0f} h, past deadline_hours; the job runs on the plugin's workers"
+                )
+    factor = (batch_discount() or 1.0) if mode == NATIVE else 1.0
+    estimate, estimate_warnings = estimate_cost(items, settings, client, factor)
+    warnings.extend(estimate_warnings)
+    job_settings = {
+        **settings.request,
+        "concurrency": settings.concurrency,
+        "rpm_limit": settings.rpm_limit,
+        "tpm_limit": settings.tpm_limit,
+        "lease_seconds": settings.lease_seconds,
+        "timeout_seconds": config.timeout_seconds,
+        "max_retries": config.max_retries,
+    }
+    extra: dict[str, Any] = {"json_format": int(json_format)}
+    if mode == NATIVE:
+        assert native is not None
+        job_view = Job("native", config.base_url, config.key_digest, job_settings, len(items), NATIVE)
+        content = b"".join(batch_line(str(item.index), build_request(job_view, item, client).payload()) for item in items)
+        try:
+            file_id = native.upload(content, "holysheep-job.jsonl")
+            batch = native.create(file_id, metadata={"source": "holysheep-dify-plugin"})
+        finally:
+            native.close()
+        extra.update({"native_batch_id": batch.id, "native_input_file_id": file_id, "native_status": batch.status})
+    if native is not None and mode != NATIVE:
+        native.close()
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=job_settings, mode=mode, extra=extra)
+    out: dict[str, Any] = {
+        "job_id": job_id,
+        "items": len(items),
+        "mode": mode,
+        "status": RUNNING,
+        "cost_estimate_usd": estimate,
+        "warnings": warnings,
+    }
+    if mode == NATIVE:
+        out["native_batch_id"] = extra["native_batch_id"]
+    return out
+
+
+def status(config: GatewayConfig, job_id: str, *, work_seconds: float = 0.0) -> dict[str, Any]:
+    store = _store(config)
+    job, meta = _owned(store, config, job_id)
+    warnings: list[str] = []
+    if job.mode == NATIVE and meta["status"] == RUNNING:
+        warnings += _poll_native(store, config, job, meta)
+        meta = store.meta(job.id)
+    elif meta["status"] == RUNNING and work_seconds > 0:
+        ENGINE.work_for(config, job.id, work_seconds)
+        meta = store.meta(job.id)
+    return _status_view(store, job, meta, warnings)
+
+
+def _status_view(store: JobStore, job: Job, meta: dict[str, str], warnings: list[str]) -> dict[str, Any]:
+    total, done = int(meta["total"]), int(meta.get("done", 0))
+    ok, error, not_run = int(meta.get("ok", 0)), int(meta.get("error", 0)), int(meta.get("not_run", 0))
+    state = meta["status"]
+    pending = total - done
+    in_flight = store.in_flight(job.id) if state == RUNNING and job.mode == WORKERS else 0
+    first, last = int(meta.get("first_at", 0) or 0), int(meta.get("last_at", 0) or 0)
+    created = int(meta.get("created_at", 0) or 0)
+    elapsed_ms = (int(meta.get("finished_at", 0) or 0) or int(time.time() * 1000)) - created
+    rate = round(done / ((last - first) / 1000), 2) if done > 1 and last > first else None
+    eta = round(pending / rate, 1) if rate and state == RUNNING else (0.0 if state in TERMINAL else None)
+    histogram = store.latency_histogram(job.id)
+    cost = None if int(meta.get("cost_unknown", 0) or 0) else round(float(meta.get("cost", 0) or 0), 8)
+    if cost is None:
+        warnings.append(f"{meta.get('cost_unknown')} succeeded items have a model with no known price: cost_usd left out")
+    out: dict[str, Any] = {
+        "job_id": job.id,
+        "status": state,
+        "finished": state in TERMINAL,
+        "mode": job.mode,
+        "total": total,
+        "done": done,
+        "succeeded": ok,
+        "failed": error + not_run + (pending if state in TERMINAL else 0),
+        "counts": {
+            "ok": ok,
+            "error": error,
+            "not_run": not_run + (pending if state in TERMINAL else 0),
+            "pending": 0 if state in TERMINAL else pending - in_flight,
+            "in_flight": in_flight,
+        },
+        "progress": round(done / total, 4) if total else 1.0,
+        "cost_usd": cost,
+        "requests_per_second": rate,
+        "eta_seconds": eta,
+        "elapsed_seconds": round(elapsed_ms / 1000, 1),
+        "latency_p50_ms": percentile(histogram, 50),
+        "latency_p95_ms": percentile(histogram, 95),
+        "latency_p99_ms": percentile(histogram, 99),
+        "warnings": warnings,
+    }
+    if job.mode == NATIVE:
+        out["native_batch_id"] = meta.get("native_batch_id", "")
+        out["native_status"] = meta.get("native_status", "")
+    return out
+
+
+def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[str, str]) -> list[str]:
+    native = NativeBatchClient(config)
+    try:
+        batch = native.retrieve(meta["native_batch_id"])
+        store.set_fields(job.id, native_status=batch.status)
+        if not batch.terminal:
+            return []
+        results: dict[int, dict[str, Any]] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                for index, result in _native_results(native.content(file_id), job, config):
+                    results.setdefault(index, result)
+    except GatewayError as exc:
+        return [f"the gateway's Batch API did not answer this time ({exc}); asking again on the next status call"]
+    finally:
+        native.close()
+    missing_status = "error" if batch.status == "completed" else "not_run"
+    for index in range(job.total):
+        if index not in results:
+            results[index] = {
+                "id": "",
+                "status": missing_status,
+                "text": "",
+                "error": f"no result for this item in the gateway's batch (batch status {batch.status})",
+                "error_code": f"batch_{batch.status}",
+                "usage": None,
+                "cost_usd": None,
+                "latency_ms": None,
+                "attempts": 0 if missing_status == "not_run" else 1,
+                "model": "",
+                "warnings": [],
+            }
+    ids = {}
+    for chunk in store.pages(job.id, job.total):
+        ids.update({item.index: item.id for item, _ in chunk})
+    ordered = [(index, {**result, "id": ids.get(index, result["id"])}) for index, result in sorted(results.items())]
+    for start in range(0, len(ordered), 1000):
+        store.store_results(job.id, ordered[start : start + 1000])
+    store.end(job.id, COMPLETED if batch.status == "completed" else (CANCELLED if batch.status == "cancelled" else FAILED))
+    return []
+
+
+def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator[tuple[int, dict[str, Any]]]:
+    client = GatewayClient.shared(config, state=state_for(config.redis_url))
+    factor = batch_discount()
+    for line in content.splitlines():
+        try:
+            data = json.loads(line)
+            index = int(data["custom_id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not 0 <= index < job.total:
+            continue
+        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        body = response.get("body") if isinstance(response.get("body"), dict) else {}
+        error = data.get("error") or body.get("error")
+        base = {"id": "", "error": "", "error_code": "", "usage": None, "cost_usd": None, "latency_ms": None, "attempts": 1, "warnings": []}
+        if response.get("status_code") == 200 and not error:
+            try:
+                text = body["choices"][0]["message"].get("content") or ""
+            except (KeyError, IndexError, TypeError, AttributeError):
+                text = None
+            if isinstance(text, str):
+                usage = Usage.from_openai(body.get("usage")) or Usage()
+                model = str(body.get("model") or "")
+                cost = client.prices.cost(model, usage)
+                usd = round(cost.total_usd * factor, 10) if cost is not None and factor is not None else None
+                warnings = [] if factor is not None else ["no batch_discount in the price table: cost_usd left out"]
+                yield index, {**base, "status": "ok", "text": text, "usage": usage.to_dict(), "cost_usd": usd, "model": model, "warnings": warnings}
+                continue
+        message = error.get("message") if isinstance(error, dict) else str(error or f"HTTP {response.get('status_code')}")
+        yield (
+            index,
+            {**base, "status": "error", "error": str(message)[:2000], "error_code": "batch_item_failed", "model": str(body.get("model") or "")},
+        )
+
+
+def results_page(config: GatewayConfig, job_id: str, offset: int, limit: int) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
+    store = _store(config)
+    job, meta = _owned(store, config, job_id)
+    items = store.items(job.id, offset, limit) if offset < job.total else []
+    terminal = meta["status"] in TERMINAL
+    out = []
+    for item, result in zip(items, store.results(job.id, [i.index for i in items]), strict=True):
+        if result is None:
+            result = {
+                "id": item.id,
+                "status": "not_run" if terminal else "pending",
+                "text": "",
+                "error": "not run: the job was " + meta["status"] if terminal else "",
+                "error_code": meta["status"] if terminal else "",
+                "attempts": 0,
+            }
+        out.append({"index": item.index, **result})
+    return job, meta, out
+
+
+def result_files(config: GatewayConfig, job_id: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+    """(filename, mime type, content) of the whole job's results, in input order, each file at most
+    MAX_FILE_BYTES (a job too large for one file is cut into numbered parts)."""
+    store = _store(config)
+    job, meta = _owned(store, config, job_id)
+    terminal = meta["status"] in TERMINAL
+    stem = f"job-{job.id[:12]}-results"
+    for kind in kinds:
+        parts: list[bytes] = []
+        size = 0
+        header = _csv_row(CSV_COLUMNS) if kind == "csv" else b""
+        number = 1
+        for chunk in store.pages(job.id, job.total):
+            for item, result in chunk:
+                line = _file_line(kind, item, result, terminal, meta["status"])
+                if size + len(line) > MAX_FILE_BYTES - len(header) and parts:
+                    yield _named(stem, kind, number), _mime(kind), header + b"".join(parts)
+                    number += 1
+                    parts, size = [], 0
+                parts.append(line)
+                size += len(line)
+        yield _named(stem, kind, number if number > 1 else 0), _mime(kind), header + b"".join(parts)
+
+
+def _named(stem: str, kind: str, number: int) -> str:
+    return f"{stem}{f'-part{number}' if number else ''}.{kind}"
+
+
+def _mime(kind: str) -> str:
+    return "text/csv" if kind == "csv" else "application/jsonl"
+
+
+def _csv_row(values: list[Any]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal: bool, state: str) -> bytes:
+    if result is None:
+        result = {"id": item.id, "status": "not_run" if terminal else "pending", "error": f"not run: the job was {state}" if terminal else ""}
+    if kind == "jsonl":
+        return json.dumps({"index": item.index, **result}, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    usage = result.get("usage") or {}
+    row = [
+        item.index,
+        item.id,
+        result.get("status", ""),
+        result.get("text", ""),
+        result.get("error", ""),
+        result.get("error_code", ""),
+        result.get("model", ""),
+        result.get("attempts", 0),
+        "" if result.get("cost_usd") is None else result["cost_usd"],
+        "" if result.get("latency_ms") is None else result["latency_ms"],
+        usage.get("prompt_tokens", ""),
+        usage.get("completion_tokens", ""),
+    ]
+    return _csv_row(row)
+
+
+def failed_items(config: GatewayConfig, job_id: str) -> tuple[str, int]:
+    """The inputs that did not succeed, as `prompts` input for a new job (or batch_chat), and how many."""
+    store = _store(config)
+    job, meta = _owned(store, config, job_id)
+    json_format = meta.get("json_format", "1") == "1"
+    failed: list[JobItem] = []
+    for chunk in store.pages(job.id, job.total):
+        failed.extend(item for item, result in chunk if result is None or result.get("status") != "ok")
+    if json_format:
+        return "[" + ",".join(item.to_json() for item in failed) + "]", len(failed)
+    return "\n".join(item.prompt for item in failed), len(failed)
+
+
+def cancel(config: GatewayConfig, job_id: str) -> dict[str, Any]:
+    store = _store(config)
+    job, meta = _owned(store, config, job_id)
+    warnings: list[str] = []
+    if job.mode == NATIVE and meta["status"] == RUNNING:
+        native = NativeBatchClient(config)
+        try:
+            native.cancel(meta["native_batch_id"])
+        except GatewayError as exc:
+            warnings.append(f"the gateway did not confirm cancelling its batch: {exc}")
+        finally:
+            native.close()
+    previous = meta["status"]
+    state = store.cancel(job.id)
+    view = _status_view(store, job, store.meta(job.id), warnings)
+    view["cancelled"] = previous == RUNNING and state == CANCELLED
+    if previous in TERMINAL:
+        warnings.append(f"the job had already {previous}: nothing to cancel")
+    return view
+
+
+def native_batch_of(batch: NativeBatch) -> dict[str, Any]:
+    return {"id": batch.id, "status": batch.status, "request_counts": batch.request_counts}

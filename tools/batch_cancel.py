@@ -1,0 +1,22 @@
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from jobs.service import JobError, cancel
+from tools.outputs import text_messages, variable_messages
+from tools.support import ToolInputError, gateway_config, reported_errors, text_param
+
+
+class BatchCancelTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        config = gateway_config(self.runtime.credentials)
+        try:
+            out = cancel(config, text_param(tool_parameters, "job_id", required=True, max_chars=100))
+        except JobError as exc:
+            raise ToolInputError(str(exc)) from None
+        yield from text_messages(self, f"Job {out['job_id']}: {out['status']}; {out['done']} of {out['total']} items had finished.")
+        yield self.create_json_message(out)
+        yield from variable_messages(self, out)

@@ -1,0 +1,54 @@
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from jobs.service import JobError, failed_items, result_files, results_page
+from jobs.store import TERMINAL
+from tools.outputs import split_results, text_messages, variable_messages
+from tools.support import ToolInputError, choice_param, gateway_config, number_param, reported_errors, text_param
+
+FILE_KINDS = {"both": ("jsonl", "csv"), "jsonl": ("jsonl",), "csv": ("csv",), "none": ()}
+
+
+class BatchResultsTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        config = gateway_config(self.runtime.credentials)
+        job_id = text_param(tool_parameters, "job_id", required=True, max_chars=100)
+        offset = number_param(tool_parameters, "offset", default=0, minimum=0, maximum=10_000_000, integer=True)
+        limit = number_param(tool_parameters, "limit", default=100, minimum=1, maximum=1000, integer=True)
+        kinds = FILE_KINDS[choice_param(tool_parameters, "files", tuple(FILE_KINDS), "both")]
+        try:
+            job, meta, page = results_page(config, job_id, offset, limit)
+            finished = meta["status"] in TERMINAL
+            failed_text, failed_count = failed_items(config, job.id) if finished else ("", None)
+            files = list(result_files(config, job.id, kinds)) if finished else []
+        except JobError as exc:
+            raise ToolInputError(str(exc)) from None
+        next_offset = offset + len(page) if offset + len(page) < job.total else None
+        results_variable, parts = split_results(page)
+        summary: dict[str, Any] = {
+            "job_id": job.id,
+            "status": meta["status"],
+            "finished": finished,
+            "total": job.total,
+            "offset": offset,
+            "next_offset": next_offset,
+            "failed_count": failed_count,
+            "files_attached": [name for name, _, _ in files],
+            "warnings": [] if finished else ["the job is still running: result files and failed_items come once it has finished"],
+        }
+        yield from text_messages(
+            self,
+            f"Job {job.id} ({meta['status']}): results {offset} to {offset + len(page) - 1} of {job.total}"
+            + (f"; {len(files)} result file(s) attached" if files else "")
+            + ".",
+        )
+        yield self.create_json_message({**summary, "results_parts": len(parts)})
+        for number, part in enumerate(parts, 1):
+            yield self.create_json_message({"results_part": number, "results": part})
+        for name, mime, content in files:
+            yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})
+        yield from variable_messages(self, {"results": results_variable, **summary, "failed_items": failed_text if finished else None})

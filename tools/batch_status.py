@@ -1,0 +1,36 @@
+import os
+from collections.abc import Generator
+from typing import Any
+
+from dify_plugin import Tool
+from dify_plugin.entities.tool import ToolInvokeMessage
+
+from jobs.service import JobError, status
+from tools.outputs import text_messages, variable_messages
+from tools.support import ToolInputError, gateway_config, number_param, reported_errors, text_param
+
+# Without a background (serverless), a status call works on the job itself for this long by default.
+SERVERLESS_WORK_SECONDS = 20
+
+
+class BatchStatusTool(Tool):
+    @reported_errors
+    def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        config = gateway_config(self.runtime.credentials)
+        serverless = os.environ.get("INSTALL_METHOD", "").lower() == "serverless"
+        work = number_param(
+            tool_parameters, "work_seconds", default=SERVERLESS_WORK_SECONDS if serverless else 0, minimum=0, maximum=min(300, config.timeout_seconds)
+        )
+        try:
+            out = status(config, text_param(tool_parameters, "job_id", required=True, max_chars=100), work_seconds=work)
+        except JobError as exc:
+            raise ToolInputError(str(exc)) from None
+        eta = out.get("eta_seconds")
+        yield from text_messages(
+            self,
+            f"Job {out['job_id']}: {out['status']}, {out['done']}/{out['total']} done ({out['succeeded']} ok, {out['failed']} failed)"
+            + (f", about {eta:.0f} s left" if eta and not out["finished"] else "")
+            + ".",
+        )
+        yield self.create_json_message(out)
+        yield from variable_messages(self, out)
