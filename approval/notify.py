@@ -328,7 +328,8 @@ def accept_for(fmt: str) -> Callable[[int, bytes], Verdict]:
         except (TypeError, ValueError):
             number = -1
         verdict = "retry" if number in RATE_LIMIT_CODES.get(fmt, set()) else "fail"
-        return verdict, f"{fmt} error code {quote(code, 20)}" + (f": {quote(words, 200)}" if words else "")
+        shown = str(number) if isinstance(code, int) else quote(code, 20)
+        return verdict, f"{fmt} error code {shown}" + (f": {quote(words, 200)}" if words else "")
 
     return accept
 
