@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
 from gateway.client import CallOptions, Deadline, GatewayClient
 from gateway.config import MAX_MODEL_CHARS, model_name
 from gateway.errors import FieldError, GatewayError
@@ -180,9 +181,17 @@ class ItemResult:
     attempts: int = 0
     model: str = ""
     warnings: list[str] = field(default_factory=list)
+    reasoning: str = ""
+    cache: str = "bypass"
+    cost_saved_usd: float | None = 0.0
+    budget_remaining_usd: float | None = field(default=None, repr=False)  # summarised, not an item field
+    refusal: dict[str, Any] | None = field(default=None, repr=False)  # a budget's outcome, summarised
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out.pop("budget_remaining_usd")
+        out.pop("refusal")
+        return out
 
 
 @dataclass
@@ -236,7 +245,20 @@ class BatchReport:
             "requests_per_second": self.requests_per_second,
             "wall_ms": round(self.wall_ms, 1),
             "http_requests": sum(r.attempts for r in self.results),
+            "cache_hits": sum(r.cache == "hit" for r in self.results),
+            "cost_saved_usd": round(sum(r.cost_saved_usd or 0.0 for r in self.results if r.status == OK), 10),
+            **self.budget_summary(),
         }
+
+    def budget_summary(self) -> dict[str, Any]:
+        """budget_exceeded (and the first refusal's budget, spent, limit, reset) and what is left."""
+        refusal = next((r.refusal for r in self.results if r.refusal), None)
+        remaining = [r.budget_remaining_usd for r in self.results if r.budget_remaining_usd is not None]
+        out: dict[str, Any] = {"budget_exceeded": refusal is not None}
+        if refusal:
+            out.update({k: v for k, v in refusal.items() if k not in ("budget_exceeded", "budget_reason")})
+        out["budget_remaining_usd"] = min(remaining) if remaining else (refusal or {}).get("budget_remaining_usd")
+        return out
 
 
 @dataclass(frozen=True)
@@ -244,6 +266,9 @@ class BatchSettings:
     concurrency: int = 10
     limits: LimitSettings = field(default_factory=LimitSettings)
     deadline_seconds: float = 540.0
+    budget: BudgetPolicy | None = None  # in force for every item; its `batch` limit is this batch's
+    identity: Identity = field(default_factory=Identity)
+    cache: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -265,6 +290,9 @@ def iter_batch(
     started = time.monotonic()
     batch_deadline = Deadline(settings.deadline_seconds)
     results: list[ItemResult | None] = [None] * len(items)
+    policy = settings.budget
+    batch_budget = BatchBudget(policy.batch) if policy is not None and policy.batch is not None else None
+    options = dict(limits=settings.limits, budget=policy, identity=settings.identity, batch_budget=batch_budget, cache=settings.cache)
 
     def run_item(item: BatchItem) -> ItemResult:
         if batch_deadline.remaining < MIN_ITEM_SECONDS:
@@ -277,7 +305,11 @@ def iter_batch(
         call_deadline = Deadline(min(client.config.timeout_seconds, batch_deadline.remaining))
         item_started = time.monotonic()
         try:
-            result = client.chat(request, CallOptions(limits=settings.limits, deadline=call_deadline))
+            result = client.chat(request, CallOptions(deadline=call_deadline, **options))  # type: ignore[arg-type]
+        except BudgetExceeded as exc:
+            return ItemResult(
+                item.id, NOT_RUN, error=str(exc), error_code=exc.code, attempts=exc.attempts, model=request.model, refusal=exc.outcome()
+            )
         except GatewayError as exc:
             return ItemResult(
                 item.id,
@@ -298,6 +330,10 @@ def iter_batch(
             attempts=result.attempts,
             model=result.model,
             warnings=list(result.warnings),
+            reasoning=result.reasoning,
+            cache=result.cache,
+            cost_saved_usd=result.cost_saved_usd,
+            budget_remaining_usd=(result.budget or {}).get("remaining_usd"),
         )
 
     workers = max(1, min(settings.concurrency, len(items)))

@@ -345,12 +345,14 @@ class GatewayClient:
             result.fallback_from = tried
             if tried:
                 result.warnings.append(f"served by fallback model {quote(model)} after {', '.join(quote(m) for m in tried)} failed")
-            if holds:
+            if policy is not None:
                 cost = result.cost_usd
                 if cost is None and price is not None:
                     cost = PriceTable({price.model: price}, {}).cost(price.model, result.usage).total_usd  # type: ignore[union-attr]
                 self._settle(holds, cost_nano(cost or 0.0))
                 remaining = [h.remaining for h in holds if h.remaining is not None]
+                if policy.call is not None:  # what this call left of its own limit
+                    remaining.append(round(policy.call * 1e9) - cost_nano(cost or 0.0))
                 result.budget = {"remaining_usd": round(max(0, min(remaining)) / 1e9, 9) if remaining else None}
                 if model_request.model != model:
                     result.budget["downgraded_from"] = model

@@ -49,6 +49,10 @@ SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
 RECEIVED_KEEP = 50
 CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules", "batch_delay_ms")
+# Fixed-window enforcement and rate-limit headers (window_limit per window_seconds, ratelimit_headers).
+CONFIG_KEYS = (*CONFIG_KEYS, "window_limit", "window_seconds", "ratelimit_headers")
+ARRIVALS_KEEP = 20_000
+REASONING_TEXT = "Let me think step by step about this request."
 
 _DIRECTIVE = re.compile(r"\[\[sim:(.*?)\]\]", re.DOTALL)
 _COUNTED = re.compile(r"^(\d{3}|[a-z_]+)x(\d+)$")
@@ -175,6 +179,30 @@ class TokenBudget:
         self.level -= tokens
 
 
+class FixedWindow:
+    """At most `limit` requests per fixed window of `seconds` (windows start at multiples of `seconds` of
+    the monotonic clock), as gateways that count per second enforce it: the 1st..limit-th arrival of a
+    window is served, every further one gets 429 until the next window starts."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.index = -1
+        self.count = 0
+
+    def take(self) -> tuple[float, int, float]:
+        """(0 or the milliseconds until the next window, remaining after this request, seconds to reset)."""
+        now = time.monotonic()
+        index = int(now // self.seconds)
+        if index != self.index:
+            self.index, self.count = index, 0
+        reset = (index + 1) * self.seconds - now
+        if self.count >= self.limit:
+            return max(1.0, reset * 1000.0), 0, reset
+        self.count += 1
+        return 0.0, self.limit - self.count, reset
+
+
 @dataclass
 class Stats:
     requests_by_path: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -183,6 +211,8 @@ class Stats:
     max_concurrency: int = 0
     in_flight: int = 0
     rate_limited: int = 0
+    window_rejections: int = 0
+    arrivals: list[float] = field(default_factory=list)  # monotonic times of chat requests served (not 429)
     connection_resets: int = 0
     received: collections.deque[Any] = field(default_factory=lambda: collections.deque(maxlen=RECEIVED_KEEP))
 
@@ -200,6 +230,7 @@ class SimulatorState:
         self.counters: collections.Counter[tuple[str, str]] = collections.Counter()
         self.bucket: TokenBucket | None = None
         self.budget: TokenBudget | None = None
+        self.window: FixedWindow | None = None
         self.rng = random.Random()
         self.reset()
 
@@ -218,6 +249,10 @@ class SimulatorState:
         if "tpm_limit" in options:
             tpm = float(options["tpm_limit"] or 0)
             self.budget = TokenBudget(tpm) if tpm > 0 else None
+        if "window_limit" in options or "window_seconds" in options:
+            limit = int(self.config.get("window_limit") or 0)
+            seconds = float(self.config.get("window_seconds") or 1.0)
+            self.window = FixedWindow(limit, seconds) if limit > 0 else None
         if "seed" in options:
             self.rng.seed(options["seed"])
 
@@ -229,6 +264,7 @@ class SimulatorState:
             self.counters.clear()
             self.bucket = None
             self.budget = None
+            self.window = None
             self.rng.seed(self.initial.get("seed"))
             self._apply(dict(self.initial))
 
@@ -257,6 +293,8 @@ class SimulatorState:
                 "max_concurrency": s.max_concurrency,
                 "in_flight": s.in_flight,
                 "rate_limited": s.rate_limited,
+                "window_rejections": s.window_rejections,
+                "arrivals": list(s.arrivals),
                 "connection_resets": s.connection_resets,
                 "received": list(s.received),
                 "scripts_left": len(self.scripts),
@@ -281,13 +319,38 @@ class SimulatorState:
 
     def rate_limit(self) -> float:
         """0 when the request is within the RPM and TPM limits, else the milliseconds to wait."""
+        return self.rate_limit_with_headers()[0]
+
+    def rate_limit_with_headers(self) -> tuple[float, dict[str, str]]:
+        """As rate_limit, with the x-ratelimit-* headers to send (config `ratelimit_headers`: the fixed
+        window's limit, what is left of it and when it resets, OpenAI's names and formats)."""
         with self.lock:
             wait = self.budget.admit() if self.budget is not None else 0.0
             if not wait and self.bucket is not None:
                 wait = self.bucket.take()
+            headers: dict[str, str] = {}
+            if not wait and self.window is not None:
+                wait, remaining, reset = self.window.take()
+                if wait:
+                    self.stats.window_rejections += 1
+                if self.config.get("ratelimit_headers"):
+                    headers = {
+                        "x-ratelimit-limit-requests": str(self.window.limit),
+                        "x-ratelimit-remaining-requests": str(remaining),
+                        "x-ratelimit-reset-requests": f"{math.ceil(reset * 1000)}ms",
+                    }
+                    if self.budget is not None:
+                        spent = max(0.0, self.budget.capacity - self.budget.level)
+                        headers.update({
+                            "x-ratelimit-limit-tokens": str(int(self.budget.capacity)),
+                            "x-ratelimit-remaining-tokens": str(max(0, int(self.budget.level))),
+                            "x-ratelimit-reset-tokens": f"{math.ceil(spent / self.budget.rate)}s",
+                        })
             if wait:
                 self.stats.rate_limited += 1
-            return wait
+            elif len(self.stats.arrivals) < ARRIVALS_KEEP:
+                self.stats.arrivals.append(time.monotonic())
+            return wait, headers
 
     def charge_tokens(self, tokens: int) -> None:
         with self.lock:
@@ -650,7 +713,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.sleep_latency(faults)
 
-        wait_ms = state.rate_limit()
+        wait_ms, limit_headers = state.rate_limit_with_headers()
+        headers.update(limit_headers)
         if wait_ms:
             retry = {**headers, "retry-after-ms": str(math.ceil(wait_ms)), "Retry-After": str(math.ceil(wait_ms / 1000))}
             self.send_error_json(429, "Rate limit reached (simulated rpm/tpm limit)", retry)
@@ -694,11 +758,20 @@ class Handler(BaseHTTPRequestHandler):
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(max_tokens, int) and max_tokens > 0 and estimate_tokens(reply) > max_tokens:
             reply, finish = reply[: max_tokens * 4], "length"
+        # Reasoning models: `reasoning` sends it as reasoning_content, `think` as a <think> block at the start
+        # of the content; both count it in completion_tokens and in completion_tokens_details.reasoning_tokens.
+        reasoning = REASONING_TEXT if faults.has("reasoning") or faults.has("think") else ""
+        if faults.has("think"):
+            reply = f"<think>{reasoning}</think>\n\n{reply}"
         usage = {
             "prompt_tokens": sum(estimate_tokens(content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict)),
-            "completion_tokens": estimate_tokens(reply),
+            "completion_tokens": estimate_tokens(reply) + (estimate_tokens(reasoning) if faults.has("reasoning") else 0),
             "prompt_tokens_details": {"cached_tokens": int(faults.number("cached", 0))},
         }
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": estimate_tokens(reasoning)}
+        if not faults.has("reasoning"):
+            reasoning = ""  # a <think> block travels inside the content
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         state.charge_tokens(usage["total_tokens"])
         served = faults.text("served_model") or model
@@ -706,7 +779,7 @@ class Handler(BaseHTTPRequestHandler):
         if stream:
             options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
             want_usage = bool(options.get("include_usage")) and not faults.has("no_usage")
-            self.stream_reply(base, reply, finish, usage if want_usage else None, faults, headers)
+            self.stream_reply(base, reply, finish, usage if want_usage else None, faults, headers, reasoning)
         else:
             payload: dict[str, Any] = {
                 "id": base["id"],
@@ -714,6 +787,8 @@ class Handler(BaseHTTPRequestHandler):
                 **base,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": finish}],
             }
+            if reasoning:
+                payload["choices"][0]["message"]["reasoning_content"] = reasoning
             if not faults.has("no_usage"):
                 payload["usage"] = usage
             if faults.has("reset_mid"):
@@ -836,7 +911,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- streaming
 
     def stream_events(
-        self, base: dict[str, Any], reply: str, finish: str, usage: dict[str, Any] | None, faults: FaultSet
+        self, base: dict[str, Any], reply: str, finish: str, usage: dict[str, Any] | None, faults: FaultSet, reasoning: str = ""
     ) -> Iterator[tuple[str, Any]]:
         """Yield ("event", payload) / ("raw", text) / ("abort", kind) in wire order."""
         if faults.has("reject_stream_options_inband") and usage is not None:
@@ -850,7 +925,11 @@ class Handler(BaseHTTPRequestHandler):
             return {"id": base["id"], "object": "chat.completion.chunk", **base, "choices": [choice]}
 
         yield "event", chunk({"role": "assistant", "content": ""})
-        for index, piece in enumerate(stream_pieces(reply)):
+        for piece in stream_pieces(reasoning):
+            yield "event", chunk({"reasoning_content": piece, "content": None})
+        # A <think> block is split into pieces of a few characters, so tags arrive cut across chunks.
+        pieces = [reply[i : i + 5] for i in range(0, len(reply), 5)] if faults.has("think") else stream_pieces(reply)
+        for index, piece in enumerate(pieces):
             yield "event", chunk({"content": piece})
             if index == 0 and faults.has("malformed"):
                 yield "raw", "data: {not json"
@@ -878,6 +957,7 @@ class Handler(BaseHTTPRequestHandler):
         usage: dict[str, Any] | None,
         faults: FaultSet,
         headers: dict[str, str],
+        reasoning: str = "",
     ) -> None:
         eol = "\r\n" if faults.has("crlf") else "\r" if faults.has("cr") else "\n"
         content_type = "text/event-stream" if faults.has("no_charset") else "text/event-stream; charset=utf-8"
@@ -895,7 +975,7 @@ class Handler(BaseHTTPRequestHandler):
             # Without Nagle each tiny write leaves as its own segment, so readers really see split characters.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         event_id = 0
-        for kind, item in self.stream_events(base, reply, finish, usage, faults):
+        for kind, item in self.stream_events(base, reply, finish, usage, faults, reasoning):
             if kind == "abort":
                 if item == "reset":
                     self.reset_connection()

@@ -8,7 +8,7 @@ from gateway.batch import BatchInputError, BatchItem, BatchProgress, BatchReport
 from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
 from tools.outputs import split_results, variable_messages
-from tools.support import ToolInputError, chat_request, gateway_client, number_param, reported_errors
+from tools.support import ToolInputError, budget_policy, cache_mode, caller_identity, chat_request, gateway_client, number_param, reported_errors
 
 
 class BatchChatTool(Tool):
@@ -26,6 +26,9 @@ class BatchChatTool(Tool):
                 tpm=number_param(tool_parameters, "tpm_limit", default=0, minimum=0, maximum=1_000_000_000, integer=True),
             ),
             deadline_seconds=client.config.timeout_seconds,
+            budget=budget_policy(tool_parameters, client, batch="batch_budget_usd"),
+            identity=caller_identity(self),
+            cache=cache_mode(tool_parameters),
         )
 
         def build_request(item: BatchItem) -> ChatRequest:

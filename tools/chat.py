@@ -4,10 +4,11 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+from gateway.budget import BudgetExceeded
 from tools.outputs import text_messages, variable_messages
-from tools.support import chat_request, gateway_client, reported_errors
+from tools.support import SPEND_VARIABLES, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
 
-VARIABLES = ("model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings")
+VARIABLES = ("model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings", *SPEND_VARIABLES)
 
 
 class ChatTool(Tool):
@@ -15,10 +16,19 @@ class ChatTool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         client = gateway_client(self.runtime.credentials)
         request, routing = chat_request(tool_parameters, client)
-        result = client.chat(request)
+        options = call_options(self, tool_parameters, client)
+        try:
+            result = client.chat(request, options)
+        except BudgetExceeded as exc:
+            # Not sent: an outcome the workflow branches on (budget_exceeded), not an error.
+            output = budget_refusal_output(exc, request)
+            output["routing"] = routing.to_dict() if routing else {}
+            yield self.create_json_message(output)
+            yield from variable_messages(self, {name: output.get(name) for name in VARIABLES})
+            return
         result.routing = routing
         output = result.to_dict()
         yield from text_messages(self, output.pop("text"))  # the reply is the node's built-in `text`
         output["routing"] = output["routing"] or {}
         yield self.create_json_message(output)
-        yield from variable_messages(self, {name: output[name] for name in VARIABLES})
+        yield from variable_messages(self, {name: output.get(name) for name in VARIABLES})

@@ -5,11 +5,14 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, TextDelta
+from gateway.budget import BudgetExceeded
+from gateway.models import ReasoningDelta
 from tools.outputs import text_messages, variable_messages
-from tools.support import chat_request, gateway_client, reported_errors
+from tools.support import SPEND_VARIABLES, bool_param, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
 
 VARIABLES = (
     "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd", "attempts", "interrupted", "error", "warnings",
+    *SPEND_VARIABLES,
 )
 
 
@@ -18,11 +21,20 @@ class StreamChatTool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         client = gateway_client(self.runtime.credentials)
         request, routing = chat_request(tool_parameters, client)
+        options = call_options(self, tool_parameters, client)
+        # Reasoning stays out of the answer stream; with stream_reasoning it streams live as the
+        # `reasoning` variable (a stream variable a chatflow Answer can show), never inside `text`.
+        stream_reasoning = bool_param(tool_parameters, "stream_reasoning")
+        streamed_reasoning = False
         try:
-            for item in client.stream_chat(request):
+            for item in client.stream_chat(request, options):
                 if isinstance(item, TextDelta):
                     # Text messages are the node's `text`: a chatflow Answer that references it types live.
                     yield from text_messages(self, item.text)
+                elif isinstance(item, ReasoningDelta):
+                    if stream_reasoning:
+                        streamed_reasoning = True
+                        yield self.create_stream_variable_message("reasoning", item.text)
                 elif isinstance(item, StreamCompleted):
                     result = item.result
                     result.routing = routing
@@ -31,16 +43,22 @@ class StreamChatTool(Tool):
                         result.usage.completion_tokens, result.latency_ms, result.ttft_ms
                     )
                     output["error"] = ""
+        except BudgetExceeded as exc:
+            output = {**budget_refusal_output(exc, request), "interrupted": False, "error": ""}
         except (StreamInterruptedError, InBandStreamError) as exc:
             # Not a success: the partial text (already streamed) is kept and the workflow can branch on `interrupted`.
             partial = exc.partial_result
             output = partial.to_dict() if partial is not None else {
-                "model": request.model, "attempts": exc.attempts, "warnings": [],
+                "model": request.model, "attempts": exc.attempts, "warnings": [], "reasoning": "", "cache": "bypass",
+                "cost_saved_usd": 0.0, "budget_exceeded": False,
             }
             output.update(interrupted=True, error=str(exc))
         output.pop("text", None)
         yield self.create_json_message(output)
-        yield from variable_messages(self, {name: output.get(name) for name in VARIABLES})
+        variables = {name: output.get(name) for name in VARIABLES}
+        if streamed_reasoning:
+            variables.pop("reasoning")  # already sent, piece by piece, as the stream variable
+        yield from variable_messages(self, variables)
 
 
 def tokens_per_second(completion_tokens: int, latency_ms: float, ttft_ms: float | None) -> float | None:

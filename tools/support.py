@@ -14,6 +14,9 @@ from typing import Any
 
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
 from gateway.backends import state_for
+from gateway.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
+from gateway.cache import MODES as CACHE_MODES
+from gateway.client import CallOptions
 from gateway.config import parse_number
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
@@ -255,3 +258,57 @@ def response_format_param(params: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "json_object"}
     return None
 
+
+
+# ----------------------------------------------------------------------------- spend control
+
+SPEND_VARIABLES = (
+    "reasoning", "cache", "cost_saved_usd", "budget_exceeded", "budget_remaining_usd",
+    "budget", "budget_spent_usd", "budget_limit_usd", "budget_resets_at",
+)
+
+
+def caller_identity(tool: Any) -> Identity:
+    """The Dify app and user calling the tool, as plain strings (empty when the daemon gives none)."""
+    session = getattr(tool, "session", None)
+    runtime = getattr(tool, "runtime", None)
+    app_id = getattr(session, "app_id", None) or ""
+    user_id = getattr(runtime, "user_id", None) or ""
+    return Identity(app_id=str(app_id)[:200], user_id=str(user_id)[:200])
+
+
+def budget_policy(params: dict[str, Any], client: GatewayClient, *, per_call: str = "max_cost_usd", batch: str | None = None) -> BudgetPolicy | None:
+    """The administrator's budgets (credential), tightened by the workflow's `budgets`, `max_cost_usd`
+    (per call; per item in a batch) and, for batch_chat, `batch_budget_usd`. A workflow never loosens."""
+    workflow = parse_budgets(text_param(params, "budgets", max_chars=20_000), field_name="budgets", admin=False)
+    call_limit = number_param(params, per_call, default=None, minimum=0, maximum=1_000_000, allow_none=True)
+    batch_limit = number_param(params, batch, default=None, minimum=0, maximum=1_000_000, allow_none=True) if batch else None
+    if call_limit is not None or batch_limit is not None:
+        workflow = (workflow or BudgetPolicy()).tightened(BudgetPolicy(call=call_limit, batch=batch_limit))
+    admin = client.config.budgets
+    if admin is None:
+        return workflow if workflow is not None and workflow.active else None
+    return admin.tightened(workflow)
+
+
+def cache_mode(params: dict[str, Any]) -> str:
+    return choice_param(params, "cache", CACHE_MODES, "auto")
+
+
+def call_options(tool: Any, params: dict[str, Any], client: GatewayClient) -> CallOptions:
+    """Budgets, the caller's identity and the cache mode of one chat or stream_chat call."""
+    return CallOptions(budget=budget_policy(params, client), identity=caller_identity(tool), cache=cache_mode(params))
+
+
+def budget_refusal_output(exc: BudgetExceeded, request: ChatRequest) -> dict[str, Any]:
+    """What a workflow receives when a call was not sent for a budget: an outcome to branch on."""
+    return {
+        "model": request.model,
+        "attempts": exc.attempts,
+        "cost_usd": 0.0,
+        "cost_saved_usd": 0.0,
+        "cache": "bypass",
+        "reasoning": "",
+        "warnings": [str(exc)],
+        **exc.outcome(),
+    }

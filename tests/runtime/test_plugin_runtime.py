@@ -134,17 +134,27 @@ def test_https_to_a_plain_http_port_is_a_tls_failure_with_a_hint(plugin: PluginP
     assert not ok and "TLS" in message and "https vs http" in message
 
 
+# Variables that exist only under a budget (remaining) or when it refused a call (which, spent, limit, reset).
+NOT_REFUSED = {"budget", "budget_spent_usd", "budget_limit_usd", "budget_resets_at"}
+NO_BUDGET = {"budget_remaining_usd", *NOT_REFUSED}
 JSON_TYPES = {"string": str, "integer": int, "number": int | float, "boolean": bool, "object": dict, "array": list}
 
 
 @pytest.mark.parametrize(
     ("tool", "params", "unknown"),
     [
-        ("chat", {"prompt": "schema check"}, set()),
-        ("chat", {"prompt": "schema check", "custom_model": "mystery-1"}, {"cost_usd"}),
-        ("stream_chat", {"prompt": "schema check"}, set()),
-        ("stream_chat", {"prompt": "schema check [[sim: cut]]"}, {"finish_reason", "tokens_per_second"}),
-        ("batch_chat", {"prompts": '["a", "b [[sim: 400x1]]"]'}, set()),
+        ("chat", {"prompt": "schema check"}, NO_BUDGET),
+        ("chat", {"prompt": "schema check", "custom_model": "mystery-1"}, {"cost_usd", *NO_BUDGET}),
+        ("chat", {"prompt": "schema check", "max_cost_usd": 1}, NOT_REFUSED),
+        ("chat", {"prompt": "schema check", "max_cost_usd": 0.0000001}, {"finish_reason", "usage", "latency_ms", "budget_remaining_usd",
+                                                                          "budget_resets_at"}),
+        ("stream_chat", {"prompt": "schema check"}, NO_BUDGET),
+        ("stream_chat", {"prompt": "schema check [[sim: cut]]"}, {"finish_reason", "tokens_per_second", *NO_BUDGET}),
+        ("stream_chat", {"prompt": "schema check [[sim: reasoning]]", "budgets": "user: {day: 1}"}, {*NOT_REFUSED}),
+        ("batch_chat", {"prompts": '["a", "b [[sim: 400x1]]"]'}, NO_BUDGET),
+        ("batch_chat", {"prompts": '["a", "b"]', "batch_budget_usd": 0.0000001}, {"latency_p50_ms", "latency_p95_ms",
+                                                                                   "latency_p99_ms", "budget_remaining_usd",
+                                                                                   "budget_resets_at"}),
     ],
 )
 def test_every_output_schema_variable_is_emitted_with_its_declared_type(plugin, credentials, tool, params, unknown) -> None:

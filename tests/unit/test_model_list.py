@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Parameter blocks the chat tools share and must declare identically (labels, limits, help text).
 SHARED_BLOCKS = {
     ("chat", "stream_chat"): {"prompt", "system_prompt", "model", "custom_model", "temperature", "max_tokens", "top_p", "seed", "stop",
-                              "json_output", "json_schema"},
-    ("chat", "batch_chat"): {"system_prompt", "model", "custom_model", "temperature", "max_tokens", "json_output", "json_schema"},
+                              "json_output", "json_schema", "cache", "max_cost_usd", "budgets"},
+    ("chat", "batch_chat"): {"system_prompt", "model", "custom_model", "temperature", "max_tokens", "json_output", "json_schema",
+                             "cache", "max_cost_usd", "budgets"},
 }
 
 
