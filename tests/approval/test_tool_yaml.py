@@ -9,7 +9,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 RESERVED = {"text", "json", "files"}
 
 
-@pytest.mark.parametrize("tool", ["approval_route", "approval_transition"])
+@pytest.mark.parametrize("tool", ["approval_route", "approval_transition", "approval_status", "approval_dead_letters"])
 def test_every_parameter_is_described_for_agents_and_people(tool: str) -> None:
     spec = yaml.safe_load((TOOLS / f"{tool}.yaml").read_text())
     for param in spec["parameters"]:
