@@ -170,7 +170,7 @@ def test_a_csv_file_job_returns_csv_and_jsonl_result_files(own_sim: SimulatorPro
     attached = blobs(outcome.messages)
     assert sorted(attached) == sorted(outcome.variables["files_attached"]) and len(attached) == 2
     (csv_name, (csv_mime, csv_bytes)), (jsonl_name, (jsonl_mime, jsonl_bytes)) = sorted(attached.items())
-    assert csv_name.endswith(".csv") and csv_mime == "text/csv" and jsonl_name.endswith(".jsonl")
+    assert csv_name.endswith(".csv") and csv_mime == "text/csv" and jsonl_name.endswith(".jsonl") and jsonl_mime == "application/jsonl"
     table = list(csv.DictReader(io.StringIO(csv_bytes.decode())))
     assert [r["id"] for r in table] == [f"T-{i}" for i in range(120)] and {r["status"] for r in table} == {"ok"}
     assert table[3]["text"] == "[deepseek-v3.2] You said: classify, ticket 3"

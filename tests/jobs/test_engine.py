@@ -1,0 +1,97 @@
+"""The job engine in this process against the simulator and the real Redis: a taken-over item is sent
+again only when every request it had sent failed retryably; an item whose request's outcome is unknown
+ends as `interrupted`, never resent; released items are taken at once; serverless work inside a call."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from gateway import GatewayConfig
+from jobs import service
+from jobs.engine import JobEngine
+from jobs.inputs import parse_prompts
+from jobs.store import JobStore, percentile
+from simulator.harness import SimulatorProcess
+
+pytestmark = pytest.mark.redis
+REDIS_URL = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture
+def config(sim: SimulatorProcess) -> Iterator[GatewayConfig]:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    yield GatewayConfig.from_credentials({"api_key": sim.api_key, "base_url": sim.base_url, "redis_url": REDIS_URL})
+
+
+def make_job(config: GatewayConfig, prompts: list[str], lease: int = 2) -> tuple[JobStore, str]:
+    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    items, _ = parse_prompts(json.dumps(prompts))
+    settings = {"model": "default", "concurrency": 4, "lease_seconds": lease, "timeout_seconds": 30, "max_retries": 2}
+    return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+
+
+def test_taken_over_items_follow_the_retry_policy(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    store, job_id = make_job(config, ["unknown outcome", "failed retryably", "never sent", "spent its retries"])
+    claimed = store.claim_new(job_id, "dead-process", 4)
+    assert len(claimed) == 4
+    store.record_send(job_id, 0)  # sent, no answer recorded: the gateway may have run it
+    store.record_send(job_id, 1)
+    store.record_retryable_answer(job_id, 1)  # a 503 came back: the retry policy would retry
+    for _ in range(3):
+        store.record_send(job_id, 3)
+        store.record_retryable_answer(job_id, 3)
+    engine = JobEngine()
+    engine.background = False
+    engine.register(config)
+    time.sleep(2.1)  # the dead process's leases expire
+    engine.work_for(config, job_id, 5)
+    results = store.results(job_id, [0, 1, 2, 3])
+    assert results[0]["status"] == "error" and results[0]["error_code"] == "interrupted" and results[0]["attempts"] == 1
+    assert results[1]["status"] == "ok" and results[1]["attempts"] == 2  # one before, one now
+    assert results[2]["status"] == "ok" and results[2]["attempts"] == 1
+    assert results[3]["status"] == "error" and results[3]["attempts"] == 3
+    seen = sim.stats()["chat_requests_by_prompt"]
+    assert seen.get("unknown outcome", 0) == 0 and seen["failed retryably"] == 1 and seen["never sent"] == 1
+    assert store.meta(job_id)["status"] == "completed"
+
+
+def test_released_items_are_taken_at_once_not_after_the_lease(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    store, job_id = make_job(config, [f"r {i}" for i in range(6)], lease=3600)
+    claimed = store.claim_new(job_id, "stopping-process", 6)
+    store.release(job_id, [entry for entry, _, _ in claimed])
+    engine = JobEngine()
+    engine.background = False
+    started = time.monotonic()
+    engine.work_for(config, job_id, 5)
+    assert store.meta(job_id)["status"] == "completed" and time.monotonic() - started < 5
+
+
+def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProcess, config: GatewayConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import engine as engine_module
+
+    fresh = JobEngine()
+    fresh.background = False
+    monkeypatch.setattr(engine_module, "ENGINE", fresh)
+    monkeypatch.setattr(service, "ENGINE", fresh)
+    items, json_format = parse_prompts(json.dumps([f"s {i}" for i in range(40)]))
+    job = service.submit(config, items, json_format, service.Settings(request={"model": "default"}, concurrency=8), 3600)
+    assert service.status(config, job["job_id"])["done"] == 0  # nothing runs in the background
+    status = service.status(config, job["job_id"], work_seconds=5)
+    assert status["finished"] and status["succeeded"] == 40
+
+
+def test_percentiles_from_the_histogram() -> None:
+    from jobs.store import latency_bucket
+
+    histogram: dict[int, int] = {}
+    for ms in range(1, 1001):
+        bucket = latency_bucket(ms)
+        histogram[bucket] = histogram.get(bucket, 0) + 1
+    assert percentile(histogram, 50) == pytest.approx(500, rel=0.06)
+    assert percentile(histogram, 99) == pytest.approx(990, rel=0.06)
+    assert percentile({}, 50) is None
