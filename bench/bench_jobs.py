@@ -119,7 +119,8 @@ def main(argv: list[str]) -> None:
             for plugin in plugins:
                 plugin.close()
         print(
-            f"2 processes, rpm_limit 3000 (50/s): {limited['status']['requests_per_second']:.1f} req/s, 429s {sim.stats()['responses_by_status'].get('429', 0)}"
+            f"2 processes, rpm_limit 3000 (50/s): {limited['status']['requests_per_second']:.1f} req/s, "
+            f"429s {sim.stats()['responses_by_status'].get('429', 0)}"
         )
         plugins = [PluginProcess().start() for _ in range(args.big_processes)]
         try:
