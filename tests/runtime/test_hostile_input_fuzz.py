@@ -89,6 +89,8 @@ BASE_PARAMETERS: dict[str, dict[str, Any]] = {
         "request_id": "fuzz-1", "event": "approve", "actor_id": "bob", "actor_level": "director", "state": "pending",
         "version": 1, "requester_id": "alice", "required_level": "director",
     },
+    "approval_status": {"request_id": "fuzz-1"},
+    "approval_dead_letters": {"action": "list"},
 }
 CREDENTIALS = ["api_key", "base_url", "default_model", "timeout_seconds", "max_retries", "fallback_models", "price_overrides",
                "approval_policy", "redis_url"]
