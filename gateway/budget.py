@@ -97,10 +97,10 @@ def parse_budgets(raw: object, *, field_name: str, admin: bool) -> BudgetPolicy 
     if not text.strip():
         return None
     try:
-        if text.lstrip().startswith("{"):
+        try:
             data = parse_json(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)
-        else:
-            data = parse_yaml(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)
+        except InputError:
+            data = parse_yaml(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)  # YAML, flow style ({day: 5}) included
     except InputError as exc:
         raise FieldError(field_name, str(exc)) from None
     except (ValueError, OverflowError):
