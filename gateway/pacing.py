@@ -33,7 +33,7 @@ from gateway.limits import RateLimitTimeout
 
 PROBE_TIMEOUT = 5.0  # seconds a waiting request gives an unanswered probe before it probes itself
 POLL = 0.01  # how often a waiting request looks again while a probe is out
-MAX_RESET = 3600.0
+MAX_RESET = 86_400.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
