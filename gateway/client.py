@@ -507,6 +507,8 @@ class GatewayClient:
             response = self.endpoint.send("POST", "/chat/completions", request.payload(), call.deadline, self._observer(call))
         except AttemptFailed:
             reservation.settle(0)
+            if call.paced:
+                self.pacer.release(call.paced)
             raise
         data = self.endpoint.read_json(response, call.deadline)
         result = completion_result(
@@ -527,6 +529,8 @@ class GatewayClient:
             yield from read_stream(response, state, call.deadline, call.started, self.redact)
         except AttemptFailed as failed:
             reservation.settle(0)
+            if call.paced:
+                self.pacer.release(call.paced)
             error = failed.attempt.error
             if include_usage and not state.text and _refuses_stream_options(error):
                 # Some OpenAI-compatible gateways reject stream_options: ask again without it.

@@ -111,6 +111,13 @@ class AdaptivePacer:
             return 0.0
         return POLL
 
+    def release(self, number: int) -> None:
+        """Request `number` got no answer at all (connection failure): if it was the probe, another may go."""
+        if self._probe == number:
+            with self._lock:
+                if self._probe == number:
+                    self._probe = None
+
     def observe(self, headers: Mapping[str, str], number: int, *, rejected: bool = False) -> None:
         """What the answer to request `number` said about the budget (`rejected`: it was a 429)."""
         if self.mode == "free" and not rejected:
