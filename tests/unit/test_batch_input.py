@@ -50,7 +50,7 @@ def test_bad_input_names_the_problem_and_the_item(raw: str, message: str) -> Non
         ('[{"prompt": "x", "system_prompt": "\\udfff"}]', "lone surrogate"),
         ("line one\nline \ud800 two", "lone surrogate"),
         ('["x", 1e999]', "not finite"),
-        ('[{"prompt": "x", "max_tokens": ' + "9" * 5000 + "}]", "not valid JSON"),
+        ('[{"prompt": "x", "max_tokens": ' + "9" * 5000 + "}]", "thousands of digits"),
         ('[{"prompt": "x", "max_tokens": 1e300}]', "max_tokens"),
         (json.dumps([{"prompt": "x", "id": "\x07" * (2 << 20)}]), r"prompts\[0\]\.id is too long"),
         (json.dumps([{"prompt": "x", "model": "gpt\x00"}]), r"prompts\[0\]\.model"),
