@@ -67,3 +67,23 @@ def cache_for(redis_url: str) -> Any:  # gateway.cache.ReplyCache
 
             cache = _redis_caches[redis_url] = RedisReplyCache(redis_client(redis_url), PROCESS_CACHE)
         return cache
+
+
+_redis_metrics: dict[str, Any] = {}
+
+
+def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
+    """Where call metrics are counted: this process's figures, or (with a Redis URL) one Redis hash that
+    every process adds to (this process's figures while Redis is down)."""
+    from gateway.metrics import PROCESS_METRICS
+
+    if not redis_url:
+        return PROCESS_METRICS
+    with _lock:
+        sink = _redis_metrics.get(redis_url)
+        if sink is None:
+            from gateway.metrics import RedisMetrics
+            from gateway.redis_connection import redis_client
+
+            sink = _redis_metrics[redis_url] = RedisMetrics(redis_client(redis_url), PROCESS_METRICS)
+        return sink

@@ -6,6 +6,7 @@ greenlets, so parallel I/O is real there too, and outside it they are ordinary t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -184,6 +185,8 @@ class ItemResult:
     reasoning: str = ""
     cache: str = "bypass"
     cost_saved_usd: float | None = 0.0
+    correlation_id: str = ""  # the batch's id and the item's index: `<batch id>-<index>`
+    gateway_request_id: str = ""  # the gateway's id of the item's (last) request; empty when unknown
     budget_remaining_usd: float | None = field(default=None, repr=False)  # summarised, not an item field
     refusal: dict[str, Any] | None = field(default=None, repr=False)  # a budget's outcome, summarised
 
@@ -269,6 +272,8 @@ class BatchSettings:
     budget: BudgetPolicy | None = None  # in force for every item; its `batch` limit is this batch's
     identity: Identity = field(default_factory=Identity)
     cache: str = "auto"
+    correlation_id: str = ""  # the batch's; each item's is `<batch id>-<index>`
+    tool: str = "batch_chat"
 
 
 @dataclass(frozen=True)
@@ -292,9 +297,18 @@ def iter_batch(
     results: list[ItemResult | None] = [None] * len(items)
     policy = settings.budget
     batch_budget = BatchBudget(policy.batch) if policy is not None and policy.batch is not None else None
-    options = dict(limits=settings.limits, budget=policy, identity=settings.identity, batch_budget=batch_budget, cache=settings.cache)
+    options = dict(
+        limits=settings.limits, budget=policy, identity=settings.identity, batch_budget=batch_budget, cache=settings.cache, tool=settings.tool
+    )
 
     def run_item(item: BatchItem) -> ItemResult:
+        result = _run_item(item)
+        if settings.correlation_id:
+            result.correlation_id = f"{settings.correlation_id}-{item.index}"
+        return result
+
+    def _run_item(item: BatchItem) -> ItemResult:
+        item_id = f"{settings.correlation_id}-{item.index}" if settings.correlation_id else ""
         if batch_deadline.remaining < MIN_ITEM_SECONDS:
             # Sending now would be cut off by the batch deadline after the gateway had started (and billed) it.
             return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline was about to pass", error_code="deadline")
@@ -305,7 +319,7 @@ def iter_batch(
         call_deadline = Deadline(min(client.config.timeout_seconds, batch_deadline.remaining))
         item_started = time.monotonic()
         try:
-            result = client.chat(request, CallOptions(deadline=call_deadline, **options))  # type: ignore[arg-type]
+            result = client.chat(request, CallOptions(deadline=call_deadline, correlation_id=item_id, **options))  # type: ignore[arg-type]
         except BudgetExceeded as exc:
             return ItemResult(
                 item.id, NOT_RUN, error=str(exc), error_code=exc.code, attempts=exc.attempts, model=request.model, refusal=exc.outcome()
@@ -319,6 +333,7 @@ def iter_batch(
                 latency_ms=round((time.monotonic() - item_started) * 1000, 1),
                 attempts=exc.attempts,
                 model=request.model,
+                gateway_request_id=exc.request_id or "",
             )
         return ItemResult(
             item.id,
@@ -334,12 +349,18 @@ def iter_batch(
             cache=result.cache,
             cost_saved_usd=result.cost_saved_usd,
             budget_remaining_usd=(result.budget or {}).get("remaining_usd"),
+            gateway_request_id=result.request_id or "",
         )
 
     workers = max(1, min(settings.concurrency, len(items)))
     with client.pooled(workers):
         yield from _run_workers(items, results, run_item, workers)
     final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
+    for index, result in enumerate(final):
+        if settings.correlation_id and not result.correlation_id:
+            result.correlation_id = f"{settings.correlation_id}-{index}"
+    with contextlib.suppress(Exception):  # metrics never fail a batch
+        client.metrics.record_batch(dict(Counter(r.status for r in final)))
     report = BatchReport(final, (time.monotonic() - started) * 1000)
     report.failed_items = [item for item, result in zip(items, final, strict=True) if result.status != OK]
     yield report

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -64,6 +65,7 @@ from gateway.errors import (
 )
 from gateway.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
 from gateway.limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
+from gateway.metrics import CallRecord, MetricsSink, log_call
 from gateway.models import ChatRequest, ChatResult, CostBreakdown, ReasoningDelta, StreamCompleted, TextDelta, Usage
 from gateway.pacing import AdaptivePacer
 from gateway.pricing import ModelPrice, PriceTable
@@ -96,6 +98,8 @@ class CallOptions:
     identity: Identity = field(default_factory=Identity)  # the Dify app and user, for per-app/per-user budgets
     batch_budget: BatchBudget | None = None  # the spend of the batch this call belongs to
     cache: str = "auto"  # auto | on | off (gateway.cache)
+    tool: str = "other"  # the tool making the call: a metrics label
+    correlation_id: str = ""  # sent as X-Request-Id; in the result, the errors and the log line
 
 
 @dataclass(slots=True)
@@ -110,6 +114,7 @@ class _Call:
     delivered: bool = False  # content reached the caller: nothing is sent again
     include_usage: bool = True  # ask a stream for usage (dropped when the gateway refuses it)
     paced: int = 0  # the adaptive pacer's number for the request in flight
+    headers: dict[str, str] | None = None  # sent with every attempt (X-Request-Id)
 
 
 class GatewayClient:
@@ -124,6 +129,7 @@ class GatewayClient:
         budgets: BudgetStore | None = None,
         cache: ReplyCache | None = None,
         pacer: AdaptivePacer | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.config = config
         register_secret(config.api_key)
@@ -137,6 +143,7 @@ class GatewayClient:
         self._pool_lock = threading.Lock()
         self._budgets = budgets
         self._cache = cache
+        self._metrics = metrics
         self.pacer = pacer or AdaptivePacer()
         self.flights = SingleFlight()
         self.namespace = f"{hashlib.sha256(config.base_url.encode()).hexdigest()[:16]}:{config.key_digest}"
@@ -156,6 +163,14 @@ class GatewayClient:
 
             self._cache = cache_for(self.config.redis_url)
         return self._cache
+
+    @property
+    def metrics(self) -> MetricsSink:
+        if self._metrics is None:
+            from gateway.backends import metrics_for
+
+            self._metrics = metrics_for(self.config.redis_url)
+        return self._metrics
 
     @classmethod
     def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
@@ -218,6 +233,43 @@ class GatewayClient:
     # ----------------------------------------------------------------- the chain: fallbacks and breaker
 
     def _call(
+        self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]]
+    ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
+        """The chain, observed: whatever happens, one CallRecord for the metrics and the log line."""
+        record = CallRecord(request.model, options.tool, "ok", 0.0, correlation_id=options.correlation_id)
+        started = time.monotonic()
+        try:
+            for item in self._chain(request, options, attempt):
+                if type(item) is StreamCompleted:
+                    _completed(record, item.result)
+                yield item
+        except GatewayError as exc:
+            record.outcome, record.attempts = exc.code, exc.attempts
+            record.gateway_request_id = exc.request_id or ""
+            partial = getattr(exc, "partial_result", None)
+            if isinstance(partial, ChatResult):  # an interrupted stream: what it delivered was billed
+                _completed(record, partial)
+            raise
+        except GeneratorExit:
+            if record.usage is None:
+                record.outcome = "cancelled"  # the caller stopped reading before the outcome
+            raise
+        except Exception:
+            record.outcome = "internal"
+            raise
+        finally:
+            record.seconds = time.monotonic() - started
+            self._observed(record)
+
+    def _observed(self, record: CallRecord) -> None:
+        """The one hook: the call's figures to the metrics sink, its line to the log. Never fails the call."""
+        try:
+            self.metrics.record_call(record)
+            log_call(record, self.redact)
+        except Exception:  # metrics must never break a call
+            pass
+
+    def _chain(
         self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]]
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         started = time.monotonic()
@@ -295,6 +347,7 @@ class GatewayClient:
         policy: BudgetPolicy | None,
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         limiter = self._limiter(options.limits)
+        headers = _request_headers(options.correlation_id)
         models = [request.model]
         if options.use_fallbacks:
             models += [m for m in self.config.fallback_models if m != request.model]
@@ -311,7 +364,7 @@ class GatewayClient:
                 except BudgetExceeded as exc:
                     exc.attempts = spent  # requests already sent to the models before this one
                     raise
-            call = _Call(model_request, deadline, limiter, time.monotonic())
+            call = _Call(model_request, deadline, limiter, time.monotonic(), headers=headers)
             completed: StreamCompleted | None = None
             try:
                 try:
@@ -319,7 +372,7 @@ class GatewayClient:
                     try:
                         completed = yield from self._retrying(call, attempt)
                     except GatewayError as exc:
-                        _record(breaker, permit, exc)
+                        self._breaker_outcome(model_request.model, breaker, permit, exc)
                         raise
                     except GeneratorExit:  # the caller stopped reading: nothing says the gateway failed
                         breaker.record_success(permit)
@@ -328,6 +381,8 @@ class GatewayClient:
                         breaker.record_failure(permit)  # a half-open probe must always be reported back
                         raise
                     breaker.record_success(permit)
+                    if permit.probe:
+                        self.metrics.record_breaker(model_request.model, "half_open", "closed")
                 except GatewayError as exc:
                     if holds:
                         self._settle(holds, _failed_cost(exc, holds[0].amount, price))
@@ -449,11 +504,30 @@ class GatewayClient:
         for hold in holds:
             hold.store.settle(hold, actual)
 
+    def _breaker_outcome(self, model: str, breaker: Breaker, permit: Permit, exc: GatewayError) -> None:
+        """Reports a failed call to the breaker, and any transition it caused to the metrics (the state
+        is read only on this path: failures are rare, successes pay nothing)."""
+        if permit.probe:
+            failed = _record(breaker, permit, exc)
+            self.metrics.record_breaker(model, "half_open", "open" if failed else "closed")
+            return
+        if not _counts_against(exc):
+            _record(breaker, permit, exc)
+            return
+        before = breaker.state
+        _record(breaker, permit, exc)
+        after = breaker.state
+        if after != before:
+            self.metrics.record_breaker(model, before, after)
+
     def _permit(self, model: str) -> tuple[Breaker, Permit]:
         """The breaker's permission to call `model`; raises CircuitOpenError (nothing sent) when open."""
         breaker = self.breaker_for(model)
         permit = breaker.acquire()
+        if permit.probe:
+            self.metrics.record_breaker(model, "open", "half_open")
         if not permit.allowed:
+            self.metrics.record_breaker(model, "open", "open")
             raise CircuitOpenError(
                 f"circuit open for model {quote(model)} at {self.config.base_url}: recent calls failed; "
                 f"not sending for another {permit.retry_in:.0f}s",
@@ -470,6 +544,8 @@ class GatewayClient:
             try:
                 for item in run:
                     if type(item) is not TextDelta and type(item) is not ReasoningDelta:
+                        if call.request is not None:
+                            self.metrics.record_attempt(call.request.model, "ok")
                         return item
                     call.delivered = True
                     yield item
@@ -478,6 +554,9 @@ class GatewayClient:
                 failure = failed.attempt
             finally:
                 run.close()
+            if call.request is not None:
+                error = failure.error
+                self.metrics.record_attempt(call.request.model, f"http_{error.status}" if error.status else error.code)
             if call.delivered:
                 # Content reached the caller: sending again would repeat it (and bill it twice).
                 raise failure.final(call.attempts, retryable=False) from None
@@ -495,6 +574,8 @@ class GatewayClient:
         if delay >= call.deadline.remaining:
             failure.error.message += f" (gave up after {number} attempt(s): waiting {delay:.1f}s more would pass the call's deadline)"
             raise failure.final(number) from None
+        if call.request is not None:
+            self.metrics.record_retry(call.request.model, delay if isinstance(failure.error, RateLimitedError) else 0.0)
         time.sleep(delay)
 
     # ----------------------------------------------------------------- the chain: attempts
@@ -504,7 +585,7 @@ class GatewayClient:
         reservation = self._reserve(call)
         call.attempts += 1
         try:
-            response = self.endpoint.send("POST", "/chat/completions", request.payload(), call.deadline, self._observer(call))
+            response = self.endpoint.send("POST", "/chat/completions", request.payload(), call.deadline, self._observer(call), call.headers)
         except AttemptFailed:
             reservation.settle(0)
             if call.paced:
@@ -525,7 +606,7 @@ class GatewayClient:
         state = StreamState()
         try:
             payload = request.payload(stream=True, include_usage=include_usage)
-            response = self.endpoint.send("POST", "/chat/completions", payload, call.deadline, self._observer(call))
+            response = self.endpoint.send("POST", "/chat/completions", payload, call.deadline, self._observer(call), call.headers)
             yield from read_stream(response, state, call.deadline, call.started, self.redact)
         except AttemptFailed as failed:
             reservation.settle(0)
@@ -581,10 +662,15 @@ class GatewayClient:
         tokens = 0
         if limiter.settings.tpm:  # the estimate costs a tokenizer pass: only when a TPM bucket needs it
             tokens = estimate_prompt_tokens(request.messages).tokens + (request.max_tokens or DEFAULT_COMPLETION_RESERVE)
+        started = time.monotonic()
         try:
             if not limiter.settings.rpm:  # no configured pace: the gateway's rate-limit headers set it
                 call.paced = self.pacer.acquire(call.deadline.at)
-            return limiter.reserve(tokens, call.deadline.at)
+            reservation = limiter.reserve(tokens, call.deadline.at)
+            waited = time.monotonic() - started
+            if waited > 0.001:
+                self.metrics.record_wait(request.model, waited)
+            return reservation
         except RateLimitTimeout as exc:
             why = "the configured rate limit" if limiter.settings.rpm or limiter.settings.tpm else "the gateway's rate limit"
             error = RateLimitedError(
@@ -648,13 +734,42 @@ def _outcome[T](chain: Generator[TextDelta, None, T]) -> T:
     raise AssertionError("a plain call delivered content")
 
 
-def _record(breaker: Breaker, permit: Permit, exc: GatewayError) -> None:
+def _record(breaker: Breaker, permit: Permit, exc: GatewayError) -> bool:
+    """Reports `exc` to the breaker; True when it counted as a failure."""
+    if _counts_against(exc):
+        breaker.record_failure(permit)
+        return True
+    breaker.record_success(permit)
+    return False
+
+
+def _counts_against(exc: GatewayError) -> bool:
     # Only failures that say the upstream is unhealthy count; a bad request or wrong key does not.
     client_side = exc.status is not None and 400 <= exc.status < 500 and exc.status != 408
-    if not client_side and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError | StreamInterruptedError | InBandStreamError):
-        breaker.record_failure(permit)
-    else:
-        breaker.record_success(permit)
+    return not client_side and isinstance(exc, UpstreamUnavailableError | GatewayTimeoutError | StreamInterruptedError | InBandStreamError)
+
+
+def _completed(record: CallRecord, result: ChatResult) -> None:
+    """What a call's result tells its record (the model it was sent to, usage, cost, the gateway's id)."""
+    record.model = result.requested_model
+    record.attempts = result.attempts
+    record.usage = result.usage
+    record.cost_usd = result.cost_usd
+    record.cache = result.cache
+    record.gateway_request_id = result.request_id or ""
+    if result.ttft_ms is not None and result.cache != "hit":
+        record.ttft_seconds = result.ttft_ms / 1000
+    result.correlation_id = record.correlation_id
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_headers(correlation_id: str) -> dict[str, str] | None:
+    """The correlation id as X-Request-Id, when it is a plain token (it goes into an HTTP header)."""
+    if correlation_id and _SAFE_ID.fullmatch(correlation_id):
+        return {"X-Request-Id": correlation_id}
+    return None
 
 
 def _is_unavailable(exc: GatewayError) -> bool:

@@ -88,12 +88,13 @@ class HTTPTransport:
     def close(self) -> None:
         self.session.close()
 
-    def send(self, method: str, path: str, body: bytes | None, *, timeout: float) -> HTTPResponse:
+    def send(self, method: str, path: str, body: bytes | None, *, timeout: float, headers: dict[str, str] | None = None) -> HTTPResponse:
         try:
             response = self.session.request(
                 method,
                 self.base_url + path,
                 data=body,
+                headers=headers,
                 stream=True,
                 timeout=(min(self.connect_timeout, timeout), timeout),
                 allow_redirects=False,

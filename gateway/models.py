@@ -140,6 +140,7 @@ class ChatResult:
     cache: str = "bypass"  # hit | miss | bypass
     cost_saved_usd: float | None = 0.0  # on a cache hit: what the reply cost when it was made
     budget: dict[str, Any] | None = None  # budget use: {"remaining_usd": ..., "downgraded_from": ...}
+    correlation_id: str = ""  # the call's id, sent to the gateway as X-Request-Id
 
     @property
     def cost_usd(self) -> float | None:
@@ -156,6 +157,8 @@ class ChatResult:
             "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
             "attempts": self.attempts,
             "request_id": self.request_id,
+            "correlation_id": self.correlation_id,
+            "gateway_request_id": self.request_id,
             "cost_usd": self.cost_usd,
             "cost": self.cost.to_dict() if self.cost else None,
             "routing": self.routing.to_dict() if self.routing else None,

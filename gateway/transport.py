@@ -103,7 +103,9 @@ class Response(Protocol):
 class Transport(Protocol):
     def send(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Response:
         """One request to base URL + `path`, any status back; `timeout` is the time left for the call.
-        Failures before an answer arrived raise AttemptFailed, classified."""
+        Failures before an answer arrived raise AttemptFailed, classified. A call with a correlation id
+        also passes `headers=` (extra request headers, X-Request-Id): transports that send to a gateway
+        accept it."""
         ...
 
     def ensure_pool(self, size: int) -> None:
@@ -139,7 +141,13 @@ class Endpoint:
         self.redact = redact
 
     def send(
-        self, method: str, path: str, payload: dict[str, Any] | None, deadline: Deadline, observe: Callable[[Response], None] | None = None
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        deadline: Deadline,
+        observe: Callable[[Response], None] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """A 2xx response whose body is still to be read; otherwise AttemptFailed, classified. `observe`
         sees every response first (its status and headers: the adaptive pacer reads its rate-limit headers)."""
@@ -147,7 +155,10 @@ class Endpoint:
         if remaining <= 0:
             raise AttemptFailed(Attempt(GatewayTimeoutError("the call's deadline passed before it could be sent"), False))
         body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        response = self.transport.send(method, path, body, timeout=remaining)
+        if headers:
+            response = self.transport.send(method, path, body, timeout=remaining, headers=headers)  # type: ignore[call-arg]
+        else:
+            response = self.transport.send(method, path, body, timeout=remaining)
         if observe is not None:
             observe(response)
         if 200 <= response.status < 300:
@@ -316,13 +327,15 @@ class MemoryTransport:
         self.replies: Iterator[Reply] = iter(replies)
         self.handler = handler
         self.sent: list[tuple[str, str, Any]] = []
+        self.sent_headers: list[dict[str, str]] = []  # the extra headers of each request, in order
         self.responses: list[MemoryResponse] = []
         self.pool_size = 0
         self.closed = False
 
-    def send(self, method: str, path: str, body: bytes | None, *, timeout: float) -> MemoryResponse:
+    def send(self, method: str, path: str, body: bytes | None, *, timeout: float, headers: dict[str, str] | None = None) -> MemoryResponse:
         payload = None if body is None else json.loads(body)
         self.sent.append((method, path, payload))
+        self.sent_headers.append(dict(headers or {}))
         reply = self.handler(method, path, payload) if self.handler else next(self.replies)
         if reply.fail is not None:
             raise reply.fail

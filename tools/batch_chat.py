@@ -8,7 +8,18 @@ from gateway.batch import BatchInputError, BatchItem, BatchProgress, BatchReport
 from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
 from tools.outputs import split_results, variable_messages
-from tools.support import ToolInputError, budget_policy, cache_mode, caller_identity, chat_request, gateway_client, number_param, reported_errors
+from tools.support import (
+    ToolInputError,
+    budget_policy,
+    cache_mode,
+    caller_identity,
+    chat_request,
+    correlation_id,
+    gateway_client,
+    number_param,
+    reported_errors,
+    tool_label,
+)
 
 
 class BatchChatTool(Tool):
@@ -29,6 +40,8 @@ class BatchChatTool(Tool):
             budget=budget_policy(tool_parameters, client, batch="batch_budget_usd"),
             identity=caller_identity(self),
             cache=cache_mode(tool_parameters),
+            correlation_id=correlation_id(self),
+            tool=tool_label(self),
         )
 
         def build_request(item: BatchItem) -> ChatRequest:
@@ -58,6 +71,7 @@ class BatchChatTool(Tool):
         results = [{**r.to_dict(), "text_truncated": False} for r in report.results]
         summary = report.summary()
         summary.pop("http_requests")
+        summary["correlation_id"] = settings.correlation_id  # each result's is this id, "-", its index
         summary["warnings"] = report.warnings + [w for w in client.state.warnings() if not any(x.startswith(w) for x in report.warnings)]
         results_variable, parts = split_results(results)
         # The node's `json`: the summary, then every result in full over as many messages as it takes.

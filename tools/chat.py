@@ -8,7 +8,10 @@ from gateway.budget import BudgetExceeded
 from tools.outputs import text_messages, variable_messages
 from tools.support import SPEND_VARIABLES, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
 
-VARIABLES = ("model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings", *SPEND_VARIABLES)
+VARIABLES = (
+    "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings", *SPEND_VARIABLES,
+    "correlation_id", "gateway_request_id",
+)
 
 
 class ChatTool(Tool):
@@ -23,6 +26,7 @@ class ChatTool(Tool):
             # Not sent: an outcome the workflow branches on (budget_exceeded), not an error.
             output = budget_refusal_output(exc, request)
             output["routing"] = routing.to_dict() if routing else {}
+            output["correlation_id"] = options.correlation_id
             yield self.create_json_message(output)
             yield from variable_messages(self, {name: output.get(name) for name in VARIABLES})
             return

@@ -8,11 +8,20 @@ from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, 
 from gateway.budget import BudgetExceeded
 from gateway.models import ReasoningDelta
 from tools.outputs import text_messages, variable_messages
-from tools.support import SPEND_VARIABLES, bool_param, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
+from tools.support import (
+    SPEND_VARIABLES,
+    bool_param,
+    budget_refusal_output,
+    call_options,
+    chat_request,
+    gateway_client,
+    ids_suffix,
+    reported_errors,
+)
 
 VARIABLES = (
     "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd", "attempts", "interrupted", "error", "warnings",
-    *SPEND_VARIABLES,
+    *SPEND_VARIABLES, "correlation_id", "gateway_request_id",
 )
 
 
@@ -52,7 +61,9 @@ class StreamChatTool(Tool):
                 "model": request.model, "attempts": exc.attempts, "warnings": [], "reasoning": "", "cache": "bypass",
                 "cost_saved_usd": 0.0, "budget_exceeded": False,
             }
-            output.update(interrupted=True, error=str(exc))
+            output.update(interrupted=True, error=str(exc) + ids_suffix(options.correlation_id, exc.request_id))
+            output["gateway_request_id"] = output.get("gateway_request_id") or exc.request_id
+        output["correlation_id"] = options.correlation_id
         output.pop("text", None)
         yield self.create_json_message(output)
         variables = {name: output.get(name) for name in VARIABLES}

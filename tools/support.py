@@ -6,8 +6,12 @@ module), so shared behaviour lives here as plain functions, not as a base class.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import re
+import uuid
 from collections.abc import Callable, Generator, Iterable
 from functools import wraps
 from typing import Any
@@ -24,6 +28,20 @@ from gateway.routing import AUTO, ModelRouter
 from untrusted import InputError, check_text, parse_json, quote
 
 logger = logging.getLogger("holysheep")
+
+
+def _send_call_log_to_daemon() -> None:
+    """The gateway's one JSON line per call (`holysheep.calls`) goes to the daemon's plugin log through
+    the SDK's own log handler (a `{"event": "log"}` protocol message), not to stderr."""
+    from dify_plugin.config.logger_format import plugin_logger_handler
+
+    call_log = logging.getLogger("holysheep.calls")
+    if plugin_logger_handler not in call_log.handlers:
+        call_log.addHandler(plugin_logger_handler)
+        call_log.propagate = False
+
+
+_send_call_log_to_daemon()
 
 MAX_PROMPT_CHARS = 2_000_000
 # What a workflow is shown of an error at most: enough to say what to fix, far under the 5 MiB line.
@@ -45,19 +63,75 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
 
     @wraps(invoke)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[T, None, None]:
+        ids = _IdsOf(args[0] if args else None)
         try:
             yield from invoke(*args, **kwargs)
         except HolySheepToolError:
             raise
         except FieldError as exc:  # a tool parameter: named as the workflow editor shows it
-            raise HolySheepToolError(shown(f"'{exc.field}': {exc.problem}")) from None
+            raise HolySheepToolError(ids.told(shown(f"'{exc.field}': {exc.problem}"))) from None
         except (ToolInputError, GatewayError) as exc:
-            raise HolySheepToolError(shown(str(exc))) from None
+            raise HolySheepToolError(ids.told(shown(str(exc)), getattr(exc, "request_id", None))) from None
         except Exception as exc:
-            logger.error("unexpected error in tool: %s", shown(repr(exc)))
-            raise HolySheepToolError(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}")) from None
+            logger.error("unexpected error in tool: %s", ids.told(shown(repr(exc))))
+            raise HolySheepToolError(ids.told(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}"))) from None
 
     return wrapper
+
+
+class _IdsOf:
+    """The ids an error message of `tool`'s invocation ends with."""
+
+    def __init__(self, tool: Any) -> None:
+        self.tool = tool
+
+    def told(self, message: str, gateway_request_id: str | None = None) -> str:
+        if self.tool is None or (getattr(self.tool, "session", None) is None and getattr(self.tool, "runtime", None) is None):
+            return message
+        return message + ids_suffix(correlation_id(self.tool), gateway_request_id)
+
+
+def ids_suffix(correlation: str, gateway_request_id: str | None = None) -> str:
+    """` [correlation_id: ..., gateway_request_id: ...]`, what every error message ends with."""
+    shown_id = re.sub(r"[^A-Za-z0-9._:/-]", "?", str(gateway_request_id or ""))[:100]
+    return f" [correlation_id: {correlation}" + (f", gateway_request_id: {shown_id}" if shown_id else "") + "]"
+
+
+# ----------------------------------------------------------------------------- correlation ids
+
+
+def correlation_id(tool: Any) -> str:
+    """The invocation's correlation id: `hs-` and 24 hex digits of a SHA-256 over what Dify sends about it
+    (the session id; the app, conversation, message and user ids when present), so the same invocation
+    always gets the same id and none of those ids leaves the plugin. It goes to the gateway as
+    X-Request-Id, into the outputs, every error message and every log line of the invocation; batch items
+    add `-<index>`. Without a session id (a caller outside the daemon) a random part keeps it unique."""
+    known = getattr(tool, "_holysheep_correlation_id", None)
+    if known:
+        return str(known)
+    session = getattr(tool, "session", None)
+    runtime = getattr(tool, "runtime", None)
+    session_id = getattr(session, "session_id", None) or getattr(runtime, "session_id", None) or ""
+    parts = [
+        str(session_id),
+        str(getattr(session, "app_id", None) or ""),
+        str(getattr(session, "conversation_id", None) or ""),
+        str(getattr(session, "message_id", None) or ""),
+        str(getattr(runtime, "user_id", None) or ""),
+    ]
+    if not session_id:
+        parts.append(uuid.uuid4().hex)
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    value = f"hs-{digest}"
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        tool._holysheep_correlation_id = value  # one id for the whole invocation
+    return value
+
+
+def tool_label(tool: Any) -> str:
+    """The tool's name as a metrics label: ChatTool -> chat, StreamChatTool -> stream_chat."""
+    name = type(tool).__name__.removesuffix("Tool") or "other"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()[:40]
 
 
 def shown(message: str) -> str:
@@ -297,7 +371,13 @@ def cache_mode(params: dict[str, Any]) -> str:
 
 def call_options(tool: Any, params: dict[str, Any], client: GatewayClient) -> CallOptions:
     """Budgets, the caller's identity and the cache mode of one chat or stream_chat call."""
-    return CallOptions(budget=budget_policy(params, client), identity=caller_identity(tool), cache=cache_mode(params))
+    return CallOptions(
+        budget=budget_policy(params, client),
+        identity=caller_identity(tool),
+        cache=cache_mode(params),
+        tool=tool_label(tool),
+        correlation_id=correlation_id(tool),
+    )
 
 
 def budget_refusal_output(exc: BudgetExceeded, request: ChatRequest) -> dict[str, Any]:

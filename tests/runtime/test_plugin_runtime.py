@@ -147,7 +147,7 @@ JSON_TYPES = {"string": str, "integer": int, "number": int | float, "boolean": b
         ("chat", {"prompt": "schema check", "custom_model": "mystery-1"}, {"cost_usd", *NO_BUDGET}),
         ("chat", {"prompt": "schema check", "max_cost_usd": 1}, NOT_REFUSED),
         ("chat", {"prompt": "schema check", "max_cost_usd": 0.0000001}, {"finish_reason", "usage", "latency_ms", "budget_remaining_usd",
-                                                                          "budget_resets_at"}),
+                                                                          "budget_resets_at", "gateway_request_id"}),
         ("stream_chat", {"prompt": "schema check"}, NO_BUDGET),
         ("stream_chat", {"prompt": "schema check [[sim: cut]]"}, {"finish_reason", "tokens_per_second", *NO_BUDGET}),
         ("stream_chat", {"prompt": "schema check [[sim: reasoning]]", "budgets": "user: {day: 1}"}, {*NOT_REFUSED}),
