@@ -392,6 +392,5 @@ def exposition(sink: MetricsSink) -> bytes:
     return generate_latest(registry)
 
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PROCESS_METRICS = InProcessMetrics()

@@ -48,6 +48,7 @@ HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
 RECEIVED_KEEP = 50
+RECEIVED_HEADERS_KEEP = 5000
 CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules", "batch_delay_ms")
 # Fixed-window enforcement and rate-limit headers (window_limit per window_seconds, ratelimit_headers).
 CONFIG_KEYS = (*CONFIG_KEYS, "window_limit", "window_seconds", "ratelimit_headers")
@@ -215,6 +216,8 @@ class Stats:
     arrivals: list[float] = field(default_factory=list)  # monotonic times of chat requests served (not 429)
     connection_resets: int = 0
     received: collections.deque[Any] = field(default_factory=lambda: collections.deque(maxlen=RECEIVED_KEEP))
+    # Per chat request: the X-Request-Id it came with (None without one) and the x-request-id answered.
+    received_headers: collections.deque[Any] = field(default_factory=lambda: collections.deque(maxlen=RECEIVED_HEADERS_KEEP))
 
 
 class SimulatorState:
@@ -297,6 +300,7 @@ class SimulatorState:
                 "arrivals": list(s.arrivals),
                 "connection_resets": s.connection_resets,
                 "received": list(s.received),
+                "received_headers": list(s.received_headers),
                 "scripts_left": len(self.scripts),
                 "config": dict(self.config),
             }
@@ -679,6 +683,8 @@ class Handler(BaseHTTPRequestHandler):
     def chat_inner(self, raw_body: bytes) -> None:
         state = self.state
         headers = {"x-request-id": f"req-{uuid.uuid4().hex}"}
+        with state.lock:
+            state.stats.received_headers.append({"x_request_id": self.headers.get("X-Request-Id"), "request_id": headers["x-request-id"]})
         try:
             body: Any = json.loads(raw_body)
         except ValueError:

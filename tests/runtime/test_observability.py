@@ -1,0 +1,244 @@
+"""Metrics, correlation ids and the call log through the runtime: the plugin started as the daemon starts it,
+the /metrics endpoint invoked as the daemon invokes endpoints (raw HTTP through `invoke_endpoint`), the
+exposition read with prometheus_client's own parser and compared with what the calls' outputs reported."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from devtools.plugin_process import PluginProcess, ToolOutcome
+from simulator.harness import SimulatorProcess
+
+pytestmark = pytest.mark.runtime
+
+TOKEN = "metrics-token-0123456789abcdef"
+CORRELATION = re.compile(r"correlation_id: (hs-[0-9a-f]{24})")
+
+
+class LoggedPluginProcess(PluginProcess):
+    """The plugin process, keeping the `{"event": "log"}` lines the SDK's log handler writes (the daemon
+    puts them in the plugin's log; the harness itself reads only session messages)."""
+
+    def _read_stdout(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        original = self.process.stdout
+        self.log_lines: list[dict[str, Any]] = []
+
+        def tee() -> Iterator[bytes]:
+            for raw in original:
+                if raw.startswith(b'{"event": "log"'):
+                    with contextlib.suppress(ValueError):
+                        self.log_lines.append(json.loads(raw)["data"])
+                yield raw
+
+        self.process.stdout = tee()  # type: ignore[assignment]
+        super()._read_stdout()
+
+    def call_log(self) -> list[dict[str, Any]]:
+        """The JSON call lines (`holysheep.calls`), parsed."""
+        out = []
+        for line in self.log_lines:
+            try:
+                message = json.loads(line["message"])
+            except ValueError:
+                continue
+            if isinstance(message, dict) and message.get("event") == "gateway_call":
+                out.append(message)
+        return out
+
+
+def scrape(plugin: PluginProcess, settings: dict[str, Any], token: str | None = TOKEN) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    response = plugin.invoke_endpoint("GET", "/metrics", headers=headers, settings=settings)
+    return response.status, response.text
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """name -> [(labels, value)], read by prometheus_client's parser."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return out
+
+
+def total(figures: dict[str, list[tuple[dict[str, str], float]]], name: str, **match: str) -> float:
+    return sum(value for labels, value in figures.get(name, []) if all(labels.get(k) == v for k, v in match.items()))
+
+
+def reported(outcomes: list[ToolOutcome]) -> dict[str, float]:
+    """What the calls' outputs say: calls, prompt and completion tokens, cost of priced calls, unpriced calls."""
+    calls = prompt = completion = cost = unpriced = 0.0
+    for outcome in outcomes:
+        variables = outcome.variables
+        if "results" in variables:  # a batch: its items are the calls
+            for item in variables["results"]:
+                calls += 1
+                if item["usage"]:
+                    prompt += item["usage"]["prompt_tokens"]
+                    completion += item["usage"]["completion_tokens"]
+                    if item["cost_usd"] is None:
+                        unpriced += 1
+                    else:
+                        cost += item["cost_usd"]
+            continue
+        calls += 1
+        if outcome.ok and "usage" in variables:
+            prompt += variables["usage"]["prompt_tokens"]
+            completion += variables["usage"]["completion_tokens"]
+            if "cost_usd" in variables:
+                cost += variables["cost_usd"]
+            else:
+                unpriced += 1
+    return {"calls": calls, "prompt": prompt, "completion": completion, "cost": cost, "unpriced": unpriced}
+
+
+def scripted_mix(plugin: PluginProcess, credentials: dict[str, Any], tag: str) -> list[ToolOutcome]:
+    return [
+        plugin.run_tool("chat", {"prompt": f"{tag} hello"}, credentials),
+        plugin.run_tool("chat", {"prompt": f"{tag} retried [[sim: 429x1]]"}, credentials),
+        plugin.run_tool("chat", {"prompt": f"{tag} broken [[sim: 503x9]]"}, credentials),
+        plugin.run_tool("chat", {"prompt": f"{tag} unpriced", "custom_model": "mystery-1"}, credentials),
+        plugin.run_tool("stream_chat", {"prompt": f"{tag} streamed"}, credentials),
+        plugin.run_tool("batch_chat", {"prompts": json.dumps([f"{tag} a", f"{tag} b", f"{tag} c [[sim: 400x1]]"])}, credentials),
+    ]
+
+
+def correlation_of(outcome: ToolOutcome) -> str:
+    if outcome.ok:
+        return str(outcome.variables["correlation_id"])
+    match = CORRELATION.search(outcome.error_message)
+    assert match, outcome.error_message
+    return match[1]
+
+
+def test_metrics_equal_what_the_calls_reported_and_ids_go_end_to_end(sim: SimulatorProcess, credentials: dict[str, Any]) -> None:
+    credentials = {**credentials, "max_retries": "2"}
+    with LoggedPluginProcess() as plugin:
+        outcomes = scripted_mix(plugin, credentials, "mix")
+        ok, retried, broken, unpriced, streamed, batch = outcomes
+        assert ok.ok and retried.ok and unpriced.ok and streamed.ok and batch.ok
+        assert not broken.ok and "HTTP 503" in broken.error_message
+        assert retried.variables["attempts"] == 2 and "cost_usd" not in unpriced.variables
+
+        status, text = scrape(plugin, {"metrics_token": TOKEN})
+        assert status == 200
+        figures = samples(text)
+        want = reported(outcomes)
+
+        # Every call counted once, by outcome; the error is counted by its code.
+        assert total(figures, "holysheep_requests_total") == want["calls"] == 8
+        assert total(figures, "holysheep_requests_total", outcome="ok") == 6
+        assert total(figures, "holysheep_requests_total", outcome="upstream_unavailable", tool="chat") == 1
+        assert total(figures, "holysheep_requests_total", outcome="bad_request", tool="batch_chat") == 1
+        assert total(figures, "holysheep_requests_total", tool="stream_chat") == 1
+        # Attempts are every request the gateway received; retries: 1 after the 429, 2 after the 503s.
+        gateway_received = sum(sim.stats()["responses_by_status"].values())
+        assert total(figures, "holysheep_attempts_total") == gateway_received == 11
+        assert total(figures, "holysheep_attempts_total", outcome="http_503") == 3
+        assert total(figures, "holysheep_retries_total") == 3
+        assert total(figures, "holysheep_rate_limited_total") == 1
+        # Tokens and cost equal the outputs (cost to the cent of a cent, and closer); unpriced apart, never 0.
+        assert total(figures, "holysheep_tokens_total", type="prompt") == want["prompt"]
+        assert total(figures, "holysheep_tokens_total", type="completion") == want["completion"]
+        assert math.isclose(total(figures, "holysheep_cost_usd_total"), want["cost"], abs_tol=1e-9)
+        assert abs(total(figures, "holysheep_cost_usd_total") - want["cost"]) < 0.0001
+        assert total(figures, "holysheep_unpriced_requests_total", model="mystery-1") == want["unpriced"] == 1
+        assert not [labels for labels, _ in figures.get("holysheep_cost_usd_total", []) if labels["model"] == "mystery-1"]
+        assert total(figures, "holysheep_batch_items_total", status="ok") == 2
+        assert total(figures, "holysheep_batch_items_total", status="error") == 1
+        # Histograms: one observation per call; streams have a time to first token.
+        assert total(figures, "holysheep_request_duration_seconds_count") == 8
+        assert total(figures, "holysheep_time_to_first_token_seconds_count") == 1
+        assert total(figures, "holysheep_metrics_scope", scope="process") == 1
+        # Labels are bounded: nothing of the prompts, no ids.
+        assert "mix " not in text and "hs-" not in text and "req-" not in text
+
+        # One correlation id per call: in its outputs (or its error), in what the gateway received, in its
+        # log lines, and nowhere else.
+        received = sim.stats()["received_headers"]
+        log = plugin.call_log()
+        ids = [correlation_of(o) for o in outcomes[:5]]
+        items = [r["correlation_id"] for r in batch.variables["results"]]
+        batch_id = batch.variables["correlation_id"]
+        assert items == [f"{batch_id}-{i}" for i in range(3)]
+        every = ids + items
+        assert len(set(every)) == len(every) and all(re.fullmatch(r"hs-[0-9a-f]{24}(-\d+)?", i) for i in every)
+        sent = [entry["x_request_id"] for entry in received]
+        assert sorted(sent) == sorted(
+            [ids[0]] + [ids[1]] * 2 + [ids[2]] * 3 + [ids[3], ids[4]] + items
+        ), "each request carries its call's id as X-Request-Id"
+        for call_id in every:
+            own = [line for line in log if line["correlation_id"] == call_id]
+            assert len(own) == 1, call_id
+            others = [line for line in log if line["correlation_id"] != call_id]
+            assert not [line for line in others if call_id in json.dumps(line)], call_id
+        # The gateway's own id: in the outputs, in the error message, in the log line, and it is what it answered.
+        answered = {entry["request_id"]: entry["x_request_id"] for entry in received}
+        assert answered[ok.variables["gateway_request_id"]] == ids[0]
+        assert answered[batch.variables["results"][0]["gateway_request_id"]] == items[0]
+        broken_gateway_id = re.search(r"gateway_request_id: (req-[0-9a-f]+)", broken.error_message)
+        assert broken_gateway_id and answered[broken_gateway_id[1]] == ids[2]
+        line = next(line for line in log if line["correlation_id"] == ids[0])
+        assert line["gateway_request_id"] == ok.variables["gateway_request_id"] and line["outcome"] == "ok"
+        assert next(line for line in log if line["correlation_id"] == ids[2])["outcome"] == "upstream_unavailable"
+        # The log is redacted like everything else.
+        assert credentials["api_key"] not in json.dumps(plugin.log_lines)
+
+
+def test_wrong_or_missing_token_is_401_without_figures(sim: SimulatorProcess, credentials: dict[str, Any]) -> None:
+    with PluginProcess() as plugin:
+        assert plugin.run_tool("chat", {"prompt": "counted"}, credentials).ok
+        for token in (None, "wrong-token-0123456789abcdef", TOKEN + "x", TOKEN[:-1], ""):
+            status, text = scrape(plugin, {"metrics_token": TOKEN}, token)
+            assert status == 401 and "holysheep_" not in text, token
+        response = plugin.invoke_endpoint("GET", "/metrics", headers={"Authorization": f"Basic {TOKEN}"}, settings={"metrics_token": TOKEN})
+        assert response.status == 401 and response.header("WWW-Authenticate").startswith("Bearer")
+        status, text = scrape(plugin, {})  # no token configured: off, and says what to set
+        assert status == 503 and "metrics_token" in text and "holysheep_" not in text
+        status, text = scrape(plugin, {"metrics_token": TOKEN})
+        assert status == 200 and "holysheep_requests_total" in text
+
+
+def test_two_processes_sharing_redis_each_show_the_sum_of_both(sim: SimulatorProcess, credentials: dict[str, Any], private_redis: Any) -> None:
+    shared = {**credentials, "redis_url": private_redis.url}
+    settings = {"metrics_token": TOKEN, "redis_url": private_redis.url}
+    with PluginProcess() as first, PluginProcess() as second:
+        a = [first.run_tool("chat", {"prompt": "first one"}, shared), first.run_tool("chat", {"prompt": "first two [[sim: 429x1]]"}, shared)]
+        b = [
+            second.run_tool("chat", {"prompt": "second one", "custom_model": "mystery-1"}, shared),
+            second.run_tool("batch_chat", {"prompts": '["x", "y"]'}, shared),
+        ]
+        assert all(o.ok for o in a + b)
+        read_first, read_second = scrape(first, settings), scrape(second, settings)
+        assert read_first[0] == read_second[0] == 200
+        one, two = samples(read_first[1]), samples(read_second[1])
+        want = reported(a + b)
+        for figures in (one, two):
+            assert total(figures, "holysheep_metrics_scope", scope="redis") == 1
+            assert total(figures, "holysheep_requests_total") == want["calls"] == 5
+            assert total(figures, "holysheep_attempts_total") == 6
+            assert total(figures, "holysheep_tokens_total", type="prompt") == want["prompt"]
+            assert math.isclose(total(figures, "holysheep_cost_usd_total"), want["cost"], abs_tol=1e-9)
+            assert total(figures, "holysheep_unpriced_requests_total") == 1
+            assert total(figures, "holysheep_batch_items_total", status="ok") == 2
+            assert total(figures, "holysheep_request_duration_seconds_count") == 5
+        assert {k: sorted(map(str, v)) for k, v in one.items()} == {k: sorted(map(str, v)) for k, v in two.items()}
+        # The process's own figures hold none of it (everything went to Redis), and say they are per process.
+        local = samples(scrape(first, {"metrics_token": TOKEN})[1])
+        assert total(local, "holysheep_metrics_scope", scope="process") == 1
+        assert total(local, "holysheep_requests_total") == 0
+        # The shared figures are keyed without secrets.
+        import redis
+
+        fields = redis.Redis.from_url(private_redis.url).hkeys("holysheep:metrics:v1")
+        joined = b" ".join(fields).decode()
+        assert fields and credentials["api_key"] not in joined and "first" not in joined and "hs-" not in joined
