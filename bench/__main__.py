@@ -4,7 +4,13 @@ measured in the same run."""
 import importlib
 import sys
 
-BENCHES = {"client": "bench.bench_client", "sse": "bench.bench_sse", "batch": "bench.bench_batch", "jobs": "bench.bench_jobs", "pacing": "bench.bench_pacing"}
+BENCHES = {
+    "client": "bench.bench_client",
+    "sse": "bench.bench_sse",
+    "batch": "bench.bench_batch",
+    "jobs": "bench.bench_jobs",
+    "pacing": "bench.bench_pacing",
+}
 
 
 def main() -> None:

@@ -122,6 +122,8 @@ def main(argv: list[str]) -> None:
             f"2 processes, rpm_limit 3000 (50/s): {limited['status']['requests_per_second']:.1f} req/s, "
             f"429s {sim.stats()['responses_by_status'].get('429', 0)}"
         )
+        if not args.big:
+            return
         plugins = [PluginProcess().start() for _ in range(args.big_processes)]
         try:
             big = run_job(plugins, credentials, args.big, args.concurrency, sample=True)

@@ -51,6 +51,7 @@ IDLE_SLEEP = 0.2
 RECLAIM_EVERY = 1.0
 STATUS_EVERY = 0.5
 DEFAULT_GRACE = 5.0
+PREFETCH = 4
 
 _context = threading.local()  # greenlet-local under gevent
 
@@ -239,12 +240,14 @@ class JobRunner:
                     return self.ready.popleft()
         if self.exhausted:
             return None
-        claimed = self.store.claim_new(self.job.id, self.consumer, 1)
+        # A few at a time, so most items start without a round trip to Redis (their leases are renewed).
+        claimed = self.store.claim_new(self.job.id, self.consumer, PREFETCH)
         if not claimed:
             self.exhausted = True
             return None
         with self.lock:
-            self.held.add(claimed[0][0])
+            self.held.update(e for e, _, _ in claimed)
+            self.ready.extend(claimed[1:])
         return claimed[0]
 
     def _worker(self) -> None:

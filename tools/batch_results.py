@@ -23,7 +23,8 @@ class BatchResultsTool(Tool):
         try:
             job, meta, page = results_page(config, job_id, offset, limit)
             finished = meta["status"] in TERMINAL
-            failed_text, failed_count = failed_items(config, job.id) if finished else ("", None)
+            # The whole job's failed items: with the first page only, so paging through a large job stays cheap.
+            failed_text, failed_count = failed_items(config, job.id) if finished and offset == 0 else ("", None)
             files = list(result_files(config, job.id, kinds)) if finished else []
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
@@ -51,4 +52,6 @@ class BatchResultsTool(Tool):
             yield self.create_json_message({"results_part": number, "results": part})
         for name, mime, content in files:
             yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})
-        yield from variable_messages(self, {"results": results_variable, **summary, "failed_items": failed_text if finished else None})
+        yield from variable_messages(
+            self, {"results": results_variable, **summary, "failed_items": failed_text if finished and offset == 0 else None}
+        )
