@@ -121,10 +121,10 @@ class MetricsSink(Protocol):
     def record_wait(self, model: str, seconds: float) -> None: ...
     def record_breaker(self, model: str, old: str, new: str) -> None: ...
     def record_batch(self, statuses: dict[str, int]) -> None: ...
-    def figures(self) -> dict[tuple[str, ...], float]: ...
+    def figures(self) -> dict[tuple[Any, ...], float]: ...
 
 
-Figures = dict[tuple[str, ...], float]
+Figures = dict[tuple[Any, ...], float]
 
 
 class _FigureSink:
@@ -168,26 +168,35 @@ class _FigureSink:
             self._add(("rate_limit_wait_seconds", self.model_label(model)), seconds)
 
     def record_call(self, record: CallRecord) -> None:
-        m = self.model_label(record.model)
-        add = self._add
-        add(("requests", m, record.tool, record.outcome), 1)
-        _observe(add, "request_duration_seconds", (m, record.tool), LATENCY_BUCKETS, record.seconds)
-        if record.ttft_seconds is not None:
-            _observe(add, "time_to_first_token_seconds", (m,), TTFT_BUCKETS, record.ttft_seconds)
+        m, tool, seconds = self.model_label(record.model), record.tool, record.seconds
+        updates: list[tuple[tuple[Any, ...], float]] = [
+            (("requests", m, tool, record.outcome), 1),
+            (("request_duration_seconds:bucket", m, tool, bisect.bisect_left(LATENCY_BUCKETS, seconds)), 1),
+            (("request_duration_seconds:count", m, tool), 1),
+            (("request_duration_seconds:sum", m, tool), seconds),
+        ]
+        ttft = record.ttft_seconds
+        if ttft is not None:
+            updates += [
+                (("time_to_first_token_seconds:bucket", m, bisect.bisect_left(TTFT_BUCKETS, ttft)), 1),
+                (("time_to_first_token_seconds:count", m), 1),
+                (("time_to_first_token_seconds:sum", m), ttft),
+            ]
         usage = record.usage
         if usage is not None and record.cache != "hit":
-            for kind, count in (
-                ("prompt", usage.prompt_tokens),
-                ("completion", usage.completion_tokens),
-                ("cached_prompt", usage.cached_prompt_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    add(("tokens", m, kind), count)
+            if usage.prompt_tokens:
+                updates.append((("tokens", m, "prompt"), usage.prompt_tokens))
+            if usage.completion_tokens:
+                updates.append((("tokens", m, "completion"), usage.completion_tokens))
+            if usage.cached_prompt_tokens:
+                updates.append((("tokens", m, "cached_prompt"), usage.cached_prompt_tokens))
+            if usage.reasoning_tokens:
+                updates.append((("tokens", m, "reasoning"), usage.reasoning_tokens))
             if record.cost_usd is None:
-                add(("unpriced_requests", m), 1)
+                updates.append((("unpriced_requests", m), 1))
             else:
-                add(("cost_usd", m), record.cost_usd)
+                updates.append((("cost_usd", m), float(record.cost_usd)))
+        self._add_many(updates)
         self._flush()
 
     def record_breaker(self, model: str, old: str, new: str) -> None:
@@ -204,7 +213,10 @@ class _FigureSink:
 
     # ---- where figures go
 
-    def _add(self, key: tuple[str, ...], amount: float) -> None:
+    def _add(self, key: tuple[Any, ...], amount: float) -> None:
+        self._add_many([(key, amount)])
+
+    def _add_many(self, updates: list[tuple[tuple[Any, ...], float]]) -> None:
         raise NotImplementedError
 
     def _set_state(self, model: str, state: str) -> None:
@@ -212,13 +224,6 @@ class _FigureSink:
 
     def _flush(self) -> None:
         """Makes what was added visible to readers (Redis: one round trip)."""
-
-
-def _observe(add: Callable[[tuple[str, ...], float], None], name: str, labels: tuple[str, ...], buckets: tuple[float, ...], value: float) -> None:
-    """A histogram observation as figures: the bucket it falls in (not cumulative), the count and the sum."""
-    add((f"{name}:bucket", *labels, str(bisect.bisect_left(buckets, value))), 1)
-    add((f"{name}:count", *labels), 1)
-    add((f"{name}:sum", *labels), value)
 
 
 class InProcessMetrics(_FigureSink):
@@ -231,9 +236,11 @@ class InProcessMetrics(_FigureSink):
         self._figures: Figures = {}
         self._lock = threading.Lock()
 
-    def _add(self, key: tuple[str, ...], amount: float) -> None:
+    def _add_many(self, updates: list[tuple[tuple[Any, ...], float]]) -> None:
+        figures = self._figures
         with self._lock:
-            self._figures[key] = self._figures.get(key, 0) + amount
+            for key, amount in updates:
+                figures[key] = figures.get(key, 0) + amount
 
     def _set_state(self, model: str, state: str) -> None:
         with self._lock:
@@ -262,13 +269,13 @@ class RedisMetrics(_FigureSink):
         self.client = client
         self.fallback = fallback
         self.key = key
-        self._pending: list[tuple[tuple[str, ...], float]] = []
+        self._pending: list[tuple[tuple[Any, ...], float]] = []
         self._states: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def _add(self, key: tuple[str, ...], amount: float) -> None:
+    def _add_many(self, updates: list[tuple[tuple[Any, ...], float]]) -> None:
         with self._lock:
-            self._pending.append((key, amount))
+            self._pending.extend(updates)
 
     def _set_state(self, model: str, state: str) -> None:
         with self._lock:
@@ -292,8 +299,7 @@ class RedisMetrics(_FigureSink):
                 pipe.hset(self.key, mapping={json.dumps(("breaker_state", model, s), separators=(",", ":")): int(s == state) for s in BREAKER_STATES})
             pipe.execute()
         except Exception:  # Redis down or refusing: this process keeps the figures
-            for key, amount in pending:
-                self.fallback._add(key, amount)
+            self.fallback._add_many(pending)
             for model, state in states:
                 self.fallback._set_state(model, state)
 

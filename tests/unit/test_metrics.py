@@ -1,0 +1,219 @@
+"""Metrics fed by the client chain (over the in-memory transport), the Redis figures, and the exposition as
+prometheus_client's own parser reads it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway import GatewayClient, GatewayConfig
+from gateway.breaker import BreakerSettings
+from gateway.client import CallOptions
+from gateway.errors import UpstreamUnavailableError
+from gateway.metrics import MAX_MODEL_LABELS, CallRecord, InProcessMetrics, RedisMetrics, exposition
+from gateway.models import ChatRequest, StreamCompleted
+from gateway.retry import RetryPolicy
+from gateway.state import InProcessState
+from gateway.transport import MemoryTransport, Reply
+from tests.client.helpers import completion, delta, status, usage_event
+
+KEY = "sk-metrics-test-key-0123456789"
+
+
+def client_with(
+    *replies: Reply, breaker: BreakerSettings | None = None, **credentials: Any
+) -> tuple[GatewayClient, MemoryTransport, InProcessMetrics]:
+    config = GatewayConfig.from_credentials({"api_key": KEY, "base_url": "http://gateway.test/v1", "max_retries": "2", **credentials})
+    transport = MemoryTransport(replies)
+    sink = InProcessMetrics()
+    client = GatewayClient(
+        config,
+        state=InProcessState(breaker_settings=breaker),
+        retry=RetryPolicy(max_retries=config.max_retries, base_delay=0.001, max_delay=0.002),
+        transport=transport,
+        metrics=sink,
+    )
+    return client, transport, sink
+
+
+def request(prompt: str = "hi", model: str = "deepseek-v3.2") -> ChatRequest:
+    return ChatRequest.from_prompt(prompt, model=model)
+
+
+def parsed(sink: Any) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(exposition(sink).decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return out
+
+
+def total(figures: dict[str, list[tuple[dict[str, str], float]]], name: str, **match: str) -> float:
+    return sum(v for labels, v in figures.get(name, []) if all(labels.get(k) == want for k, want in match.items()))
+
+
+def test_a_success_a_retry_and_a_failure_are_counted_as_they_happened() -> None:
+    client, transport, sink = client_with(
+        completion("one"),
+        status(429, headers={"retry-after-ms": "5"}),
+        completion("two"),
+        status(503), status(503), status(503),
+    )
+    options = CallOptions(tool="chat", correlation_id="hs-abc")
+    first = client.chat(request(), options)
+    second = client.chat(request(), options)
+    with pytest.raises(UpstreamUnavailableError):
+        client.chat(request(), options)
+    figures = parsed(sink)
+    assert total(figures, "holysheep_requests_total", tool="chat", outcome="ok") == 2
+    assert total(figures, "holysheep_requests_total", tool="chat", outcome="upstream_unavailable") == 1
+    assert total(figures, "holysheep_attempts_total") == len(transport.sent) == 6
+    assert total(figures, "holysheep_attempts_total", outcome="http_503") == 3
+    assert total(figures, "holysheep_attempts_total", outcome="http_429") == total(figures, "holysheep_rate_limited_total") == 1
+    assert total(figures, "holysheep_retries_total") == 3
+    assert total(figures, "holysheep_rate_limit_wait_seconds_total") == pytest.approx(0.005)
+    assert total(figures, "holysheep_tokens_total", type="prompt") == 20
+    assert total(figures, "holysheep_tokens_total", type="completion") == 10
+    assert total(figures, "holysheep_cost_usd_total", model="deepseek-v3.2") == pytest.approx(first.cost_usd + second.cost_usd, abs=1e-12)
+    assert total(figures, "holysheep_request_duration_seconds_count", model="deepseek-v3.2", tool="chat") == 3
+    inf = total(figures, "holysheep_request_duration_seconds_bucket", le="+Inf")
+    assert inf == 3
+    buckets = [v for labels, v in figures["holysheep_request_duration_seconds_bucket"]]
+    assert buckets == sorted(buckets)  # cumulative
+    assert total(figures, "holysheep_metrics_scope", scope="process") == 1
+
+
+def test_the_correlation_id_goes_out_as_x_request_id_and_comes_back_in_the_result() -> None:
+    client, transport, _ = client_with(status(500), completion("ok"))
+    result = client.chat(request(), CallOptions(correlation_id="hs-0123456789abcdef01234567"))
+    assert transport.sent_headers == [{"X-Request-Id": "hs-0123456789abcdef01234567"}] * 2
+    assert result.correlation_id == "hs-0123456789abcdef01234567" and result.to_dict()["correlation_id"] == result.correlation_id
+    assert result.to_dict()["gateway_request_id"] == "cmpl-1"
+
+
+@pytest.mark.parametrize("unsafe", ["hs-1\r\nX-Evil: 1", "x" * 200, "hs 1"])
+def test_an_id_that_is_not_a_plain_token_is_not_sent_as_a_header(unsafe: str) -> None:
+    client, transport, _ = client_with(completion("ok"))
+    client.chat(request(), CallOptions(correlation_id=unsafe))
+    assert transport.sent_headers == [{}]
+
+
+def test_an_unpriced_model_is_counted_apart_never_as_zero_cost() -> None:
+    client, _, sink = client_with(completion("ok", model="mystery-1"))
+    result = client.chat(request(model="mystery-1"))
+    assert result.cost_usd is None
+    figures = parsed(sink)
+    assert total(figures, "holysheep_unpriced_requests_total", model="mystery-1") == 1
+    assert not figures.get("holysheep_cost_usd_total")
+    assert total(figures, "holysheep_tokens_total", model="mystery-1", type="prompt") == 10
+
+
+def test_a_stream_records_time_to_first_token() -> None:
+    client, _, sink = client_with(Reply.events(delta("a"), delta("b", finish="stop"), usage_event()))
+    items = list(client.stream_chat(request(), CallOptions(tool="stream_chat")))
+    assert isinstance(items[-1], StreamCompleted)
+    figures = parsed(sink)
+    assert total(figures, "holysheep_time_to_first_token_seconds_count", model="deepseek-v3.2") == 1
+    assert total(figures, "holysheep_requests_total", tool="stream_chat", outcome="ok") == 1
+
+
+def test_breaker_transitions_and_state_are_recorded() -> None:
+    settings = BreakerSettings(failure_threshold=2, failure_rate=0.5, window_seconds=30, cooldown_seconds=0.05)
+    client, _, sink = client_with(status(503), status(503), completion("back"), breaker=settings, max_retries="0")
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailableError):
+            client.chat(request())
+    with pytest.raises(UpstreamUnavailableError):  # open: refused without sending
+        client.chat(request())
+    figures = parsed(sink)
+    assert total(figures, "holysheep_breaker_transitions_total", from_state="closed", to_state="open") == 1
+    assert total(figures, "holysheep_breaker_state", state="open") == 1
+    assert total(figures, "holysheep_requests_total", outcome="circuit_open") == 1
+    import time
+
+    time.sleep(0.06)
+    client.chat(request())  # the half-open probe succeeds
+    figures = parsed(sink)
+    assert total(figures, "holysheep_breaker_transitions_total", from_state="open", to_state="half_open") == 1
+    assert total(figures, "holysheep_breaker_transitions_total", from_state="half_open", to_state="closed") == 1
+    assert total(figures, "holysheep_breaker_state", state="closed") == 1 and total(figures, "holysheep_breaker_state", state="open") == 0
+
+
+def test_model_labels_are_bounded() -> None:
+    sink = InProcessMetrics()
+    for n in range(MAX_MODEL_LABELS + 20):
+        sink.record_call(CallRecord(f"model-{n}", "chat", "ok", 0.1))
+    sink.record_call(CallRecord("bad model\nname", "chat", "ok", 0.1))
+    models = {labels["model"] for labels, _ in parsed(sink)["holysheep_requests_total"]}
+    assert len(models) == MAX_MODEL_LABELS + 1 and "other" in models
+
+
+def test_the_call_log_line_is_json_with_the_ids_and_redacted() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logging.getLogger("holysheep.calls").addHandler(handler)
+    try:
+        client, _, _ = client_with(Reply.json({"error": {"message": f"bad key {KEY}"}}, status=400))
+        with pytest.raises(Exception):  # noqa: B017 - the log line is what is checked
+            client.chat(request(), CallOptions(correlation_id="hs-feed"))
+    finally:
+        logging.getLogger("holysheep.calls").removeHandler(handler)
+    import json
+
+    line = json.loads(records[-1].getMessage())
+    assert line["correlation_id"] == "hs-feed" and line["outcome"] == "bad_request" and KEY not in records[-1].getMessage()
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return client
+
+
+def test_two_sinks_on_one_redis_add_up(redis_client: Any) -> None:
+    key = f"holysheep:test:metrics:{uuid.uuid4().hex}"
+    try:
+        one, two = RedisMetrics(redis_client, InProcessMetrics(), key), RedisMetrics(redis_client, InProcessMetrics(), key)
+        for sink, cost in ((one, 0.0001234), (two, 0.0004321), (one, 0.000001)):
+            sink.record_attempt("gpt-4.1", "ok")
+            sink.record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3, attempts=1, usage=_usage(), cost_usd=cost))
+        two.record_batch({"ok": 3, "error": 1})
+        figures = parsed(one)
+        assert figures == parsed(two)
+        assert total(figures, "holysheep_requests_total") == 3 and total(figures, "holysheep_attempts_total") == 3
+        assert total(figures, "holysheep_cost_usd_total") == pytest.approx(0.0005565, abs=1e-12)
+        assert total(figures, "holysheep_request_duration_seconds_bucket", le="0.5") == 3
+        assert total(figures, "holysheep_batch_items_total", status="ok") == 3
+        assert total(figures, "holysheep_metrics_scope", scope="redis") == 1
+    finally:
+        redis_client.delete(key)
+
+
+def test_redis_down_keeps_the_figures_in_the_process() -> None:
+    fallback = InProcessMetrics()
+    sink = RedisMetrics(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), fallback)
+    sink.record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3, usage=_usage(), cost_usd=0.5))
+    assert total(parsed(fallback), "holysheep_cost_usd_total") == 0.5
+
+
+def _usage() -> Any:
+    from gateway.models import Usage
+
+    return Usage(10, 5, 2)
