@@ -284,6 +284,23 @@ def _port_is_valid(parts: SplitResult) -> bool:
         return False
 
 
+TLS_VERSIONS = ("1.2", "1.3")
+
+
+def parse_tls_min_version(raw: object) -> str:
+    """`1.2` (the default) or `1.3`; `TLSv1.3`, `tls1.3` and `1.3` are the same. Older versions are refused."""
+    text = _credential_text(raw, "tls_min_version", 20).lower().replace(" ", "")
+    for prefix in ("tlsv", "tls"):
+        text = text.removeprefix(prefix)
+    if not text:
+        return "1.2"
+    if text in TLS_VERSIONS:
+        return text
+    if text in ("1.0", "1", "1.1"):
+        raise FieldError("tls_min_version", f"TLS {text} is not allowed (broken and retired, RFC 8996): use 1.2 or 1.3")
+    raise FieldError("tls_min_version", f"must be 1.2 or 1.3, got {quote(raw)}")
+
+
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -303,6 +320,7 @@ class GatewayConfig:
     redis_url: str = ""
     budgets: BudgetPolicy | None = None  # the administrator's spend limits (gateway.budget)
     cache_ttl_seconds: float = DEFAULT_TTL_SECONDS  # 0: the reply cache is off (gateway.cache)
+    tls_min_version: str = "1.2"  # the oldest TLS an https gateway may use: 1.2 or 1.3
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> GatewayConfig:
@@ -333,6 +351,7 @@ class GatewayConfig:
             cache_ttl_seconds=parse_number(
                 creds.get("cache_ttl_seconds"), field="cache_ttl_seconds", default=DEFAULT_TTL_SECONDS, minimum=0, maximum=MAX_TTL_SECONDS
             ),
+            tls_min_version=parse_tls_min_version(creds.get("tls_min_version")),
         )
 
     @property

@@ -4,7 +4,9 @@ every body read bounded by the call's deadline. Classifies what requests and url
 from __future__ import annotations
 
 import os
+import ssl
 import threading
+from typing import Any
 
 import requests
 import urllib3
@@ -17,6 +19,25 @@ from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline
 USER_AGENT = "holysheep-dify-plugin/0.1.0"
 DEFAULT_POOL_SIZE = 16
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+TLS_MINIMUM = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+# What OpenSSL says when the two sides share no TLS version.
+_NO_COMMON_VERSION = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "no protocols available", "WRONG_SSL_VERSION")
+
+
+class TLSFloorAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections (direct or through a proxy) refuse TLS older than `minimum`."""
+
+    def __init__(self, minimum: ssl.TLSVersion, **kwargs: Any) -> None:
+        self.tls_minimum = minimum
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_minimum_version"] = self.tls_minimum
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        proxy_kwargs["ssl_minimum_version"] = self.tls_minimum
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
 class HTTPResponse:
@@ -50,6 +71,7 @@ class HTTPTransport:
         self.base_url = config.base_url
         self.host = config.base_url.split("/")[2]
         self.connect_timeout = config.connect_timeout_seconds
+        self.tls_min_version = config.tls_min_version
         self.redact = redact
         self._pool_size = 0
         self._pool_lock = threading.Lock()
@@ -77,7 +99,9 @@ class HTTPTransport:
                 return
             self._pool_size = size
             # max_retries=0: our RetryPolicy decides; urllib3 retrying too would stack retries (LiteLLM's 3x bug).
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, max_retries=0, pool_block=False)
+            adapter = TLSFloorAdapter(
+                TLS_MINIMUM[self.tls_min_version], pool_connections=4, pool_maxsize=size, max_retries=0, pool_block=False
+            )
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
 
@@ -134,6 +158,13 @@ class HTTPTransport:
         detail = _root_cause(exc)
         if "Name or service not known" in detail or "NameResolution" in detail or "getaddrinfo" in detail:
             message = f"cannot resolve host '{host}': check the base_url credential (DNS lookup failed)"
+        elif what.startswith("TLS") and any(word in detail for word in _NO_COMMON_VERSION):
+            message = (
+                f"TLS handshake with '{host}' failed: the gateway does not offer TLS {self.tls_min_version} or newer, "
+                f"the oldest this plugin accepts (tls_min_version = {self.tls_min_version}; {detail}). "
+                + ("Ask the gateway's operator to enable TLS 1.3, or set tls_min_version to 1.2" if self.tls_min_version == "1.3"
+                   else "Ask the gateway's operator to enable TLS 1.2 or newer")
+            )
         elif what.startswith("TLS"):
             message = f"TLS handshake with '{host}' failed ({detail}): check that base_url uses the right scheme (https vs http) and port"
         elif timeout:
