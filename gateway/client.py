@@ -279,6 +279,20 @@ class GatewayClient:
         if policy is not None and request.max_tokens is None:
             request = replace(request, max_tokens=policy.max_tokens)  # the worst case must be bounded
             notes.append(f"max_tokens set to {policy.max_tokens} (the budgets' max_tokens): a call under a budget needs a bounded cost")
+        if policy is None and (options.cache == "off" or (request.temperature is None and options.cache == "auto")):
+            return self._models(request, options, attempt, deadline, None)  # the lean path: nothing to add
+        return self._spend_controlled(request, options, attempt, deadline, policy, started, notes)
+
+    def _spend_controlled(
+        self,
+        request: ChatRequest,
+        options: CallOptions,
+        attempt: Callable[[_Call], Iterator[Any]],
+        deadline: Deadline,
+        policy: BudgetPolicy | None,
+        started: float,
+        notes: list[str],
+    ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         key = None
         if self.config.cache_ttl_seconds > 0 and use_cache(options.cache, request, streaming=attempt == self._stream_attempt):
             key = cache_key(self.namespace, request)
