@@ -219,13 +219,25 @@ class PluginProcess:
     # ------------------------------------------------------------------ requests
 
     def invoke_tool(
-        self, tool: str, parameters: dict[str, Any], credentials: dict[str, Any], *, timeout: float | None = None
+        self,
+        tool: str,
+        parameters: dict[str, Any],
+        credentials: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        user_id: str = "local-runner",
+        app_id: str | None = None,
+        conversation_id: str | None = None,
+        message_id: str | None = None,
     ) -> Invocation:
+        """As the daemon invokes a tool for a workflow: `user_id` in the request, and the app, conversation and
+        message ids (when the call comes from an app) beside it, where the SDK puts them on `self.session`."""
+        context = {"app_id": app_id, "conversation_id": conversation_id, "message_id": message_id}
         return self._request(
             {
                 "type": "tool",
                 "action": "invoke_tool",
-                "user_id": "local-runner",
+                "user_id": user_id,
                 "provider": PROVIDER,
                 "tool": tool,
                 "credentials": credentials,
@@ -233,6 +245,7 @@ class PluginProcess:
                 "tool_parameters": parameters,
             },
             timeout,
+            context={k: v for k, v in context.items() if v is not None},
         )
 
     def run_tool(self, tool: str, parameters: dict[str, Any], credentials: dict[str, Any], **kwargs: Any) -> ToolOutcome:
@@ -255,7 +268,7 @@ class PluginProcess:
         accepted = any(m.get("result") is True for m in outcome.messages)
         return accepted, "" if accepted else json.dumps(outcome.messages)
 
-    def _request(self, data: dict[str, Any], timeout: float | None) -> Invocation:
+    def _request(self, data: dict[str, Any], timeout: float | None, *, context: dict[str, str] | None = None) -> Invocation:
         if self.process is None or self.process.poll() is not None:
             raise PluginProcessError(f"the plugin process is not running\n{self.stderr_text()[-4000:]}")
         session_id = f"s{next(self._ids)}-{os.getpid()}"
@@ -263,7 +276,7 @@ class PluginProcess:
         with self._lock:
             self._sessions[session_id] = inbox
         # The daemon (Go) cannot carry a lone surrogate: its JSON encoder writes U+FFFD instead. Do the same.
-        line = json.dumps({"session_id": session_id, "event": "request", "data": data}, ensure_ascii=False)
+        line = json.dumps({"session_id": session_id, **(context or {}), "event": "request", "data": data}, ensure_ascii=False)
         line = line.encode("utf-8", "surrogatepass").decode("utf-8", "replace") + "\n"
         with self._write_lock:
             assert self.process.stdin is not None
