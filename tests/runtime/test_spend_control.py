@@ -3,6 +3,7 @@ stop before they are exceeded (two plugin processes, one Redis), the reply cache
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -44,6 +45,33 @@ def test_parallel_calls_from_two_processes_never_spend_past_a_shared_daily_budge
         assert "usage" not in v and v["cost_usd"] == 0
     assert sim.stats()["requests_by_path"]["/v1/chat/completions"] == len(ran)  # refused calls were never sent
     assert min(v["budget_remaining_usd"] for v in ran) >= 0
+
+
+@pytest.mark.parametrize("scope", ["user", "app"])
+def test_app_and_user_budgets_are_kept_apart_by_the_ids_the_daemon_sends(plugin, sim, credentials, scope: str) -> None:
+    """`app` and `user` budgets count per Dify app and per Dify user (the ids the daemon sends with the
+    invocation): once one app or user has spent its budget it is refused, and the others are not."""
+    other = "app" if scope == "user" else "user"
+    creds = {**credentials, "budgets": f"{scope}: {{day: 0.00005}}\n{other}: {{day: 1}}"}
+    params = {"prompt": "hello", "model": "deepseek-v3.2", "max_tokens": 100}  # worst case ~4.2e-5 USD a call
+    run = uuid.uuid4().hex[:8]  # ids of this test's own: the counters live as long as the plugin process
+
+    def ask(app: str, user: str) -> dict[str, Any]:
+        outcome = plugin.run_tool("chat", params, creds, app_id=f"{app}-{run}", user_id=f"{user}-{run}")
+        assert outcome.ok, outcome.error
+        return outcome.variables
+
+    spent = [ask("app-a", "amy")]
+    while not spent[-1]["budget_exceeded"] and len(spent) < 10:
+        spent.append(ask("app-a", "amy"))
+    assert 1 < len(spent) < 10 and spent[-1]["budget"] == f"{scope}/day"
+    if scope == "user":
+        assert ask("app-b", "amy")["budget"] == "user/day"  # amy's budget follows her into another app
+        assert not ask("app-a", "bob")["budget_exceeded"]  # other users of app-a are not held back
+    else:
+        assert ask("app-a", "bob")["budget"] == "app/day"  # the app's budget binds every user of it
+        assert not ask("app-b", "amy")["budget_exceeded"]  # amy in another app is not held back
+    assert sim.stats()["requests_by_path"]["/v1/chat/completions"] == len(spent)  # the refused calls were never sent
 
 
 def test_a_workflow_can_tighten_but_not_loosen_the_administrators_budget(plugin, sim, credentials) -> None:
