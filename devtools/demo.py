@@ -61,6 +61,21 @@ def main() -> int:
             outcome = plugin.run_tool("chat", {"prompt": "Busy hour [[sim: 429x2, retry_after_ms=200]]"}, credentials)
             show(outcome, "text", "attempts", "latency_ms")
 
+        heading("spend control: the reply cache, a budget that stops before it is exceeded")
+        cached = {"prompt": "Name three uses of a gateway.", "temperature": 0}
+        first = plugin.run_tool("chat", cached, credentials)
+        second = plugin.run_tool("chat", cached, credentials)
+        print(f"  same request twice at temperature 0: cache {first.variables.get('cache')}, then "
+              f"{second.variables.get('cache')} (cost_saved_usd {second.variables.get('cost_saved_usd')})")
+        tight = plugin.run_tool("chat", {"prompt": "Write a long essay.", "model": "claude-sonnet-4.5", "max_tokens": 4000,
+                                         "max_cost_usd": 0.01}, credentials)
+        show(tight, "budget_exceeded", "budget", "budget_limit_usd", "attempts")
+
+        if sim is not None:
+            heading("a reasoning model: the reasoning apart from the answer, and priced")
+            outcome = plugin.run_tool("chat", {"prompt": "Is 91 prime? [[sim: think]]"}, credentials)
+            show(outcome, "text", "reasoning", "usage", "cost_usd")
+
         heading("stream_chat (chunks as they arrive)")
         prompt = "Stream a short answer please" + (" [[sim: trickle=40]]" if sim is not None else "")
         invocation = plugin.invoke_tool("stream_chat", {"prompt": prompt}, credentials)
