@@ -172,14 +172,12 @@ class _FigureSink:
         updates: list[tuple[tuple[Any, ...], float]] = [
             (("requests", m, tool, record.outcome), 1),
             (("request_duration_seconds:bucket", m, tool, bisect.bisect_left(LATENCY_BUCKETS, seconds)), 1),
-            (("request_duration_seconds:count", m, tool), 1),
             (("request_duration_seconds:sum", m, tool), seconds),
         ]
         ttft = record.ttft_seconds
         if ttft is not None:
             updates += [
                 (("time_to_first_token_seconds:bucket", m, bisect.bisect_left(TTFT_BUCKETS, ttft)), 1),
-                (("time_to_first_token_seconds:count", m), 1),
                 (("time_to_first_token_seconds:sum", m), ttft),
             ]
         usage = record.usage
@@ -360,13 +358,12 @@ class FiguresCollector:
             else:
                 family = HistogramMetricFamily(PREFIX + name, help_text, labels=list(labels))
                 buckets = LATENCY_BUCKETS if name == "request_duration_seconds" else TTFT_BUCKETS
-                for values, count, total, counts in _histograms(by_name, name, len(buckets)):
+                for values, total, counts in _histograms(by_name, name, len(buckets)):
                     cumulative, running = [], 0.0
                     for bound, n in zip([*map(_bound, buckets), "+Inf"], counts, strict=True):
                         running += n
                         cumulative.append((bound, running))
-                    family.add_metric(list(values), cumulative, total)
-                    del count
+                    family.add_metric(list(values), cumulative, total)  # its _count is the +Inf bucket
             yield family
 
 
@@ -376,7 +373,8 @@ def _bound(value: float) -> str:
 
 def _histograms(
     by_name: dict[str, list[tuple[tuple[str, ...], float]]], name: str, size: int
-) -> Iterable[tuple[tuple[str, ...], float, float, list[float]]]:
+) -> Iterable[tuple[tuple[str, ...], float, list[float]]]:
+    """(label values, sum, per-bucket counts) of each series of histogram `name`."""
     counts: dict[tuple[str, ...], list[float]] = {}
     for values, value in by_name.get(f"{name}:bucket", []):
         labels, index = values[:-1], int(values[-1])
@@ -384,9 +382,8 @@ def _histograms(
         if 0 <= index <= size:
             row[index] += value
     sums = dict(by_name.get(f"{name}:sum", []))
-    totals = dict(by_name.get(f"{name}:count", []))
     for labels in sorted(counts):
-        yield labels, totals.get(labels, sum(counts[labels])), sums.get(labels, 0.0), counts[labels]
+        yield labels, sums.get(labels, 0.0), counts[labels]
 
 
 def exposition(sink: MetricsSink) -> bytes:

@@ -4,6 +4,7 @@ plugin runtime: each is refused with the tool's own message naming the field (ne
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -96,8 +97,15 @@ def test_a_hostile_approval_policy_credential_is_refused_naming_it(plugin, sim, 
     message = assert_refused_naming(plugin.run_tool("approval_route", route_params(), with_policy), "approval_policy")
     assert what in message
     ok, validation = plugin.validate(with_policy)
-    assert not ok and validation == message and len(validation) < MAX_MESSAGE_CHARS
+    # The tool's message ends with the invocation's correlation id; saving the credentials has none.
+    assert not ok and message == f"{validation} [correlation_id: {correlation_id_in(message)}]" and len(validation) < MAX_MESSAGE_CHARS
     assert_still_answers(plugin, credentials)
+
+
+def correlation_id_in(message: str) -> str:
+    match = re.search(r"\[correlation_id: (hs-[0-9a-f]{24})\]$", message)
+    assert match, message
+    return match[1]
 
 
 # ----------------------------------------------------------------------------- instants
