@@ -51,7 +51,7 @@ class BatchSubmitTool(Tool):
             elif str(tool_parameters.get("prompts") or "").strip():
                 items, json_format = parse_prompts(tool_parameters.get("prompts"))
             else:
-                raise ToolInputError("give 'prompts' (a JSON array or one prompt per line) or a 'file' (JSONL or CSV)")
+                raise ToolInputError("give 'prompts' (a JSON array or one prompt per line) or a 'file' (JSONL, CSV or XLSX)")
         except JobInputError as exc:
             raise ToolInputError(str(exc)) from None
         client = gateway_client(credentials)

@@ -181,6 +181,44 @@ def test_a_csv_file_job_returns_csv_and_jsonl_result_files(own_sim: SimulatorPro
     assert any(m.get("content") == "You label tickets." for body in received for m in body["messages"])
 
 
+def test_an_xlsx_file_job_runs_and_a_hostile_one_is_refused_naming_the_file(own_sim: SimulatorProcess) -> None:
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Ticket", "Body", "system_prompt", "model"])
+    for i in range(30):
+        sheet.append([f"X-{i}", f"sheet row {i}", "You read sheets." if i == 3 else None, "gpt-4.1" if i == 4 else None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
+            for _ in range(300):
+                member.write(b"\0" * (1 << 20))
+    credentials = creds(own_sim)
+    mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    with FileServer() as files, PluginProcess() as plugin:
+        parameter = files.parameter(buffer.getvalue(), "tickets.xlsx", mime)
+        job = run(plugin, "batch_submit", {"file": parameter, "prompt_column": "body", "id_column": "ticket"}, credentials)
+        assert job["items"] == 30
+        wait_finished(plugin, credentials, job["job_id"], 60)
+        results = all_results(plugin, credentials, job["job_id"], 30)
+        refused = plugin.run_tool("batch_submit", {"file": files.parameter(bomb.getvalue(), "huge.xlsx", mime)}, credentials, timeout=60)
+        not_xlsx = plugin.run_tool("batch_submit", {"file": files.parameter(b"PK\x03\x04 garbage", "fake.xlsx", mime)}, credentials, timeout=60)
+        rss = plugin.peak_rss_bytes
+    assert [r["id"] for r in results] == [f"X-{i}" for i in range(30)] and {r["status"] for r in results} == {"ok"}
+    assert results[4]["text"] == "[gpt-4.1] You said: sheet row 4"
+    received = own_sim.stats()["received"]
+    assert any(m.get("content") == "You read sheets." for body in received for m in body["messages"])
+    assert not refused.ok and "'huge.xlsx' would unpack to 300 MiB" in refused.error_message
+    assert not not_xlsx.ok and "'fake.xlsx' is not an XLSX workbook" in not_xlsx.error_message
+    assert rss < 250 * 2**20, "the zip bomb was inflated"
+
+
 def test_native_mode_uploads_polls_collects_at_the_batch_discount(own_sim: SimulatorProcess) -> None:
     own_sim.configure(batch_delay_ms=800)
     credentials = creds(own_sim)
