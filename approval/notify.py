@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,12 +124,23 @@ class NotificationSecrets:
         return cls(link_secret=link_secret, channels=channels)
 
     def values(self) -> list[str]:
-        """Every secret value (link secret, webhook URLs, signing secrets), for the caller to register for
-        redaction."""
+        """Every secret value (link secret, signing secrets, and the parts of webhook URLs that carry a token),
+        for the caller to register for redaction."""
         found = [self.link_secret] if self.link_secret else []
         for target in self.channels.values():
-            found += [value for value in (target.url, target.secret) if value]
+            found += [target.secret] if target.secret else []
+            found += url_secrets(target.url)
         return found
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a webhook URL that carry its token: the password, every query value and the last path
+    segment (Slack, Feishu, WeCom and DingTalk put it in one of these). Not the host, which a redactor
+    would otherwise hide from every later connection message."""
+    parts = urllib.parse.urlsplit(url)
+    found = [parts.password or "", parts.path.rstrip("/").rsplit("/", 1)[-1]]
+    found += [value for _name, value in urllib.parse.parse_qsl(parts.query)]
+    return [value for value in found if len(value) >= 8]
 
 
 # --------------------------------------------------------------------------- the notice

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +59,9 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     if not redis_url:
         return page(503, "Approval links need Redis", "This endpoint has no redis_url in its settings. Links are single-use "
                     "and decisions go to the Redis approval store: set the same redis_url as the provider's credentials.")
-    register_secret(redis_url)
+    password = urllib.parse.urlsplit(redis_url).password if "://" in redis_url else None
+    if password:
+        register_secret(password)  # the password only: the host and port are what an error should name
     token = (r.form.get(TOKEN_PARAM) if r.method == "POST" else None) or r.args.get(TOKEN_PARAM, "")
     now = time.time()
     try:

@@ -22,6 +22,7 @@ from approval.notify import (
     dingtalk_sign,
     feishu_sign,
     signed_request,
+    url_secrets,
     verify_generic,
 )
 from approval.policy import BUNDLED_POLICY_PATH, Policy, PolicyError
@@ -133,7 +134,11 @@ def test_vendor_answers_with_error_codes_in_a_200_are_failures_and_their_rate_li
 
 def test_notification_secrets_are_validated_without_repeating_values() -> None:
     parsed = NotificationSecrets.parse(json.dumps({"link_secret": SECRET, "channels": {"c": {"url": "https://h.example/x?key=K", "secret": "z"}}}))
-    assert parsed.channels["c"].url.endswith("key=K") and set(parsed.values()) == {SECRET, "https://h.example/x?key=K", "z"}
+    # Only the token-bearing parts of a webhook URL are secrets (here none: "K" is too short to be one), never
+    # its host, which a redactor would otherwise hide from every later connection message.
+    assert parsed.channels["c"].url.endswith("key=K") and set(parsed.values()) == {SECRET, "z"}
+    assert url_secrets("https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX") == ["XXXXXXXXXXXXXXXXXXXXXXXX"]
+    assert url_secrets("https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef") == ["0123456789abcdef"]
     for bad in ('{"link_secret": "tiny-secret"}', '{"channels": {"c": {"url": "ftp://x/secret-path"}}}', '{"token": "hidden-value"}', "[1, 2"):
         with pytest.raises(ValueError) as caught:
             NotificationSecrets.parse(bad)
