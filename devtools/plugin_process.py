@@ -155,6 +155,8 @@ class PluginProcess:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self.heartbeats = 0
         self.largest_line = 0  # bytes of the longest stdout line so far (the daemon's limit is 5 MiB)
+        # What the SDK's log handler sends (`{"event": "log"}`): the daemon writes it to the plugin's log.
+        self.log_lines: list[dict[str, Any]] = []
         self.process: subprocess.Popen[bytes] | None = None
         # What the daemon keeps for `self.session.storage`: per plugin, bytes by key.
         self.storage: dict[str, bytes] = {}
@@ -332,6 +334,9 @@ class PluginProcess:
                 continue  # not protocol output (a stray print): the daemon ignores it too
             if message.get("event") == "heartbeat":
                 self.heartbeats += 1
+                continue
+            if message.get("event") == "log":
+                self.log_lines.append(message.get("data") or {})
                 continue
             session_id = message.get("session_id")
             with self._lock:

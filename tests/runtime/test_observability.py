@@ -4,11 +4,9 @@ exposition read with prometheus_client's own parser and compared with what the c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,23 +22,7 @@ CORRELATION = re.compile(r"correlation_id: (hs-[0-9a-f]{24})")
 
 
 class LoggedPluginProcess(PluginProcess):
-    """The plugin process, keeping the `{"event": "log"}` lines the SDK's log handler writes (the daemon
-    puts them in the plugin's log; the harness itself reads only session messages)."""
-
-    def _read_stdout(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        original = self.process.stdout
-        self.log_lines: list[dict[str, Any]] = []
-
-        def tee() -> Iterator[bytes]:
-            for raw in original:
-                if raw.startswith(b'{"event": "log"'):
-                    with contextlib.suppress(ValueError):
-                        self.log_lines.append(json.loads(raw)["data"])
-                yield raw
-
-        self.process.stdout = tee()  # type: ignore[assignment]
-        super()._read_stdout()
+    """The plugin process, with the JSON call lines of its log."""
 
     def call_log(self) -> list[dict[str, Any]]:
         """The JSON call lines (`holysheep.calls`), parsed."""
