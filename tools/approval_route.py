@@ -15,6 +15,7 @@ from tools.support import (
     HolySheepToolError,
     ToolInputError,
     approval_policy,
+    call_options,
     gateway_client,
     number_param,
     reported_errors,
@@ -61,9 +62,10 @@ class ApprovalRouteTool(Tool):
         llm = guard = None
         if model.lower() not in RULES_ONLY_MODELS:
             model = model or client.config.default_model
-            llm = GatewayAssessmentLLM(client, model)
+            options = call_options(self, {}, client)
+            llm = GatewayAssessmentLLM(client, model, options=options)
             guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
-            guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS)
+            guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS, options=options)
         try:
             chosen = store_for(client.config.redis_url)
         except ValueError as exc:  # a redis_url that redis-py cannot read

@@ -98,6 +98,22 @@ def test_gateway_failure_returns_the_policy_decision_and_never_auto_approves(plu
     assert out["llm_status"] == "failed" and out["auto_approve"] is False and out["approver_level"] == "manager"
 
 
+def test_model_calls_carry_the_correlation_id_and_count_against_the_administrators_budget(plugin, sim, credentials) -> None:
+    """The assessment and the guard are spending like any other call: they carry the invocation's
+    correlation id to the gateway, and a budget that cannot fit them leaves the policy's decision
+    (never an auto-approval) without sending anything."""
+    fool(sim)
+    routed = route(plugin, credentials)
+    assert routed.ok and routed.variables["auto_approve"] is True, routed.error
+    sent_ids = {entry["x_request_id"] for entry in sim.stats()["received_headers"]}
+    assert len(sent_ids) == 1 and next(iter(sent_ids)).startswith("hs-")  # assessor and guard: one invocation, one id
+    sim.reset()
+    fool(sim)
+    out = route(plugin, {**credentials, "budgets": "call: 0.0000001"}).variables
+    assert out["llm_status"] == "failed" and out["auto_approve"] is False and out["next_state"] == "pending"
+    assert sim.stats()["requests_by_path"].get("/v1/chat/completions", 0) == 0
+
+
 def test_gateway_without_json_schema_falls_back_to_json_mode(plugin, sim: SimulatorProcess, credentials) -> None:
     sim.configure(fault="reject_json_schema")
     fool(sim)
