@@ -15,8 +15,19 @@ item whose requests all failed retryably goes on with the retries it has left; o
 whose outcome is unknown (the gateway may have run and billed it) is not sent again and ends as an
 error that says so (`error_code: interrupted`), with `attempts` the requests counted.
 
+Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
+request is counted (one script, also the cancel check) just before it leaves, which must stay a
+round trip of its own; results are written by a flusher, off the workers' path, as a group commit:
+a result wakes it, it writes everything gathered in one script call (each result with its
+acknowledgement), and results that arrive meanwhile go together in the next call. So under load
+many results share a round trip, and a result waits at most about one round trip. An item stays
+held (its lease renewed) until its result is written, so a result not yet written when a process
+is killed is treated like a request in flight: its send count says so, and the item ends
+`interrupted`, never resent and never with two results.
+
 Shutdown (`JobEngine.shutdown`): stop claiming, let items in flight finish within a grace period,
-then release the rest at once (their lease is set as expired), so nothing waits for a lease.
+flush their results, then release the rest at once (their lease is set as expired), so nothing
+waits for a lease.
 """
 
 from __future__ import annotations
@@ -33,7 +44,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
-from gateway.backends import state_for
+from gateway.backends import budget_store_for, state_for
+from gateway.budget import BudgetExceeded
 from gateway.errors import BadRequestError, Redactor
 from gateway.http_transport import HTTPTransport
 from gateway.limits import LimitSettings
@@ -41,6 +53,7 @@ from gateway.redis_connection import redis_client
 from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
 from gateway.routing import AUTO, ModelRouter
 from gateway.transport import AttemptFailed, Response
+from jobs.budget import JobBudget, JobBudgetSettings, JobBudgetStore
 from jobs.inputs import JobItem
 from jobs.store import RUNNING, Job, JobStore
 
@@ -51,7 +64,9 @@ IDLE_SLEEP = 0.2
 RECLAIM_EVERY = 1.0
 STATUS_EVERY = 0.5
 DEFAULT_GRACE = 5.0
-PREFETCH = 4
+PREFETCH = 8
+FLUSH_IDLE = 0.5  # the flusher's longest sleep without a result to write
+MAX_UNFLUSHED = 2000  # workers wait while this many results are not yet written (Redis slow or down)
 
 _context = threading.local()  # greenlet-local under gevent
 
@@ -159,6 +174,10 @@ class JobRunner:
         self.consumer = f"{engine.consumer}-{job.id[:8]}"
         self.until = until
         self.held: set[str] = set()  # entries claimed and not yet finished (their leases are ours)
+        self.unflushed: list[tuple[str, int, dict[str, Any]]] = []  # results decided, not yet in Redis
+        self.flush_lock = threading.Lock()
+        self.wake = threading.Event()  # a result waits to be written
+        self.workers: list[threading.Thread] = []
         self.ready: deque[tuple[str, int, JobItem]] = deque()
         self._reclaimed: set[str] = set()  # taken over from another consumer: the sent counters decide
         self._renewed = 0.0
@@ -174,14 +193,25 @@ class JobRunner:
         self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
         self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
         self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
+        budget = JobBudgetSettings.from_settings(self.settings.get("budget"))
+        self.budget: dict[str, Any] = {}
+        if budget is not None:
+            namespace = gateway.client(self.max_retries, self.timeout).namespace
+            store = JobBudgetStore(budget_store_for(gateway.config.redis_url), budget, namespace, job.id)
+            self.budget = {"budget": budget.policy, "batch_budget": JobBudget(store)}
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         workers = max(1, int(self.settings.get("concurrency") or 10))
         self.gateway.transport.ensure_pool(workers + 16)
-        self.threads = [threading.Thread(target=self._worker, daemon=True, name=f"job-{self.job.id[:8]}-{n}") for n in range(workers)]
-        self.threads.append(threading.Thread(target=self._renewer, daemon=True, name=f"job-{self.job.id[:8]}-lease"))
+        name = f"job-{self.job.id[:8]}"
+        self.workers = [threading.Thread(target=self._worker, daemon=True, name=f"{name}-{n}") for n in range(workers)]
+        self.threads = [
+            *self.workers,
+            threading.Thread(target=self._renewer, daemon=True, name=f"{name}-lease"),
+            threading.Thread(target=self._flusher, daemon=True, name=f"{name}-results"),
+        ]
         for thread in self.threads:
             thread.start()
         threading.Thread(target=self._watch, daemon=True).start()
@@ -189,13 +219,19 @@ class JobRunner:
     def _watch(self) -> None:
         for thread in self.threads:
             thread.join()
+        self.flush()
         self.finished.set()
         self.engine._runner_done(self)
+
+    def _working(self) -> bool:
+        return any(t.is_alive() for t in self.workers)
 
     def stop_claiming(self) -> None:
         self.running = False
 
     def release_held(self) -> int:
+        """Writes the results gathered, then gives back every other item held at once."""
+        self.flush()
         with self.lock:
             held = list(self.held)
             self.held.clear()
@@ -272,7 +308,7 @@ class JobRunner:
 
     def _renewer(self) -> None:
         period = max(0.5, self.job.lease_ms / 3000)
-        while any(t.is_alive() for t in self.threads[:-1]):
+        while self._working() or self.unflushed:
             time.sleep(min(period, 0.5))
             if time.monotonic() - self._renewed < period:
                 continue
@@ -283,6 +319,50 @@ class JobRunner:
                 self.store.renew(self.job.id, self.consumer, held)
             except Exception as exc:
                 logger.warning("renewing leases of job %s failed: %s", self.job.id, type(exc).__name__)
+
+    # ------------------------------------------------------------------ results
+
+    def _flusher(self) -> None:
+        while self._working():
+            self.wake.wait(FLUSH_IDLE)
+            self.wake.clear()
+            if self.flush() < 0:
+                time.sleep(FLUSH_IDLE)  # Redis failing: do not retry on every new result
+        # The workers are done: keep trying while our leases would still hold, then let go (Redis is
+        # down; another process takes the items over once their leases expire, as after a crash).
+        give_up = time.monotonic() + self.job.lease_ms / 1000
+        while not self.flush_all() and time.monotonic() < give_up:
+            time.sleep(min(1.0, self.job.lease_ms / 4000))
+        with self.lock:
+            if self.unflushed:
+                logger.warning("job %s: %d results could not be written; their items go to other processes", self.job.id, len(self.unflushed))
+                self.unflushed.clear()
+
+    def flush_all(self) -> bool:
+        self.flush()
+        return not self.unflushed
+
+    def flush(self) -> int:
+        """Writes every result gathered so far in one script call (each with its acknowledgement), then
+        lets go of those items (how many; -1 on a Redis failure: they stay gathered, and held, for the
+        next flush)."""
+        with self.flush_lock:
+            with self.lock:
+                batch, self.unflushed = self.unflushed, []
+            if not batch:
+                return 0
+            try:
+                self.store.finish_many(self.job.id, batch)
+            except Exception as exc:
+                logger.warning("writing %d results of job %s failed: %s", len(batch), self.job.id, type(exc).__name__)
+                with self.lock:
+                    self.unflushed[:0] = batch
+                return -1
+            with self.lock:
+                for entry, _, _ in batch:
+                    self.held.discard(entry)
+            self.engine.processed += len(batch)
+            return len(batch)
 
     # ------------------------------------------------------------------ one item
 
@@ -325,7 +405,7 @@ class JobRunner:
         try:
             request = build_request(self.job, item, client)
             model = request.model
-            result = client.chat(request, CallOptions(limits=self.limits, deadline=Deadline(self.timeout)))
+            result = client.chat(request, CallOptions(limits=self.limits, deadline=Deadline(self.timeout), **self.budget))
         except GatewayError as exc:
             if ctx.cancelled:
                 self.store.ack(self.job.id, [entry])
@@ -341,6 +421,8 @@ class JobRunner:
                 attempts=ctx.sent,
                 model=model,
             )
+            if isinstance(exc, BudgetExceeded):
+                outcome["budget"] = exc.budget
         except ValueError as exc:  # a request the client refuses to build
             outcome = _result(item, "error", error=str(exc), error_code="bad_request", attempts=ctx.sent)
         else:
@@ -362,8 +444,12 @@ class JobRunner:
         self._finish(entry, index, outcome)
 
     def _finish(self, entry: str, index: int, outcome: dict[str, Any]) -> None:
-        self.store.finish(self.job.id, entry, index, outcome)
-        self._done(entry)
+        """Gathers the result for the flusher (the item stays held, its lease renewed, until written)."""
+        while len(self.unflushed) >= MAX_UNFLUSHED:
+            time.sleep(0.05)
+        with self.lock:
+            self.unflushed.append((entry, index, outcome))
+        self.wake.set()
 
     def _done(self, entry: str) -> None:
         with self.lock:

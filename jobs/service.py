@@ -7,7 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,9 @@ import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.backends import state_for
+from gateway.budget import BudgetPolicy, Identity
 from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
+from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
 from jobs.inputs import JobItem
 from jobs.store import CANCELLED, COMPLETED, FAILED, RUNNING, TERMINAL, Job, JobNotFound, JobStore, percentile
@@ -65,6 +67,8 @@ class Settings:
     lease_seconds: int = 60
     mode: str = WORKERS
     deadline_hours: float = 0.0
+    budget: BudgetPolicy | None = None  # in force for every item; its `batch` limit is the job's, across processes
+    identity: Identity = field(default_factory=Identity)  # the submitter (Dify app and user), for the app and user budgets
 
 
 def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
@@ -130,6 +134,15 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     mode = settings.mode
     warnings: list[str] = []
     native: NativeBatchClient | None = None
+    budget = policy_settings(settings.budget, settings.identity)
+    if budget is not None and mode == NATIVE:
+        raise JobError(
+            "mode native: the gateway's Batch API runs every item at once, so a budget cannot stop items once it is spent; "
+            "use mode workers (or auto) with a budget, or leave the budgets out"
+        )
+    if budget is not None and mode == AUTO:
+        mode = WORKERS
+        warnings.append("mode auto: a budget applies, so the job runs on the plugin's workers (each item is reserved against it before it is sent)")
     if mode in (NATIVE, AUTO):
         native = NativeBatchClient(config)
         has_batches = native.supported(timeout=min(15.0, config.timeout_seconds))
@@ -148,6 +161,12 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     factor = (batch_discount() or 1.0) if mode == NATIVE else 1.0
     estimate, estimate_warnings = estimate_cost(items, settings, client, factor)
     warnings.extend(estimate_warnings)
+    job_limit = budget.get("job") if budget else None
+    if job_limit is not None and estimate is not None and estimate > job_limit:
+        warnings.append(
+            f"the cost estimate {estimate:.6f} USD is over the job budget of {job_limit:.6f} USD: items whose worst-case cost no longer "
+            "fits are not run (not_run, error_code budget_exceeded) and come back in failed_items"
+        )
     job_settings = {
         **settings.request,
         "concurrency": settings.concurrency,
@@ -157,6 +176,8 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
         "timeout_seconds": config.timeout_seconds,
         "max_retries": config.max_retries,
     }
+    if budget is not None:
+        job_settings["budget"] = budget
     extra: dict[str, Any] = {"json_format": int(json_format)}
     if mode == NATIVE:
         assert native is not None
@@ -171,6 +192,8 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     if native is not None and mode != NATIVE:
         native.close()
     job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=job_settings, mode=mode, extra=extra)
+    if job_limit is not None:  # the job's counter lives as long as the job (INCRBY keeps the TTL)
+        store.r.set(f"holysheep:budget:{budget_key(job_id)}", 0, px=store.ttl_ms, nx=True)
     out: dict[str, Any] = {
         "job_id": job_id,
         "items": len(items),
@@ -181,6 +204,10 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     }
     if mode == NATIVE:
         out["native_batch_id"] = extra["native_batch_id"]
+    if job_limit is not None:
+        out["budget_usd"] = job_limit
+        if estimate is not None:
+            out["estimate_exceeds_budget"] = estimate > job_limit
     return out
 
 
@@ -241,6 +268,11 @@ def _status_view(store: JobStore, job: Job, meta: dict[str, str], warnings: list
     if job.mode == NATIVE:
         out["native_batch_id"] = meta.get("native_batch_id", "")
         out["native_status"] = meta.get("native_status", "")
+    limit = (job.settings.get("budget") or {}).get(JOB_BUDGET_NAME)
+    if limit is not None:
+        spent = store.r.get(f"holysheep:budget:{budget_key(job.id)}")
+        out["budget_usd"] = limit
+        out["budget_spent_usd"] = round(int(spent or 0) / 1e9, 9)  # what ran, plus what items in flight hold reserved
     return out
 
 

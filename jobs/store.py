@@ -39,31 +39,40 @@ ADD_CHUNK = 1000
 RELEASED_IDLE_MS = 10 * 24 * 3600 * 1000
 
 _FINISH = """
--- KEYS: meta res items lat open sent ; ARGV: index entry result status cost latency_bucket job ttl_ms
-local stored = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3])
-if stored == 1 then
-  redis.call('HINCRBY', KEYS[1], 'done', 1)
-  redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
-  if ARGV[5] ~= '' then
-    redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[5])
-  elseif ARGV[4] == 'ok' then
-    redis.call('HINCRBY', KEYS[1], 'cost_unknown', 1)
+-- KEYS: meta res items lat open sent ; ARGV: job ttl_ms, then 6 per item: index entry result status cost latency_bucket
+-- Many items in one call (results are written in batches): each result stored unless one is there
+-- (first writer wins), counted once, its entry acknowledged; the job completes when the last is in.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stored = {}
+local fresh = 0
+for i = 3, #ARGV, 6 do
+  local ok = redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 2])
+  stored[#stored + 1] = ok
+  if ok == 1 then
+    fresh = fresh + 1
+    redis.call('HINCRBY', KEYS[1], ARGV[i + 3], 1)
+    if ARGV[i + 4] ~= '' then
+      redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[i + 4])
+    elseif ARGV[i + 3] == 'ok' then
+      redis.call('HINCRBY', KEYS[1], 'cost_unknown', 1)
+    end
+    if ARGV[i + 5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[i + 5], 1) end
   end
-  if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('XACK', KEYS[3], 'w', ARGV[i + 1])
+end
+if fresh > 0 then
+  local done = redis.call('HINCRBY', KEYS[1], 'done', fresh)
   redis.call('HSETNX', KEYS[1], 'first_at', now)
   redis.call('HSET', KEYS[1], 'last_at', now)
-  local done = tonumber(redis.call('HGET', KEYS[1], 'done'))
   local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
   if done >= total and redis.call('HGET', KEYS[1], 'status') == 'running' then
     redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', now)
-    redis.call('SREM', KEYS[5], ARGV[7])
-    for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
-    redis.call('PEXPIRE', KEYS[6], ARGV[8])
+    redis.call('SREM', KEYS[5], ARGV[1])
+    for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+    redis.call('PEXPIRE', KEYS[6], ARGV[2])
   end
 end
-redis.call('XACK', KEYS[3], 'w', ARGV[2])
 return stored
 """
 
@@ -274,29 +283,35 @@ class JobStore:
 
     def finish(self, job_id: str, entry: str, index: int, result: dict[str, Any], ttl_ms: int | None = None) -> bool:
         """Stores the result (unless one is already there), counts it and acknowledges the entry, atomically."""
-        cost = result.get("cost_usd")
-        status = result["status"]
-        latency = result.get("latency_ms")
-        bucket = str(latency_bucket(latency)) if latency is not None and result.get("attempts") else ""
+        return self.finish_many(job_id, [(entry, index, result)], ttl_ms)[0]
+
+    def finish_many(self, job_id: str, done: list[tuple[str, int, dict[str, Any]]], ttl_ms: int | None = None) -> list[bool]:
+        """`finish` for many items in one round trip (one script: atomic for all of them). Returns, per
+        item, whether its result was stored now (False: another worker's was already there)."""
+        if not done:
+            return []
         keys = [
-            *self.keys(job_id)[:1],
+            self.key(job_id, "meta"),
             self.key(job_id, "res"),
             self.key(job_id, "items"),
             self.key(job_id, "lat"),
             OPEN_SET,
             self.key(job_id, "sent"),
         ]
-        args = [
-            index,
-            entry,
-            json.dumps(result, ensure_ascii=False, separators=(",", ":")),
-            status,
-            repr(float(cost)) if status == "ok" and cost is not None else "",
-            bucket,
-            job_id,
-            ttl_ms or self.ttl_ms,
-        ]
-        return bool(self._finish(keys=keys, args=args))
+        args: list[Any] = [job_id, ttl_ms or self.ttl_ms]
+        for entry, index, result in done:
+            cost = result.get("cost_usd")
+            status = result["status"]
+            latency = result.get("latency_ms")
+            args += [
+                index,
+                entry,
+                json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+                status,
+                repr(float(cost)) if status == "ok" and cost is not None else "",
+                str(latency_bucket(latency)) if latency is not None and result.get("attempts") else "",
+            ]
+        return [bool(x) for x in self._finish(keys=keys, args=args)]
 
     def ack(self, job_id: str, entries: list[str]) -> None:
         if entries:

@@ -9,6 +9,8 @@ from jobs.service import JobError, Settings, submit
 from tools.outputs import text_messages, variable_messages
 from tools.support import (
     ToolInputError,
+    budget_policy,
+    caller_identity,
     chat_request,
     choice_param,
     gateway_client,
@@ -79,6 +81,8 @@ class BatchSubmitTool(Tool):
             lease_seconds=number_param(tool_parameters, "lease_seconds", default=60, minimum=2, maximum=3600, integer=True),
             mode=choice_param(tool_parameters, "mode", ("workers", "native", "auto"), "workers"),
             deadline_hours=number_param(tool_parameters, "deadline_hours", default=0, minimum=0, maximum=24 * 365),
+            budget=budget_policy(tool_parameters, client, batch="batch_budget_usd"),
+            identity=caller_identity(self),
         )
         try:
             out = submit(config, items, json_format, settings, ttl)
@@ -89,6 +93,7 @@ class BatchSubmitTool(Tool):
             self,
             f"Job {out['job_id']} accepted: {out['items']} items, mode {out['mode']}"
             + (f", estimated cost {cost:.6f} USD" if cost is not None else "")
+            + (f" (over the job budget of {out['budget_usd']:.6f} USD)" if out.get("estimate_exceeds_budget") else "")
             + ". Poll it with batch_status; read it with batch_results.",
         )
         yield self.create_json_message(out)

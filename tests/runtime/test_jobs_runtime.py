@@ -267,3 +267,35 @@ def test_cancel_stops_sending(own_sim: SimulatorProcess) -> None:
     assert page["finished"] and {r["status"] for r in page["results"]} == {"not_run"} and "failed_items" not in page
     assert sent_after < 2000
     assert first["failed_count"] == len(json.loads(first["failed_items"])) > 1900
+
+
+def test_a_job_budget_spans_processes_and_items_over_it_end_not_run(own_sim: SimulatorProcess) -> None:
+    """batch_budget_usd is one counter in Redis for the whole job, reserved from by both processes
+    before each request: what ran stays within it, the rest ends not_run (budget_exceeded, budget
+    job), was never sent, and comes back in failed_items."""
+    own_sim.configure(latency_ms=30)
+    credentials = creds(own_sim)
+    prompts = [f"budget {i}" for i in range(60)]
+    params = {"custom_model": "gpt-4.1", "max_tokens": 100, "batch_budget_usd": 0.004, "concurrency": 4}
+    with PluginProcess() as first, PluginProcess() as second:
+        job = submit(first, credentials, prompts, **params)
+        assert job["budget_usd"] == 0.004 and job["estimate_exceeds_budget"] is True
+        assert any("over the job budget" in w for w in job["warnings"])
+        run(second, "batch_status", {"job_id": job["job_id"]}, credentials)  # the second process joins
+        status = wait_finished(first, credentials, job["job_id"], 60)
+        results = all_results(second, credentials, job["job_id"], 60)
+        page = run(second, "batch_results", {"job_id": job["job_id"], "limit": 100, "files": "none"}, credentials)
+        fits = submit(first, credentials, ["one"], custom_model="gpt-4.1", max_tokens=100, batch_budget_usd=1)
+        native = first.run_tool("batch_submit", {"prompts": "a", "mode": "native", "batch_budget_usd": 1}, credentials, timeout=60)
+    ran = [r for r in results if r["status"] == "ok"]
+    refused = [r for r in results if r["status"] == "not_run"]
+    assert ran and refused and len(ran) + len(refused) == 60
+    assert all(r["error_code"] == "budget_exceeded" and r["budget"] == "job" and r["attempts"] == 0 for r in refused)
+    assert sum(r["cost_usd"] for r in ran) <= 0.004
+    assert status["budget_usd"] == 0.004 and sum(r["cost_usd"] for r in ran) <= status["budget_spent_usd"] + 1e-9 <= 0.004 + 1e-9
+    seen = own_sim.stats()["chat_requests_by_prompt"]
+    assert not any(seen.get(prompts[int(r["id"])]) for r in refused), "an item over the budget was sent"
+    assert page["failed_count"] == len(refused)
+    assert sorted(item["id"] for item in json.loads(page["failed_items"])) == sorted(r["id"] for r in refused)
+    assert fits["estimate_exceeds_budget"] is False
+    assert not native.ok and "budget" in native.error_message and "mode workers" in native.error_message
