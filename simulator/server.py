@@ -484,7 +484,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_response(self, code: int, message: str | None = None) -> None:
         if not self.is_control():
             with self.state.lock:
-                self.state.stats.responses_by_status[str(code)] += 1
+                getattr(self, "request_stats", self.state.stats).responses_by_status[str(code)] += 1
         super().send_response(code, message)
 
     def read_body(self) -> bytes:
@@ -554,7 +554,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.control(method, path, body)
                 return
             with self.state.lock:
-                self.state.stats.requests_by_path[path] += 1
+                # The stats this request counts in: a reset while it is in flight (a test that gave up on a
+                # slow answer) must not count its late response in the next test's figures.
+                self.request_stats = self.state.stats
+                self.request_stats.requests_by_path[path] += 1
             if path == "/v1/models" and method == "GET":
                 self.models()
             elif path == "/v1/chat/completions" and method == "POST":

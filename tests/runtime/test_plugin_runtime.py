@@ -125,11 +125,8 @@ def test_the_package_ships_the_plugin_and_none_of_the_dev_tools() -> None:
 
 def test_a_gateway_that_does_not_answer_in_time_says_it_timed_out(plugin: PluginProcess, sim: SimulatorProcess) -> None:
     sim.configure(latency_ms=1500)
-    started = time.monotonic()
     ok, message = plugin.validate({"api_key": sim.api_key, "base_url": sim.base_url, "timeout_seconds": "1"})
     assert not ok and "no response within" in message
-    # The simulator still answers the abandoned request; let it, so its response is not counted in the next test.
-    time.sleep(max(0.0, started + 1.7 - time.monotonic()))
 
 
 def test_https_to_a_plain_http_port_is_a_tls_failure_with_a_hint(plugin: PluginProcess, sim: SimulatorProcess) -> None:

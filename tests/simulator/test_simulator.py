@@ -231,3 +231,17 @@ def test_helpers() -> None:
     reply = "  one two  three four five\nsix "
     assert "".join(stream_pieces(reply)) == reply
     assert sample_for_schema({"anyOf": [{"type": "null"}, {"type": "integer"}]}) == 1
+
+
+def test_a_response_that_outlives_a_reset_is_not_counted_after_it(sim: SimulatorProcess, http: requests.Session) -> None:
+    """A test that gives up on a slow answer resets the simulator; the late answer belongs to that test."""
+    sim.configure(latency_ms=400)
+    late: list[int] = []
+    thread = threading.Thread(target=lambda: late.append(chat(sim, http, "slow").status_code))
+    thread.start()
+    while not sim.stats()["requests_by_path"]:
+        pass
+    sim.reset()
+    thread.join()
+    assert late == [200]
+    assert sim.stats()["responses_by_status"] == {}
