@@ -158,6 +158,7 @@ class PluginProcess:
         # What the SDK's log handler sends (`{"event": "log"}`): the daemon writes it to the plugin's log.
         self.log_lines: list[dict[str, Any]] = []
         self.process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
         # What the daemon keeps for `self.session.storage`: per plugin, bytes by key.
         self.storage: dict[str, bytes] = {}
 
@@ -174,7 +175,8 @@ class PluginProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
-        threading.Thread(target=self._read_stdout, name="plugin-stdout", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stdout, name="plugin-stdout", daemon=True)
+        self._reader.start()
         return self
 
     def close(self) -> None:
@@ -186,6 +188,8 @@ class PluginProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)  # it reads stderr once stdout ends: close stderr after it
         self._stderr.close()
 
     def __enter__(self) -> PluginProcess:
