@@ -83,6 +83,9 @@ DEFAULT_COMPLETION_RESERVE = 1024
 MAX_SHARED_CLIENTS = 32
 
 _NO_LIMITS = LimitSettings()
+# Seconds a 429 pause read with the breaker's permit is trusted for; past that (the adaptive pacer held
+# the call) the attempt asks the limiter again.
+PAUSE_READ_FRESH = 0.05
 
 __all__ = ["SHARED_CLIENTS", "CallOptions", "ClientRegistry", "Deadline", "GatewayClient"]
 
@@ -115,6 +118,9 @@ class _Call:
     include_usage: bool = True  # ask a stream for usage (dropped when the gateway refuses it)
     paced: int = 0  # the adaptive pacer's number for the request in flight
     headers: dict[str, str] | None = None  # sent with every attempt (X-Request-Id)
+    # When the gateway key's 429 pause ends (monotonic), read with the breaker's permit in the same round
+    # trip (a call without buckets, Redis); the first attempt waits for it instead of asking again.
+    pause_until: float | None = None
 
 
 class GatewayClient:
@@ -236,10 +242,10 @@ class GatewayClient:
         self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]]
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         """The chain, observed: whatever happens, one CallRecord for the metrics and the log line."""
-        record = CallRecord(request.model, options.tool, "ok", 0.0, correlation_id=options.correlation_id)
+        record = CallRecord(request.model, options.tool, "ok", 0.0, correlation_id=options.correlation_id, after=[])
         started = time.monotonic()
         try:
-            for item in self._chain(request, options, attempt):
+            for item in self._chain(request, options, attempt, record.after):  # type: ignore[arg-type]
                 if type(item) is StreamCompleted:
                     _completed(record, item.result)
                 yield item
@@ -262,15 +268,19 @@ class GatewayClient:
             self._observed(record)
 
     def _observed(self, record: CallRecord) -> None:
-        """The one hook: the call's figures to the metrics sink, its line to the log. Never fails the call."""
+        """The one hook: the call's figures to the metrics sink, its line to the log. Never fails the call.
+        What the chain left for after the call (`record.after`: the breaker's success) goes out with the
+        figures when the sink writes to the same Redis, and is made here otherwise."""
         try:
             self.metrics.record_call(record)
             log_call(record, self.redact)
         except Exception:  # metrics must never break a call
             pass
+        for later in record.after or ():
+            later.run()
 
     def _chain(
-        self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]]
+        self, request: ChatRequest, options: CallOptions, attempt: Callable[[_Call], Iterator[Any]], after: list[Any] | None = None
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         started = time.monotonic()
         deadline = options.deadline or Deadline(self.config.timeout_seconds)
@@ -280,8 +290,8 @@ class GatewayClient:
             request = replace(request, max_tokens=policy.max_tokens)  # the worst case must be bounded
             notes.append(f"max_tokens set to {policy.max_tokens} (the budgets' max_tokens): a call under a budget needs a bounded cost")
         if policy is None and (options.cache == "off" or (request.temperature is None and options.cache == "auto")):
-            return self._models(request, options, attempt, deadline, None)  # the lean path: nothing to add
-        return self._spend_controlled(request, options, attempt, deadline, policy, started, notes)
+            return self._models(request, options, attempt, deadline, None, after)  # the lean path: nothing to add
+        return self._spend_controlled(request, options, attempt, deadline, policy, started, notes, after)
 
     def _spend_controlled(
         self,
@@ -292,6 +302,7 @@ class GatewayClient:
         policy: BudgetPolicy | None,
         started: float,
         notes: list[str],
+        after: list[Any] | None = None,
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
         key = None
         if self.config.cache_ttl_seconds > 0 and use_cache(options.cache, request, streaming=attempt == self._stream_attempt):
@@ -301,7 +312,7 @@ class GatewayClient:
                 yield from self._replay(hit, request, started)
                 return
         try:
-            for item in self._models(request, options, attempt, deadline, policy):
+            for item in self._models(request, options, attempt, deadline, policy, after):
                 if type(item) is StreamCompleted:
                     result = item.result
                     result.warnings[:0] = notes
@@ -359,7 +370,9 @@ class GatewayClient:
         attempt: Callable[[_Call], Iterator[Any]],
         deadline: Deadline,
         policy: BudgetPolicy | None,
+        after: list[Any] | None = None,
     ) -> Iterator[TextDelta | ReasoningDelta | StreamCompleted]:
+        """`after`: where the breaker's success may be left for after the call (`_observed`)."""
         limiter = self._limiter(options.limits)
         headers = _request_headers(options.correlation_id)
         models = [request.model]
@@ -382,7 +395,7 @@ class GatewayClient:
             completed: StreamCompleted | None = None
             try:
                 try:
-                    breaker, permit = self._permit(model_request.model)
+                    breaker, permit, call.pause_until = self._permit(model_request.model, limiter)
                     try:
                         completed = yield from self._retrying(call, attempt)
                     except GatewayError as exc:
@@ -394,7 +407,11 @@ class GatewayClient:
                     except BaseException:
                         breaker.record_failure(permit)  # a half-open probe must always be reported back
                         raise
-                    breaker.record_success(permit)
+                    later = breaker.success_later(permit) if after is not None and not permit.probe and hasattr(breaker, "success_later") else None
+                    if later is None:
+                        breaker.record_success(permit)
+                    else:
+                        after.append(later)  # type: ignore[union-attr]
                     if permit.probe:
                         self.metrics.record_breaker(model_request.model, "half_open", "closed")
                 except GatewayError as exc:
@@ -534,10 +551,15 @@ class GatewayClient:
         if after != before:
             self.metrics.record_breaker(model, before, after)
 
-    def _permit(self, model: str) -> tuple[Breaker, Permit]:
-        """The breaker's permission to call `model`; raises CircuitOpenError (nothing sent) when open."""
+    def _permit(self, model: str, limiter: RateLimiter | None = None) -> tuple[Breaker, Permit, float | None]:
+        """The breaker's permission to call `model`; raises CircuitOpenError (nothing sent) when open.
+        With Redis and no buckets, also when the gateway key's 429 pause ends (one round trip for both)."""
         breaker = self.breaker_for(model)
-        permit = breaker.acquire()
+        gated = breaker.acquire_gated(limiter) if limiter is not None and hasattr(breaker, "acquire_gated") else None
+        if gated is None:
+            permit, pause_until = breaker.acquire(), None
+        else:
+            permit, pause_until = gated
         if permit.probe:
             self.metrics.record_breaker(model, "open", "half_open")
         if not permit.allowed:
@@ -547,7 +569,7 @@ class GatewayClient:
                 f"not sending for another {permit.retry_in:.0f}s",
                 attempts=0,
             )
-        return breaker, permit
+        return breaker, permit, pause_until
 
     # ----------------------------------------------------------------- the chain: retries
 
@@ -677,10 +699,14 @@ class GatewayClient:
         if limiter.settings.tpm:  # the estimate costs a tokenizer pass: only when a TPM bucket needs it
             tokens = estimate_prompt_tokens(request.messages).tokens + (request.max_tokens or DEFAULT_COMPLETION_RESERVE)
         started = time.monotonic()
+        pause_until, call.pause_until = call.pause_until, None  # read with the permit: for the first attempt only
         try:
             if not limiter.settings.rpm:  # no configured pace: the gateway's rate-limit headers set it
                 call.paced = self.pacer.acquire(call.deadline.at)
-            reservation = limiter.reserve(tokens, call.deadline.at)
+            if pause_until is not None and time.monotonic() - started < PAUSE_READ_FRESH:
+                reservation = limiter.wait_until(pause_until, tokens, call.deadline.at)  # type: ignore[attr-defined]
+            else:  # no pause read yet, or the pacer held the call long enough for a new 429 to matter
+                reservation = limiter.reserve(tokens, call.deadline.at)
             waited = time.monotonic() - started
             if waited > 0.001:
                 self.metrics.record_wait(request.model, waited)

@@ -81,6 +81,9 @@ class CallRecord:
     correlation_id: str = ""
     gateway_request_id: str = ""
     cache: str = "bypass"
+    # Script calls to the same Redis that may go out with this call's metrics write (the breaker's
+    # success, `gateway.redis_state.DeferredScript`); a sink marks those it sent `done`, the client runs the rest.
+    after: list[Any] | None = None
 
     def log_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -195,7 +198,7 @@ class _FigureSink:
             else:
                 updates.append((("cost_usd", m), float(record.cost_usd)))
         self._add_many(updates)
-        self._flush()
+        self._flush(record.after)
 
     def record_breaker(self, model: str, old: str, new: str) -> None:
         m = self.model_label(model)
@@ -220,8 +223,9 @@ class _FigureSink:
     def _set_state(self, model: str, state: str) -> None:
         raise NotImplementedError
 
-    def _flush(self) -> None:
-        """Makes what was added visible to readers (Redis: one round trip)."""
+    def _flush(self, after: list[Any] | None = None) -> None:
+        """Makes what was added visible to readers (Redis: one round trip, with the script calls of
+        `after` that go to the same Redis)."""
 
 
 class InProcessMetrics(_FigureSink):
@@ -279,14 +283,18 @@ class RedisMetrics(_FigureSink):
         with self._lock:
             self._states.append((model, state))
 
-    def _flush(self) -> None:
+    def _flush(self, after: list[Any] | None = None) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
             states, self._states = self._states, []
         if not pending and not states:
             return
+        pool = self.client.connection_pool
+        riding = [op for op in after or () if not op.done and op.client.connection_pool is pool]
         try:
             pipe = self.client.pipeline(transaction=True)
+            for op in riding:  # scripts first: their replies are the first of EXEC's
+                pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
             for key, amount in pending:
                 field = json.dumps(key, separators=(",", ":"))
                 if isinstance(amount, int):
@@ -295,7 +303,13 @@ class RedisMetrics(_FigureSink):
                     pipe.hincrbyfloat(self.key, field, amount)
             for model, state in states:
                 pipe.hset(self.key, mapping={json.dumps(("breaker_state", model, s), separators=(",", ":")): int(s == state) for s in BREAKER_STATES})
-            pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
+            for op, reply in zip(riding, replies, strict=False):
+                if not isinstance(reply, Exception):  # a script Redis did not know yet: the client runs it
+                    op.done = True
+            failed = next((r for r in replies[len(riding) :] if isinstance(r, Exception)), None)
+            if failed is not None:
+                raise failed
         except Exception:  # Redis down or refusing: this process keeps the figures
             self.fallback._add_many(pending)
             for model, state in states:

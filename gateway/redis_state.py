@@ -113,6 +113,33 @@ end
 return {0, 0, tostring(cooldown - (now - opened_at))}
 """
 
+# Before a call with no rpm/tpm limit: the breaker's permit (as _BREAKER_ACQUIRE) and the gateway key's
+# 429 pause (what _RESERVE would wait for without buckets), in one round trip. Returns
+# {allowed, probe, retry_in ms, pause wait ms}.
+_GATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
+local wait = tostring(math.max(0, paused - now))
+local cooldown, max_probes = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then return {1, 0, '0', wait} end
+local opened_at = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0')
+if state == 'open' and now - opened_at >= cooldown then
+  state = 'half_open'
+  redis.call('HSET', KEYS[1], 'state', state, 'probes', '0')
+end
+if state == 'half_open' then
+  local probes = tonumber(redis.call('HGET', KEYS[1], 'probes') or '0')
+  if probes < max_probes then
+    redis.call('HINCRBY', KEYS[1], 'probes', 1)
+    return {1, 1, '0', wait}
+  end
+  return {0, 0, '0', wait}
+end
+return {0, 0, tostring(cooldown - (now - opened_at)), wait}
+"""
+
 _BREAKER_SUCCESS = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if ARGV[1] == '1' and state == 'half_open' then
@@ -198,6 +225,7 @@ class RedisState:
                 "adjust": _ADJUST,
                 "pause": _PAUSE,
                 "acquire": _BREAKER_ACQUIRE,
+                "gate": _GATE,
                 "success": _BREAKER_SUCCESS,
                 "failure": _BREAKER_FAILURE,
                 "state": _BREAKER_STATE,
@@ -229,6 +257,11 @@ class RedisState:
         with self._lock:
             self._down_since = None
         return value
+
+    @property
+    def reachable(self) -> bool:
+        """False while Redis is being skipped after a failure (operations go to the in-process state)."""
+        return self._down_since is None
 
     def warnings(self) -> list[str]:
         with self._lock:
@@ -287,10 +320,36 @@ class RedisRateLimiter:
         cap, rate = self.settings.tpm_bucket()
         self.store.call("adjust", [self.keys[1]], [cap, rate / 1000, delta, self.TTL_MS], fallback=lambda: 0, convert=int)
 
+    def wait_until(self, until: float, tokens: int, deadline: float | None) -> Reservation:
+        """The reservation of a call without buckets whose pause was read with its breaker permit
+        (`RedisBreaker.acquire_gated`): waits until `until` (monotonic), as `reserve` would have."""
+        wait = until - time.monotonic()
+        if wait > 0:
+            if deadline is not None and wait > max(0.0, deadline - time.monotonic()):
+                raise RateLimitTimeout(wait)
+            self.store._sleep(wait)
+        return Reservation(self, tokens)
+
     def pause(self, seconds: float) -> None:
         self.store.call(
             "pause", [self.keys[3]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
         )
+
+
+class DeferredScript:
+    """A script call to be made after a call: sent with another write to the same Redis when one goes out
+    (`done` then), otherwise by `run()`."""
+
+    __slots__ = ("_run", "args", "client", "done", "keys", "script")
+
+    def __init__(self, client: redis.Redis, script: Any, keys: list[str], args: list[Any], run: Callable[[], None]) -> None:
+        self.client, self.script, self.keys, self.args, self._run = client, script, keys, args, run
+        self.done = False
+
+    def run(self) -> None:
+        if not self.done:
+            self.done = True
+            self._run()
 
 
 class RedisBreaker:
@@ -318,14 +377,41 @@ class RedisBreaker:
         )
         return result if result is not None else self._fallback().acquire()
 
+    def acquire_gated(self, limiter: object) -> tuple[Permit, float] | None:
+        """The permit and, in the same round trip, when the gateway key's 429 pause ends (monotonic) for a
+        `limiter` without buckets. None: not possible here (Redis down, another store, buckets
+        configured): use `acquire` and the limiter's `reserve`."""
+        if not isinstance(limiter, RedisRateLimiter) or limiter.store is not self.store or limiter.settings.rpm or limiter.settings.tpm:
+            return None
+        asked = time.monotonic()
+        result = self.store.call(
+            "gate",
+            [self.keys[0], limiter.keys[3]],
+            [self.settings.cooldown_seconds * 1000, self.settings.half_open_probes],
+            fallback=lambda: None,
+            convert=lambda r: (
+                Permit(bool(int(r[0])), probe=bool(int(r[1])), retry_in=max(0.0, float(r[2]) / 1000)),
+                asked + float(r[3]) / 1000,
+            ),
+        )
+        return result
+
+    def _success_args(self, permit: Permit) -> list[Any]:
+        return ["1" if permit.probe else "0", self.settings.window_seconds * 1000, self._ttl_ms, f"{time.time_ns()}-{id(permit)}"]
+
     def record_success(self, permit: Permit) -> None:
         self.store.call(
-            "success",
-            self.keys,
-            ["1" if permit.probe else "0", self.settings.window_seconds * 1000, self._ttl_ms, f"{time.time_ns()}-{id(permit)}"],
-            fallback=lambda: self._fallback().record_success(permit),
-            convert=int,
+            "success", self.keys, self._success_args(permit), fallback=lambda: self._fallback().record_success(permit), convert=int
         )
+
+    def success_later(self, permit: Permit) -> DeferredScript | None:
+        """`record_success` as a script call that can go out with the call's metrics write (one round
+        trip for both, `gateway.metrics.RedisMetrics`); whoever holds it must `run()` it if nothing did.
+        None while Redis is unreachable (record at once, in process)."""
+        if not self.store.reachable:
+            return None
+        script = self.store._scripts["success"]
+        return DeferredScript(self.store.client, script, self.keys, self._success_args(permit), lambda: self.record_success(permit))
 
     def record_failure(self, permit: Permit) -> None:
         self.store.call(
@@ -344,4 +430,4 @@ class RedisBreaker:
         )
 
 
-__all__ = ["RedisBreaker", "RedisRateLimiter", "RedisState", "RedisUnavailable"]
+__all__ = ["DeferredScript", "RedisBreaker", "RedisRateLimiter", "RedisState", "RedisUnavailable"]

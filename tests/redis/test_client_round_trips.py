@@ -1,0 +1,152 @@
+"""The client's Redis round trips with redis_url set and no limits configured: the breaker's permit and
+the 429 pause in one script call before sending, the breaker's success with the call's metrics after
+(two round trips per call), with the same shared semantics as separate calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.connection
+
+from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig
+from gateway.breaker import BreakerSettings
+from gateway.errors import CircuitOpenError, RateLimitedError, UpstreamUnavailableError
+from gateway.limits import LimitSettings
+from gateway.metrics import InProcessMetrics, RedisMetrics
+from gateway.pacing import AdaptivePacer
+from gateway.redis_state import RedisState
+from gateway.retry import RetryPolicy
+from gateway.state import InProcessState
+from gateway.transport import MemoryTransport
+from tests.client.helpers import completion, status
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+pytestmark = pytest.mark.redis
+
+
+class Trips:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trips]:
+    counter = Trips()
+    send = redis.connection.Connection.send_packed_command
+
+    def counted(conn: Any, command: Any, check_health: bool = True) -> None:
+        counter.count += 1
+        send(conn, command, check_health)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
+    yield counter
+
+
+def make(
+    url: str = REDIS_URL, *, replies: Any = None, sleeps: list[float] | None = None, redis_metrics: bool = True, client: Any = None
+) -> tuple[GatewayClient, MemoryTransport, RedisState]:
+    base = f"http://gateway-{uuid.uuid4().hex[:8]}.test/v1"  # a fresh key space per test
+    connection = client if client is not None else redis.Redis.from_url(url)
+    state = RedisState(
+        url,
+        client=connection,
+        fallback=InProcessState(),
+        breaker_settings=BreakerSettings(failure_threshold=2, cooldown_seconds=30),
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+    )
+    transport = MemoryTransport(replies if replies is not None else (), handler=None if replies is not None else (lambda m, p, b: completion("ok")))
+    key = f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}"
+    metrics = RedisMetrics(connection, InProcessMetrics(), key=key) if redis_metrics else InProcessMetrics()
+    config = GatewayConfig.from_credentials({"api_key": "sk-rt-test-key-0123456789", "base_url": base, "max_retries": "1"})
+    gateway = GatewayClient(
+        config,
+        state=state,
+        transport=transport,
+        metrics=metrics,
+        retry=RetryPolicy(max_retries=1, base_delay=0.001, max_delay=0.002),
+        pacer=AdaptivePacer(),
+    )
+    return gateway, transport, state
+
+
+def ask() -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": "hi"}], model="deepseek-v3.2")
+
+
+def successes(state: RedisState, gateway: GatewayClient) -> int:
+    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2")
+    return int(state.client.zcard(breaker.keys[2]))
+
+
+def test_a_call_without_limits_makes_two_round_trips_and_records_everything(trips: Trips) -> None:
+    gateway, _transport, state = make()
+    gateway.chat(ask())  # warm: scripts loaded
+    before = trips.count
+    for _ in range(5):
+        assert gateway.chat(ask()).text == "ok"
+    assert (trips.count - before) / 5 == 2
+    assert successes(state, gateway) == 6  # the breaker's successes went out with the metrics
+    figures = gateway.metrics.figures()
+    assert figures[("requests", "deepseek-v3.2", "other", "ok")] == 6
+    assert figures[("attempts", "deepseek-v3.2", "ok")] == 6
+
+
+def test_a_pause_set_by_another_process_holds_a_call_without_limits() -> None:
+    sleeps: list[float] = []
+    gateway, _transport, _state = make(sleeps=sleeps)
+    other = RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState())
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(2.0)
+    assert gateway.chat(ask()).text == "ok"
+    assert sleeps and 1.5 < sleeps[0] <= 2.0  # waited for the other process's 429 before sending
+
+
+def test_a_pause_past_the_deadline_is_not_sent() -> None:
+    gateway, transport, _state = make()
+    other = RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState())
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(30.0)
+    with pytest.raises(RateLimitedError) as raised:
+        gateway.chat(ask(), CallOptions(deadline=Deadline(1.0)))
+    assert raised.value.not_sent and transport.sent == []
+
+
+def test_a_breaker_opened_elsewhere_fails_fast_and_failures_still_open_it() -> None:
+    gateway, transport, state = make(replies=[status(503), status(503), status(503), status(503)])
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailableError):
+            gateway.chat(ask())
+    assert state.breaker(gateway.config.base_url, "deepseek-v3.2").state == "open"
+    sent = len(transport.sent)
+    with pytest.raises(CircuitOpenError):
+        gateway.chat(ask())
+    assert len(transport.sent) == sent
+
+
+def test_success_is_recorded_at_once_when_metrics_are_not_in_that_redis(trips: Trips) -> None:
+    gateway, _transport, state = make(redis_metrics=False)
+    gateway.chat(ask())
+    assert successes(state, gateway) == 1
+
+
+def test_a_script_redis_forgot_is_loaded_again(private_redis: Any) -> None:
+    connection = redis.Redis.from_url(private_redis.url)
+    gateway, _transport, state = make(private_redis.url, client=connection)
+    gateway.chat(ask())
+    connection.script_flush()
+    gateway.chat(ask())
+    gateway.chat(ask())
+    assert successes(state, gateway) == 3
+    assert gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 3
+
+
+def test_redis_stopped_calls_go_on_in_process(private_redis: Any) -> None:
+    connection = redis.Redis.from_url(private_redis.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    gateway, _transport, _state = make(private_redis.url, client=connection)
+    gateway.chat(ask())
+    private_redis.stop()
+    result = gateway.chat(ask())
+    assert result.text == "ok" and result.warnings
+    assert gateway.chat(ask()).text == "ok"
