@@ -60,6 +60,14 @@ class BatchItem:
                 entry[name] = getattr(self, name)
         return entry
 
+    def to_json(self) -> str:
+        return json.dumps(self.as_input(True), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, index: int, text: str | bytes) -> BatchItem:
+        data = json.loads(text)
+        return cls(index, data["id"], data["prompt"], data.get("system_prompt"), data.get("model"), data.get("max_tokens"))
+
 
 @dataclass(frozen=True)
 class BatchInput:
@@ -74,8 +82,14 @@ class BatchInput:
 
 def parse_batch_input(raw: object) -> BatchInput:
     """A JSON array of strings or objects (id, prompt, system_prompt, model, max_tokens), or plain
-    text with one prompt per line. JSON is parsed with limits (size, nesting); every text must be valid
-    Unicode; a problem is a BatchInputError naming 'prompts' (and the item)."""
+    text with one prompt per line, within batch_chat's limits."""
+    return parse_prompts(raw, max_items=MAX_ITEMS, max_prompt_chars=MAX_PROMPT_CHARS, max_input_chars=MAX_INPUT_CHARS)
+
+
+def parse_prompts(raw: object, *, max_items: int, max_prompt_chars: int, max_input_chars: int, split_hint: str = "per batch") -> BatchInput:
+    """`prompts` as items, for batch_chat and for batch jobs (which allow more). JSON is parsed with limits
+    (size, nesting); every text must be valid Unicode; a problem is a BatchInputError naming 'prompts'
+    (and the item)."""
     if isinstance(raw, list):
         data: Any = raw
         json_format = True
@@ -83,7 +97,7 @@ def parse_batch_input(raw: object) -> BatchInput:
         text = raw if isinstance(raw, str) else "" if raw is None else str(raw) if isinstance(raw, int | float) else None
         if text is None:
             raise BatchInputError(f"'prompts' must be text (a JSON array or one prompt per line), got {type(raw).__name__}")
-        _checked("'prompts'", text, MAX_INPUT_CHARS)
+        _checked("'prompts'", text, max_input_chars)
         text = text.strip()
         if not text:
             raise BatchInputError("'prompts' is empty: give a JSON array or one prompt per line")
@@ -94,7 +108,7 @@ def parse_batch_input(raw: object) -> BatchInput:
         )
         if json_format:
             try:
-                data = parse_json(text, max_bytes=MAX_INPUT_CHARS, max_depth=MAX_INPUT_DEPTH)
+                data = parse_json(text, max_bytes=max_input_chars, max_depth=MAX_INPUT_DEPTH)
             except InputError as exc:
                 raise BatchInputError(f"'prompts' {exc}") from None
             if not isinstance(data, list):
@@ -103,15 +117,19 @@ def parse_batch_input(raw: object) -> BatchInput:
             data = [line for line in text.splitlines() if line.strip()]
     if not data:
         raise BatchInputError("'prompts' is an empty list: give at least one prompt")
-    if len(data) > MAX_ITEMS:
-        raise BatchInputError(f"'prompts' has {len(data)} items; at most {MAX_ITEMS} per batch: split it")
-    items = [_parse_item(index, entry) for index, entry in enumerate(data)]
-    seen: dict[str, int] = {}
+    if len(data) > max_items:
+        raise BatchInputError(f"'prompts' has {len(data)} items; at most {max_items} {split_hint}: split it")
+    items = [parse_item(f"prompts[{index}]", index, entry, max_prompt_chars=max_prompt_chars) for index, entry in enumerate(data)]
+    check_unique_ids(items, lambda item: f"prompts[{item.index}]")
+    return BatchInput(items, json_format)
+
+
+def check_unique_ids(items: list[BatchItem], where: Callable[[BatchItem], str]) -> None:
+    seen: dict[str, BatchItem] = {}
     for item in items:
         if item.id in seen:
-            raise BatchInputError(f"prompts[{item.index}]: id {quote(item.id)} is used twice (also prompts[{seen[item.id]}])")
-        seen[item.id] = item.index
-    return BatchInput(items, json_format)
+            raise BatchInputError(f"{where(item)}: id {quote(item.id)} is used twice (also {where(seen[item.id])})")
+        seen[item.id] = item
 
 
 def _checked(where: str, text: str, max_chars: int) -> str:
@@ -121,10 +139,11 @@ def _checked(where: str, text: str, max_chars: int) -> str:
         raise BatchInputError(f"{where} {exc}") from None
 
 
-def _parse_item(index: int, entry: Any) -> BatchItem:
-    where = f"prompts[{index}]"
+def parse_item(where: str, index: int, entry: Any, *, max_prompt_chars: int = MAX_PROMPT_CHARS) -> BatchItem:
+    """One item: a prompt string, or an object with `prompt` and optional id, system_prompt, model and
+    max_tokens. `where` names it in a BatchInputError ("prompts[3]", "line 4")."""
     if isinstance(entry, str):
-        _checked(where, entry, MAX_PROMPT_CHARS)
+        _checked(where, entry, max_prompt_chars)
         if not entry.strip():
             raise BatchInputError(f"{where} is an empty prompt")
         return BatchItem(index, str(index), entry)
@@ -137,13 +156,13 @@ def _parse_item(index: int, entry: Any) -> BatchItem:
     prompt = entry.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BatchInputError(f"{where} needs a non-empty string 'prompt'")
-    _checked(f"{where}.prompt", prompt, MAX_PROMPT_CHARS)
+    _checked(f"{where}.prompt", prompt, max_prompt_chars)
     max_tokens = entry.get("max_tokens")
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_ITEM_MAX_TOKENS
     ):
         raise BatchInputError(f"{where}: 'max_tokens' must be a whole number from 1 to {MAX_ITEM_MAX_TOKENS}")
-    for name, limit in (("system_prompt", MAX_PROMPT_CHARS), ("model", MAX_MODEL_CHARS)):
+    for name, limit in (("system_prompt", max_prompt_chars), ("model", MAX_MODEL_CHARS)):
         if entry.get(name) is not None:
             if not isinstance(entry[name], str):
                 raise BatchInputError(f"{where}: '{name}' must be a string")

@@ -13,22 +13,17 @@ import codecs
 import csv
 import datetime as dt
 import io
-import json
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from gateway.config import MAX_MODEL_CHARS, model_name
-from gateway.errors import FieldError
+from gateway.batch import BatchInputError, BatchItem, check_unique_ids, parse_item
+from gateway.batch import parse_prompts as parse_batch_prompts
 from untrusted import InputError, check_text, parse_json, quote
 
 MAX_JOB_ITEMS = 200_000
 MAX_PROMPT_CHARS = 200_000
-MAX_ID_CHARS = 200
 MAX_INPUT_BYTES = 200 * 1024 * 1024
-MAX_ITEM_MAX_TOKENS = 1_000_000
-ITEM_KEYS = ("id", "prompt", "system_prompt", "model", "max_tokens")
 MAX_XLSX_UNPACKED_BYTES = 256 * 1024 * 1024  # all members of the archive, uncompressed
 MAX_XLSX_MEMBERS = 10_000
 MAX_XLSX_COLUMNS = 256  # columns of the header row looked at
@@ -36,64 +31,17 @@ MAX_XLSX_ROWS = MAX_JOB_ITEMS + 50_000  # rows looked at, blank ones included
 XLSX_NAMES = (".xlsx", ".xlsm")
 
 
-class JobInputError(ValueError):
-    """The job's input is unusable; the message names the problem and where."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobItem:
-    index: int
-    id: str
-    prompt: str
-    system_prompt: str | None = None
-    model: str | None = None
-    max_tokens: int | None = None
-
-    def to_json(self) -> str:
-        data: dict[str, Any] = {"id": self.id, "prompt": self.prompt}
-        for name in ("system_prompt", "model", "max_tokens"):
-            value = getattr(self, name)
-            if value is not None:
-                data[name] = value
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, index: int, text: str | bytes) -> JobItem:
-        data = json.loads(text)
-        return cls(index, data["id"], data["prompt"], data.get("system_prompt"), data.get("model"), data.get("max_tokens"))
-
-    def as_input(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
+# A job's items are batch_chat's items, parsed by the same code with a job's limits.
+JobInputError = BatchInputError
+JobItem = BatchItem
 
 
 def parse_prompts(raw: object) -> tuple[list[JobItem], bool]:
     """(items, json_format) from a JSON array (strings or objects) or one prompt per line."""
-    if isinstance(raw, list):
-        data: Any = raw
-        json_format = True
-    else:
-        text = raw if isinstance(raw, str) else "" if raw is None else None
-        if text is None:
-            raise JobInputError(f"'prompts' must be text (a JSON array or one prompt per line), got {type(raw).__name__}")
-        _check("'prompts'", text, MAX_INPUT_BYTES)
-        text = text.strip()
-        if not text:
-            raise JobInputError("'prompts' is empty: give a JSON array, one prompt per line, or a file")
-        after = text[1:].lstrip()[:1]
-        json_format = text[0] == "{" or (text[0] == "[" and (after in '"{[]-' or after.isdigit() or text.endswith("]")))
-        if json_format:
-            try:
-                data = parse_json(text, max_bytes=MAX_INPUT_BYTES, max_depth=4)
-            except InputError as exc:
-                raise JobInputError(f"'prompts' {exc}") from None
-            if not isinstance(data, list):
-                raise JobInputError("'prompts' must be a JSON array (of strings or objects), not a single object")
-        else:
-            data = [line for line in text.splitlines() if line.strip()]
-    _count(len(data), "'prompts'")
-    items = [_item(f"prompts[{i}]", i, entry) for i, entry in enumerate(data)]
-    _unique(items, "prompts[{}]")
-    return items, json_format
+    batch = parse_batch_prompts(
+        raw, max_items=MAX_JOB_ITEMS, max_prompt_chars=MAX_PROMPT_CHARS, max_input_chars=MAX_INPUT_BYTES, split_hint="per job"
+    )
+    return batch.items, batch.json_format
 
 
 def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", id_column: str = "id") -> list[JobItem]:
@@ -106,7 +54,7 @@ def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", 
         raise JobInputError(f"{shown} is an old Excel workbook (.xls/.xlsb), which is not read: save it as .xlsx or as CSV UTF-8")
     if name.endswith(XLSX_NAMES) or content[:4] == b"PK\x03\x04":
         items = _xlsx(content, shown, prompt_column, id_column)
-        _unique(items, "row {}")
+        check_unique_ids(items, _numbered)
         return items
     try:
         text = codecs.decode(content, "utf-8-sig")
@@ -117,7 +65,7 @@ def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", 
         items = _jsonl(text)
     else:
         items = _csv(text, prompt_column, id_column, delimiter="\t" if name.endswith(".tsv") else None)
-    _unique(items, "line {}")
+    check_unique_ids(items, _numbered)
     return items
 
 
@@ -301,49 +249,9 @@ def _count(n: int, where: str) -> None:
         raise JobInputError(f"{where} is an empty list: give at least one prompt")
 
 
-def _unique(items: list[JobItem], where: str) -> None:
-    seen: dict[str, int] = {}
-    for item in items:
-        if item.id in seen:
-            raise JobInputError(f"item {item.index + 1}: id {quote(item.id)} is used twice (also item {seen[item.id] + 1})")
-        seen[item.id] = item.index
+def _numbered(item: JobItem) -> str:
+    return f"item {item.index + 1}"
 
 
 def _item(where: str, index: int, entry: Any) -> JobItem:
-    if isinstance(entry, str):
-        _check(where, entry, MAX_PROMPT_CHARS)
-        if not entry.strip():
-            raise JobInputError(f"{where} is an empty prompt")
-        return JobItem(index, str(index), entry)
-    if not isinstance(entry, dict):
-        raise JobInputError(f"{where} must be a string or an object with 'prompt', got {type(entry).__name__}")
-    unknown = [key for key in entry if key not in ITEM_KEYS]
-    if unknown:
-        raise JobInputError(f"{where} has unknown keys {', '.join(quote(k, 30) for k in unknown[:5])}: allowed are {', '.join(ITEM_KEYS)}")
-    prompt = entry.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise JobInputError(f"{where} needs a non-empty 'prompt'")
-    _check(f"{where}: 'prompt'", prompt, MAX_PROMPT_CHARS)
-    max_tokens = entry.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_ITEM_MAX_TOKENS):
-        raise JobInputError(f"{where}: 'max_tokens' must be a whole number from 1 to {MAX_ITEM_MAX_TOKENS}")
-    system_prompt = entry.get("system_prompt")
-    if system_prompt is not None:
-        if not isinstance(system_prompt, str):
-            raise JobInputError(f"{where}: 'system_prompt' must be a string")
-        _check(f"{where}: 'system_prompt'", system_prompt, MAX_PROMPT_CHARS)
-    model = entry.get("model") or None
-    if model is not None:
-        if not isinstance(model, str):
-            raise JobInputError(f"{where}: 'model' must be a string")
-        _check(f"{where}: 'model'", model, MAX_MODEL_CHARS)
-        try:
-            model = model_name(model, "model") or None
-        except FieldError as exc:
-            raise JobInputError(f"{where}: 'model' {exc.problem}") from None
-    item_id = entry.get("id", index)
-    if isinstance(item_id, bool) or not isinstance(item_id, str | int) or (isinstance(item_id, int) and abs(item_id) > 2**63):
-        raise JobInputError(f"{where}: 'id' must be a string or a number")
-    item_id = str(item_id)
-    _check(f"{where}: 'id'", item_id, MAX_ID_CHARS)
-    return JobItem(index, item_id, prompt, system_prompt or None, model, max_tokens)
+    return parse_item(where, index, entry, max_prompt_chars=MAX_PROMPT_CHARS)
