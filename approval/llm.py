@@ -110,13 +110,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def validate_assessment(text: str) -> Assessment | str:
-    """Parse and strictly validate a model answer. Returns an :class:`Assessment` or an error message.
-
-    Accepted: exactly one JSON object (optionally inside a single ```json fence) with the schema's
-    fields and nothing else. Rejected: trailing text, duplicate keys, unknown fields, wrong types
-    (``1`` is not a boolean), values outside the enums, more than five reasons.
-    """
+def _answer_object(text: object) -> dict[str, Any] | str:
+    """A model's answer as one JSON object (optionally inside a single ```json fence), or why it is not one:
+    not text, empty, too long, trailing text, duplicate keys, NaN, nested too deeply."""
     if not isinstance(text, str):
         return "the answer is not text"
     body = text.strip()
@@ -137,6 +133,19 @@ def validate_assessment(text: str) -> Assessment | str:
         return "the answer is nested too deeply"
     if not isinstance(data, dict):
         return f"the answer must be a JSON object, not {type(data).__name__}"
+    return data
+
+
+def validate_assessment(text: str) -> Assessment | str:
+    """Parse and strictly validate a model answer. Returns an :class:`Assessment` or an error message.
+
+    Accepted: exactly one JSON object (optionally inside a single ```json fence) with the schema's
+    fields and nothing else. Rejected: trailing text, duplicate keys, unknown fields, wrong types
+    (``1`` is not a boolean), values outside the enums, more than five reasons.
+    """
+    data = _answer_object(text)
+    if isinstance(data, str):
+        return data
     extra = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if extra:
         return f"unexpected field(s): {', '.join(extra)}"
@@ -344,22 +353,9 @@ def build_guard_messages(fields: Mapping[str, str], *, nonce: str | None = None)
 
 def validate_guard(text: str) -> GuardVerdict | str:
     """Parse and strictly validate the guard's answer: a :class:`GuardVerdict` or an error message."""
-    if not isinstance(text, str) or not text.strip():
-        return "the answer is empty"
-    body = text.strip()
-    if len(body) > MAX_REPLY_CHARS:
-        return f"the answer is longer than {MAX_REPLY_CHARS} characters"
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group("body").strip()
-    try:
-        data = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, ValueError) as exc:
-        return f"the answer is not a single JSON object: {exc}"
-    except RecursionError:
-        return "the answer is nested too deeply"
-    if not isinstance(data, dict):
-        return f"the answer must be a JSON object, not {type(data).__name__}"
+    data = _answer_object(text)
+    if isinstance(data, str):
+        return data
     if set(data) != {"addresses_reviewer", "evidence"}:
         return f"expected exactly the fields addresses_reviewer and evidence, got {', '.join(sorted(data)) or 'none'}"
     flag = data["addresses_reviewer"]
