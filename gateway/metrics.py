@@ -273,7 +273,13 @@ class RedisMetrics(_FigureSink):
         self.key = key
         self._pending: list[tuple[tuple[Any, ...], float]] = []
         self._states: list[tuple[str, str]] = []
+        self._after: list[Any] = []  # script calls to send with the next write (gateway.redis_state.DeferredScript)
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._writing = False  # a write is in flight: later callers wait for the next one
+        self._collecting = 1  # the number of the write that will carry what is added now
+        self._written = 0  # the last write done
+        self._wanted = 0  # the last write a waiting caller needs
 
     def _add_many(self, updates: list[tuple[tuple[Any, ...], float]]) -> None:
         with self._lock:
@@ -284,18 +290,53 @@ class RedisMetrics(_FigureSink):
             self._states.append((model, state))
 
     def _flush(self, after: list[Any] | None = None) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-            states, self._states = self._states, []
-        if not pending and not states:
-            return
+        """Group commit: when no write is in flight this caller writes what is pending (its own figures and
+        whatever other calls added); otherwise it leaves its figures (and `after`) to the next write and
+        waits for it. Either way they are in Redis (or, Redis down, in `fallback`) when this returns."""
         pool = self.client.connection_pool
-        riding = [op for op in after or () if not op.done and op.client.connection_pool is pool]
+        with self._cond:
+            if after:
+                self._after.extend(op for op in after if not op.done and op.client.connection_pool is pool)
+            mine = self._collecting  # the write that will carry what this caller added
+            if self._writing:
+                self._wanted = max(self._wanted, mine)
+                while self._written < mine:
+                    self._cond.wait()
+                return
+            self._writing = True
+        try:
+            while True:
+                with self._cond:
+                    pending, self._pending = self._pending, []
+                    states, self._states = self._states, []
+                    riding, self._after = self._after, []
+                    batch = self._collecting
+                    self._collecting += 1
+                if pending or states or riding:
+                    self._write(pending, states, riding)
+                with self._cond:
+                    self._written = batch
+                    self._cond.notify_all()
+                    if self._wanted <= batch and not self._pending and not self._states and not self._after:
+                        self._writing = False
+                        return
+        except BaseException:
+            with self._cond:
+                self._written = self._collecting
+                self._writing = False
+                self._cond.notify_all()
+            raise
+
+    def _write(self, pending: list[tuple[tuple[Any, ...], float]], states: list[tuple[str, str]], riding: list[Any]) -> None:
+        """One MULTI/EXEC: the scripts riding along, then the increments (summed per field)."""
+        totals: dict[tuple[Any, ...], float] = {}
+        for key, amount in pending:
+            totals[key] = totals.get(key, 0) + amount
         try:
             pipe = self.client.pipeline(transaction=True)
             for op in riding:  # scripts first: their replies are the first of EXEC's
                 pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
-            for key, amount in pending:
+            for key, amount in totals.items():
                 field = json.dumps(key, separators=(",", ":"))
                 if isinstance(amount, int):
                     pipe.hincrby(self.key, field, amount)
@@ -303,9 +344,9 @@ class RedisMetrics(_FigureSink):
                     pipe.hincrbyfloat(self.key, field, amount)
             for model, state in states:
                 pipe.hset(self.key, mapping={json.dumps(("breaker_state", model, s), separators=(",", ":")): int(s == state) for s in BREAKER_STATES})
-            replies = pipe.execute(raise_on_error=False)
+            replies = pipe.execute(raise_on_error=False) if len(pipe) else []
             for op, reply in zip(riding, replies, strict=False):
-                if not isinstance(reply, Exception):  # a script Redis did not know yet: the client runs it
+                if not isinstance(reply, Exception):  # a script Redis did not know yet: its caller runs it
                     op.done = True
             failed = next((r for r in replies[len(riding) :] if isinstance(r, Exception)), None)
             if failed is not None:

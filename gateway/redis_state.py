@@ -140,6 +140,16 @@ end
 return {0, 0, tostring(cooldown - (now - opened_at)), wait}
 """
 
+# The same read when the breaker is closed (nothing to write then): {closed, pause wait ms}. One call
+# answers every caller that asked while the previous one was in flight (`RedisState.read_gate`).
+_GATE_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+return {state == 'closed' and 1 or 0, tostring(math.max(0, paused - now))}
+"""
+
 _BREAKER_SUCCESS = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if ARGV[1] == '1' and state == 'half_open' then
@@ -217,6 +227,8 @@ class RedisState:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._reads: dict[tuple[str, str], _SharedRead] = {}
+        self._reads_cond = threading.Condition()
         self._last_failure = 0.0
         self._scripts = {
             name: self.client.register_script(source)
@@ -226,6 +238,7 @@ class RedisState:
                 "pause": _PAUSE,
                 "acquire": _BREAKER_ACQUIRE,
                 "gate": _GATE,
+                "peek": _GATE_PEEK,
                 "success": _BREAKER_SUCCESS,
                 "failure": _BREAKER_FAILURE,
                 "state": _BREAKER_STATE,
@@ -258,6 +271,52 @@ class RedisState:
             self._down_since = None
         return value
 
+    def read_gate(self, breaker_key: str, pause_key: str) -> tuple[bool, float] | None:
+        """(breaker closed, when the pause ends, monotonic) for (breaker, pause), or None (Redis down).
+        Group read: callers that ask while a read of the same keys is in flight share the next read,
+        made after they asked, so each answer is as fresh as a read of its own."""
+        key = (breaker_key, pause_key)
+        with self._reads_cond:
+            shared = self._reads.get(key)
+            if shared is None:
+                shared = self._reads[key] = _SharedRead()
+            if shared.reading:
+                batch = shared.batch
+                batch.waiters += 1
+                while not batch.done:
+                    self._reads_cond.wait()
+                return batch.result
+            shared.reading = True
+        mine: tuple[bool, float] | None = None
+        first = True
+        try:
+            while True:
+                with self._reads_cond:
+                    batch, shared.batch = shared.batch, _ReadBatch()
+                asked = time.monotonic()
+                result = self.call(
+                    "peek",
+                    [breaker_key, pause_key],
+                    [],
+                    fallback=lambda: None,
+                    convert=lambda r, asked=asked: (int(r[0]) == 1, asked + float(r[1]) / 1000),
+                )
+                if first:
+                    mine, first = result, False
+                with self._reads_cond:
+                    batch.result, batch.done = result, True
+                    self._reads_cond.notify_all()
+                    if not shared.batch.waiters:
+                        shared.reading = False
+                        return mine
+        except BaseException:
+            with self._reads_cond:
+                shared.batch.done = True
+                shared.batch = _ReadBatch()
+                shared.reading = False
+                self._reads_cond.notify_all()
+            raise
+
     @property
     def reachable(self) -> bool:
         """False while Redis is being skipped after a failure (operations go to the in-process state)."""
@@ -278,6 +337,23 @@ class RedisState:
     def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RedisRateLimiter:
         gateway_key = f"{PREFIX}:rl:{_digest(base_url)}:{key_digest}"
         return RedisRateLimiter(self, gateway_key, f"{gateway_key}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings)
+
+
+class _ReadBatch:
+    __slots__ = ("done", "result", "waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.result: tuple[bool, float] | None = None
+        self.waiters = 0
+
+
+class _SharedRead:
+    __slots__ = ("batch", "reading")
+
+    def __init__(self) -> None:
+        self.reading = False
+        self.batch = _ReadBatch()
 
 
 class RedisRateLimiter:
@@ -383,6 +459,9 @@ class RedisBreaker:
         configured): use `acquire` and the limiter's `reserve`."""
         if not isinstance(limiter, RedisRateLimiter) or limiter.store is not self.store or limiter.settings.rpm or limiter.settings.tpm:
             return None
+        peeked = self.store.read_gate(self.keys[0], limiter.keys[3])
+        if peeked is not None and peeked[0]:  # closed: a permit, nothing to write
+            return Permit(True), peeked[1]
         asked = time.monotonic()
         result = self.store.call(
             "gate",

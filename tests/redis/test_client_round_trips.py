@@ -4,6 +4,8 @@ the 429 pause in one script call before sending, the breaker's success with the 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -150,3 +152,57 @@ def test_redis_stopped_calls_go_on_in_process(private_redis: Any) -> None:
     result = gateway.chat(ask())
     assert result.text == "ok" and result.warnings
     assert gateway.chat(ask()).text == "ok"
+
+
+def test_concurrent_calls_share_writes_and_reads_and_every_figure_lands(trips: Trips) -> None:
+    gateway, _transport, state = make()
+    gateway.chat(ask())
+    before = trips.count
+    threads = [threading.Thread(target=lambda: [gateway.chat(ask()) for _ in range(10)]) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    figures = gateway.metrics.figures()
+    assert figures[("requests", "deepseek-v3.2", "other", "ok")] == 201
+    assert figures[("attempts", "deepseek-v3.2", "ok")] == 201
+    assert successes(state, gateway) == 201
+    assert trips.count - before <= 2 * 200  # never more than two round trips a call, fewer when calls overlap
+
+
+def test_concurrent_callers_all_see_a_pause_and_an_open_breaker() -> None:
+    gateway, _transport, state = make()
+    other = RedisState(
+        REDIS_URL,
+        client=redis.Redis.from_url(REDIS_URL),
+        fallback=InProcessState(),
+        breaker_settings=BreakerSettings(failure_threshold=2, cooldown_seconds=30),
+    )
+    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2")
+    limiter = state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings())
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(5.0)
+    seen: list[Any] = []
+    lock = threading.Lock()
+
+    def gate() -> None:
+        got = breaker.acquire_gated(limiter)
+        with lock:
+            seen.append(got)
+
+    threads = [threading.Thread(target=gate) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    now = time.monotonic()
+    assert len(seen) == 30 and all(permit.allowed and 3.0 < until - now <= 5.0 for permit, until in seen)
+    other_breaker = other.breaker(gateway.config.base_url, "deepseek-v3.2")
+    for _ in range(2):
+        other_breaker.record_failure(other_breaker.acquire())
+    seen.clear()
+    threads = [threading.Thread(target=gate) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 30 and not any(permit.allowed for permit, _ in seen)
