@@ -9,6 +9,7 @@ from approval.backends import REDIS, store_for
 from approval.dead_letters import DeadLetterQueue, check_entry_id
 from approval.store import StoreUnavailable
 from gateway.errors import FieldError, register_secret
+from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -61,8 +62,7 @@ class ApprovalDeadLettersTool(Tool):
         except StoreUnavailable as exc:
             raise HolySheepToolError(str(exc)) from None
         yield self.create_json_message(output)
-        for name, value in output.items():
-            yield self.create_variable_message(name, value)
+        yield from variable_messages(self, output)
 
 
 def entry_id_param(params: dict[str, Any]) -> str:

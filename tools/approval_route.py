@@ -11,6 +11,7 @@ from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError, register_secret
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
+from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -114,9 +115,7 @@ class ApprovalRouteTool(Tool):
         output["notifications"] = report.entries
         output["notification_warnings"] = report.warnings
         yield self.create_json_message(output)
-        for name, value in output.items():
-            if value is not None:  # Dify before PR #30082 refuses None: an absent value is omitted
-                yield self.create_variable_message(name, value)
+        yield from variable_messages(self, output)  # None values left out: Dify before PR #30082 refuses them
 
 
 def already_routed(request_id: str) -> ToolInputError:

@@ -8,6 +8,7 @@ from approval.backends import store_for
 from approval.levels import TERMINAL_STATES
 from approval.store import StoreUnavailable, validate_request_id
 from gateway.errors import FieldError
+from tools.outputs import variable_messages
 from tools.support import HolySheepToolError, ToolInputError, bool_param, gateway_config, reported_errors, text_param
 
 
@@ -58,5 +59,4 @@ class ApprovalStatusTool(Tool):
                 output["last_event"] = str(changes[-1].get("event", ""))
             output["history"] = [{k: v for k, v in entry.items() if v is not None} for entry in history]
         yield self.create_json_message(output)
-        for name, value in output.items():
-            yield self.create_variable_message(name, value)
+        yield from variable_messages(self, output)

@@ -10,6 +10,7 @@ from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
+from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
@@ -111,8 +112,7 @@ class ApprovalTransitionTool(Tool):
     def _emit(self, result: TransitionResult, store: str) -> Generator[ToolInvokeMessage, None, None]:
         output = {**result.to_outputs(), "code": result.code, "required_level": result.required_level, "store": store}
         yield self.create_json_message(output)
-        for name, value in output.items():
-            yield self.create_variable_message(name, value)
+        yield from variable_messages(self, output)
 
 
 def record_from_parameters(request_id: str, params: dict[str, Any]) -> ApprovalRecord:
