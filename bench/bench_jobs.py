@@ -36,6 +36,24 @@ t = time.perf_counter(); ok = sum(gevent.pool.Pool(conc).imap(call, range(n))); 
 print(json.dumps({"rps": n / wall, "ok": ok}))
 """
 
+# The same calls through GatewayClient alone (redis_url set: shared breaker, 429 pause and metrics in
+# Redis; no jobs engine, no plugin runtime): what the client costs, apart from the engine around it.
+CLIENT_POOL = """
+from gevent import monkey; monkey.patch_all()
+import json, sys, time, gevent.pool
+from gateway import CallOptions, ChatRequest, GatewayClient, GatewayConfig
+from gateway.backends import state_for
+base, key, n, conc, redis_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+config = GatewayConfig.from_credentials({"api_key": key, "base_url": base, "redis_url": redis_url, "max_retries": "2"})
+client = GatewayClient(config, state=state_for(redis_url))
+client.ensure_pool(conc)
+def call(i):
+    return bool(client.chat(ChatRequest.from_prompt(f"client {i}", model="deepseek-v3.2"), CallOptions(tool="batch_submit")).text)
+list(gevent.pool.Pool(conc).imap(call, range(conc * 2)))
+t = time.perf_counter(); ok = sum(gevent.pool.Pool(conc).imap(call, range(n))); wall = time.perf_counter() - t
+print(json.dumps({"rps": n / wall, "ok": ok}))
+"""
+
 
 def creds(sim: SimulatorProcess) -> dict[str, Any]:
     return {"api_key": sim.api_key, "base_url": sim.base_url, "redis_url": REDIS_URL, "max_retries": "2"}
@@ -87,6 +105,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--processes", default="1,2,4", help="process counts to run, comma-separated (the first is the reference)")
     parser.add_argument("--no-limit-run", action="store_true", help="skip the rpm_limit run")
     parser.add_argument("--quick", action="store_true", help="1,000 items per process, no rate-limit run, no big job")
+    parser.add_argument("--client-pool", action="store_true", help="also time GatewayClient (redis_url set) in a bare gevent pool")
     args = parser.parse_args(argv)
     if args.quick:
         args.per_process_items, args.big, args.no_limit_run = 1000, 0, True
@@ -103,6 +122,17 @@ def main(argv: list[str]) -> None:
         )
         print(f"latency {args.latency_ms} ms, concurrency {args.concurrency} per process")
         print(f"bare requests + gevent pool (one process): {bare['rps']:.1f} req/s")
+        if args.client_pool:
+            pool = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", CLIENT_POOL, sim.base_url, sim.api_key, str(args.per_process_items), str(args.concurrency), REDIS_URL],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            ratio = pool["rps"] / bare["rps"]
+            print(f"GatewayClient (redis_url) + gevent pool (one process, no engine): {pool['rps']:.1f} req/s = {ratio:.2f}x bare")
         one = None
         for n in (int(x) for x in args.processes.split(",")):
             plugins = [PluginProcess().start() for _ in range(n)]
