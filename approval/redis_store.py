@@ -5,7 +5,12 @@ characters, no braces; the braces below are a cluster hash tag so one script tou
 
 - ``{ns}:{<request_id>}:record``  the record as JSON (created with ``SET NX``, never expires);
 - ``{ns}:{<request_id>}:history`` append-only list of JSON entries (``RPUSH`` only);
-- ``{ns}:{<request_id>}:idem:<sha256 of the key>`` the first outcome for an idempotency key (7 days).
+- ``{ns}:{<request_id>}:idem:<sha256 of the key>`` the first outcome for an idempotency key (7 days);
+- ``{ns}:{<request_id>}:summary`` what approvers are told about the request (JSON, at most 16 KiB), written
+  with the record by the route (``create(..., summary=)``) and read by an escalate to tell the next level;
+  records routed before it existed have none, and load as before;
+- ``{ns}:{<request_id>}:notified:<version>`` set once the approvers of that version were told (30 days), so
+  a retried escalate (same idempotency key, same outcome) tells nobody twice.
 
 A transition reads the record, computes the outcome with ``apply_transition`` in Python, then runs one
 script that writes the new record, appends the history entry and stores the idempotency outcome only if
@@ -47,12 +52,16 @@ from gateway.redis_connection import URL_HINT, describe_redis_error, redis_clien
 
 DEFAULT_NAMESPACE = "holysheep:approval"
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+NOTIFIED_TTL_SECONDS = 30 * 24 * 3600
+MAX_SUMMARY_BYTES = 16 * 1024
 MAX_ATTEMPTS = 8
 
-# KEYS[1] record, KEYS[2] history; ARGV[1] record JSON, ARGV[2] history entry JSON.
+# KEYS[1] record, KEYS[2] history, KEYS[3] summary (optional); ARGV[1] record JSON, ARGV[2] history entry
+# JSON, ARGV[3] summary JSON.
 _CREATE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('RPUSH', KEYS[2], ARGV[2])
+  if #KEYS >= 3 then redis.call('SET', KEYS[3], ARGV[3]) end
   return 1
 end
 return 0
@@ -122,14 +131,23 @@ class RedisApprovalStore:
 
     # ------------------------------------------------------------------ ApprovalStore
 
-    def create(self, record: ApprovalRecord, *, now: datetime | None = None) -> ApprovalRecord:
+    def create(
+        self, record: ApprovalRecord, *, now: datetime | None = None, summary: dict[str, Any] | None = None
+    ) -> ApprovalRecord:
+        """``summary``: what approvers are told about the request, kept beside the record (at most
+        MAX_SUMMARY_BYTES as JSON, else ValueError) and written in the same script."""
         request_id = validate_request_id(record.request_id)
         stored = ApprovalRecord.from_dict(record.to_dict())
+        keys = [self._key(request_id, "record"), self._key(request_id, "history")]
+        args = [_dumps(stored.to_dict()), _dumps(creation_entry(stored, current_time(now)))]
+        if summary is not None:
+            text = _dumps(dict(summary))
+            if len(text.encode()) > MAX_SUMMARY_BYTES:
+                raise ValueError(f"summary: at most {MAX_SUMMARY_BYTES} bytes as JSON")
+            keys.append(self._key(request_id, "summary"))
+            args.append(text)
         with self._guard():
-            created = self._create(
-                keys=[self._key(request_id, "record"), self._key(request_id, "history")],
-                args=[_dumps(stored.to_dict()), _dumps(creation_entry(stored, current_time(now)))],
-            )
+            created = self._create(keys=keys, args=args)
         if int(created) != 1:
             raise RecordExists(request_id)
         return stored
@@ -219,9 +237,29 @@ class RedisApprovalStore:
             entries = self.client.lrange(self._key(request_id, "history"), 0, -1)
         return [json.loads(_text(entry)) for entry in entries]
 
+    # ------------------------------------------------------------------ notifications
+
+    def get_summary(self, request_id: str) -> dict[str, Any] | None:
+        """The summary the route stored with the record; None for a request routed without one."""
+        validate_request_id(request_id)
+        with self._guard():
+            raw = self.client.get(self._key(request_id, "summary"))
+        if raw is None:
+            return None
+        value = json.loads(_text(raw))
+        return value if isinstance(value, dict) else None
+
+    def claim_notification(self, request_id: str, version: int) -> bool:
+        """True the first time for (request, version): its approvers are to be told; False afterwards."""
+        validate_request_id(request_id)
+        with self._guard():
+            claimed = self.client.set(self._key(request_id, f"notified:{int(version)}"), "1", nx=True,
+                                      ex=NOTIFIED_TTL_SECONDS)
+        return bool(claimed)
+
     @staticmethod
     def _result(raw: Any) -> TransitionResult:
         return TransitionResult.from_dict(json.loads(_text(raw)))
 
 
-__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "RedisApprovalStore"]
+__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "MAX_SUMMARY_BYTES", "RedisApprovalStore"]

@@ -9,8 +9,13 @@ from approval.backends import REDIS, store_for
 from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
-from gateway.errors import FieldError, register_secret
+from gateway.errors import FieldError
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
+from tools.approval_notify import (  # notification_settings: also imported from here by approval_dead_letters
+    notification_settings,
+    notify_route,
+    request_summary,
+)
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -23,10 +28,6 @@ from tools.support import (
     text_param,
 )
 from untrusted import quote
-
-# Notification links expire with the request's deadline or its SLA, whichever is first; at most this long.
-DEFAULT_LINK_HOURS = 72.0
-MAX_LINK_HOURS = 24.0 * 30
 
 # `model` values (case-insensitive) that mean "rules only, no LLM call".
 RULES_ONLY_MODELS = frozenset({"none", "rules_only"})
@@ -103,14 +104,17 @@ class ApprovalRouteTool(Tool):
                 deadline=outcome.deadline,
             )
             try:
-                store.create(record)
+                if chosen.name == REDIS:  # the summary an escalate needs to tell the next level
+                    store.create(record, summary=request_summary(request, outcome, output, policy))
+                else:
+                    store.create(record)
             except RecordExists:
                 raise already_routed(request.request_id) from None
             except StoreUnavailable as exc:
                 raise HolySheepToolError(str(exc)) from None
         approvers = select_approvers(policy.approvers, output["approver_level"], request.requester_id)
         output["approvers"] = [person.to_output() for person in approvers]
-        report = notify(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None)
+        report = notify_route(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None)
         output["notification_status"] = report.status
         output["notifications"] = report.entries
         output["notification_warnings"] = report.warnings
@@ -132,80 +136,4 @@ def required_amount(params: dict[str, Any]) -> float:
     return amount
 
 
-def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
-    """The notification secrets (link secret, webhook URLs and secrets per channel) and the endpoint URL.
-    Refused before anything is routed when malformed; messages never repeat a secret."""
-    from approval.links import check_endpoint_url
-    from approval.notify import NotificationSecrets
-
-    raw = params.get("notification_secrets")
-    text = raw if isinstance(raw, str) else "" if raw is None else str(raw)
-    try:
-        secrets = NotificationSecrets.parse(text)
-    except ValueError as exc:
-        raise ToolInputError(f"'notification_secrets': {str(exc).removeprefix('notification_secrets: ')}") from None
-    for value in secrets.values():
-        register_secret(value)  # redacted wherever the plugin's last line of defence sees it
-    url = text_param(params, "approval_endpoint_url", max_chars=2000).strip()
-    if url:
-        try:
-            url = check_endpoint_url(url)
-        except ValueError as exc:
-            raise ToolInputError(f"'approval_endpoint_url': {str(exc).removeprefix('approval_endpoint_url: ')}") from None
-    return secrets, url
-
-
-def notify(request: ApprovalRequest, outcome: Any, output: dict[str, Any], approvers: list[Any], policy: Any,
-           secrets: Any, endpoint_url: str, redis_store: Any) -> Any:
-    """Tell the selected approvers (approval.notifications); never raises, the outcome is an output."""
-    import time
-    from datetime import UTC, datetime
-
-    from approval.dead_letters import DeadLetterQueue
-    from approval.notifications import NotificationReport, notify_routed
-    from gateway.webhooks import post_json
-
-    now = time.time()
-    limits = [now + MAX_LINK_HOURS * 3600]
-    sla_deadline = ""
-    if output.get("sla_hours"):
-        limits.append(now + float(output["sla_hours"]) * 3600)
-        sla_deadline = datetime.fromtimestamp(limits[-1], UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    if outcome.deadline is not None:
-        limits.append(outcome.deadline.timestamp())
-    expires_at = min(limits) if len(limits) > 1 else now + DEFAULT_LINK_HOURS * 3600
-    summary = " ".join(request.content.split())
-    facts = {
-        "request_id": request.request_id,
-        "requester_id": request.requester_id,
-        "request_type": request.raw_request_type or request.request_type,
-        "department": request.raw_department,
-        "amount": str(request.amount),
-        "currency": request.currency,
-        "amount_base": f"{outcome.decision.amount_base:.2f} {policy.base_currency}",
-        "risk_level": output["risk_level"],
-        "required_level": output["approver_level"],
-        "matched_rules": list(output["matched_rules"]),
-        "state": output["next_state"],
-        "version": 1,
-        "sla_hours": output.get("sla_hours") or 0,
-        "sla_deadline": sla_deadline,
-        "deadline": output.get("deadline") or "",
-        "summary": summary[:500] + ("…" if len(summary) > 500 else ""),
-    }
-    try:
-        return notify_routed(
-            request={k: v for k, v in facts.items() if v not in (None, "")},
-            next_state=output["next_state"],
-            approvers=approvers,
-            channels=policy.channels,
-            secrets=secrets,
-            endpoint_url=endpoint_url,
-            store_holds_request=redis_store is not None,
-            version=1,
-            expires_at=expires_at,
-            dlq=DeadLetterQueue(redis_store.client, redis_store.namespace) if redis_store is not None else None,
-            post=post_json,
-        )
-    except Exception as exc:  # never fails the routing
-        return NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the routing stands"])
+__all__ = ["ApprovalRouteTool", "notification_settings"]

@@ -10,6 +10,7 @@ from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
+from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -61,6 +62,7 @@ class ApprovalTransitionTool(Tool):
         now_given = bool(short_text(params, "now").strip())
         short_text(params, "persist")
         persist = bool_param(params, "persist")
+        secrets, endpoint_url = notification_settings(params)  # refused before anything is applied
         try:
             chosen = store_for(
                 gateway_config(self.runtime.credentials).redis_url,
@@ -107,10 +109,16 @@ class ApprovalTransitionTool(Tool):
             raise
         except ValueError as exc:  # e.g. an idempotency key reused for another event or actor
             raise ToolInputError(_named(exc)) from None
-        yield from self._emit(result, chosen.name)
+        if event == "escalate" and result.accepted:
+            notified = notify_escalation(request_id, result, chosen.store if chosen.name == REDIS else None,
+                                         self.runtime.credentials, secrets, endpoint_url)
+        else:
+            notified = skipped_outputs()
+        yield from self._emit(result, chosen.name, notified)
 
-    def _emit(self, result: TransitionResult, store: str) -> Generator[ToolInvokeMessage, None, None]:
-        output = {**result.to_outputs(), "code": result.code, "required_level": result.required_level, "store": store}
+    def _emit(self, result: TransitionResult, store: str, notified: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
+        output = {**result.to_outputs(), "code": result.code, "required_level": result.required_level, "store": store,
+                  **notified}
         yield self.create_json_message(output)
         yield from variable_messages(self, output)
 

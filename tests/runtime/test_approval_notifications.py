@@ -386,3 +386,96 @@ def test_dead_letters_can_be_dropped_and_need_redis(plugin: PluginProcess, crede
         assert not no_redis.ok and "redis_url" in no_redis.error_message
     finally:
         receiver.close()
+
+
+def link_claims(url: str) -> dict[str, Any]:
+    token = parse_qs(urlsplit(url).query)["t"][0]
+    payload = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_an_accepted_escalate_tells_the_next_level_with_links_bound_to_the_new_version(
+    plugin: PluginProcess, redis_credentials, receiver: Receiver
+) -> None:
+    text = policy({"hook": "generic"}, {"manager": [{"id": "mia", "name": "Mia Chen", "channel": "hook"}],
+                                        "director": [{"id": "dana", "name": "Dana Ito", "channel": "hook"}]})
+    creds = {**redis_credentials, "approval_policy": text}  # the provider's policy: both tools read it
+    targets = {"hook": target_for("generic", receiver)}
+    params = {**route_params("", targets), "amount": 400}  # under the director band: pending at manager
+    routed = plugin.run_tool("approval_route", params, creds)
+    assert routed.ok, routed.error
+    assert (routed.variables["next_state"], routed.variables["approver_level"]) == ("pending", "manager")
+    assert [item.json["approver"]["id"] for item in receiver.at("/generic")] == ["mia"]
+    request_id = params["request_id"]
+
+    escalate = {"request_id": request_id, "event": "escalate", "actor_id": "mia", "expected_version": 1,
+                "idempotency_key": f"esc-{request_id}", "approval_endpoint_url": ENDPOINT_URL,
+                "notification_secrets": params["notification_secrets"]}
+    outcome = plugin.run_tool("approval_transition", escalate, creds)
+    assert outcome.ok, outcome.error
+    out = outcome.variables
+    assert (out["accepted"], out["state"], out["version"], out["required_level"]) == (True, "escalated", 2, "director")
+    assert out["approvers"] == [{"id": "dana", "level": "director", "name": "Dana Ito", "channel": "hook"}]
+    assert (out["notification_status"], out["notification_warnings"]) == ("sent", [])
+    [row] = out["notifications"]
+    assert (row["approver_id"], row["status"], row["links"], row["signed"]) == ("dana", "delivered", True, True)
+    assert_no_secret(json.dumps(outcome.messages))
+
+    first, told = receiver.at("/generic")  # the manager is not told again
+    assert told.json["approver"]["id"] == "dana"
+    verify_generic(told, SECRETS["generic"])
+    assert told.headers["X-HolySheep-Event"] == "approval.escalated"
+    facts = told.json["request"]
+    assert (facts["request_id"], facts["version"], facts["required_level"], facts["state"]) == (request_id, 2, "director", "escalated")
+    assert (facts["requester_id"], facts["amount"], facts["currency"], facts["request_type"]) == ("amy", "400.0", "USD", "purchase")
+    assert facts["summary"] == first.json["request"]["summary"] and facts["sla_hours"] == 48
+    links = links_in("generic", told)
+    assert link_claims(links["approve"])["v"] == 2 and link_claims(first.json["links"]["approve"])["v"] == 1
+
+    # A retried escalate (same idempotency key) returns the first outcome and tells nobody twice.
+    again = plugin.run_tool("approval_transition", escalate, creds)
+    assert again.ok and again.variables["version"] == 2 and again.variables["notification_status"] == "skipped"
+    assert len(receiver.at("/generic")) == 2
+    # The manager's link, bound to version 1, no longer decides.
+    assert open_link(plugin, first.json["links"]["approve"], "POST").status == 409
+    # The director's link approves once.
+    assert open_link(plugin, links["approve"], "POST").status == 200
+    assert open_link(plugin, links["approve"], "POST").status == 409
+    after = status(plugin, redis_credentials, request_id)
+    assert (after["state"], after["version"], after["last_actor_id"]) == ("approved", 3, "dana")
+
+
+def test_transitions_other_than_an_accepted_escalate_notify_nobody(plugin: PluginProcess, credentials, receiver) -> None:
+    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    secrets = json.dumps({"link_secret": LINK_SECRET, "channels": {"hook": target_for("generic", receiver)}})
+    common = {"request_id": "NT-carried", "actor_id": "mia", "state": "pending", "required_level": "manager",
+              "requester_id": "amy", "notification_secrets": secrets, "approval_endpoint_url": ENDPOINT_URL}
+    claim = plugin.run_tool("approval_transition", {**common, "event": "claim", "actor_level": "manager"},
+                            {**credentials, "approval_policy": text})
+    assert claim.ok, claim.error
+    assert (claim.variables["notification_status"], claim.variables["approvers"], claim.variables["notifications"]) == ("skipped", [], [])
+    # Without the Redis store nothing holds the request's summary: skipped, saying why.
+    escalated = plugin.run_tool("approval_transition", {**common, "event": "escalate"}, {**credentials, "approval_policy": text})
+    assert escalated.ok and escalated.variables["accepted"] is True
+    assert escalated.variables["notification_status"] == "skipped"
+    assert "Redis approval store" in escalated.variables["notification_warnings"][0]
+    assert receiver.received == []
+
+
+def test_a_request_stored_without_a_summary_still_escalates_and_says_why_nobody_was_told(
+    plugin: PluginProcess, redis_credentials, receiver: Receiver
+) -> None:
+    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    creds = {**redis_credentials, "approval_policy": text}
+    params = {**route_params("", {}), "amount": 400, "notification_secrets": ""}
+    assert plugin.run_tool("approval_route", params, creds).ok
+    # A record routed before summaries were stored: only the record and its history.
+    redis.Redis.from_url(REDIS_URL).delete(f"holysheep:approval:{{{params['request_id']}}}:summary")
+    secrets = json.dumps({"link_secret": LINK_SECRET, "channels": {"hook": target_for("generic", receiver)}})
+    outcome = plugin.run_tool("approval_transition", {"request_id": params["request_id"], "event": "escalate", "actor_id": "mia",
+                                                      "notification_secrets": secrets}, creds)
+    assert outcome.ok, outcome.error
+    out = outcome.variables
+    assert (out["accepted"], out["version"], out["notification_status"]) == (True, 2, "skipped")
+    assert "holds no summary" in out["notification_warnings"][0]
+    assert receiver.received == []

@@ -1,0 +1,218 @@
+"""Notification settings and calls shared by approval_route (a routed request) and approval_transition (an
+accepted escalate): the same formats, signing, links, dead-letter queue and outputs (approval.notifications).
+
+The route stores a bounded summary of the request with the Redis record (``request_summary``); an escalate
+reads it back to tell the approvers of the new required level. Nothing here fails the route or the transition:
+every outcome is the ``notification_status`` / ``notifications`` / ``notification_warnings`` outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.errors import register_secret
+from tools.support import ToolInputError, text_param
+
+# Notification links expire with the request's deadline or its SLA, whichever is first; at most this long.
+DEFAULT_LINK_HOURS = 72.0
+MAX_LINK_HOURS = 24.0 * 30
+# What the stored summary may hold: the request's text is cut to this many characters, and at most this
+# many matched rules are kept (each a policy rule id).
+SUMMARY_CHARS = 500
+MAX_SUMMARY_RULES = 50
+SUMMARY_BUDGET_BYTES = 12 * 1024  # under approval.redis_store.MAX_SUMMARY_BYTES
+
+
+def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
+    """The notification secrets (link secret, webhook URLs and secrets per channel) and the endpoint URL.
+    Refused before anything is routed or applied when malformed; messages never repeat a secret."""
+    from approval.links import check_endpoint_url
+    from approval.notify import NotificationSecrets
+
+    raw = params.get("notification_secrets")
+    text = raw if isinstance(raw, str) else "" if raw is None else str(raw)
+    try:
+        secrets = NotificationSecrets.parse(text)
+    except ValueError as exc:
+        raise ToolInputError(f"'notification_secrets': {str(exc).removeprefix('notification_secrets: ')}") from None
+    for value in secrets.values():
+        register_secret(value)  # redacted wherever the plugin's last line of defence sees it
+    url = text_param(params, "approval_endpoint_url", max_chars=2000).strip()
+    if url:
+        try:
+            url = check_endpoint_url(url)
+        except ValueError as exc:
+            raise ToolInputError(f"'approval_endpoint_url': {str(exc).removeprefix('approval_endpoint_url: ')}") from None
+    return secrets, url
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def link_expiry(now: float, sla_hours: float | None, deadline: float | None) -> tuple[float, str]:
+    """When links expire (the deadline or the SLA, whichever is first; 72 h without either, 30 days at most)
+    and the SLA deadline as text ("" without an SLA)."""
+    limits = [now + MAX_LINK_HOURS * 3600]
+    sla_deadline = ""
+    if sla_hours:
+        limits.append(now + float(sla_hours) * 3600)
+        sla_deadline = _iso(limits[-1])
+    if deadline is not None:
+        limits.append(deadline)
+    return (min(limits) if len(limits) > 1 else now + DEFAULT_LINK_HOURS * 3600), sla_deadline
+
+
+def request_summary(request: Any, outcome: Any, output: dict[str, Any], policy: Any) -> dict[str, Any]:
+    """What approvers are told about a request, bounded (ids are at most 200 characters, the text 500, the
+    rules 50): stored with the Redis record at route time so an escalate can tell the next level."""
+    text = " ".join(request.content.split())
+    summary = {
+        "request_id": request.request_id,
+        "requester_id": request.requester_id,
+        "request_type": request.raw_request_type or request.request_type,
+        "department": request.raw_department,
+        "amount": str(request.amount),
+        "currency": request.currency,
+        "amount_base": f"{outcome.decision.amount_base:.2f} {policy.base_currency}",
+        "risk_level": output["risk_level"],
+        "matched_rules": [str(rule)[:200] for rule in output["matched_rules"][:MAX_SUMMARY_RULES]],
+        "deadline": output.get("deadline") or "",
+        "summary": text[:SUMMARY_CHARS] + ("…" if len(text) > SUMMARY_CHARS else ""),
+        "policy_sha256": output.get("policy_sha256") or "",
+    }
+    summary = {k: v for k, v in summary.items() if v not in (None, "")}
+    # The store refuses a summary over MAX_SUMMARY_BYTES: drop matched rules from the end until it fits.
+    while len(json.dumps(summary, sort_keys=True, separators=(",", ":")).encode()) > SUMMARY_BUDGET_BYTES and summary.get("matched_rules"):
+        summary["matched_rules"] = summary["matched_rules"][:-1]
+    return summary
+
+
+def _facts(summary: dict[str, Any], *, state: str, version: int, required_level: str, sla_hours: float | None,
+           sla_deadline: str) -> dict[str, Any]:
+    facts = {k: v for k, v in summary.items() if k != "policy_sha256"}
+    facts.update({"required_level": required_level, "state": state, "version": version,
+                  "sla_hours": sla_hours or 0, "sla_deadline": sla_deadline})
+    return {k: v for k, v in facts.items() if v not in (None, "")}
+
+
+def _dlq(redis_store: Any) -> Any:
+    from approval.dead_letters import DeadLetterQueue
+
+    return DeadLetterQueue(redis_store.client, redis_store.namespace) if redis_store is not None else None
+
+
+def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: list[Any], policy: Any,
+                 secrets: Any, endpoint_url: str, redis_store: Any) -> Any:
+    """Tell the approvers selected by approval_route; never raises, the outcome is an output."""
+    from approval.notifications import NotificationReport, notify_routed
+    from gateway.webhooks import post_json
+
+    deadline = outcome.deadline.timestamp() if outcome.deadline is not None else None
+    expires_at, sla_deadline = link_expiry(time.time(), output.get("sla_hours"), deadline)
+    facts = _facts(request_summary(request, outcome, output, policy), state=output["next_state"], version=1,
+                   required_level=output["approver_level"], sla_hours=output.get("sla_hours"), sla_deadline=sla_deadline)
+    try:
+        return notify_routed(
+            request=facts, next_state=output["next_state"], approvers=approvers, channels=policy.channels,
+            secrets=secrets, endpoint_url=endpoint_url, store_holds_request=redis_store is not None, version=1,
+            expires_at=expires_at, dlq=_dlq(redis_store), post=post_json,
+        )
+    except Exception as exc:  # never fails the routing
+        return NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the routing stands"])
+
+
+def skipped_outputs(warning: str = "") -> dict[str, Any]:
+    return {"approvers": [], "notification_status": "skipped", "notifications": [],
+            "notification_warnings": [warning] if warning else []}
+
+
+def notify_escalation(request_id: str, result: Any, redis_store: Any, credentials: dict[str, Any], secrets: Any,
+                      endpoint_url: str) -> dict[str, Any]:
+    """After an accepted escalate: tell the approvers of the new required level (``_notify_escalation``).
+    Never raises: the transition stands whatever happens."""
+    try:
+        return _notify_escalation(request_id, result, redis_store, credentials, secrets, endpoint_url)
+    except Exception as exc:
+        return {**skipped_outputs(), "notification_status": "failed",
+                "notification_warnings": [f"notifications failed ({type(exc).__name__}); the escalation stands"]}
+
+
+def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentials: dict[str, Any], secrets: Any,
+                       endpoint_url: str) -> dict[str, Any]:
+    """After an accepted escalate: tell the approvers of the new required level, with links bound to the new
+    version. Needs the summary the route stored in Redis; without it (no Redis, routed before summaries were
+    stored) nobody is told and the warning says why."""
+    from approval.approvers import select_approvers
+    from approval.notifications import NotificationReport, notify_routed
+    from approval.store import StoreUnavailable
+    from gateway.webhooks import post_json
+    from tools.support import approval_policy
+
+    level = result.required_level
+    if redis_store is None:
+        return skipped_outputs(f"the approvers of {level} were not told: notifications on escalate need the Redis "
+                               "approval store (redis_url), which keeps the request's summary")
+    try:
+        policy, _source = approval_policy({}, credentials)
+    except ToolInputError as exc:
+        return {**skipped_outputs(), "notification_status": "failed",
+                "notification_warnings": [f"notifications failed: {exc}; the escalation stands"]}
+    try:
+        summary = redis_store.get_summary(request_id)
+    except StoreUnavailable as exc:
+        return {**skipped_outputs(), "notification_status": "failed",
+                "notification_warnings": [f"notifications failed: {exc}; the escalation stands"]}
+    if summary is None:
+        return skipped_outputs(f"the approvers of {level} were not told: the approval store holds no summary of "
+                               "this request (it was routed before summaries were stored); tell them in the workflow")
+    approvers = select_approvers(policy.approvers, level, str(summary.get("requester_id", "")))
+    outputs: dict[str, Any] = {"approvers": [person.to_output() for person in approvers]}
+    warnings: list[str] = []
+    if summary.get("policy_sha256") and summary["policy_sha256"] != policy.sha256:
+        warnings.append("the provider's approval policy is not the one that routed this request: its approvers were told")
+    if approvers and secrets.channels:
+        try:
+            first = redis_store.claim_notification(request_id, result.version)
+        except StoreUnavailable as exc:
+            return {**outputs, "notification_status": "failed", "notifications": [],
+                    "notification_warnings": [*warnings, f"notifications failed: {exc}; the escalation stands"]}
+        if not first:  # a retry with the same idempotency_key returns the first outcome: tell nobody twice
+            return {**outputs, "notification_status": "skipped", "notifications": [],
+                    "notification_warnings": [*warnings, f"version {result.version} was already notified (a retried escalate)"]}
+    now = time.time()
+    deadline = None
+    if summary.get("deadline"):
+        try:
+            deadline = datetime.fromisoformat(str(summary["deadline"])).timestamp()
+        except ValueError:
+            deadline = None
+    sla_hours = policy.sla_for(level)
+    expires_at, sla_deadline = link_expiry(now, sla_hours, deadline)
+    facts = _facts(summary, state=result.state, version=result.version, required_level=level, sla_hours=sla_hours,
+                   sla_deadline=sla_deadline)
+    try:
+        report = notify_routed(
+            request=facts, next_state=result.state, approvers=approvers, channels=policy.channels, secrets=secrets,
+            endpoint_url=endpoint_url, store_holds_request=True, version=result.version, expires_at=expires_at,
+            dlq=_dlq(redis_store), post=post_json,
+        )
+    except Exception as exc:  # never fails the transition
+        report = NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the escalation stands"])
+    return {**outputs, "notification_status": report.status, "notifications": report.entries,
+            "notification_warnings": [*warnings, *report.warnings]}
+
+
+__all__ = [
+    "DEFAULT_LINK_HOURS",
+    "MAX_LINK_HOURS",
+    "link_expiry",
+    "notification_settings",
+    "notify_escalation",
+    "notify_route",
+    "request_summary",
+    "skipped_outputs",
+]
