@@ -82,7 +82,7 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
     from approval.links import LinkClaims
     from approval.notifications import replay_notification
     from gateway.webhooks import post_json
-    from tools.approval_route import notification_settings
+    from tools.approval_notify import notification_settings
 
     entry = dlq.get(entry_id)
     if entry is None:

@@ -11,7 +11,7 @@ from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
-from tools.approval_notify import (  # notification_settings: also imported from here by approval_dead_letters
+from tools.approval_notify import (
     notification_settings,
     notify_route,
     request_summary,
@@ -136,4 +136,4 @@ def required_amount(params: dict[str, Any]) -> float:
     return amount
 
 
-__all__ = ["ApprovalRouteTool", "notification_settings"]
+__all__ = ["ApprovalRouteTool"]
