@@ -7,50 +7,52 @@ import them, never the reverse, and only this module chooses between them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from gateway.state import PROCESS_STATE, SharedState
 
-_redis_states: dict[str, SharedState] = {}
 _lock = threading.Lock()
+# One backend object per (kind, Redis URL) for the life of the process: each shares the process's one
+# connection pool for that URL (`gateway.redis_connection`).
+_per_url: dict[tuple[str, str], Any] = {}
+
+
+def _for_url(kind: str, redis_url: str, make: Callable[[str], Any]) -> Any:
+    with _lock:
+        backend = _per_url.get((kind, redis_url))
+        if backend is None:
+            backend = _per_url[(kind, redis_url)] = make(redis_url)
+        return backend
 
 
 def state_for(redis_url: str) -> SharedState:
-    """In-process unless a Redis URL is configured; one RedisState per URL for the life of the process
-    (its connection pool is the process's one pool for that URL, `gateway.redis_connection`)."""
+    """In-process unless a Redis URL is configured; one RedisState per URL for the life of the process."""
     if not redis_url:
         return PROCESS_STATE
-    with _lock:
-        state = _redis_states.get(redis_url)
-        if state is None:
-            from gateway.redis_state import RedisState  # redis is only imported when configured
 
-            state = _redis_states[redis_url] = RedisState(redis_url)
-        return state
+    def make(url: str) -> SharedState:
+        from gateway.redis_state import RedisState  # redis is only imported when configured
 
+        return RedisState(url)
 
-_PROCESS_BUDGETS: Any = None
-_redis_budgets: dict[str, Any] = {}
-_redis_caches: dict[str, Any] = {}
+    return _for_url("state", redis_url, make)
 
 
 def budget_store_for(redis_url: str) -> Any:  # gateway.budget.BudgetStore
     """Where budgets are counted: in this process, or (with a Redis URL) across every process."""
-    global _PROCESS_BUDGETS
-    from gateway.budget import InProcessBudgetStore
+    if not redis_url:
+        from gateway.budget import InProcessBudgetStore
 
-    with _lock:
-        if not redis_url:
-            if _PROCESS_BUDGETS is None:
-                _PROCESS_BUDGETS = InProcessBudgetStore()
-            return _PROCESS_BUDGETS
-        store = _redis_budgets.get(redis_url)
-        if store is None:
-            from gateway.redis_budget import RedisBudgetStore
-            from gateway.redis_connection import redis_client
+        return _for_url("budgets", "", lambda _url: InProcessBudgetStore())
 
-            store = _redis_budgets[redis_url] = RedisBudgetStore(redis_client(redis_url))
-        return store
+    def make(url: str) -> Any:
+        from gateway.redis_budget import RedisBudgetStore
+        from gateway.redis_connection import redis_client
+
+        return RedisBudgetStore(redis_client(url))
+
+    return _for_url("budgets", redis_url, make)
 
 
 def cache_for(redis_url: str) -> Any:  # gateway.cache.ReplyCache
@@ -59,17 +61,14 @@ def cache_for(redis_url: str) -> Any:  # gateway.cache.ReplyCache
 
     if not redis_url:
         return PROCESS_CACHE
-    with _lock:
-        cache = _redis_caches.get(redis_url)
-        if cache is None:
-            from gateway.redis_budget import RedisReplyCache
-            from gateway.redis_connection import redis_client
 
-            cache = _redis_caches[redis_url] = RedisReplyCache(redis_client(redis_url), PROCESS_CACHE)
-        return cache
+    def make(url: str) -> Any:
+        from gateway.redis_budget import RedisReplyCache
+        from gateway.redis_connection import redis_client
 
+        return RedisReplyCache(redis_client(url), PROCESS_CACHE)
 
-_redis_metrics: dict[str, Any] = {}
+    return _for_url("cache", redis_url, make)
 
 
 def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
@@ -79,11 +78,11 @@ def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
 
     if not redis_url:
         return PROCESS_METRICS
-    with _lock:
-        sink = _redis_metrics.get(redis_url)
-        if sink is None:
-            from gateway.metrics import RedisMetrics
-            from gateway.redis_connection import redis_client
 
-            sink = _redis_metrics[redis_url] = RedisMetrics(redis_client(redis_url), PROCESS_METRICS)
-        return sink
+    def make(url: str) -> Any:
+        from gateway.metrics import RedisMetrics
+        from gateway.redis_connection import redis_client
+
+        return RedisMetrics(redis_client(url), PROCESS_METRICS)
+
+    return _for_url("metrics", redis_url, make)
