@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from approval.store import StoreUnavailable
-from gateway.redis_connection import describe_redis_error
+from approval.redis_store import redis_guard
 
 MAX_ENTRIES = 10_000
 REPLAY_CLAIM_SECONDS = 120
@@ -58,12 +56,8 @@ class DeadLetterQueue:
         self.namespace = namespace
         self.key = f"{namespace}:dlq"
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
+    def _guard(self) -> AbstractContextManager[None]:
+        return redis_guard(self.client)
 
     def add(self, kind: str, reason: str, payload: dict[str, Any]) -> str:
         if kind not in KINDS:

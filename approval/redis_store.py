@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +93,15 @@ def _dumps(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+@contextmanager
+def redis_guard(client: redis.Redis) -> Iterator[None]:
+    """Every Redis error becomes StoreUnavailable with a message that says what to fix (fail closed)."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise StoreUnavailable(describe_redis_error(exc, client)) from None
+
+
 class RedisApprovalStore:
     """ApprovalStore in Redis, shared by every plugin process pointing at the same server and namespace."""
 
@@ -121,13 +130,8 @@ class RedisApprovalStore:
     def _idem_key(self, request_id: str, idempotency_key: str) -> str:
         return self._key(request_id, "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest())
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Every Redis error becomes StoreUnavailable with a message that says what to fix."""
-        try:
-            yield
-        except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
+    def _guard(self) -> AbstractContextManager[None]:
+        return redis_guard(self.client)
 
     # ------------------------------------------------------------------ ApprovalStore
 
