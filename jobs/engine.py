@@ -15,6 +15,12 @@ item whose requests all failed retryably goes on with the retries it has left; o
 whose outcome is unknown (the gateway may have run and billed it) is not sent again and ends as an
 error that says so (`error_code: interrupted`), with `attempts` the requests counted.
 
+Concurrency: `concurrency` is the number of requests at the gateway at once. A runner has that many
+request slots and a few more workers than slots; a slot is held from the send count to the end of the
+response body, so claiming, the breaker read, metrics and result writes happen outside it and a slot
+is taken again as soon as it is free. An item waiting for a slot when the process lets go of the job
+has sent nothing and goes back to the job with the rest.
+
 Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
 request is counted (one script, also the cancel check) just before it leaves, which must stay a
 round trip of its own; results are written by a flusher, off the workers' path, as a group commit:
@@ -46,13 +52,13 @@ from typing import Any
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
 from gateway.backends import budget_store_for, state_for
 from gateway.budget import BudgetExceeded
-from gateway.errors import BadRequestError, Redactor
+from gateway.errors import BadRequestError, GatewayTimeoutError, Redactor
 from gateway.http_transport import HTTPTransport
 from gateway.limits import LimitSettings
 from gateway.redis_connection import redis_client
 from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
 from gateway.routing import AUTO, ModelRouter
-from gateway.transport import AttemptFailed, Response
+from gateway.transport import Attempt, AttemptFailed, Response
 from jobs.budget import JobBudget, JobBudgetSettings, JobBudgetStore
 from jobs.inputs import JobItem
 from jobs.store import RUNNING, Job, JobStore
@@ -65,6 +71,7 @@ RECLAIM_EVERY = 1.0
 STATUS_EVERY = 0.5
 DEFAULT_GRACE = 5.0
 PREFETCH = 8
+MAX_EXTRA_WORKERS = 16  # workers beyond `concurrency` (a quarter of it, at least 2) do the Redis work around the requests
 FLUSH_IDLE = 0.5  # the flusher's longest sleep without a result to write
 MAX_UNFLUSHED = 2000  # workers wait while this many results are not yet written (Redis slow or down)
 
@@ -72,12 +79,48 @@ _context = threading.local()  # greenlet-local under gevent
 
 
 class _ItemContext:
-    __slots__ = ("cancelled", "index", "job_id", "sent", "store")
+    __slots__ = ("cancelled", "index", "job_id", "queued", "released", "runner", "sent", "slot", "store")
 
-    def __init__(self, store: JobStore, job_id: str, index: int) -> None:
-        self.store, self.job_id, self.index = store, job_id, index
+    def __init__(self, runner: JobRunner, index: int) -> None:
+        self.runner, self.store, self.job_id, self.index = runner, runner.store, runner.job.id, index
         self.sent = 0
         self.cancelled = False
+        self.released = False  # the process stopped before this item's request could go: give it back
+        self.slot = False  # holds one of the runner's request slots
+        self.queued = 0.0  # seconds spent waiting for a slot: this process's queue, not the gateway's latency
+
+    def take_slot(self, timeout: float) -> float:
+        """Waits for one of the runner's `concurrency` request slots; the time left for the call."""
+        started = time.monotonic()
+        self.runner.slots.acquire()
+        self.slot = True
+        waited = time.monotonic() - started
+        self.queued += waited
+        return timeout - waited
+
+    def free_slot(self) -> None:
+        if self.slot:
+            self.slot = False
+            self.runner.slots.release()
+
+
+class _SlotResponse:
+    """A response that gives its request slot back when it is closed (body read or abandoned)."""
+
+    __slots__ = ("_ctx", "_inner", "headers", "reason", "status")
+
+    def __init__(self, inner: Response, ctx: _ItemContext) -> None:
+        self._inner, self._ctx = inner, ctx
+        self.status, self.reason, self.headers = inner.status, inner.reason, inner.headers
+
+    def read_chunk(self, deadline: Deadline, size: int) -> bytes:
+        return self._inner.read_chunk(deadline, size)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._ctx.free_slot()
 
 
 class CountingTransport:
@@ -92,19 +135,33 @@ class CountingTransport:
         ctx: _ItemContext | None = getattr(_context, "item", None)
         if ctx is None or not path.startswith("/chat/"):
             return self.inner.send(method, path, body, timeout=timeout)
-        if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
-            ctx.cancelled = True
-            raise AttemptFailed(_not_sent_attempt())
-        ctx.sent += 1
+        # The slot covers the send count, the request and its body: `concurrency` is the number of
+        # requests in flight, and the worker's Redis work before and after runs outside it.
+        timeout = ctx.take_slot(timeout)
         try:
-            response = self.inner.send(method, path, body, timeout=timeout)
-        except AttemptFailed as failed:
-            if failed.attempt.retryable:
+            if ctx.runner.stopping():
+                ctx.released = True
+                raise AttemptFailed(_not_sent_attempt("not sent: this process is stopping; the item goes back to the job"))
+            if timeout <= 0:
+                late = GatewayTimeoutError("the call's deadline passed while it waited for a free request slot (concurrency)")
+                late.not_sent = True
+                raise AttemptFailed(Attempt(late, False))
+            if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
+                ctx.cancelled = True
+                raise AttemptFailed(_not_sent_attempt("not sent: the job was cancelled"))
+            ctx.sent += 1
+            try:
+                response = self.inner.send(method, path, body, timeout=timeout)
+            except AttemptFailed as failed:
+                if failed.attempt.retryable:
+                    ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+                raise
+            if response.status in RETRYABLE_STATUSES:
                 ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+        except BaseException:
+            ctx.free_slot()
             raise
-        if response.status in RETRYABLE_STATUSES:
-            ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
-        return response
+        return _SlotResponse(response, ctx)
 
     def ensure_pool(self, size: int) -> None:
         self.inner.ensure_pool(size)
@@ -113,10 +170,10 @@ class CountingTransport:
         self.inner.close()
 
 
-def _not_sent_attempt() -> Any:
-    from gateway.transport import Attempt
-
-    return Attempt(BadRequestError("not sent: the job was cancelled"), False)
+def _not_sent_attempt(message: str) -> Attempt:
+    error = BadRequestError(message)
+    error.not_sent = True
+    return Attempt(error, False)
 
 
 class _Gateway:
@@ -185,11 +242,14 @@ class JobRunner:
         self.cursor = "0-0"
         self.last_reclaim = 0.0
         self.last_status = 0.0
-        self.running = True
+        self.running = True  # False once the job is no longer running (finished, cancelled) or we let go
+        self.letting_go = False
         self.exhausted = False
         self.threads: list[threading.Thread] = []
         self.finished = threading.Event()
         self.settings = job.settings
+        self.concurrency = max(1, int(self.settings.get("concurrency") or 10))
+        self.slots = threading.BoundedSemaphore(self.concurrency)
         self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
         self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
         self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
@@ -203,8 +263,10 @@ class JobRunner:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        workers = max(1, int(self.settings.get("concurrency") or 10))
-        self.gateway.transport.ensure_pool(workers + 16)
+        self.gateway.transport.ensure_pool(self.concurrency + 16)
+        # More workers than slots: while `concurrency` requests are out, the others claim, read the
+        # breaker, write metrics and results, so a slot is taken again as soon as it is free.
+        workers = self.concurrency + min(MAX_EXTRA_WORKERS, max(2, self.concurrency // 4))
         name = f"job-{self.job.id[:8]}"
         self.workers = [threading.Thread(target=self._worker, daemon=True, name=f"{name}-{n}") for n in range(workers)]
         self.threads = [
@@ -227,6 +289,7 @@ class JobRunner:
         return any(t.is_alive() for t in self.workers)
 
     def stop_claiming(self) -> None:
+        self.letting_go = True
         self.running = False
 
     def release_held(self) -> int:
@@ -244,10 +307,13 @@ class JobRunner:
 
     # ------------------------------------------------------------------ claiming
 
+    def stopping(self) -> bool:
+        """This process lets go of the job (SIGTERM, the daemon closing the pipe, the end of a serverless
+        call's share): items not yet sent go back to the job."""
+        return self.letting_go or self.engine.stopping or (self.until is not None and time.monotonic() >= self.until)
+
     def _keep_going(self) -> bool:
-        if not self.running or self.engine.stopping:
-            return False
-        if self.until is not None and time.monotonic() >= self.until:
+        if not self.running or self.stopping():
             return False
         now = time.monotonic()
         if now - self.last_status >= STATUS_EVERY:
@@ -397,7 +463,7 @@ class JobRunner:
                 )
                 return
         client = self.gateway.client(retries, self.timeout)
-        ctx = _ItemContext(self.store, self.job.id, index)
+        ctx = _ItemContext(self, index)
         ctx.sent = offset
         _context.item = ctx
         started = time.monotonic()
@@ -411,13 +477,15 @@ class JobRunner:
                 self.store.ack(self.job.id, [entry])
                 self._done(entry)
                 return
+            if ctx.released:  # stays held: release_held gives it back with the others
+                return
             not_run = exc.not_sent and ctx.sent == offset
             outcome = _result(
                 item,
                 "not_run" if not_run else "error",
                 error=str(exc),
                 error_code=exc.code,
-                latency_ms=round((time.monotonic() - started) * 1000, 1),
+                latency_ms=round((time.monotonic() - started - ctx.queued) * 1000, 1),
                 attempts=ctx.sent,
                 model=model,
             )
@@ -434,13 +502,14 @@ class JobRunner:
                 "error_code": "",
                 "usage": result.usage.to_dict(),
                 "cost_usd": result.cost_usd,
-                "latency_ms": round(result.latency_ms, 1),
+                "latency_ms": round(max(0.0, result.latency_ms - ctx.queued * 1000), 1),
                 "attempts": ctx.sent,
                 "model": result.model,
                 "warnings": list(result.warnings),
             }
         finally:
             _context.item = None
+            ctx.free_slot()  # a response nobody closed (an error between send and read)
         self._finish(entry, index, outcome)
 
     def _finish(self, entry: str, index: int, outcome: dict[str, Any]) -> None:

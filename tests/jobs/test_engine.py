@@ -85,6 +85,41 @@ def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProces
     assert status["finished"] and status["succeeded"] == 40
 
 
+def test_concurrency_is_the_number_of_requests_at_the_gateway_at_once(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # Workers beyond the concurrency claim and write results around the requests; the gateway never
+    # sees more than `concurrency` (4) of this process's requests at once, and does see that many.
+    sim.configure(latency_ms=60)
+    store, job_id = make_job(config, [f"c {i}" for i in range(40)])
+    engine = JobEngine()
+    engine.background = False
+    engine.work_for(config, job_id, 20)
+    assert store.meta(job_id)["status"] == "completed"
+    assert sim.stats()["max_concurrency"] == 4
+    results = store.results(job_id, list(range(40)))
+    assert all(r["status"] == "ok" and r["attempts"] == 1 for r in results)
+    # The wait for a free slot (this process's queue) is left out of the latency, the gateway's is not.
+    assert min(r["latency_ms"] for r in results) >= 60, [r["latency_ms"] for r in results]
+
+
+def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # One slot, slow requests: when the serverless share ends, the items claimed but still waiting for
+    # the slot are given back (not `not_run`, not counted as sent), and the next share sends each once.
+    sim.configure(latency_ms=400)
+    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    items, _ = parse_prompts(json.dumps([f"w {i}" for i in range(6)]))
+    settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+    engine = JobEngine()
+    engine.background = False
+    engine.work_for(config, job_id, 0.2)
+    meta = store.meta(job_id)
+    assert int(meta.get("done", 0)) == 1 and int(meta.get("not_run", 0)) == 0  # the one request in flight finished
+    engine.work_for(config, job_id, 20)
+    assert store.meta(job_id)["status"] == "completed"  # leases of an hour: the others came back at once
+    assert all(r["status"] == "ok" and r["attempts"] == 1 for r in store.results(job_id, list(range(6))))
+    assert all(n == 1 for n in sim.stats()["chat_requests_by_prompt"].values())
+
+
 def test_percentiles_from_the_histogram() -> None:
     from jobs.store import latency_bucket
 

@@ -115,7 +115,9 @@ def test_sigkill_mid_job_every_item_ends_with_one_result_and_no_hidden_resend(ow
     assert {r["status"] for r in results} <= {"ok", "error"}
     check_attempts(results, prompts, own_sim)
     interrupted = [r for r in results if r["error_code"] == "interrupted"]
-    assert len(interrupted) <= 20, "at most the victim's in-flight items end as interrupted"
+    # At most the items the victim had sent without its result written: one per worker (20 requests in
+    # flight, 5 workers around them) plus the results waiting for the flusher's next round trip.
+    assert len(interrupted) <= 20 + 5 + 10, "at most the victim's in-flight items end as interrupted"
     assert all(r["attempts"] >= 1 and "not sent again" in r["error"] for r in interrupted)
 
 
