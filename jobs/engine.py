@@ -2,9 +2,9 @@
 
 A process learns a gateway from the credentials of a job tool call (`JobEngine.register`); the key
 stays in the process, Redis only ever sees a digest of it. A scheduler thread looks at the open jobs
-every half second and starts a runner for each job whose gateway it knows: `concurrency` worker
-threads (greenlets under the Dify runtime) that claim items from the job's stream, call the gateway
-and store each result atomically with the acknowledgement (`jobs.store`).
+every half second and starts a runner for each job whose gateway it knows: worker threads
+(greenlets under the Dify runtime; a few more than `concurrency`) that claim items from the job's
+stream, call the gateway and store each result atomically with the acknowledgement (`jobs.store`).
 
 Leases: an item claimed stays in the consumer group's pending list; its lease is renewed every third
 of `lease_seconds` while this process works on it. A process that dies stops renewing, and after
@@ -16,16 +16,19 @@ whose outcome is unknown (the gateway may have run and billed it) is not sent ag
 error that says so (`error_code: interrupted`), with `attempts` the requests counted.
 
 Concurrency: `concurrency` is the number of requests at the gateway at once. A runner has that many
-request slots and a few more workers than slots; a slot is held from the send count to the end of the
-response body, so claiming, the breaker read, metrics and result writes happen outside it and a slot
-is taken again as soon as it is free. An item waiting for a slot when the process lets go of the job
-has sent nothing and goes back to the job with the rest.
+request slots and a few more workers than slots; a slot is held from the moment a request leaves to
+the end of its body, so claiming, the breaker read, metrics and result writes happen outside it and a
+slot is taken again as soon as it is free. A request is counted (one script, also the cancel check)
+before it waits for a slot, by at most `ahead` workers at a time (an eighth of `concurrency`, at
+least 2): the slot then holds no Redis round trip, which is what let one process match a bare pool.
+The price: a process killed outright leaves those few counted requests as "may have been sent"
+(`interrupted`, never resent), and a cancel reaches them through the status watcher (every
+STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back.
 
 Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
-request is counted (one script, also the cancel check) just before it leaves, which must stay a
-round trip of its own; results are written by a flusher, off the workers' path, as a group commit:
-a result wakes it, it writes everything gathered in one script call (each result with its
-acknowledgement), and results that arrive meanwhile go together in the next call. So under load
+request is counted just before it waits for its slot; results are written by a flusher, off the
+workers' path, as a group commit: a result wakes it, it writes everything gathered in one script call
+(each result with its acknowledgement), and results that arrive meanwhile go together in the next call. So under load
 many results share a round trip, and a result waits at most about one round trip. An item stays
 held (its lease renewed) until its result is written, so a result not yet written when a process
 is killed is treated like a request in flight: its send count says so, and the item ends
@@ -68,7 +71,7 @@ logger = logging.getLogger("holysheep.jobs")
 SCHEDULE_EVERY = 0.5
 IDLE_SLEEP = 0.2
 RECLAIM_EVERY = 1.0
-STATUS_EVERY = 0.5
+STATUS_EVERY = 0.1
 DEFAULT_GRACE = 5.0
 PREFETCH = 8
 MAX_EXTRA_WORKERS = 16  # workers beyond `concurrency` (a quarter of it, at least 2) do the Redis work around the requests
@@ -98,6 +101,15 @@ class _ItemContext:
         self.queued += waited
         return timeout - waited
 
+    def unsend(self) -> None:
+        """Takes back the count of a request that did not go (a process taking the item over must not
+        think it may have been billed). Left counted when Redis fails: the safe side."""
+        try:
+            self.store.unrecord_send(self.job_id, self.index)
+        except Exception:
+            return
+        self.sent -= 1
+
     def free_slot(self) -> None:
         if self.slot:
             self.slot = False
@@ -126,7 +138,8 @@ class _SlotResponse:
 class CountingTransport:
     """The HTTP transport with each chat request counted in Redis before it leaves, and each retryable
     failure counted when it comes back: what lets another process decide whether an item it takes over
-    may be sent again. A job that no longer runs sends nothing."""
+    may be sent again. Nothing is counted for a job that no longer runs, and a counted request that
+    finds the job stopped (or this process letting go) when its slot comes is taken back, unsent."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -135,21 +148,33 @@ class CountingTransport:
         ctx: _ItemContext | None = getattr(_context, "item", None)
         if ctx is None or not path.startswith("/chat/"):
             return self.inner.send(method, path, body, timeout=timeout)
-        # The slot covers the send count, the request and its body: `concurrency` is the number of
-        # requests in flight, and the worker's Redis work before and after runs outside it.
-        timeout = ctx.take_slot(timeout)
-        try:
-            if ctx.runner.stopping():
-                ctx.released = True
-                raise AttemptFailed(_not_sent_attempt("not sent: this process is stopping; the item goes back to the job"))
-            if timeout <= 0:
-                late = GatewayTimeoutError("the call's deadline passed while it waited for a free request slot (concurrency)")
-                late.not_sent = True
-                raise AttemptFailed(Attempt(late, False))
+        runner = ctx.runner
+        if runner.stopping():
+            ctx.released = True
+            raise AttemptFailed(_not_sent_attempt(RELEASED))
+        # Counted before it waits for a slot, by a few workers at a time (`runner.ahead`): a slot then
+        # holds the request alone, with no Redis round trip in it.
+        with runner.ahead:
             if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
                 ctx.cancelled = True
                 raise AttemptFailed(_not_sent_attempt("not sent: the job was cancelled"))
             ctx.sent += 1
+            timeout = ctx.take_slot(timeout)
+        unsent: GatewayError | None = None
+        if runner.stopping():
+            ctx.released = True
+            unsent = _not_sent_attempt(RELEASED).error
+        elif not runner.running:  # cancelled while it waited (the watcher reads the status every 0.1 s)
+            ctx.cancelled = True
+            unsent = _not_sent_attempt("not sent: the job was cancelled").error
+        elif timeout <= 0:
+            unsent = GatewayTimeoutError("the call's deadline passed while it waited for a free request slot (concurrency)")
+            unsent.not_sent = True
+        if unsent is not None:
+            ctx.free_slot()
+            ctx.unsend()
+            raise AttemptFailed(Attempt(unsent, False))
+        try:
             try:
                 response = self.inner.send(method, path, body, timeout=timeout)
             except AttemptFailed as failed:
@@ -168,6 +193,9 @@ class CountingTransport:
 
     def close(self) -> None:
         self.inner.close()
+
+
+RELEASED = "not sent: this process is stopping; the item goes back to the job"
 
 
 def _not_sent_attempt(message: str) -> Attempt:
@@ -241,7 +269,6 @@ class JobRunner:
         self.lock = threading.Lock()
         self.cursor = "0-0"
         self.last_reclaim = 0.0
-        self.last_status = 0.0
         self.running = True  # False once the job is no longer running (finished, cancelled) or we let go
         self.letting_go = False
         self.exhausted = False
@@ -250,6 +277,7 @@ class JobRunner:
         self.settings = job.settings
         self.concurrency = max(1, int(self.settings.get("concurrency") or 10))
         self.slots = threading.BoundedSemaphore(self.concurrency)
+        self.ahead = threading.BoundedSemaphore(max(2, self.concurrency // 8))  # counted, waiting for a slot
         self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
         self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
         self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
@@ -272,6 +300,7 @@ class JobRunner:
         self.threads = [
             *self.workers,
             threading.Thread(target=self._renewer, daemon=True, name=f"{name}-lease"),
+            threading.Thread(target=self._watcher, daemon=True, name=f"{name}-status"),
             threading.Thread(target=self._flusher, daemon=True, name=f"{name}-results"),
         ]
         for thread in self.threads:
@@ -313,16 +342,18 @@ class JobRunner:
         return self.letting_go or self.engine.stopping or (self.until is not None and time.monotonic() >= self.until)
 
     def _keep_going(self) -> bool:
-        if not self.running or self.stopping():
-            return False
-        now = time.monotonic()
-        if now - self.last_status >= STATUS_EVERY:
-            self.last_status = now
-            status = self.store.status(self.job.id)
-            if status != RUNNING:
-                self.running = False
-                return False
-        return True
+        return self.running and not self.stopping()
+
+    def _watcher(self) -> None:
+        """Reads the job's status every STATUS_EVERY: a cancel stops the workers, and the requests
+        counted but still waiting for a slot, within that time."""
+        while self._working():
+            try:
+                if self.store.status(self.job.id) != RUNNING:
+                    self.running = False
+            except Exception as exc:
+                logger.warning("reading the status of job %s failed: %s", self.job.id, type(exc).__name__)
+            time.sleep(STATUS_EVERY)
 
     def _claim(self) -> tuple[str, int, JobItem] | None:
         with self.lock:
@@ -549,7 +580,7 @@ def _interrupted(item: JobItem, sent: int) -> dict[str, Any]:
         item,
         "error",
         error=(
-            "the plugin process sending this item stopped while its request was at the gateway; not sent again "
+            "the plugin process sending this item stopped while its request was at the gateway (or about to go); not sent again "
             "because the gateway may already have processed (and billed) it. Resubmit it from failed_items if needed"
         ),
         error_code="interrupted",

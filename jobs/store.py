@@ -278,6 +278,10 @@ class JobStore:
         """Counts one request about to be sent; -1 (nothing counted) when the job no longer runs."""
         return int(self._send(keys=[self.key(job_id, "meta"), self.key(job_id, "sent")], args=[index]))
 
+    def unrecord_send(self, job_id: str, index: int) -> None:
+        """Takes back one `record_send` whose request was not sent after all."""
+        self.r.hincrby(self.key(job_id, "sent"), str(index), -1)
+
     def record_retryable_answer(self, job_id: str, index: int) -> None:
         self.r.hincrby(self.key(job_id, "sent"), f"{index}:r", 1)
 

@@ -5,6 +5,7 @@ ends as `interrupted`, never resent; released items are taken at once; serverles
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -102,22 +103,60 @@ def test_concurrency_is_the_number_of_requests_at_the_gateway_at_once(sim: Simul
 
 
 def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: SimulatorProcess, config: GatewayConfig) -> None:
-    # One slot, slow requests: when the serverless share ends, the items claimed but still waiting for
-    # the slot are given back (not `not_run`, not counted as sent), and the next share sends each once.
-    sim.configure(latency_ms=400)
+    # One slot, slow requests: when the process shuts down, the request out finishes and the items
+    # counted but still waiting for the slot go back with their counts taken back (not `not_run`, not
+    # `interrupted` for whoever takes them next), so the next process sends each exactly once.
+    sim.configure(latency_ms=600)
     store = JobStore(redis.Redis.from_url(REDIS_URL))
     items, _ = parse_prompts(json.dumps([f"w {i}" for i in range(6)]))
     settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
     job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
     engine = JobEngine()
     engine.background = False
-    engine.work_for(config, job_id, 0.2)
-    meta = store.meta(job_id)
-    assert int(meta.get("done", 0)) == 1 and int(meta.get("not_run", 0)) == 0  # the one request in flight finished
-    engine.work_for(config, job_id, 20)
+    worker = threading.Thread(target=engine.work_for, args=(config, job_id, 30))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while sum(int(v) for k, v in store.r.hgetall(store.key(job_id, "sent")).items() if b":" not in k) < 3:
+        assert time.monotonic() < deadline, "no request was counted while waiting for the slot"
+        time.sleep(0.01)
+    engine.shutdown(grace=5)
+    worker.join(15)
+    assert int(store.meta(job_id).get("not_run", 0)) == 0
+    later = JobEngine()
+    later.background = False
+    later.work_for(config, job_id, 20)
     assert store.meta(job_id)["status"] == "completed"  # leases of an hour: the others came back at once
     assert all(r["status"] == "ok" and r["attempts"] == 1 for r in store.results(job_id, list(range(6))))
     assert all(n == 1 for n in sim.stats()["chat_requests_by_prompt"].values())
+
+
+def test_a_cancel_reaches_requests_counted_and_waiting_for_a_slot(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # One slot, slow requests, so the next requests are counted and wait for the slot: cancelled
+    # meanwhile, they are never sent and their counts are taken back (counted == sent, exactly).
+    sim.configure(latency_ms=600)
+    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    items, _ = parse_prompts(json.dumps([f"k {i}" for i in range(6)]))
+    settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+
+    def counted() -> int:
+        return sum(int(v) for k, v in store.r.hgetall(store.key(job_id, "sent")).items() if b":" not in k)
+
+    engine = JobEngine()
+    engine.background = False
+    worker = threading.Thread(target=engine.work_for, args=(config, job_id, 10))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while counted() < 3:  # one request out (600 ms), the next ones counted and waiting for its slot
+        assert time.monotonic() < deadline, "no request was counted while waiting for the slot"
+        time.sleep(0.01)
+    at_cancel = counted()
+    store.cancel(job_id)
+    worker.join(15)
+    sent = sum(sim.stats()["chat_requests_by_prompt"].values())
+    assert sent < at_cancel, "a request counted before the cancel and still waiting for its slot was sent"
+    assert counted() == sent
+    assert store.meta(job_id)["status"] == "cancelled"
 
 
 def test_percentiles_from_the_histogram() -> None:
