@@ -6,6 +6,7 @@ validated here, and every problem names the field to fix.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -354,8 +355,8 @@ class GatewayConfig:
             tls_min_version=parse_tls_min_version(creds.get("tls_min_version")),
         )
 
-    @property
-    def key_digest(self) -> str:
+    @functools.cached_property
+    def key_digest(self) -> str:  # computed once: every call names its shared state with it
         return key_digest(self.api_key)
 
     def __repr__(self) -> str:  # never print the key
