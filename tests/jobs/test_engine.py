@@ -102,10 +102,14 @@ def test_concurrency_is_the_number_of_requests_at_the_gateway_at_once(sim: Simul
     assert min(r["latency_ms"] for r in results) >= 60, [r["latency_ms"] for r in results]
 
 
-def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: SimulatorProcess, config: GatewayConfig) -> None:
-    # One slot, slow requests: when the process shuts down, the request out finishes and the items
-    # counted but still waiting for the slot go back with their counts taken back (not `not_run`, not
-    # `interrupted` for whoever takes them next), so the next process sends each exactly once.
+def counted(store: JobStore, job_id: str) -> int:
+    """Requests counted in Redis for the job (the `sent` hash without its `<i>:r` answers)."""
+    return sum(int(v) for k, v in store.r.hgetall(store.key(job_id, "sent")).items() if b":" not in k)
+
+
+def requests_waiting_for_the_slot(sim: SimulatorProcess, config: GatewayConfig) -> tuple[JobStore, str, JobEngine, threading.Thread]:
+    """A 6-item job with one slot and 600 ms requests, worked in a thread; returns once one request is
+    out and the next ones are counted and waiting for its slot."""
     sim.configure(latency_ms=600)
     store = JobStore(redis.Redis.from_url(REDIS_URL))
     items, _ = parse_prompts(json.dumps([f"w {i}" for i in range(6)]))
@@ -116,9 +120,17 @@ def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: S
     worker = threading.Thread(target=engine.work_for, args=(config, job_id, 30))
     worker.start()
     deadline = time.monotonic() + 5
-    while sum(int(v) for k, v in store.r.hgetall(store.key(job_id, "sent")).items() if b":" not in k) < 3:
+    while counted(store, job_id) < 3:
         assert time.monotonic() < deadline, "no request was counted while waiting for the slot"
         time.sleep(0.01)
+    return store, job_id, engine, worker
+
+
+def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # When the process shuts down, the request out finishes and the items counted but still waiting for
+    # the slot go back with their counts taken back (not `not_run`, not `interrupted` for whoever takes
+    # them next), so the next process sends each exactly once.
+    store, job_id, engine, worker = requests_waiting_for_the_slot(sim, config)
     engine.shutdown(grace=5)
     worker.join(15)
     assert int(store.meta(job_id).get("not_run", 0)) == 0
@@ -131,31 +143,15 @@ def test_items_waiting_for_a_slot_when_the_process_lets_go_go_back_unsent(sim: S
 
 
 def test_a_cancel_reaches_requests_counted_and_waiting_for_a_slot(sim: SimulatorProcess, config: GatewayConfig) -> None:
-    # One slot, slow requests, so the next requests are counted and wait for the slot: cancelled
-    # meanwhile, they are never sent and their counts are taken back (counted == sent, exactly).
-    sim.configure(latency_ms=600)
-    store = JobStore(redis.Redis.from_url(REDIS_URL))
-    items, _ = parse_prompts(json.dumps([f"k {i}" for i in range(6)]))
-    settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
-    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
-
-    def counted() -> int:
-        return sum(int(v) for k, v in store.r.hgetall(store.key(job_id, "sent")).items() if b":" not in k)
-
-    engine = JobEngine()
-    engine.background = False
-    worker = threading.Thread(target=engine.work_for, args=(config, job_id, 10))
-    worker.start()
-    deadline = time.monotonic() + 5
-    while counted() < 3:  # one request out (600 ms), the next ones counted and waiting for its slot
-        assert time.monotonic() < deadline, "no request was counted while waiting for the slot"
-        time.sleep(0.01)
-    at_cancel = counted()
+    # Cancelled while they wait, the counted requests are never sent and their counts are taken back
+    # (counted == sent, exactly); only the request already out completes.
+    store, job_id, _, worker = requests_waiting_for_the_slot(sim, config)
+    at_cancel = counted(store, job_id)
     store.cancel(job_id)
     worker.join(15)
     sent = sum(sim.stats()["chat_requests_by_prompt"].values())
     assert sent < at_cancel, "a request counted before the cancel and still waiting for its slot was sent"
-    assert counted() == sent
+    assert counted(store, job_id) == sent
     assert store.meta(job_id)["status"] == "cancelled"
 
 
