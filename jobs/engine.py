@@ -151,29 +151,28 @@ class CountingTransport:
         runner = ctx.runner
         if runner.stopping():
             ctx.released = True
-            raise AttemptFailed(_not_sent_attempt(RELEASED))
+            raise _not_sent(BadRequestError(RELEASED))
         # Counted before it waits for a slot, by a few workers at a time (`runner.ahead`): a slot then
         # holds the request alone, with no Redis round trip in it.
         with runner.ahead:
             if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
                 ctx.cancelled = True
-                raise AttemptFailed(_not_sent_attempt("not sent: the job was cancelled"))
+                raise _not_sent(BadRequestError(CANCELLED))
             ctx.sent += 1
             timeout = ctx.take_slot(timeout)
         unsent: GatewayError | None = None
         if runner.stopping():
             ctx.released = True
-            unsent = _not_sent_attempt(RELEASED).error
+            unsent = BadRequestError(RELEASED)
         elif not runner.running:  # cancelled while it waited (the watcher reads the status every 0.1 s)
             ctx.cancelled = True
-            unsent = _not_sent_attempt("not sent: the job was cancelled").error
+            unsent = BadRequestError(CANCELLED)
         elif timeout <= 0:
             unsent = GatewayTimeoutError("the call's deadline passed while it waited for a free request slot (concurrency)")
-            unsent.not_sent = True
         if unsent is not None:
             ctx.free_slot()
             ctx.unsend()
-            raise AttemptFailed(Attempt(unsent, False))
+            raise _not_sent(unsent)
         try:
             try:
                 response = self.inner.send(method, path, body, timeout=timeout)
@@ -196,12 +195,13 @@ class CountingTransport:
 
 
 RELEASED = "not sent: this process is stopping; the item goes back to the job"
+CANCELLED = "not sent: the job was cancelled"
 
 
-def _not_sent_attempt(message: str) -> Attempt:
-    error = BadRequestError(message)
+def _not_sent(error: GatewayError) -> AttemptFailed:
+    """How a request that never left fails its attempt: not retried, and the item not counted as sent."""
     error.not_sent = True
-    return Attempt(error, False)
+    return AttemptFailed(Attempt(error, False))
 
 
 class _Gateway:
