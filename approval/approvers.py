@@ -23,7 +23,7 @@ self-approval in the state machine).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,16 +89,10 @@ def parse_channels(raw: Any) -> dict[str, Channel]:
                 f"policy: 'channels': {quote(channel_id)} is not a channel id (letters, digits, - _ . :, at most 64)"
             )
         where = f"channel {quote(channel_id)}"
-        if isinstance(spec, str):
-            spec = {"format": spec}
-        if not isinstance(spec, Mapping):
-            raise ApproversError(f"{where}: must be a mapping with 'format'")
-        unknown = sorted(str(key) for key in spec if key not in _CHANNEL_KEYS)
-        if unknown:
-            raise ApproversError(
-                f"{where}: unknown field(s) {', '.join(quote(key, 40) for key in unknown[:10])}; allowed: format, "
-                "description (the webhook URL and secret go in the notification_secrets parameter, not in the policy)"
-            )
+        spec = _entry(
+            where, spec, "format", _CHANNEL_KEYS, "'format'",
+            "format, description (the webhook URL and secret go in the notification_secrets parameter, not in the policy)",
+        )
         fmt = spec.get("format")
         if not isinstance(fmt, str) or fmt.strip().lower() not in CHANNEL_FORMATS:
             raise ApproversError(f"{where}: 'format' must be one of {', '.join(CHANNEL_FORMATS)}, got {quote(fmt)}")
@@ -107,6 +101,18 @@ def parse_channels(raw: Any) -> dict[str, Channel]:
             raise ApproversError(f"{where}: 'description' must be text of at most 500 characters")
         channels[channel_id] = Channel(channel_id, fmt.strip().lower(), description)
     return channels
+
+
+def _entry(where: str, entry: Any, shorthand: str, allowed: Collection[str], shape: str, allowed_text: str) -> Mapping[str, Any]:
+    """A policy entry as a mapping: a bare string stands for {shorthand: it}; unknown fields are refused."""
+    if isinstance(entry, str):
+        entry = {shorthand: entry}
+    if not isinstance(entry, Mapping):
+        raise ApproversError(f"{where}: must be a mapping with {shape}")
+    unknown = sorted(str(key) for key in entry if key not in allowed)
+    if unknown:
+        raise ApproversError(f"{where}: unknown field(s) {', '.join(quote(key, 40) for key in unknown[:10])}; allowed: {allowed_text}")
+    return entry
 
 
 def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tuple[Approver, ...]]:
@@ -132,15 +138,7 @@ def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tupl
         approvers: list[Approver] = []
         for index, entry in enumerate(entries, start=1):
             where = f"{where_level} #{index}"
-            if isinstance(entry, str):
-                entry = {"id": entry}
-            if not isinstance(entry, Mapping):
-                raise ApproversError(f"{where}: must be a mapping with 'id' (and optional 'name', 'channel')")
-            unknown = sorted(str(key) for key in entry if key not in _APPROVER_KEYS)
-            if unknown:
-                raise ApproversError(
-                    f"{where}: unknown field(s) {', '.join(quote(key, 40) for key in unknown[:10])}; allowed: id, name, channel"
-                )
+            entry = _entry(where, entry, "id", _APPROVER_KEYS, "'id' (and optional 'name', 'channel')", "id, name, channel")
             person = entry.get("id")
             if (
                 not isinstance(person, str)
