@@ -25,6 +25,7 @@ Every call, plain or streamed, goes through one chain, written once:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import threading
@@ -147,36 +148,34 @@ class GatewayClient:
         self.endpoint = Endpoint(self.transport, config.base_url, self.redact)
         self._pooled_calls = 0  # parallel calls announced by running batches, across invocations
         self._pool_lock = threading.Lock()
-        self._budgets = budgets
-        self._cache = cache
-        self._metrics = metrics
+        # Backends given here are used; the others are looked up for redis_url when first needed.
+        if budgets is not None:
+            self.budgets = budgets
+        if cache is not None:
+            self.cache = cache
+        if metrics is not None:
+            self.metrics = metrics
         self.pacer = pacer or AdaptivePacer()
         self.flights = SingleFlight()
         self.namespace = f"{hashlib.sha256(config.base_url.encode()).hexdigest()[:16]}:{config.key_digest}"
 
-    @property
+    @functools.cached_property
     def budgets(self) -> BudgetStore:
-        if self._budgets is None:
-            from gateway.backends import budget_store_for
+        from gateway.backends import budget_store_for
 
-            self._budgets = budget_store_for(self.config.redis_url)
-        return self._budgets
+        return budget_store_for(self.config.redis_url)
 
-    @property
+    @functools.cached_property
     def cache(self) -> ReplyCache:
-        if self._cache is None:
-            from gateway.backends import cache_for
+        from gateway.backends import cache_for
 
-            self._cache = cache_for(self.config.redis_url)
-        return self._cache
+        return cache_for(self.config.redis_url)
 
-    @property
+    @functools.cached_property
     def metrics(self) -> MetricsSink:
-        if self._metrics is None:
-            from gateway.backends import metrics_for
+        from gateway.backends import metrics_for
 
-            self._metrics = metrics_for(self.config.redis_url)
-        return self._metrics
+        return metrics_for(self.config.redis_url)
 
     @classmethod
     def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
