@@ -1,15 +1,25 @@
 """./dev bench jobs: batch jobs through the plugin runtime on 1, 2 and 4 plugin processes sharing the
-real Redis, against the simulator (fixed latency): throughput per process count, against a bare
-`requests` + gevent pool on the same calls (same concurrency, measured in the same run), the rate
-limit binding, and a 100,000-item job on 4 processes with each process's memory sampled as it runs.
+real Redis, against the simulator (fixed latency), every figure against a baseline measured in the
+same run:
+
+1. one process against a bare `requests` + gevent pool on the same calls (same concurrency): requests
+   per second, and CPU per item;
+2. scaling: 1, 2 and 4 processes at a latency where this host has CPU to spare (`--scaling-latency-ms`,
+   400 ms: still faster than most real LLM calls), so what is measured is the jobs' design (Redis
+   Streams, shared limits and breaker), not the machine: throughput against N x one process;
+3. the host's ceiling: N processes at the base latency against N bare pools run side by side. On a
+   2-core machine with 100 ms replies both are CPU-bound well before 4 x one process: the ratio
+   plugin / bare pools is the figure that says what the plugin costs there;
+4. the rate limit binding, and a 100,000-item job on 4 processes with each process's memory sampled.
 
 `--quick` is a shorter run (1,000 items per process, no rate-limit run, no 100,000-item job): the
-ratios in about a minute. Needs Redis on 127.0.0.1:6379 (uses database 10 and empties it)."""
+ratios in about two minutes. Needs Redis on 127.0.0.1:6379 (uses database 10 and empties it)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,15 +35,18 @@ BARE_POOL = """
 from gevent import monkey; monkey.patch_all()
 import json, sys, time, gevent.pool, requests
 from requests.adapters import HTTPAdapter
-base, key, n, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+base, key, n, conc, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 s = requests.Session(); s.headers["Authorization"] = "Bearer " + key
 s.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=conc, max_retries=0))
 def call(i):
     r = s.post(base + "/chat/completions", json={"model": "deepseek-v3.2", "messages": [{"role": "user", "content": f"bare {i}"}]}, timeout=60)
     return r.status_code == 200 and bool(r.json()["choices"][0]["message"]["content"])
 list(gevent.pool.Pool(conc).imap(call, range(conc * 2)))
-t = time.perf_counter(); ok = sum(gevent.pool.Pool(conc).imap(call, range(n))); wall = time.perf_counter() - t
-print(json.dumps({"rps": n / wall, "ok": ok}))
+time.sleep(max(0.0, start_at - time.time()))  # pools run side by side start together
+t, cpu = time.perf_counter(), time.process_time()
+ok = sum(gevent.pool.Pool(conc).imap(call, range(n)))
+wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+print(json.dumps({"rps": n / wall, "ok": ok, "cpu_ms": cpu / n * 1000}))
 """
 
 # The same calls through GatewayClient alone (redis_url set: shared breaker, 429 pause and metrics in
@@ -70,6 +83,7 @@ def run_job(
     plugins: list[PluginProcess], credentials: dict[str, Any], items: int, concurrency: int, *, rpm: int = 0, sample: bool = False
 ) -> dict[str, Any]:
     prompts = json.dumps([f"item {i}" for i in range(items)])
+    cpu = sum(p.cpu_seconds for p in plugins)
     started = time.perf_counter()
     job = tool(plugins[0], "batch_submit", {"prompts": prompts, "concurrency": concurrency, "rpm_limit": rpm}, credentials)
     submitted = time.perf_counter() - started
@@ -86,18 +100,46 @@ def run_job(
             break
         time.sleep(0.5)
     wall = time.perf_counter() - started
+    cpu_ms = (sum(p.cpu_seconds for p in plugins) - cpu) / items * 1000  # the polling tool calls included
     # Input order: the whole job, page by page, must come back as submitted.
     offset, in_order = 0, True
     while offset < items:
         page = tool(plugins[-1], "batch_results", {"job_id": job["job_id"], "offset": offset, "limit": 1000, "files": "none"}, credentials)
+        if "results" not in page:
+            raise RuntimeError(f"batch_results at offset {offset} gave no results variable: {sorted(page)}")
         in_order &= [r["id"] for r in page["results"]] == [str(i) for i in range(offset, offset + len(page["results"]))]
         offset = page.get("next_offset", items)
-    return {"status": status, "wall_s": wall, "submit_s": submitted, "in_order": in_order, "samples": samples}
+    return {"status": status, "wall_s": wall, "submit_s": submitted, "in_order": in_order, "samples": samples, "cpu_ms": cpu_ms}
+
+
+def jobs_on(n: int, credentials: dict[str, Any], items: int, concurrency: int, **kwargs: Any) -> dict[str, Any]:
+    plugins = [PluginProcess().start() for _ in range(n)]
+    try:
+        return run_job(plugins, credentials, items, concurrency, **kwargs)
+    finally:
+        for plugin in plugins:
+            plugin.close()
+
+
+def bare_pools(sim: SimulatorProcess, n: int, items: int, concurrency: int) -> dict[str, float]:
+    """`n` bare pools side by side, each `items` calls: summed requests per second, mean CPU per item."""
+    start_at = time.time() + 3.0 + n  # after every pool has started and warmed up
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BARE_POOL, sim.base_url, sim.api_key, str(items), str(concurrency), str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    results = [json.loads(p.communicate()[0]) for p in procs]
+    return {"rps": sum(r["rps"] for r in results), "cpu_ms": sum(r["cpu_ms"] for r in results) / n}
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="./dev bench jobs")
     parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--scaling-latency-ms", type=int, default=400, help="latency of the scaling run (the host has CPU to spare)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--per-process-items", type=int, default=3000)
     parser.add_argument("--big", type=int, default=100_000)
@@ -109,23 +151,24 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.per_process_items, args.big, args.no_limit_run = 1000, 0, True
+    counts = [int(x) for x in args.processes.split(",")]
+    items, conc = args.per_process_items, args.concurrency
     redis.Redis.from_url(REDIS_URL).flushdb()
     with SimulatorProcess(latency_ms=args.latency_ms) as sim:
         credentials = creds(sim)
-        bare = json.loads(
-            subprocess.run(
-                [sys.executable, "-c", BARE_POOL, sim.base_url, sim.api_key, str(args.per_process_items), str(args.concurrency)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+        print(f"latency {args.latency_ms} ms, concurrency {conc} per process, {os.cpu_count()} CPUs")
+        bare = bare_pools(sim, 1, items, conc)
+        one = jobs_on(1, credentials, items, conc)
+        rps = one["status"]["requests_per_second"]
+        print(
+            f"one process, {items} items: {rps:.1f} req/s = {rps / bare['rps']:.2f}x a bare requests + gevent pool ({bare['rps']:.1f} req/s); "
+            f"CPU per item {one['cpu_ms']:.2f} ms = {one['cpu_ms'] / bare['cpu_ms']:.2f}x the pool's {bare['cpu_ms']:.2f} ms; "
+            f"in order {one['in_order']}, ok {one['status']['succeeded']}"
         )
-        print(f"latency {args.latency_ms} ms, concurrency {args.concurrency} per process")
-        print(f"bare requests + gevent pool (one process): {bare['rps']:.1f} req/s")
         if args.client_pool:
             pool = json.loads(
                 subprocess.run(
-                    [sys.executable, "-c", CLIENT_POOL, sim.base_url, sim.api_key, str(args.per_process_items), str(args.concurrency), REDIS_URL],
+                    [sys.executable, "-c", CLIENT_POOL, sim.base_url, sim.api_key, str(items), str(conc), REDIS_URL],
                     capture_output=True,
                     text=True,
                     check=True,
@@ -133,41 +176,43 @@ def main(argv: list[str]) -> None:
             )
             ratio = pool["rps"] / bare["rps"]
             print(f"GatewayClient (redis_url) + gevent pool (one process, no engine): {pool['rps']:.1f} req/s = {ratio:.2f}x bare")
-        one = None
-        for n in (int(x) for x in args.processes.split(",")):
-            plugins = [PluginProcess().start() for _ in range(n)]
-            try:
-                result = run_job(plugins, credentials, args.per_process_items * n, args.concurrency)
-            finally:
-                for plugin in plugins:
-                    plugin.close()
+
+        sim.configure(latency_ms=args.scaling_latency_ms)
+        print(f"scaling, latency {args.scaling_latency_ms} ms (CPU to spare: the jobs' design, not the host):")
+        reference = None
+        for n in counts:
+            result = jobs_on(n, credentials, items * n, conc)
             rps = result["status"]["requests_per_second"]
-            one = one or rps
+            reference = reference or rps / n
             print(
-                f"{n} process(es), {args.per_process_items * n} items: {rps:.1f} req/s = {rps / one:.2f}x one process "
-                f"({rps / one / n:.2f} x N), one process vs bare pool {one / bare['rps']:.2f}x; "
+                f"  {n} process(es), {items * n} items: {rps:.1f} req/s = {rps / reference:.2f}x one process ({rps / reference / n:.2f} x N); "
                 f"wall {result['wall_s']:.1f} s, in order {result['in_order']}, ok {result['status']['succeeded']}"
             )
+        sim.configure(latency_ms=args.latency_ms)
+
+        top = max(counts)
+        print(f"the host's ceiling, latency {args.latency_ms} ms, {top} processes against {top} bare pools side by side:")
+        pools = bare_pools(sim, top, items, conc)
+        result = jobs_on(top, credentials, items * top, conc)
+        rps = result["status"]["requests_per_second"]
+        print(
+            f"  {top} bare pools: {pools['rps']:.1f} req/s = {pools['rps'] / bare['rps']:.2f}x one pool ({pools['rps'] / bare['rps'] / top:.2f} x N)"
+        )
+        print(
+            f"  {top} plugin processes: {rps:.1f} req/s = {rps / one['status']['requests_per_second']:.2f}x one process "
+            f"({rps / one['status']['requests_per_second'] / top:.2f} x N) = {rps / pools['rps']:.2f}x the {top} bare pools; "
+            f"CPU per item {result['cpu_ms']:.2f} ms against {pools['cpu_ms']:.2f} ms; in order {result['in_order']}"
+        )
         if args.no_limit_run:
             return
-        plugins = [PluginProcess().start() for _ in range(2)]
-        try:
-            limited = run_job(plugins, credentials, 600, args.concurrency, rpm=3000)
-        finally:
-            for plugin in plugins:
-                plugin.close()
+        limited = jobs_on(2, credentials, 600, conc, rpm=3000)
         print(
             f"2 processes, rpm_limit 3000 (50/s): {limited['status']['requests_per_second']:.1f} req/s, "
             f"429s {sim.stats()['responses_by_status'].get('429', 0)}"
         )
         if not args.big:
             return
-        plugins = [PluginProcess().start() for _ in range(args.big_processes)]
-        try:
-            big = run_job(plugins, credentials, args.big, args.concurrency, sample=True)
-        finally:
-            for plugin in plugins:
-                plugin.close()
+        big = jobs_on(args.big_processes, credentials, args.big, conc, sample=True)
         status = big["status"]
         print(
             f"{args.big} items on {args.big_processes} processes: {status['succeeded']} ok, {status['failed']} failed, "

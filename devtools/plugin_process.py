@@ -208,6 +208,13 @@ class PluginProcess:
         """The most resident memory the plugin process has used (Linux)."""
         return self._status_kib("VmHWM") * 1024
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the plugin process has used so far (Linux)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _status_kib(self, field: str) -> int:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

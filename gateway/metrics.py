@@ -7,7 +7,7 @@ values). Two sinks, chosen in `gateway.backends.metrics_for`:
 
 - `InProcessMetrics`: a dict in this process (figures are per process);
 - `RedisMetrics`: one Redis hash shared by every plugin process (HINCRBY / HINCRBYFLOAT in one
-  MULTI/EXEC per call), keyed by metric and label values only: no secret, no prompt, no id.
+  script call per write), keyed by metric and label values only: no secret, no prompt, no id.
 
 `FiguresCollector` turns either into metric families for prometheus_client, which writes the
 exposition (`exposition()`); nothing here writes the text format by hand. Histograms keep their bucket
@@ -258,9 +258,24 @@ class InProcessMetrics(_FigureSink):
             self._figures.clear()
 
 
+# One write of figures: (op, field, value) triples on the hash, applied atomically (a reader never sees
+# half a call). One script call instead of a MULTI of one command per field: one reply to parse
+# instead of two per field, about half the client's CPU per write.
+_WRITE = """
+local key = KEYS[1]
+for i = 1, #ARGV, 3 do
+  local op = ARGV[i]
+  if op == 'i' then redis.call('HINCRBY', key, ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'f' then redis.call('HINCRBYFLOAT', key, ARGV[i + 1], ARGV[i + 2])
+  else redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2]) end
+end
+return 1
+"""
+
+
 class RedisMetrics(_FigureSink):
-    """Figures summed over every process that uses this Redis: each call's increments go out in one
-    MULTI/EXEC (HINCRBY for counts, HINCRBYFLOAT for seconds and dollars) on one hash, `REDIS_KEY`,
+    """Figures summed over every process that uses this Redis: each write's increments go out in one
+    script call (HINCRBY for counts, HINCRBYFLOAT for seconds and dollars) on one hash, `REDIS_KEY`,
     whose fields are the metric and its label values as JSON. When Redis cannot be reached the figures
     go to `fallback` (this process's), so a call never fails for its metrics."""
 
@@ -271,6 +286,10 @@ class RedisMetrics(_FigureSink):
         self.client = client
         self.fallback = fallback
         self.key = key
+        from redis.exceptions import NoScriptError  # redis is only imported when configured
+
+        self._script = client.register_script(_WRITE)
+        self._no_script = NoScriptError
         self._pending: list[tuple[tuple[Any, ...], float]] = []
         self._states: list[tuple[str, str]] = []
         self._after: list[Any] = []  # script calls to send with the next write (gateway.redis_state.DeferredScript)
@@ -328,29 +347,36 @@ class RedisMetrics(_FigureSink):
             raise
 
     def _write(self, pending: list[tuple[tuple[Any, ...], float]], states: list[tuple[str, str]], riding: list[Any]) -> None:
-        """One MULTI/EXEC: the scripts riding along, then the increments (summed per field)."""
+        """One round trip: the scripts riding along, then the figures (summed per field) in one script."""
         totals: dict[tuple[Any, ...], float] = {}
         for key, amount in pending:
             totals[key] = totals.get(key, 0) + amount
+        args: list[Any] = []
+        for key, amount in totals.items():
+            args += ("i" if isinstance(amount, int) else "f", json.dumps(key, separators=(",", ":")), amount)
+        for model, state in states:
+            for s in BREAKER_STATES:
+                args += ("s", json.dumps(("breaker_state", model, s), separators=(",", ":")), int(s == state))
         try:
-            pipe = self.client.pipeline(transaction=True)
-            for op in riding:  # scripts first: their replies are the first of EXEC's
-                pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
-            for key, amount in totals.items():
-                field = json.dumps(key, separators=(",", ":"))
-                if isinstance(amount, int):
-                    pipe.hincrby(self.key, field, amount)
-                else:
-                    pipe.hincrbyfloat(self.key, field, amount)
-            for model, state in states:
-                pipe.hset(self.key, mapping={json.dumps(("breaker_state", model, s), separators=(",", ":")): int(s == state) for s in BREAKER_STATES})
-            replies = pipe.execute(raise_on_error=False) if len(pipe) else []
-            for op, reply in zip(riding, replies, strict=False):
-                if not isinstance(reply, Exception):  # a script Redis did not know yet: its caller runs it
-                    op.done = True
-            failed = next((r for r in replies[len(riding) :] if isinstance(r, Exception)), None)
-            if failed is not None:
-                raise failed
+            if riding:
+                pipe = self.client.pipeline(transaction=False)
+                for op in riding:
+                    pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
+                if args:
+                    pipe.evalsha(self._script.sha, 1, self.key, *args)
+                replies = pipe.execute(raise_on_error=False)
+                for op, reply in zip(riding, replies, strict=False):
+                    if not isinstance(reply, Exception):  # a script Redis did not know yet: its caller runs it
+                        op.done = True
+                if not args:
+                    return
+                written = replies[-1]
+                if not isinstance(written, Exception):
+                    return
+                if not isinstance(written, self._no_script):
+                    raise written
+            if args:
+                self._script(keys=[self.key], args=args)  # loads the script when Redis does not know it
         except Exception:  # Redis down or refusing: this process keeps the figures
             self.fallback._add_many(pending)
             for model, state in states:
@@ -448,7 +474,6 @@ def exposition(sink: MetricsSink) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FiguresCollector(sink.figures, sink.scope))  # type: ignore[arg-type]
     return generate_latest(registry)
-
 
 
 PROCESS_METRICS = InProcessMetrics()
