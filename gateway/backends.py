@@ -86,3 +86,16 @@ def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
         return RedisMetrics(redis_client(url), PROCESS_METRICS)
 
     return _for_url("metrics", redis_url, make)
+
+
+def write_behind_metrics_for(redis_url: str) -> Any:  # gateway.metrics.WriteBehindMetrics
+    """The Redis hash of `metrics_for`, written only when the owner calls `write()`: for the jobs'
+    workers, whose results writes carry their calls' figures."""
+
+    def make(url: str) -> Any:
+        from gateway.metrics import PROCESS_METRICS, WriteBehindMetrics
+        from gateway.redis_connection import redis_client
+
+        return WriteBehindMetrics(redis_client(url), PROCESS_METRICS)
+
+    return _for_url("write_behind_metrics", redis_url, make)

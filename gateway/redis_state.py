@@ -414,15 +414,25 @@ class RedisRateLimiter:
 
 class DeferredScript:
     """A script call to be made after a call: sent with another write to the same Redis when one goes out
-    (`done` then), otherwise by `run()`."""
+    (`done` then), otherwise by `run()`. A sink that writes later (`gateway.metrics.WriteBehindMetrics`)
+    `take`s it: `run()` leaves it alone, and the sink calls `fall_back()` if its write did not carry it."""
 
-    __slots__ = ("_run", "args", "client", "done", "keys", "script")
+    __slots__ = ("_run", "args", "client", "done", "keys", "script", "taken")
 
     def __init__(self, client: redis.Redis, script: Any, keys: list[str], args: list[Any], run: Callable[[], None]) -> None:
         self.client, self.script, self.keys, self.args, self._run = client, script, keys, args, run
         self.done = False
+        self.taken = False
 
     def run(self) -> None:
+        if not self.done and not self.taken:
+            self.done = True
+            self._run()
+
+    def take(self) -> None:
+        self.taken = True
+
+    def fall_back(self) -> None:
         if not self.done:
             self.done = True
             self._run()

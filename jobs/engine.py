@@ -53,7 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
-from gateway.backends import budget_store_for, state_for
+from gateway.backends import budget_store_for, state_for, write_behind_metrics_for
 from gateway.budget import BudgetExceeded
 from gateway.errors import BadRequestError, GatewayTimeoutError, Redactor
 from gateway.http_transport import HTTPTransport
@@ -76,6 +76,11 @@ DEFAULT_GRACE = 5.0
 PREFETCH = 8
 MAX_EXTRA_WORKERS = 16  # workers beyond `concurrency` (a quarter of it, at least 2) do the Redis work around the requests
 FLUSH_IDLE = 0.5  # the flusher's longest sleep without a result to write
+# The shortest time between two results writes. Each write also carries the calls' figures and the
+# breaker's successes, so a job makes two round trips a request (its send count, the breaker read) plus
+# one per FLUSH_EVERY, instead of four a request; the price is that a process killed mid-job leaves up
+# to this much more answered-but-unwritten work (those items end `interrupted`, never sent twice).
+FLUSH_EVERY = 0.02
 MAX_UNFLUSHED = 2000  # workers wait while this many results are not yet written (Redis slow or down)
 
 _context = threading.local()  # greenlet-local under gevent
@@ -210,6 +215,8 @@ class _Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.transport = CountingTransport(HTTPTransport(config, Redactor([config.api_key])))
+        # The calls' figures (and the breaker's successes) go out with the results writes (`JobRunner.flush`).
+        self.metrics = write_behind_metrics_for(config.redis_url)
         self._clients: dict[tuple[int, float], GatewayClient] = {}
         self._lock = threading.Lock()
 
@@ -220,7 +227,11 @@ class _Gateway:
             if client is None:
                 config = dataclasses.replace(self.config, max_retries=max_retries, timeout_seconds=timeout)
                 client = GatewayClient(
-                    config, state=state_for(config.redis_url), retry=RetryPolicy(max_retries=max_retries), transport=self.transport
+                    config,
+                    state=state_for(config.redis_url),
+                    retry=RetryPolicy(max_retries=max_retries),
+                    transport=self.transport,
+                    metrics=self.metrics,
                 )
                 self._clients[key] = client
             return client
@@ -425,6 +436,8 @@ class JobRunner:
             self.wake.clear()
             if self.flush() < 0:
                 time.sleep(FLUSH_IDLE)  # Redis failing: do not retry on every new result
+            else:
+                time.sleep(FLUSH_EVERY)  # let results gather: one write for many
         # The workers are done: keep trying while our leases would still hold, then let go (Redis is
         # down; another process takes the items over once their leases expire, as after a crash).
         give_up = time.monotonic() + self.job.lease_ms / 1000
@@ -446,6 +459,7 @@ class JobRunner:
         with self.flush_lock:
             with self.lock:
                 batch, self.unflushed = self.unflushed, []
+            self.gateway.metrics.write()  # first: a result in Redis means its call's figures are too
             if not batch:
                 return 0
             try:

@@ -8,11 +8,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
 from gateway import GatewayConfig
+from gateway.backends import state_for
+from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from jobs import service
 from jobs.engine import JobEngine
 from jobs.inputs import parse_prompts
@@ -100,6 +103,38 @@ def test_concurrency_is_the_number_of_requests_at_the_gateway_at_once(sim: Simul
     assert all(r["status"] == "ok" and r["attempts"] == 1 for r in results)
     # The wait for a free slot (this process's queue) is left out of the latency, the gateway's is not.
     assert min(r["latency_ms"] for r in results) >= 60, [r["latency_ms"] for r in results]
+
+
+def test_a_jobs_call_figures_and_breaker_successes_go_out_with_its_results(
+    sim: SimulatorProcess, config: GatewayConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One results write carries the figures (and the breaker's successes) of every call it has results
+    # for: far fewer round trips than calls, and nothing missing once the results are in.
+    writes = {"results": 0, "figures": 0}
+    finish_many, write = JobStore.finish_many, WriteBehindMetrics._write
+
+    def finish_counted(self: JobStore, *args: Any) -> Any:
+        writes["results"] += 1
+        return finish_many(self, *args)
+
+    def write_counted(self: WriteBehindMetrics, *args: Any) -> None:
+        writes["figures"] += 1
+        write(self, *args)
+
+    monkeypatch.setattr(JobStore, "finish_many", finish_counted)
+    monkeypatch.setattr(WriteBehindMetrics, "_write", write_counted)
+    sim.configure(latency_ms=5)
+    store, job_id = make_job(config, [f"f {i}" for i in range(200)])
+    engine = JobEngine()
+    engine.background = False
+    engine.work_for(config, job_id, 30)
+    assert store.meta(job_id)["status"] == "completed"
+    figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures()
+    assert sum(v for k, v in figures.items() if k[0] == "requests") == 200
+    assert sum(v for k, v in figures.items() if k[0] == "attempts") == 200
+    breaker = state_for(REDIS_URL).breaker(config.base_url, config.default_model)
+    assert store.r.zcard(breaker.keys[2]) == 200  # every success recorded, none twice
+    assert 0 < writes["figures"] <= writes["results"] < 100, writes
 
 
 def counted(store: JobStore, job_id: str) -> int:

@@ -18,7 +18,7 @@ from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayCo
 from gateway.breaker import BreakerSettings
 from gateway.errors import CircuitOpenError, RateLimitedError, UpstreamUnavailableError
 from gateway.limits import LimitSettings
-from gateway.metrics import InProcessMetrics, RedisMetrics
+from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from gateway.pacing import AdaptivePacer
 from gateway.redis_state import RedisState
 from gateway.retry import RetryPolicy
@@ -49,7 +49,13 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trips]:
 
 
 def make(
-    url: str = REDIS_URL, *, replies: Any = None, sleeps: list[float] | None = None, redis_metrics: bool = True, client: Any = None
+    url: str = REDIS_URL,
+    *,
+    replies: Any = None,
+    sleeps: list[float] | None = None,
+    redis_metrics: bool = True,
+    client: Any = None,
+    write_behind: bool = False,
 ) -> tuple[GatewayClient, MemoryTransport, RedisState]:
     base = f"http://gateway-{uuid.uuid4().hex[:8]}.test/v1"  # a fresh key space per test
     connection = client if client is not None else redis.Redis.from_url(url)
@@ -62,7 +68,8 @@ def make(
     )
     transport = MemoryTransport(replies if replies is not None else (), handler=None if replies is not None else (lambda m, p, b: completion("ok")))
     key = f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}"
-    metrics = RedisMetrics(connection, InProcessMetrics(), key=key) if redis_metrics else InProcessMetrics()
+    sink = WriteBehindMetrics if write_behind else RedisMetrics
+    metrics = sink(connection, InProcessMetrics(), key=key) if redis_metrics else InProcessMetrics()
     config = GatewayConfig.from_credentials({"api_key": "sk-rt-test-key-0123456789", "base_url": base, "max_retries": "1"})
     gateway = GatewayClient(
         config,
@@ -142,6 +149,54 @@ def test_a_script_redis_forgot_is_loaded_again(private_redis: Any) -> None:
     gateway.chat(ask())
     assert successes(state, gateway) == 3
     assert gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 3
+
+
+def test_write_behind_calls_leave_their_figures_and_successes_for_one_later_write(trips: Trips) -> None:
+    gateway, _transport, state = make(write_behind=True)
+    metrics = gateway.metrics
+    assert isinstance(metrics, WriteBehindMetrics)
+    gateway.chat(ask())
+    metrics.write()
+    before = trips.count
+    for _ in range(5):
+        assert gateway.chat(ask()).text == "ok"
+    assert trips.count - before == 5  # the breaker read only
+    assert successes(state, gateway) == 1 and metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
+    before = trips.count
+    metrics.write()
+    assert trips.count - before == 1  # one write for the five calls' figures and successes
+    assert successes(state, gateway) == 6
+    assert metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 6
+    before = trips.count
+    metrics.write()
+    assert trips.count == before  # nothing left: no round trip
+
+
+def test_write_behind_after_redis_forgot_its_scripts_loses_nothing(private_redis: Any) -> None:
+    connection = redis.Redis.from_url(private_redis.url)
+    gateway, _transport, state = make(private_redis.url, client=connection, write_behind=True)
+    gateway.chat(ask())
+    gateway.metrics.write()  # type: ignore[attr-defined]
+    connection.script_flush()
+    gateway.chat(ask())
+    gateway.chat(ask())
+    gateway.metrics.write()  # type: ignore[attr-defined]
+    assert successes(state, gateway) == 3
+    assert gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 3
+
+
+def test_write_behind_with_redis_stopped_keeps_figures_and_successes_in_process(private_redis: Any) -> None:
+    connection = redis.Redis.from_url(private_redis.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    gateway, _transport, _state = make(private_redis.url, client=connection, write_behind=True)
+    metrics = gateway.metrics
+    assert isinstance(metrics, WriteBehindMetrics)
+    gateway.chat(ask())
+    riding = list(metrics._after)  # the breaker's success, left for the write
+    assert len(riding) == 1 and not riding[0].done
+    private_redis.stop()
+    metrics.write()
+    assert metrics.fallback.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
+    assert riding[0].done  # made on its own (in process): not dropped with the failed write
 
 
 def test_redis_stopped_calls_go_on_in_process(private_redis: Any) -> None:
