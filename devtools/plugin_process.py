@@ -342,7 +342,11 @@ class PluginProcess:
             try:
                 message = json.loads(raw)
             except ValueError:
-                continue  # not protocol output (a stray print): the daemon ignores it too
+                # Not JSON: the daemon logs the line and drops it. A stray print is harmless; a protocol
+                # line that arrives cut is a message lost (say, a tool's variable): fail the sessions.
+                if raw.startswith(b'{"'):
+                    self._refuse_line(raw, PluginProcessError(f"a protocol line arrived cut ({len(raw)} bytes, not valid JSON): the daemon drops it"))
+                continue
             if message.get("event") == "heartbeat":
                 self.heartbeats += 1
                 continue
@@ -368,8 +372,9 @@ class PluginProcess:
                 inbox.put(died)
             self._sessions.clear()
 
-    def _refuse_line(self, raw: bytes, refusal: DifyAPIRefusal) -> None:
-        """The daemon would drop the plugin for this line: fail the session that wrote it."""
+    def _refuse_line(self, raw: bytes, refusal: DifyAPIRefusal | PluginProcessError) -> None:
+        """The daemon would drop this line (or the plugin for it): fail the session that wrote it (every
+        open session when the line does not say which)."""
         try:
             session_id = json.loads(raw).get("session_id")
         except ValueError:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.plugin_process import PluginProcess, PluginProcessError
+
 ROOT = Path(__file__).resolve().parents[2]
 LINE_CHARS = 1_000_000
 LINES = 20
@@ -72,3 +74,26 @@ def test_without_it_an_interrupted_write_loses_the_rest_of_the_line() -> None:
     # Why it exists: the plain unbuffered stdout drops what a short write did not take.
     lines = written_under_signals("plain")
     assert sum(1 for line in lines if len(line) > LINE_CHARS) < LINES
+
+
+FAKE_PLUGIN = r"""
+import json, sys
+request = json.loads(sys.stdin.readline())
+sid = request["session_id"]
+def say(data):
+    sys.stdout.write(json.dumps({"event": "session", "session_id": sid, "data": data}) + "\n")
+say({"type": "stream", "data": {"type": "text", "message": {"text": "before"}}})
+cut = json.dumps({"event": "session", "session_id": sid, "data": {"type": "stream", "data": {"type": "variable",
+    "message": {"variable_name": "results", "variable_value": ["x" * 5000], "stream": False}}}})
+sys.stdout.write(cut[:3000] + "\n")
+say({"type": "end", "data": {}})
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+def test_the_harness_fails_a_session_whose_protocol_line_arrives_cut(tmp_path: Path) -> None:
+    # The daemon drops a line that is not JSON; a test must not pass with the variable silently gone.
+    (tmp_path / "main.py").write_text(FAKE_PLUGIN)
+    with PluginProcess(root=tmp_path, timeout=20) as plugin, pytest.raises(PluginProcessError, match="arrived cut"):
+        plugin.run_tool("batch_results", {}, {})
