@@ -19,11 +19,14 @@ def install_whole_line_stdout() -> None:
     out = sys.stdout
     if out is None or isinstance(getattr(out, "buffer", None), io.BufferedWriter):
         return  # buffered already (the default): partial writes are completed
-    raw = io.FileIO(out.fileno(), "w", closefd=False)  # fd 1 stays open; sys.__stdout__ keeps working
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture): nothing goes to the daemon through it
+    raw = io.FileIO(fd, "w", closefd=False)  # fd 1 stays open; sys.__stdout__ keeps working
     stream = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors, write_through=True)
     out.flush()
     sys.stdout = stream
     from dify_plugin.config.logger_format import plugin_logger_handler
 
     plugin_logger_handler.setStream(stream)  # its log lines share the stream: whole, and in order with the rest
-

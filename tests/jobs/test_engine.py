@@ -39,6 +39,14 @@ def make_job(config: GatewayConfig, prompts: list[str], lease: int = 2) -> tuple
     return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
 
 
+def work_through(config: GatewayConfig, store: JobStore, job_id: str, seconds: float = 20) -> None:
+    """Works on the job in this process (no background threads) until it has completed."""
+    engine = JobEngine()
+    engine.background = False
+    engine.work_for(config, job_id, seconds)
+    assert store.meta(job_id)["status"] == "completed"
+
+
 def test_taken_over_items_follow_the_retry_policy(sim: SimulatorProcess, config: GatewayConfig) -> None:
     store, job_id = make_job(config, ["unknown outcome", "failed retryably", "never sent", "spent its retries"])
     claimed = store.claim_new(job_id, "dead-process", 4)
@@ -94,10 +102,7 @@ def test_concurrency_is_the_number_of_requests_at_the_gateway_at_once(sim: Simul
     # sees more than `concurrency` (4) of this process's requests at once, and does see that many.
     sim.configure(latency_ms=60)
     store, job_id = make_job(config, [f"c {i}" for i in range(40)])
-    engine = JobEngine()
-    engine.background = False
-    engine.work_for(config, job_id, 20)
-    assert store.meta(job_id)["status"] == "completed"
+    work_through(config, store, job_id)
     assert sim.stats()["max_concurrency"] == 4
     results = store.results(job_id, list(range(40)))
     assert all(r["status"] == "ok" and r["attempts"] == 1 for r in results)
@@ -125,10 +130,7 @@ def test_a_jobs_call_figures_and_breaker_successes_go_out_with_its_results(
     monkeypatch.setattr(WriteBehindMetrics, "_write", write_counted)
     sim.configure(latency_ms=5)
     store, job_id = make_job(config, [f"f {i}" for i in range(200)])
-    engine = JobEngine()
-    engine.background = False
-    engine.work_for(config, job_id, 30)
-    assert store.meta(job_id)["status"] == "completed"
+    work_through(config, store, job_id, 30)
     figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures()
     assert sum(v for k, v in figures.items() if k[0] == "requests") == 200
     assert sum(v for k, v in figures.items() if k[0] == "attempts") == 200
