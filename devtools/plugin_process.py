@@ -344,7 +344,7 @@ class PluginProcess:
             except ValueError:
                 # Not JSON: the daemon logs the line and drops it. A stray print is harmless; a protocol
                 # line that arrives cut is a message lost (say, a tool's variable): fail the sessions.
-                if raw.startswith(b'{"'):
+                if raw.startswith(b'{"') and raw.endswith(b"\n"):  # (no newline: the process died mid-line, said below)
                     self._refuse_line(raw, PluginProcessError(f"a protocol line arrived cut ({len(raw)} bytes, not valid JSON): the daemon drops it"))
                 continue
             if message.get("event") == "heartbeat":

@@ -64,6 +64,7 @@ BREAKER_STATES = ("closed", "open", "half_open")
 
 logger = logging.getLogger("holysheep.calls")
 logger.setLevel(logging.INFO)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -82,7 +83,8 @@ class CallRecord:
     gateway_request_id: str = ""
     cache: str = "bypass"
     # Script calls to the same Redis that may go out with this call's metrics write (the breaker's
-    # success, `gateway.redis_state.DeferredScript`); a sink marks those it sent `done`, the client runs the rest.
+    # success, `gateway.redis_state.DeferredScript`); a sink marks those it sent `done` or `take`s them for a
+    # later write of its own, and the client runs the rest.
     after: list[Any] | None = None
 
     def log_fields(self) -> dict[str, Any]:
@@ -309,9 +311,14 @@ class RedisMetrics(_FigureSink):
             self._states.append((model, state))
 
     def _flush(self, after: list[Any] | None = None) -> None:
+        self._commit(after, drain=True)
+
+    def _commit(self, after: list[Any] | None, *, drain: bool) -> None:
         """Group commit: when no write is in flight this caller writes what is pending (its own figures and
         whatever other calls added); otherwise it leaves its figures (and `after`) to the next write and
-        waits for it. Either way they are in Redis (or, Redis down, in `fallback`) when this returns."""
+        waits for it. Either way they are in Redis (or, Redis down, in `fallback`) when this returns.
+        `drain`: the writer also writes what was added while it wrote, until nothing is left (callers
+        that add always wait; a write-behind owner writes only what was there when it asked)."""
         pool = self.client.connection_pool
         with self._cond:
             if after:
@@ -336,7 +343,7 @@ class RedisMetrics(_FigureSink):
                 with self._cond:
                     self._written = batch
                     self._cond.notify_all()
-                    if self._wanted <= batch and not self._pending and not self._states and not self._after:
+                    if self._wanted <= batch and (not drain or not (self._pending or self._states or self._after)):
                         self._writing = False
                         return
         except BaseException:
@@ -413,19 +420,20 @@ class WriteBehindMetrics(RedisMetrics):
                     self._after.append(op)
 
     def write(self) -> None:
-        """Writes what the calls left so far, in one round trip: to Redis, or to `fallback` while Redis
-        cannot be reached. Concurrent writers each take their own share."""
-        with self._cond:
-            pending, self._pending = self._pending, []
-            states, self._states = self._states, []
-            riding, self._after = self._after, []
-        if pending or states or riding:
-            self._write(pending, states, riding)
+        """Writes what the calls left so far: to Redis, or to `fallback` while Redis cannot be reached.
+        When another owner's write is in flight it waits for the write that carries these figures, so
+        they are in Redis when this returns whoever wrote them. Never raises."""
+        self._commit(None, drain=False)
 
     def _write(self, pending: list[tuple[tuple[Any, ...], float]], states: list[tuple[str, str]], riding: list[Any]) -> None:
-        super()._write(pending, states, riding)
-        for op in riding:
-            op.fall_back()  # those the write did not carry: made on their own (in process while Redis is down)
+        try:
+            super()._write(pending, states, riding)
+        finally:
+            for op in riding:  # those the write did not carry: made on their own (in process while Redis is down)
+                try:
+                    op.fall_back()
+                except Exception as exc:  # Redis refusing (OOM, read-only replica): that success is not recorded
+                    _log.warning("recording a breaker success failed: %s", type(exc).__name__)
 
 
 _FLOAT_METRICS = {"cost_usd", "rate_limit_wait_seconds"}

@@ -76,10 +76,10 @@ DEFAULT_GRACE = 5.0
 PREFETCH = 8
 MAX_EXTRA_WORKERS = 16  # workers beyond `concurrency` (a quarter of it, at least 2) do the Redis work around the requests
 FLUSH_IDLE = 0.5  # the flusher's longest sleep without a result to write
-# The shortest time between two results writes. Each write also carries the calls' figures and the
-# breaker's successes, so a job makes two round trips a request (its send count, the breaker read) plus
-# one per FLUSH_EVERY, instead of four a request; the price is that a process killed mid-job leaves up
-# to this much more answered-but-unwritten work (those items end `interrupted`, never sent twice).
+# The shortest time between two results writes. Each is preceded by one write of the calls' figures and
+# the breaker's successes, so a job makes two round trips a request (its send count, the breaker read)
+# plus two per FLUSH_EVERY, instead of four a request; the price is that a process killed mid-job leaves
+# up to this much more answered-but-unwritten work (those items end `interrupted`, never sent twice).
 FLUSH_EVERY = 0.02
 MAX_UNFLUSHED = 2000  # workers wait while this many results are not yet written (Redis slow or down)
 
@@ -459,7 +459,10 @@ class JobRunner:
         with self.flush_lock:
             with self.lock:
                 batch, self.unflushed = self.unflushed, []
-            self.gateway.metrics.write()  # first: a result in Redis means its call's figures are too
+            try:
+                self.gateway.metrics.write()  # first: a result in Redis means its call's figures are too
+            except Exception as exc:  # figures are never worth a result
+                logger.warning("writing the figures of job %s failed: %s", self.job.id, type(exc).__name__)
             if not batch:
                 return 0
             try:

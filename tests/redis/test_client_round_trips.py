@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,9 +19,9 @@ from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayCo
 from gateway.breaker import BreakerSettings
 from gateway.errors import CircuitOpenError, RateLimitedError, UpstreamUnavailableError
 from gateway.limits import LimitSettings
-from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
+from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from gateway.pacing import AdaptivePacer
-from gateway.redis_state import RedisState
+from gateway.redis_state import DeferredScript, RedisState
 from gateway.retry import RetryPolicy
 from gateway.state import InProcessState
 from gateway.transport import MemoryTransport
@@ -197,6 +198,56 @@ def test_write_behind_with_redis_stopped_keeps_figures_and_successes_in_process(
     metrics.write()
     assert metrics.fallback.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
     assert riding[0].done  # made on its own (in process): not dropped with the failed write
+
+
+def test_write_behind_a_success_redis_refuses_costs_neither_the_write_nor_the_others() -> None:
+    # A riding script Redis cannot run (here: unknown to it) is made on its own; when that fails too
+    # (Redis refusing writes), the others are still made and the write does not raise into its owner.
+    connection = redis.Redis.from_url(REDIS_URL)
+    sink = WriteBehindMetrics(connection, InProcessMetrics(), key=f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}")
+    made: list[str] = []
+
+    def refused() -> None:
+        raise redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    unknown = SimpleNamespace(sha="0" * 40)
+    ops = [DeferredScript(connection, unknown, ["k"], [], refused), DeferredScript(connection, unknown, ["k"], [], lambda: made.append("second"))]
+    sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1, after=ops))
+    assert all(op.taken and not op.done for op in ops)
+    sink.write()
+    assert made == ["second"] and all(op.done for op in ops)
+    assert sink.figures()[("requests", "deepseek-v3.2", "chat", "ok")] == 1
+
+
+def test_write_behind_waits_for_the_write_in_flight_that_carries_its_figures() -> None:
+    # Two owners (two jobs' flushers) share the sink: the second must not return, and go on to write
+    # its results, while its figures are still in the first one's unfinished write.
+    connection = redis.Redis.from_url(REDIS_URL)
+    sink = WriteBehindMetrics(connection, InProcessMetrics(), key=f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}")
+    entered, release = threading.Event(), threading.Event()
+    write = sink._write
+
+    def slow_first_write(*args: Any) -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        write(*args)
+
+    sink._write = slow_first_write  # type: ignore[method-assign]
+    sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))
+    first = threading.Thread(target=sink.write)
+    first.start()
+    assert entered.wait(10)
+    sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))  # added while the first write is out
+    second = threading.Thread(target=sink.write)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting for a write that carries its figure
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert not second.is_alive()
+    assert sink.figures()[("requests", "deepseek-v3.2", "chat", "ok")] == 2
 
 
 def test_redis_stopped_calls_go_on_in_process(private_redis: Any) -> None:
