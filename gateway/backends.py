@@ -26,17 +26,18 @@ def _for_url(kind: str, redis_url: str, make: Callable[[str], Any]) -> Any:
         return backend
 
 
-def state_for(redis_url: str) -> SharedState:
-    """In-process unless a Redis URL is configured; one RedisState per URL for the life of the process."""
+def state_for(redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
+    """In-process unless a Redis URL is configured; one RedisState per URL (and `gate_max_age`, how long a
+    closed breaker read may be reused: `gateway.redis_state.RedisState`) for the life of the process."""
     if not redis_url:
         return PROCESS_STATE
 
     def make(url: str) -> SharedState:
         from gateway.redis_state import RedisState  # redis is only imported when configured
 
-        return RedisState(url)
+        return RedisState(url, gate_max_age=gate_max_age)
 
-    return _for_url("state", redis_url, make)
+    return _for_url(f"state:{gate_max_age}" if gate_max_age else "state", redis_url, make)
 
 
 def budget_store_for(redis_url: str) -> Any:  # gateway.budget.BudgetStore

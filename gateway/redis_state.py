@@ -219,8 +219,14 @@ class RedisState:
         breaker_settings: BreakerSettings | None = None,
         fallback: InProcessState | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        gate_max_age: float = 0.0,
     ) -> None:
         self.url = url
+        # A closed breaker and the 429 pause, once read, are reused for this many seconds (0: every call
+        # reads them). What this process records itself (a failure, a pause) is seen at once; what
+        # another process records, up to this much later.
+        self.gate_max_age = gate_max_age
+        self._seen: dict[tuple[str, str], tuple[float, tuple[bool, float]]] = {}
         self.client = client if client is not None else redis_client(url)
         self.breaker_settings = breaker_settings or BreakerSettings()
         self.fallback = fallback or PROCESS_STATE
@@ -259,6 +265,8 @@ class RedisState:
             skip = self._down_since is not None and time.monotonic() - self._last_failure < RETRY_REDIS_AFTER
         if skip:
             return fallback()
+        if script in _CHANGES_THE_GATE:
+            self._seen.clear()
         try:
             value = convert(self._scripts[script](keys=keys, args=args))
         except CONNECTION_ERRORS:
@@ -274,8 +282,13 @@ class RedisState:
     def read_gate(self, breaker_key: str, pause_key: str) -> tuple[bool, float] | None:
         """(breaker closed, when the pause ends, monotonic) for (breaker, pause), or None (Redis down).
         Group read: callers that ask while a read of the same keys is in flight share the next read,
-        made after they asked, so each answer is as fresh as a read of its own."""
+        made after they asked, so each answer is as fresh as a read of its own (or, with `gate_max_age`,
+        a closed breaker read that recently)."""
         key = (breaker_key, pause_key)
+        if self.gate_max_age:
+            seen = self._seen.get(key)
+            if seen is not None and time.monotonic() - seen[0] < self.gate_max_age:
+                return seen[1]
         with self._reads_cond:
             shared = self._reads.get(key)
             if shared is None:
@@ -303,6 +316,8 @@ class RedisState:
                 )
                 if first:
                     mine, first = result, False
+                    if self.gate_max_age and result is not None and result[0]:
+                        self._seen[key] = (asked, result)
                 with self._reads_cond:
                     batch.result, batch.done = result, True
                     self._reads_cond.notify_all()
@@ -410,6 +425,10 @@ class RedisRateLimiter:
         self.store.call(
             "pause", [self.keys[3]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
         )
+
+
+# Scripts that may open the breaker or start a pause: a gate read kept for `gate_max_age` is dropped.
+_CHANGES_THE_GATE = frozenset({"pause", "failure", "acquire", "gate"})
 
 
 class DeferredScript:

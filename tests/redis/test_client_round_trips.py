@@ -57,6 +57,7 @@ def make(
     redis_metrics: bool = True,
     client: Any = None,
     write_behind: bool = False,
+    gate_max_age: float = 0.0,
 ) -> tuple[GatewayClient, MemoryTransport, RedisState]:
     base = f"http://gateway-{uuid.uuid4().hex[:8]}.test/v1"  # a fresh key space per test
     connection = client if client is not None else redis.Redis.from_url(url)
@@ -66,6 +67,7 @@ def make(
         fallback=InProcessState(),
         breaker_settings=BreakerSettings(failure_threshold=2, cooldown_seconds=30),
         sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        gate_max_age=gate_max_age,
     )
     transport = MemoryTransport(replies if replies is not None else (), handler=None if replies is not None else (lambda m, p, b: completion("ok")))
     key = f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}"
@@ -274,6 +276,52 @@ def test_concurrent_calls_share_writes_and_reads_and_every_figure_lands(trips: T
     assert figures[("attempts", "deepseek-v3.2", "ok")] == 201
     assert successes(state, gateway) == 201
     assert trips.count - before <= 2 * 200  # never more than two round trips a call, fewer when calls overlap
+
+
+def other_process() -> RedisState:
+    settings = BreakerSettings(failure_threshold=2, cooldown_seconds=30)
+    return RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState(), breaker_settings=settings)
+
+
+def test_a_kept_gate_read_saves_the_round_trip_and_sees_another_process_breaker_once_it_is_old(trips: Trips) -> None:
+    # Batch jobs keep a closed breaker read for a moment (`gate_max_age`): one round trip a request less,
+    # and another process's open breaker is seen no later than that.
+    gateway, transport, _state = make(gate_max_age=1.0)
+    gateway.chat(ask())
+    before = trips.count
+    for _ in range(3):
+        gateway.chat(ask())
+    assert trips.count - before == 3  # the figures only: no breaker read
+    other = other_process().breaker(gateway.config.base_url, "deepseek-v3.2")
+    for _ in range(20):  # half the calls in the window must have failed
+        other.record_failure(other.acquire())
+        if other.state == "open":
+            break
+    assert other.state == "open"
+    assert gateway.chat(ask()).text == "ok"  # the read is under a second old
+    time.sleep(1.05)
+    sent = len(transport.sent)
+    with pytest.raises(CircuitOpenError):
+        gateway.chat(ask())
+    assert len(transport.sent) == sent
+
+
+def test_a_kept_gate_read_gives_way_at_once_to_this_process_own_429_and_failures() -> None:
+    sleeps: list[float] = []
+    gateway, _transport, state = make(sleeps=sleeps, gate_max_age=60.0)
+    assert gateway.chat(ask()).text == "ok"  # the closed breaker, no pause: kept for a minute
+    state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(2.0)  # a 429 here
+    assert gateway.chat(ask()).text == "ok"
+    assert sleeps and 1.5 < sleeps[0] <= 2.0  # waited for it: not sent on the minute-old read
+    gateway, transport, _state = make(replies=[completion("ok"), status(503), status(503), status(503), status(503)], gate_max_age=60.0)
+    gateway.chat(ask())
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailableError):
+            gateway.chat(ask())
+    sent = len(transport.sent)
+    with pytest.raises(CircuitOpenError):  # its own failures opened it: no request on a minute-old read
+        gateway.chat(ask())
+    assert len(transport.sent) == sent
 
 
 def test_concurrent_callers_all_see_a_pause_and_an_open_breaker() -> None:
