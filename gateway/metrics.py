@@ -310,6 +310,11 @@ class RedisMetrics(_FigureSink):
         with self._lock:
             self._states.append((model, state))
 
+    def _for_this_redis(self, after: list[Any]) -> list[Any]:
+        """The script calls of `after` not yet made that can ride with a write to this Redis."""
+        pool = self.client.connection_pool
+        return [op for op in after if not op.done and op.client.connection_pool is pool]
+
     def _flush(self, after: list[Any] | None = None) -> None:
         self._commit(after, drain=True)
 
@@ -319,10 +324,9 @@ class RedisMetrics(_FigureSink):
         waits for it. Either way they are in Redis (or, Redis down, in `fallback`) when this returns.
         `drain`: the writer also writes what was added while it wrote, until nothing is left (callers
         that add always wait; a write-behind owner writes only what was there when it asked)."""
-        pool = self.client.connection_pool
         with self._cond:
             if after:
-                self._after.extend(op for op in after if not op.done and op.client.connection_pool is pool)
+                self._after.extend(self._for_this_redis(after))
             mine = self._collecting  # the write that will carry what this caller added
             if self._writing:
                 self._wanted = max(self._wanted, mine)
@@ -412,12 +416,10 @@ class WriteBehindMetrics(RedisMetrics):
     def _flush(self, after: list[Any] | None = None) -> None:
         if not after:
             return
-        pool = self.client.connection_pool
         with self._cond:
-            for op in after:
-                if not op.done and op.client.connection_pool is pool:
-                    op.take()  # ours now: the client leaves it to us
-                    self._after.append(op)
+            for op in self._for_this_redis(after):
+                op.take()  # ours now: the client leaves it to us
+                self._after.append(op)
 
     def write(self) -> None:
         """Writes what the calls left so far: to Redis, or to `fallback` while Redis cannot be reached.

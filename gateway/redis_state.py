@@ -150,6 +150,9 @@ local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 return {state == 'closed' and 1 or 0, tostring(math.max(0, paused - now))}
 """
 
+# Scripts that may open the breaker or start a pause: a gate read kept for `gate_max_age` is dropped.
+_CHANGES_THE_GATE = frozenset({"pause", "failure", "acquire", "gate"})
+
 _BREAKER_SUCCESS = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if ARGV[1] == '1' and state == 'half_open' then
@@ -227,6 +230,7 @@ class RedisState:
         # another process records, up to this much later.
         self.gate_max_age = gate_max_age
         self._seen: dict[tuple[str, str], tuple[float, tuple[bool, float]]] = {}
+        self._gate_epoch = 0  # counts the gate-changing scripts this process ran
         self.client = client if client is not None else redis_client(url)
         self.breaker_settings = breaker_settings or BreakerSettings()
         self.fallback = fallback or PROCESS_STATE
@@ -265,8 +269,6 @@ class RedisState:
             skip = self._down_since is not None and time.monotonic() - self._last_failure < RETRY_REDIS_AFTER
         if skip:
             return fallback()
-        if script in _CHANGES_THE_GATE:
-            self._seen.clear()
         try:
             value = convert(self._scripts[script](keys=keys, args=args))
         except CONNECTION_ERRORS:
@@ -275,6 +277,10 @@ class RedisState:
                 self._down_since = self._down_since or now
                 self._last_failure = now
             return fallback()
+        finally:
+            if script in _CHANGES_THE_GATE:
+                self._gate_epoch += 1  # a gate read in flight meanwhile may predate it: not kept
+                self._seen.clear()
         with self._lock:
             self._down_since = None
         return value
@@ -306,7 +312,7 @@ class RedisState:
             while True:
                 with self._reads_cond:
                     batch, shared.batch = shared.batch, _ReadBatch()
-                asked = time.monotonic()
+                asked, epoch = time.monotonic(), self._gate_epoch
                 result = self.call(
                     "peek",
                     [breaker_key, pause_key],
@@ -316,7 +322,7 @@ class RedisState:
                 )
                 if first:
                     mine, first = result, False
-                    if self.gate_max_age and result is not None and result[0]:
+                    if self.gate_max_age and result is not None and result[0] and epoch == self._gate_epoch:
                         self._seen[key] = (asked, result)
                 with self._reads_cond:
                     batch.result, batch.done = result, True
@@ -425,10 +431,6 @@ class RedisRateLimiter:
         self.store.call(
             "pause", [self.keys[3]], [seconds * 1000, self.TTL_MS], fallback=lambda: self._fallback().pause(seconds), convert=int
         )
-
-
-# Scripts that may open the breaker or start a pause: a gate read kept for `gate_max_age` is dropped.
-_CHANGES_THE_GATE = frozenset({"pause", "failure", "acquire", "gate"})
 
 
 class DeferredScript:

@@ -26,10 +26,11 @@ The price: a process killed outright leaves those few counted requests as "may h
 STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back.
 
 Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
-request is counted just before it waits for its slot; results are written by a flusher, off the
-workers' path, as a group commit: a result wakes it, it writes everything gathered in one script call
-(each result with its acknowledgement), and results that arrive meanwhile go together in the next call. So under load
-many results share a round trip, and a result waits at most about one round trip. An item stays
+request is counted just before it waits for its slot (its one round trip of its own); the breaker and
+429-pause read is reused while it is under GATE_MAX_AGE old; results are written by a flusher, off the
+workers' path: a result wakes it, it writes the calls' figures and breaker successes, then everything
+gathered in one script call (each result with its acknowledgement), and waits FLUSH_EVERY so the next
+write carries several. So a result waits at most about FLUSH_EVERY and two round trips. An item stays
 held (its lease renewed) until its result is written, so a result not yet written when a process
 is killed is treated like a request in flight: its send count says so, and the item ends
 `interrupted`, never resent and never with two results.
@@ -77,9 +78,9 @@ PREFETCH = 8
 MAX_EXTRA_WORKERS = 16  # workers beyond `concurrency` (a quarter of it, at least 2) do the Redis work around the requests
 FLUSH_IDLE = 0.5  # the flusher's longest sleep without a result to write
 # The shortest time between two results writes. Each is preceded by one write of the calls' figures and
-# the breaker's successes, so a job makes two round trips a request (its send count, the breaker read)
-# plus two per FLUSH_EVERY, instead of four a request; the price is that a process killed mid-job leaves
-# up to this much more answered-but-unwritten work (those items end `interrupted`, never sent twice).
+# the breaker's successes, so those cost two round trips per FLUSH_EVERY instead of two a request; the
+# price is that a process killed mid-job leaves up to this much more answered-but-unwritten work (those
+# items end `interrupted`, never sent twice).
 FLUSH_EVERY = 0.02
 # A job's requests reuse a closed breaker and 429-pause read this recent instead of reading it each: about
 # one Redis round trip a request less. Another process's open breaker or 429 is seen up to this much
