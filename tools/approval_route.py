@@ -7,6 +7,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from approval.approvers import select_approvers
 from approval.backends import REDIS, store_for
 from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
+from approval.limits import AutoApprovalGate
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
@@ -86,7 +87,9 @@ class ApprovalRouteTool(Tool):
             if existing is not None:
                 raise already_routed(request.request_id)
         try:
-            outcome = route(request, policy, llm, guard=guard)
+            # The audit sample and the limits: counted in Redis when it is configured, else in this process.
+            gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url)
+            outcome = route(request, policy, llm, guard=guard, gate=gate)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None
         output = outcome.to_outputs()
