@@ -43,7 +43,6 @@ from typing import Any, Protocol
 
 from approval.policy import AutoApprove, PeriodLimit, money
 from approval.transitions import person_key
-from gateway.keys import Keys, digest, workspace_scope
 
 # A counter outlives its period by this much, so a clock a little behind another host's still finds it.
 EXPIRY_MARGIN_SECONDS = 3600
@@ -128,6 +127,16 @@ class Take:
     usage: tuple[tuple[int, int], ...]  # (count, hundredths) per counter, read before the take
 
 
+class LimitKeys(Protocol):
+    """The workspace's key names (``gateway.keys.Keys``, which the tool passes in: approval/ imports only
+    the Redis helper from gateway)."""
+
+    @property
+    def scope(self) -> str: ...
+
+    def approval_limits(self, part: str) -> str: ...
+
+
 class LimitStore(Protocol):
     name: str  # "redis" or "process": where the counters live
 
@@ -136,7 +145,8 @@ class LimitStore(Protocol):
 
 def requester_parts(requester_id: str) -> list[str]:
     """The requester's key parts: a digest of the folded id (see ``approval.transitions.person_key``)."""
-    return [digest(person_key(requester_id) or requester_id, 32)]
+    folded = person_key(requester_id) or requester_id
+    return [hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()[:32]]
 
 
 def counters_for(limits: tuple[PeriodLimit, ...], requester_id: str, now: datetime) -> list[Counter]:
@@ -177,7 +187,7 @@ class RedisLimitStore:
 
     name = "redis"
 
-    def __init__(self, client: Any, keys: Keys) -> None:
+    def __init__(self, client: Any, keys: LimitKeys) -> None:
         self.client = client
         self.keys = keys
         self._take = client.register_script(_TAKE)
@@ -267,10 +277,10 @@ class AutoApprovalGate:
     scope: str
 
     @classmethod
-    def for_workspace(cls, api_key: str, redis_url: str | None) -> AutoApprovalGate:
-        """Redis counters when ``redis_url`` is set (one client per URL), else this process's. The sample
-        is keyed with a digest of the API key (never the key itself, and not the scope's digest)."""
-        keys = Keys.for_api_key(api_key)
+    def for_workspace(cls, api_key: str, redis_url: str | None, keys: LimitKeys) -> AutoApprovalGate:
+        """Redis counters when ``redis_url`` is set (one client per URL), else this process's, under the
+        workspace's ``keys`` (``gateway.keys.Keys.for_api_key``). The sample is keyed with a digest of the
+        API key (never the key itself, and not the scope's digest)."""
         secret = hmac.new(_SAMPLE_KEY, api_key.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
         url = (redis_url or "").strip()
         if url:
@@ -286,7 +296,7 @@ class AutoApprovalGate:
         return _DEFAULT_GATE
 
 
-_DEFAULT_GATE = AutoApprovalGate(process_store(workspace_scope("")), os.urandom(32), "default")
+_DEFAULT_GATE = AutoApprovalGate(process_store("default"), os.urandom(32), "default")
 
 
 @dataclass
@@ -363,6 +373,7 @@ __all__ = [
     "AutoApprovalGate",
     "Counter",
     "GateDecision",
+    "LimitKeys",
     "LimitStore",
     "LimitsUnavailable",
     "ProcessLimitStore",

@@ -11,6 +11,7 @@ from approval.limits import AutoApprovalGate
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
+from gateway.keys import Keys
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.approval_notify import (
     notification_settings,
@@ -88,7 +89,8 @@ class ApprovalRouteTool(Tool):
                 raise already_routed(request.request_id)
         try:
             # The audit sample and the limits: counted in Redis when it is configured, else in this process.
-            gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url)
+            keys = Keys.for_api_key(client.config.api_key)
+            gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, keys)
             outcome = route(request, policy, llm, guard=guard, gate=gate)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None

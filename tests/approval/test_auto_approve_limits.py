@@ -28,6 +28,7 @@ from approval.limits import (
 )
 from approval.llm import LLMReply
 from approval.policy import BUNDLED_POLICY_PATH, PeriodLimit, Policy, PolicyError
+from gateway.keys import Keys
 from tests.approval.fakes import guard_reply, is_guard_call
 
 ISSUE_AUTO_APPROVE: dict[str, Any] = {
@@ -153,10 +154,11 @@ def test_the_sample_is_keyed_stable_and_exact_at_0_and_1() -> None:
 
 
 def test_the_sample_secret_comes_from_the_api_key_and_never_is_it() -> None:
-    one = AutoApprovalGate.for_workspace("sk-one", None)
-    two = AutoApprovalGate.for_workspace("sk-two", None)
+    one = AutoApprovalGate.for_workspace("sk-one", None, Keys.for_api_key("sk-one"))
+    two = AutoApprovalGate.for_workspace("sk-two", None, Keys.for_api_key("sk-two"))
     assert one.sample_secret != two.sample_secret and b"sk-one" not in one.sample_secret
-    assert "sk-one" not in repr(one) and one.store is AutoApprovalGate.for_workspace("sk-one", None).store
+    assert "sk-one" not in repr(one) and one.scope == Keys.for_api_key("sk-one").scope
+    assert one.store is AutoApprovalGate.for_workspace("sk-one", None, Keys.for_api_key("sk-one")).store
 
 
 def test_a_folded_requester_shares_one_counter() -> None:

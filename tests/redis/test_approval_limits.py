@@ -145,7 +145,8 @@ def test_redis_unreachable_means_no_take_and_the_password_is_never_shown() -> No
 
 
 def test_a_gate_with_redis_url_counts_in_redis_shared_by_every_gate() -> None:
-    one = AutoApprovalGate.for_workspace(f"sk-{uuid.uuid4().hex}", REDIS_URL)
+    api_key = f"sk-{uuid.uuid4().hex}"
+    one = AutoApprovalGate.for_workspace(api_key, REDIS_URL, Keys.for_api_key(api_key))
     assert one.store.name == "redis"
     limits = (PeriodLimit("total", "day", 1, None),)
     counters = counters_for(limits, "amy", datetime.now(UTC))
