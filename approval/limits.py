@@ -73,10 +73,11 @@ for i = 2, #KEYS do
 end
 for i = 2, #KEYS do
   redis.call('HINCRBY', KEYS[i], 'count', 1)
-  redis.call('HINCRBY', KEYS[i], 'amount', amount)
-  redis.call('EXPIREAT', KEYS[i], tonumber(ARGV[3 + (i - 2) * 3 + 2]))
+  redis.call('HINCRBY', KEYS[i], 'amount', ARGV[1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 + (i - 2) * 3 + 2])
 end
-redis.call('SET', KEYS[1], '1', 'EXAT', tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], '1')
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
 return {1, unpack(usage)}
 """
 
