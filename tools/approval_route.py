@@ -87,10 +87,10 @@ class ApprovalRouteTool(Tool):
                 raise HolySheepToolError(str(exc)) from None
             if existing is not None:
                 raise already_routed(request.request_id)
+        # The audit sample and the limits: counted in Redis when it is configured, else in this process.
+        keys = Keys.for_api_key(client.config.api_key)
+        gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, keys)
         try:
-            # The audit sample and the limits: counted in Redis when it is configured, else in this process.
-            keys = Keys.for_api_key(client.config.api_key)
-            gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, keys)
             outcome = route(request, policy, llm, guard=guard, gate=gate)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None

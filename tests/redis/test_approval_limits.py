@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -38,6 +39,17 @@ LIMITS = (
 )
 
 
+@pytest.fixture
+def scope() -> Iterator[str]:
+    """A workspace scope of the test's own; its keys are deleted afterwards (they would expire anyway)."""
+    name = f"t{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"*{{{name}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 def store(scope: str) -> RedisLimitStore:
     return RedisLimitStore(redis.Redis.from_url(REDIS_URL), Keys(scope))
 
@@ -47,8 +59,7 @@ def take(scope: str, requester: str, amount: int, marker: str | None = None, lim
     return store(scope).take(marker or uuid.uuid4().hex, counters, amount, max(c.expires_at for c in counters)), counters
 
 
-def test_takes_until_a_limit_then_refuses_without_counting() -> None:
-    scope = f"t{uuid.uuid4().hex}"
+def test_takes_until_a_limit_then_refuses_without_counting(scope: str) -> None:
     results = [take(scope, "amy", 10_000)[0] for _ in range(5)]  # 100.00 each
     assert [r.status for r in results] == [TAKEN, TAKEN, TAKEN, REFUSED, REFUSED]
     refused, counters = take(scope, "amy", 10_000)
@@ -58,8 +69,7 @@ def test_takes_until_a_limit_then_refuses_without_counting() -> None:
     assert total == (4, 40_000)  # amy's three and bea's one: refusals took nothing
 
 
-def test_an_amount_over_one_limit_takes_from_none() -> None:
-    scope = f"t{uuid.uuid4().hex}"
+def test_an_amount_over_one_limit_takes_from_none(scope: str) -> None:
     assert take(scope, "amy", 70_000)[0].status == TAKEN
     over, counters = take(scope, "amy", 10_001)  # 700.00 + 100.01 > 800.00
     assert over.status == REFUSED and exceeded(counters, over.usage, 10_001) == ["per_requester.day.amount"]
@@ -67,16 +77,14 @@ def test_an_amount_over_one_limit_takes_from_none() -> None:
     assert after.status == TAKEN and after.usage == ((1, 70_000), (1, 70_000), (1, 70_000))
 
 
-def test_the_same_request_is_counted_once() -> None:
-    scope = f"t{uuid.uuid4().hex}"
+def test_the_same_request_is_counted_once(scope: str) -> None:
     first = take(scope, "amy", 10_000, marker="digest-1")[0]
     again = [take(scope, "amy", 10_000, marker="digest-1")[0] for _ in range(5)]
     assert first.status == TAKEN and {r.status for r in again} == {REPLAYED}
     assert again[-1].usage[0] == (1, 10_000)
 
 
-def test_keys_share_one_hash_tag_expire_with_their_period_and_name_nobody() -> None:
-    scope = f"t{uuid.uuid4().hex}"
+def test_keys_share_one_hash_tag_expire_with_their_period_and_name_nobody(scope: str) -> None:
     take(scope, "amy.secret-name@example.com", 10_000, marker="m-1")
     client = redis.Redis.from_url(REDIS_URL)
     names = sorted(key.decode() for key in client.scan_iter(match=f"*{scope}*", count=1000))
@@ -102,9 +110,8 @@ def _take_in_process(scope: str, tries: int, queue: multiprocessing.Queue) -> No
     queue.put(_take_many(scope, tries))
 
 
-def test_threads_and_processes_taking_at_once_never_pass_a_limit() -> None:
+def test_threads_and_processes_taking_at_once_never_pass_a_limit(scope: str) -> None:
     """Per requester 7 a day, 12 and 1000.00 in total: 6 threads and 3 processes, 2 requesters, 150 tries."""
-    scope = f"t{uuid.uuid4().hex}"
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     processes = [context.Process(target=_take_in_process, args=(scope, 10, queue)) for _ in range(3)]
@@ -153,3 +160,5 @@ def test_a_gate_with_redis_url_counts_in_redis_shared_by_every_gate() -> None:
     assert one.store.take("a", counters, 1, counters[0].expires_at).status == TAKEN
     again = AutoApprovalGate(RedisLimitStore(redis.Redis.from_url(REDIS_URL), Keys(one.scope)), b"", one.scope)
     assert again.store.take("b", counters, 1, counters[0].expires_at).status == REFUSED
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(*client.scan_iter(match=f"*{{{one.scope}:*", count=1000))
