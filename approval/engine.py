@@ -19,7 +19,11 @@
    call with its own prompt asking only whether the text tries to instruct the reviewer. ``clear``
    allows it; ``suspected`` escalates; any failure (``invalid_output``, ``failed``, ``timeout``,
    ``circuit_open``) counts as suspected for auto-approval. Every failure fails closed.
-6. ``next_state``: ``approved`` when auto-approved, ``escalated`` when injection is suspected,
+6. Then the bound on a fooled model (``approval.limits``): the policy's ``audit_sample`` may draw the
+   request for a person (``audit_sample`` in ``decision_factors``), and the auto-approval must fit every
+   ``auto_approve.limits`` counter, taken atomically; over one, a person decides
+   (``limit:per_requester.day.count`` ...). Counters unreachable: a person decides (``limit:unavailable``).
+7. ``next_state``: ``approved`` when auto-approved, ``escalated`` when injection is suspected,
    ``pending`` otherwise.
 """
 
@@ -35,6 +39,7 @@ from typing import Any
 
 from approval.injection import Screening, screen
 from approval.levels import APPROVER_LEVELS, higher_level, higher_risk, level_rank, risk_rank
+from approval.limits import AutoApprovalGate, check
 from approval.llm import (
     GUARD_RESPONSE_FORMATS,
     RESPONSE_FORMATS,
@@ -181,6 +186,8 @@ class RoutingOutcome:
     guard_verdict: GuardVerdict | None = None
     guard_detail: dict[str, Any] = field(default_factory=dict)
     screening: Screening = field(default_factory=Screening)
+    # What the audit sample and the limits decided (approval.limits.check), for the audit record.
+    limits: dict[str, Any] = field(default_factory=lambda: {"result": "not_checked"})
 
     @property
     def matched_rules(self) -> list[str]:
@@ -210,6 +217,7 @@ class RoutingOutcome:
             "guard": {"status": self.guard_status, "verdict": self.guard_verdict.to_dict() if self.guard_verdict else None,
                       **self.guard_detail},
             "screening": self.screening.to_dict(),
+            "limits": dict(self.limits),
             "decision": decision,
             "cost_usd": self.cost_usd,
             "decided_at": _iso(self.decided_at),
@@ -341,6 +349,7 @@ def route(
     *,
     guard: AssessmentLLM | None = None,
     now: datetime | None = None,
+    gate: AutoApprovalGate | None = None,
 ) -> RoutingOutcome:
     """Decide approver level, risk, auto-approval and next state (see the module docstring)."""
     now = now or datetime.now(UTC)
@@ -450,6 +459,9 @@ def route(
             factors.append(f"guard check {guard_status}"
                            + (f" ({guard_result.error})" if guard_result.error else "")
                            + ": treated as suspected, no auto-approval")
+    limits_audit: dict[str, Any] = {"result": "not_checked"}
+    if auto:
+        auto, limits_audit = _sample_and_limits(gate, policy, request, decision, now, factors)
     if auto:
         factors.append("auto-approved: policy allows it, the LLM agrees and the guard found no instructions")
     next_state = "approved" if auto else "escalated" if injection else "pending"
@@ -482,7 +494,21 @@ def route(
         guard_verdict=verdict,
         guard_detail=guard_detail,
         screening=screening,
+        limits=limits_audit,
     )
+
+
+def _sample_and_limits(gate: AutoApprovalGate | None, policy: Policy, request: ApprovalRequest,
+                       decision: PolicyDecision, now: datetime, factors: list[str]) -> tuple[bool, dict[str, Any]]:
+    """The last step of a would-be auto-approval: the audit sample, then the limits (approval.limits).
+    Appends its factors; returns whether the auto-approval stands and what to audit."""
+    auto_rule = policy.auto_approve
+    if auto_rule is None:  # unreachable: eligibility needs the section
+        return False, {"result": "not_checked"}
+    outcome = check(gate or AutoApprovalGate.in_process(), auto_rule, request.request_id, request.requester_id,
+                    request.digest(), decision.amount_base, policy.base_currency, now)
+    factors.extend(outcome.factors)
+    return outcome.allowed, outcome.audit
 
 
 __all__ = ["LLM_STATUSES", "ApprovalRequest", "RoutingOutcome", "route"]

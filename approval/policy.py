@@ -43,7 +43,15 @@ _WHEN_KEYS = frozenset(
     {"amount_min", "amount_max", "request_types", "departments", "priorities", "deadline_hours_max"}
 )
 _THEN_KEYS = frozenset({"min_level", "min_risk"})
-_AUTO_KEYS = frozenset({"amount_max", "request_types", "max_risk"})
+_AUTO_KEYS = frozenset({"amount_max", "request_types", "max_risk", "limits", "audit_sample"})
+# What auto-approval may grant, whatever any model says: per requester and in total, per UTC period.
+LIMIT_SCOPES: tuple[str, ...] = ("per_requester", "total")
+LIMIT_PERIODS: tuple[str, ...] = ("hour", "day", "week", "month")
+_LIMIT_KEYS = frozenset({"count", "amount"})
+# Limit amounts are counted in hundredths of the base currency by a Redis script whose numbers are
+# doubles: below 10^13 every sum it compares is exact (10^15 hundredths < 2^53).
+MAX_LIMIT_AMOUNT = Decimal(10) ** 13
+MAX_LIMIT_COUNT = 10**9
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
@@ -159,10 +167,29 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class PeriodLimit:
+    """At most ``count`` auto-approvals and ``amount`` (base currency) in one UTC ``period``, for each
+    requester (``per_requester``) or for the whole workspace (``total``). ``None``: not limited."""
+
+    scope: str
+    period: str
+    count: int | None
+    amount: Decimal | None
+
+    @property
+    def name(self) -> str:
+        """``per_requester.day``: what ``decision_factors`` names (with ``.count`` or ``.amount``)."""
+        return f"{self.scope}.{self.period}"
+
+
+@dataclass(frozen=True)
 class AutoApprove:
     amount_max: Decimal
     request_types: frozenset[str]
     max_risk: str
+    limits: tuple[PeriodLimit, ...] = ()
+    # The fraction of would-be auto-approvals sent to a person instead; None when the policy sets none.
+    audit_sample: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -251,13 +278,7 @@ class Policy:
                 }
                 for rule in self.rules
             ],
-            "auto_approve": None
-            if self.auto_approve is None
-            else {
-                "amount_max": dec(self.auto_approve.amount_max),
-                "request_types": sorted(self.auto_approve.request_types),
-                "max_risk": self.auto_approve.max_risk,
-            },
+            "auto_approve": None if self.auto_approve is None else _auto_canonical(self.auto_approve),
             "sla_hours": {level: self.sla_hours[level] for level in APPROVER_LEVELS if level in self.sla_hours},
         }
         # Only when present, so the hash of a policy without approvers is what it always was.
@@ -349,6 +370,28 @@ class Policy:
         if risk_rank(risk) > risk_rank(auto.max_risk):
             reasons.append(f"risk {risk} is above {auto.max_risk}")
         return not reasons, "; ".join(reasons)
+
+
+def _auto_canonical(auto: AutoApprove) -> dict[str, Any]:
+    canonical: dict[str, Any] = {
+        "amount_max": _decimal_text(auto.amount_max),
+        "request_types": sorted(auto.request_types),
+        "max_risk": auto.max_risk,
+    }
+    # Only when present, so the hash of a policy without limits or a sample is what it always was.
+    if auto.limits:
+        limits: dict[str, dict[str, dict[str, Any]]] = {}
+        for limit in auto.limits:
+            entry: dict[str, Any] = {}
+            if limit.count is not None:
+                entry["count"] = limit.count
+            if limit.amount is not None:
+                entry["amount"] = _decimal_text(limit.amount)
+            limits.setdefault(limit.scope, {})[limit.period] = entry
+        canonical["limits"] = limits
+    if auto.audit_sample is not None:
+        canonical["audit_sample"] = _decimal_text(auto.audit_sample)
+    return canonical
 
 
 def _parse_text(source: str) -> Any:
@@ -483,17 +526,7 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         seen.add(rule.id)
         rules.append(rule)
 
-    auto = None
-    if data.get("auto_approve") is not None:
-        auto_raw = _mapping("policy: 'auto_approve'", data["auto_approve"])
-        _unknown_keys("policy: 'auto_approve'", auto_raw, _AUTO_KEYS)
-        if "amount_max" not in auto_raw or "request_types" not in auto_raw:
-            raise PolicyError("policy: 'auto_approve' needs 'amount_max' and 'request_types'")
-        auto = AutoApprove(
-            amount_max=_number("policy: 'auto_approve'", "amount_max", auto_raw["amount_max"]),
-            request_types=_names("policy: 'auto_approve'", "request_types", auto_raw["request_types"]),
-            max_risk=_one_of("policy: 'auto_approve'", "max_risk", auto_raw.get("max_risk", "low"), RISK_LEVELS),
-        )
+    auto = None if data.get("auto_approve") is None else _parse_auto_approve(data["auto_approve"])
 
     sla: dict[str, float] = {}
     for level, hours in _mapping("policy: 'sla_hours'", data.get("sla_hours") or {}).items():
@@ -518,6 +551,76 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         approvers=approvers,
         channels=channels,
     )
+
+
+def _parse_auto_approve(raw: Any) -> AutoApprove:
+    where = "policy: 'auto_approve'"
+    auto_raw = _mapping(where, raw)
+    _unknown_keys(where, auto_raw, _AUTO_KEYS)
+    if "amount_max" not in auto_raw or "request_types" not in auto_raw:
+        raise PolicyError(f"{where} needs 'amount_max' and 'request_types'")
+    sample = None
+    if auto_raw.get("audit_sample") is not None:
+        sample = _number(where, "audit_sample", auto_raw["audit_sample"])
+        if sample > 1:
+            raise PolicyError(
+                f"{where}: 'audit_sample' is the fraction of would-be auto-approvals a person reviews, from 0 to 1 "
+                f"(0.05 is 5 %), got {quote(auto_raw['audit_sample'])}"
+            )
+    return AutoApprove(
+        amount_max=_number(where, "amount_max", auto_raw["amount_max"]),
+        request_types=_names(where, "request_types", auto_raw["request_types"]),
+        max_risk=_one_of(where, "max_risk", auto_raw.get("max_risk", "low"), RISK_LEVELS),
+        limits=_parse_limits(auto_raw.get("limits")),
+        audit_sample=sample,
+    )
+
+
+def _parse_limits(raw: Any) -> tuple[PeriodLimit, ...]:
+    """``{per_requester: {day: {count: 3, amount: 800}, ...}, total: {...}}`` -> one PeriodLimit each."""
+    if raw is None:
+        return ()
+    where = "policy: 'auto_approve.limits'"
+    scopes = _mapping(where, raw)
+    _unknown_keys(where, scopes, frozenset(LIMIT_SCOPES))
+    if not scopes:
+        raise PolicyError(f"{where}: name per_requester and/or total, e.g. per_requester: {{day: {{count: 3}}}}")
+    limits: list[PeriodLimit] = []
+    for scope in LIMIT_SCOPES:
+        if scope not in scopes:
+            continue
+        periods = _mapping(f"policy: 'auto_approve.limits.{scope}'", scopes[scope])
+        _unknown_keys(f"policy: 'auto_approve.limits.{scope}'", periods, frozenset(LIMIT_PERIODS))
+        if not periods:
+            raise PolicyError(f"policy: 'auto_approve.limits.{scope}': name a period ({', '.join(LIMIT_PERIODS)})")
+        for period in LIMIT_PERIODS:
+            if period in periods:
+                limits.append(_parse_period_limit(scope, period, periods[period]))
+    return tuple(limits)
+
+
+def _parse_period_limit(scope: str, period: str, raw: Any) -> PeriodLimit:
+    where = f"policy: 'auto_approve.limits.{scope}.{period}'"
+    entry = _mapping(where, raw)
+    _unknown_keys(where, entry, _LIMIT_KEYS)
+    if entry.get("count") is None and entry.get("amount") is None:
+        raise PolicyError(f"{where}: give 'count' (auto-approvals) and/or 'amount' (in the base currency)")
+    count = None
+    if entry.get("count") is not None:
+        value = entry["count"]
+        number = _number(where, "count", value)
+        if number != number.to_integral_value() or number >= MAX_LIMIT_COUNT:
+            raise PolicyError(
+                f"{where}: 'count' must be a whole number of auto-approvals from 0 to {MAX_LIMIT_COUNT - 1:,}, "
+                f"got {quote(value)}"
+            )
+        count = int(number)
+    amount = None
+    if entry.get("amount") is not None:
+        amount = _number(where, "amount", entry["amount"])
+        if amount >= MAX_LIMIT_AMOUNT:
+            raise PolicyError(f"{where}: 'amount' must be below {MAX_LIMIT_AMOUNT:,f}, got {quote(entry['amount'])}")
+    return PeriodLimit(scope=scope, period=period, count=count, amount=amount)
 
 
 def _parse_rule(index: int, raw: Any) -> Rule:
@@ -564,8 +667,11 @@ def _parse_rule(index: int, raw: Any) -> Rule:
 
 
 __all__ = [
+    "LIMIT_PERIODS",
+    "LIMIT_SCOPES",
     "PRIORITIES",
     "AutoApprove",
+    "PeriodLimit",
     "Policy",
     "PolicyDecision",
     "PolicyError",

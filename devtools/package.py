@@ -1,12 +1,19 @@
 """Build `holysheep-<version>.difypkg`: a zip of the plugin directory filtered by `.difyignore`,
 refusing with a clear message whatever the Dify daemon or marketplace would refuse.
 
-    ./dev package [--output dist/]
+    ./dev package [--output dist/]     also rewrites the examples' dependency identifiers
+    ./dev sync-examples                only rewrites them
+
+Dify's DSL import checks a plugin dependency by `author/name:version@<checksum>` (the daemon's
+/management/installation/missing refuses one without the checksum). The checksum is the daemon's
+(pkg/plugin_packager/decoder/checksum.go): sha256 over the package's files sorted by path, each as
+sha256(path) + sha256(content), so it depends on the shipped files only, not on zip timestamps.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 import zipfile
@@ -109,12 +116,52 @@ def build(root: Path = REPO_ROOT, output_dir: Path | None = None) -> BuiltPackag
     return BuiltPackage(target, len(files), sum(path.stat().st_size for path in files))
 
 
+def package_checksum(root: Path, files: list[Path]) -> str:
+    """The daemon's checksum of a package holding `files` (see the module's docstring)."""
+    entries = sorted((path.relative_to(root).as_posix(), path.read_bytes()) for path in files)
+    data = b"".join(hashlib.sha256(name.encode()).digest() + hashlib.sha256(content).digest() for name, content in entries)
+    return hashlib.sha256(data).hexdigest()
+
+
+def unique_identifier(root: Path = REPO_ROOT) -> str:
+    """`author/name:version@checksum` of the package built from `root`, as Dify's own DSL export writes it."""
+    root = root.resolve()
+    files = plugin_files(root)
+    manifest = check(root, files)
+    return f"{manifest['author']}/{manifest['name']}:{manifest['version']}@{package_checksum(root, files)}"
+
+
+IDENTIFIER_LINE = re.compile(r"^(\s*plugin_unique_identifier:\s*)(\S+)\s*$", re.MULTILINE)
+
+
+def sync_examples(root: Path = REPO_ROOT) -> list[Path]:
+    """Rewrite every example DSL's plugin_unique_identifier of this plugin to `unique_identifier()`; the
+    files changed. Other plugins' identifiers are left alone."""
+    identifier = unique_identifier(root)
+    plugin = identifier.split(":", 1)[0]
+    changed = []
+    for path in sorted((root / "examples").glob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        new = IDENTIFIER_LINE.sub(lambda m: m.group(1) + identifier if m.group(2).split(":", 1)[0] == plugin else m.group(0), text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev package", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="plugin directory")
     parser.add_argument("--output", type=Path, default=None, help="output directory (default: dist/)")
+    parser.add_argument("--sync-examples-only", action="store_true", help="only rewrite the examples' identifiers")
     args = parser.parse_args(argv)
     try:
+        changed = sync_examples(args.root)
+        for path in changed:
+            print(f"updated the plugin identifier in {path.relative_to(args.root.resolve())}")
+        if args.sync_examples_only:
+            print(unique_identifier(args.root))
+            return 0
         built = build(args.root, args.output)
     except PackageRefused as exc:
         print(exc, file=sys.stderr)

@@ -8,8 +8,10 @@
     ./dev run chat --params params.json
     ./dev run serve-endpoints --settings '{"link_secret": "...", "redis_url": "redis://127.0.0.1:6379/0"}'
 
-Without --base-url the bundled simulated gateway is started (no key, no network). With
-HOLYSHEEP_API_KEY (or --api-key) set and no --simulator, the real gateway is used.
+Without --base-url the bundled simulated gateway is used (no key, no network): one local simulator on
+127.0.0.1:8791 (HOLYSHEEP_SIM_PORT), started on first use and left running, so separate runs share a
+gateway (batch_submit, then batch_status, then batch_results); --fresh-simulator starts a private one.
+With HOLYSHEEP_API_KEY (or --api-key) set and no --simulator, the real gateway is used.
 Values are parsed as JSON when they look like JSON (numbers, true/false, arrays, objects).
 """
 
@@ -17,19 +19,63 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from devtools.plugin_process import PluginProcess, ToolOutcome
 from gateway.errors import register_secret
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_SIMULATOR_PORT = int(os.environ.get("HOLYSHEEP_SIM_PORT", "8791"))
+RUNNER_COMMANDS = {"validate": "check the credentials", "serve-endpoints": "serve the approval and metrics endpoints on 127.0.0.1"}
+
+
+def tool_catalog() -> dict[str, tuple[str, list[str]]]:
+    """Every tool the provider declares: name -> (one-line description, parameter names), read from the YAML."""
+    provider = yaml.safe_load((REPO_ROOT / "provider" / "holysheep.yaml").read_text(encoding="utf-8"))
+    catalog: dict[str, tuple[str, list[str]]] = {}
+    for path in provider.get("tools") or []:
+        tool = yaml.safe_load((REPO_ROOT / path).read_text(encoding="utf-8"))
+        summary = str(((tool.get("description") or {}).get("human") or {}).get("en_US") or "").split(". ")[0].rstrip(".")
+        catalog[tool["identity"]["name"]] = (summary, [str(p["name"]) for p in tool.get("parameters") or []])
+    return catalog
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f": did you mean {' or '.join(close)}?" if close else ""
+
+
+def check_invocation(tool: str, params: dict[str, Any], catalog: dict[str, tuple[str, list[str]]]) -> None:
+    """Refuse an unknown tool or parameter with the closest names, before anything starts."""
+    if tool not in catalog and tool not in RUNNER_COMMANDS:
+        names = sorted([*catalog, *RUNNER_COMMANDS])
+        raise SystemExit(f"unknown tool '{tool}'{_did_you_mean(tool, names)}\ntools: {', '.join(names)}")
+    if tool in RUNNER_COMMANDS:
+        return
+    known = catalog[tool][1]
+    for name in params:
+        if name not in known:
+            raise SystemExit(f"unknown parameter '{name}' for {tool}{_did_you_mean(name, known)}\nparameters of {tool}: {', '.join(known)}")
+
+
+def tools_help(catalog: dict[str, tuple[str, list[str]]]) -> str:
+    width = max(len(name) for name in [*catalog, *RUNNER_COMMANDS])
+    lines = [f"  {name.ljust(width)}  {summary}" for name, (summary, _params) in catalog.items()]
+    lines += [f"  {name.ljust(width)}  {summary}" for name, summary in RUNNER_COMMANDS.items()]
+    return "tools:\n" + "\n".join(lines)
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -51,13 +97,51 @@ def _parse_value(raw: str) -> Any:
     return raw
 
 
+def shared_simulator(port: int = SHARED_SIMULATOR_PORT) -> dict[str, Any]:
+    """Credentials for the runner's one local simulator on `port`, started (detached, so it outlives this
+    run) when nothing answers there yet. Separate runs share it, and so share jobs and their results."""
+    from simulator.server import DEFAULT_API_KEY
+
+    credentials = {"api_key": DEFAULT_API_KEY, "base_url": f"http://127.0.0.1:{port}/v1"}
+    if _simulator_answers(port):
+        return credentials
+    log = simulator_file(port, "log")
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--api-key", DEFAULT_API_KEY], cwd=REPO_ROOT,
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    simulator_file(port, "pid").write_text(str(process.pid))
+    for _ in range(100):
+        if _simulator_answers(port):
+            print(f"started the local simulator on 127.0.0.1:{port} (it keeps running; log {log})", file=sys.stderr)
+            return credentials
+        time.sleep(0.1)
+    raise SystemExit(f"the local simulator did not start on port {port} (see {log}); set HOLYSHEEP_SIM_PORT to another port")
+
+
+def simulator_file(port: int, kind: str) -> Path:
+    """The shared simulator's log or pid file (`kill $(cat ...pid)` stops it)."""
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"holysheep-simulator-{port}.{kind}"
+
+
+def _simulator_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=0.5) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def gateway(api_key: str = "", base_url: str = "", **simulator_options: Any) -> Iterator[tuple[dict[str, Any], Any]]:
-    """(credentials, simulator): the real gateway when a key is given (simulator None), else a freshly
-    started bundled simulator. Used by the runner and the demo."""
+def gateway(api_key: str = "", base_url: str = "", *, shared: bool = False, **simulator_options: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(credentials, simulator): the real gateway when a key is given (simulator None), else the runner's
+    shared local simulator (`shared`, simulator None) or a freshly started bundled simulator. Used by the
+    runner and the demo."""
     if api_key:
         register_secret(api_key)
         yield {"api_key": api_key, "base_url": base_url or os.environ.get("HOLYSHEEP_BASE_URL", DEFAULT_BASE_URL)}, None
+        return
+    if shared and not simulator_options and not base_url:
+        yield shared_simulator(), None
         return
     from simulator.harness import SimulatorProcess
 
@@ -113,33 +197,53 @@ def print_outcome(outcome: ToolOutcome, *, streamed: bool) -> None:
     for name, value in outcome.variables.items():
         shown = json.dumps(value, ensure_ascii=False)
         print(f"  {name} = {shown if len(shown) < 400 else shown[:400] + '...'}")
+    for line in failed_items(outcome.variables):
+        print(line)
+
+
+def failed_items(variables: dict[str, Any]) -> list[str]:
+    """One line per failed item of a batch's results, whole: the shortened `results` line may hide them."""
+    lines = []
+    for name, value in variables.items():
+        if not isinstance(value, list):
+            continue
+        for position, item in enumerate(value):
+            if isinstance(item, dict) and item.get("error"):
+                label = item.get("id", position)
+                lines.append(f"  failed {name}[{position}] (id {json.dumps(label, ensure_ascii=False)}): {item['error']}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="./dev run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("tool", help="validate, or a tool name: chat, stream_chat, batch_chat, approval_route, approval_transition")
+    catalog = tool_catalog()
+    parser = argparse.ArgumentParser(prog="./dev run", description=__doc__, epilog=tools_help(catalog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tool", help="a tool name (listed below), validate or serve-endpoints")
     parser.add_argument("params", nargs="*", help="tool parameters as name=value")
     parser.add_argument("--params", dest="params_file", type=Path, help="a JSON file with the tool parameters")
     parser.add_argument("--api-key", default="", help="gateway key (default: $HOLYSHEEP_API_KEY)")
     parser.add_argument("--base-url", default="", help="gateway base URL")
     parser.add_argument("--credentials", default="", help="extra provider credentials as JSON, e.g. '{\"redis_url\": ...}'")
     parser.add_argument("--simulator", action="store_true", help="use the bundled simulator even if a key is set")
+    parser.add_argument("--fresh-simulator", action="store_true", help="start a private simulator for this run instead of the shared one")
     parser.add_argument("--sim-latency-ms", type=int, default=0, help="simulated gateway latency")
     parser.add_argument("--repeat", type=int, default=1, help="run N invocations concurrently")
     parser.add_argument("--json", action="store_true", help="print the raw protocol messages")
     parser.add_argument("--settings", default="", help="serve-endpoints: the endpoint settings as JSON (link_secret, redis_url)")
     parser.add_argument("--port", type=int, default=8790, help="serve-endpoints: port on 127.0.0.1 (default 8790)")
     args = parser.parse_args(argv)
+    params = json.loads(args.params_file.read_text()) if args.params_file else {}
+    params.update(parse_assignments(args.params))
+    check_invocation(args.tool, params, catalog)
     if args.tool == "serve-endpoints":  # the plugin's endpoints on 127.0.0.1, as the daemon serves them
         from devtools.endpoint_server import serve
 
         return serve(json.loads(args.settings) if args.settings else {}, args.port)
 
-    params = json.loads(args.params_file.read_text()) if args.params_file else {}
-    params.update(parse_assignments(args.params))
     api_key = "" if args.simulator else (args.api_key or os.environ.get("HOLYSHEEP_API_KEY", "").strip())
     simulator_options = {"latency_ms": args.sim_latency_ms} if args.sim_latency_ms else {}
-    with gateway(api_key, args.base_url, **simulator_options) as (credentials, _sim), PluginProcess() as plugin:
+    shared = not args.fresh_simulator
+    with gateway(api_key, args.base_url, shared=shared, **simulator_options) as (credentials, _sim), PluginProcess() as plugin:
         credentials.update(json.loads(args.credentials) if args.credentials else {})
         if args.tool == "validate":
             ok, message = plugin.validate(credentials)

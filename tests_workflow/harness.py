@@ -18,6 +18,7 @@ types, line size): `PluginProcess` checks every message against those rules
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -47,11 +48,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 MANIFEST = yaml.safe_load((REPO_ROOT / "manifest.yaml").read_text())
 PLUGIN_ID = f"{MANIFEST['author']}/{MANIFEST['name']}"  # holysheep-labs/holysheep
-PLUGIN_UNIQUE_IDENTIFIER = f"{PLUGIN_ID}:{MANIFEST['version']}"
 PROVIDER = yaml.safe_load((REPO_ROOT / "provider" / "holysheep.yaml").read_text())["identity"]["name"]
 # The plugin runs from the project's main virtualenv, as `./dev test` creates it: graphon's virtualenv
 # has none of the plugin's requirements, and the daemon gives a plugin its own environment too.
 PLUGIN_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+# author/name:version@checksum of the package built from this tree (devtools.package, run in the main
+# virtualenv, which has the packager's requirements): what Dify's DSL import checks a dependency by.
+PLUGIN_UNIQUE_IDENTIFIER = subprocess.run(
+    [str(PLUGIN_PYTHON), "-c", "from devtools.package import unique_identifier; print(unique_identifier())"],
+    cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120,
+).stdout.strip()
 
 
 def tool_declarations() -> dict[str, dict[str, Any]]:

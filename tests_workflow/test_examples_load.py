@@ -2,6 +2,7 @@
 executable app, it declares the current DSL version and a dependency on this plugin, and its graph
 builds with every node validated by graphon's own node data models."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ def test_example_is_a_current_dify_export_that_depends_on_this_plugin(path: Path
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert document["kind"] == "app" and document["version"] == CURRENT_DSL_VERSION
     assert document["app"]["mode"] in ("workflow", "advanced-chat")
-    # Dify's PluginDependency: type package, value.plugin_unique_identifier author/name:version.
+    # Dify's PluginDependency: type package, value.plugin_unique_identifier author/name:version@checksum
+    # (the daemon's /management/installation/missing refuses it without the checksum).
+    assert re.fullmatch(rf"{re.escape(PLUGIN_ID)}:{re.escape(MANIFEST['version'])}@[0-9a-f]{{64}}", PLUGIN_UNIQUE_IDENTIFIER)
     dependencies = document["dependencies"]
     assert dependencies == [
         {"current_identifier": None, "type": "package",

@@ -7,9 +7,11 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from approval.approvers import select_approvers
 from approval.backends import REDIS, store_for
 from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
+from approval.limits import AutoApprovalGate
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
+from gateway.keys import Keys
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.approval_notify import (
     notification_settings,
@@ -85,8 +87,11 @@ class ApprovalRouteTool(Tool):
                 raise HolySheepToolError(str(exc)) from None
             if existing is not None:
                 raise already_routed(request.request_id)
+        # The audit sample and the limits: counted in Redis when it is configured, else in this process.
+        keys = Keys.for_api_key(client.config.api_key)
+        gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, keys)
         try:
-            outcome = route(request, policy, llm, guard=guard)
+            outcome = route(request, policy, llm, guard=guard, gate=gate)
         except ValueError as exc:  # e.g. a currency the policy cannot convert
             raise ToolInputError(str(exc)) from None
         output = outcome.to_outputs()

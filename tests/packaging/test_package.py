@@ -1,6 +1,7 @@
 """The .difypkg builder: what the daemon would refuse is refused with a message; what it builds
 unpacks into an empty directory and runs under the runtime."""
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.package import PackageRefused, build, plugin_files
+from devtools.package import PackageRefused, build, package_checksum, plugin_files, unique_identifier
 from devtools.plugin_process import REPO_ROOT, PluginProcess
 from simulator.harness import SimulatorProcess
 
@@ -84,3 +85,20 @@ def test_secrets_and_caches_are_refused_even_when_the_ignore_file_forgets_them(p
     with pytest.raises(PackageRefused) as refused:
         build(plugin_copy, tmp_path / "out")
     assert ".env must not be shipped" in str(refused.value) and "__pycache__" in str(refused.value)
+
+
+def test_examples_depend_on_the_package_built_from_this_tree(tmp_path: Path) -> None:
+    """Dify's DSL import checks a dependency by author/name:version@checksum (the daemon refuses it
+    without the checksum); a stale one means the examples were not synced: run ./dev sync-examples."""
+    built = build(REPO_ROOT, tmp_path / "dist")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(built.path) as archive:
+        archive.extractall(unpacked)
+    files = [p for p in unpacked.rglob("*") if p.is_file()]
+    identifier = unique_identifier(REPO_ROOT)
+    assert identifier.endswith("@" + package_checksum(unpacked, files))  # the daemon's checksum of the zip itself
+    manifest = yaml.safe_load((REPO_ROOT / "manifest.yaml").read_text())
+    assert identifier.startswith(f"{manifest['author']}/{manifest['name']}:{manifest['version']}@")
+    for example in sorted((REPO_ROOT / "examples").glob("*.yml")):
+        found = set(re.findall(r"plugin_unique_identifier:\s*(\S+)", example.read_text(encoding="utf-8")))
+        assert found == {identifier}, f"{example.name}: run ./dev sync-examples"

@@ -1,14 +1,36 @@
 """The local runner and the remote-debug runner as a plugin author uses them."""
 
+import contextlib
+import json
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+
+import pytest
 
 from devtools.plugin_process import REPO_ROOT
 from devtools.remote import PLACEHOLDER, settings_problems
+from devtools.runner import simulator_file
+from tests.private_redis import free_port
+
+SIM_PORT = free_port()  # this module's own shared simulator, so a developer's one on 8791 is left alone
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_shared_simulator() -> Iterator[None]:
+    yield
+    pid_file = simulator_file(SIM_PORT, "pid")
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(REPO_ROOT)}  # no HOLYSHEEP_API_KEY: the simulator is used
+    # No HOLYSHEEP_API_KEY: the simulator is used.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(REPO_ROOT), "HOLYSHEEP_SIM_PORT": str(SIM_PORT)}
     return subprocess.run([sys.executable, "-m", "devtools.runner", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -39,6 +61,38 @@ def test_runner_shows_a_progress_bar_for_batches() -> None:
     result = run("batch_chat", 'prompts=["a", "b", "c", "d"]', "concurrency=2")
     assert result.returncode == 0, result.stderr
     assert "4/4" in result.stderr and "succeeded = 4" in result.stdout
+
+
+def test_runner_help_lists_every_tool_the_provider_declares() -> None:
+    import yaml
+
+    tools = [yaml.safe_load((REPO_ROOT / path).read_text())["identity"]["name"]
+             for path in yaml.safe_load((REPO_ROOT / "provider" / "holysheep.yaml").read_text())["tools"]]
+    shown = run("--help").stdout.split("tools:\n", 1)[1]
+    assert len(tools) == 11 and all(f"  {name} " in shown for name in tools)
+
+
+def test_runner_refuses_an_unknown_tool_or_parameter_with_the_closest_name() -> None:
+    tool = run("nosuchtool")
+    assert tool.returncode != 0 and "unknown tool 'nosuchtool'" in tool.stderr and "batch_status" in tool.stderr
+    assert "did you mean chat?" in run("chatt", "prompt=hi").stderr
+    param = run("chat", "prompt=hi", "temprature=0.5")
+    assert param.returncode != 0 and "unknown parameter 'temprature' for chat: did you mean temperature?" in param.stderr
+
+
+def test_runner_shows_each_failed_batch_item_with_its_error() -> None:
+    result = run("batch_chat", "prompts=" + json.dumps(["fine", "refused [[sim: 400]]"]))
+    assert "failed = 1" in result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("  failed results[")]
+    assert len(failed) == 1 and failed[0].startswith('  failed results[1] (id "1"): ') and "400" in failed[0]
+
+
+def test_separate_runs_share_one_local_simulator() -> None:
+    first = run("chat", "prompt=one")
+    second = run("chat", "prompt=two")
+    assert first.returncode == 0 and second.returncode == 0
+    assert simulator_file(SIM_PORT, "pid").exists()
+    assert "started the local simulator" not in second.stderr  # the second run found the first one's
 
 
 def test_remote_debug_settings_are_checked_before_connecting() -> None:

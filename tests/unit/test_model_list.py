@@ -64,7 +64,7 @@ def test_the_simulator_routing_and_defaults_use_only_the_price_tables_models() -
 
 
 def test_the_readme_price_table_lists_every_model_at_its_price() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "spend-control.md").read_text(encoding="utf-8")
     rows = {cells[0]: cells[1:] for line in readme.splitlines() if (cells := [c.strip() for c in line.strip("|").split("|")])}
     for name, entry in priced_models().items():
         assert name in rows, f"README's price table has no row for {name}"
