@@ -251,18 +251,26 @@ def parse_number(
 
 def check_redis_url(raw: object) -> str:
     """The redis_url credential, checked before anything connects: its shape, then redis-py's own URL
-    parser and connection options (without connecting). The message never repeats the URL, which usually
-    holds a password."""
+    parser and connection options (without connecting). redis+cluster:// and rediss+cluster:// name a
+    Redis Cluster by one or more seed nodes. The message never repeats the URL, which usually holds a
+    password."""
     url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
     if not url:
         return ""
-    hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
+    hint = "use redis://:password@host:6379/0 (rediss:// for TLS; redis+cluster://:password@host1:6379,host2:6379 for a Redis Cluster)"
+    from gateway.redis_connection import CLUSTER_URL_HINT, is_cluster_url, redis_url_problem  # redis only when configured
+
+    if is_cluster_url(url):
+        problem = redis_url_problem(url)
+        if problem:
+            raise FieldError("redis_url", f"{problem}: use {CLUSTER_URL_HINT} (rediss+cluster:// for TLS)")
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:
         raise FieldError("redis_url", f"is not a valid URL: {hint}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise FieldError("redis_url", f"must start with redis://, rediss:// or unix://: {hint}")
+        raise FieldError("redis_url", f"must start with redis://, rediss://, unix:// or redis+cluster://: {hint}")
     if not _port_is_valid(parts):
         raise FieldError("redis_url", f"has a port that is not a number from 1 to 65535: {hint}")
     if parts.scheme != "unix" and not parts.hostname:
@@ -270,8 +278,6 @@ def check_redis_url(raw: object) -> str:
     database = parts.path.strip("/")
     if parts.scheme != "unix" and database and not database.isdigit():
         raise FieldError("redis_url", f"is malformed: its database must be a number after the last '/': {hint}")
-    from gateway.redis_connection import redis_url_problem  # redis is only imported when configured
-
     problem = redis_url_problem(url)
     if problem:
         raise FieldError("redis_url", f"{problem}: {hint}")

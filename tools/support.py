@@ -181,6 +181,7 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
 
 
 def redis_problem(redis_url: str) -> str | None:
+    from gateway.redis_connection import wrong_kind_problem
     from gateway.redis_state import RedisState, RedisUnavailable
 
     try:
@@ -191,7 +192,7 @@ def redis_problem(redis_url: str) -> str | None:
         return str(exc)
     except ValueError as exc:  # redis-py refuses a malformed URL
         return f"not a valid Redis URL ({exc}); use redis://:password@host:6379/0"
-    return None
+    return wrong_kind_problem(state.client)
 
 
 def approval_policy(params: dict[str, Any], credentials: dict[str, Any]) -> tuple[Any, str]:
