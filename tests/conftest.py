@@ -1,8 +1,10 @@
 """Fixtures every test package shares: one simulated gateway per test session (reset before each test),
-and a private redis-server for tests that stop it or need a password."""
+a private redis-server for tests that stop it or need a password, and the local 3-node Redis Cluster."""
 
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +33,23 @@ def private_redis() -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+# devtools/redis_cluster.sh starts it (idempotent: .ci/run has usually started it already).
+REDIS_CLUSTER_URL = "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+REDIS_CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "devtools" / "redis_cluster.sh"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "redis_cluster: needs the local 3-node Redis Cluster (devtools/redis_cluster.sh)")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> str:
+    """The URL of the local 3-node Redis Cluster on ports 7101-7103, started if it is not up. Skips only
+    when redis-server is not installed; a cluster that cannot be started fails the test."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server and redis-cli are not installed: the Redis Cluster tests need them")
+    started = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, f"devtools/redis_cluster.sh up failed: {started.stderr}"
+    return REDIS_CLUSTER_URL
