@@ -1,0 +1,241 @@
+"""Everything that uses Redis, through the plugin runtime (python -m main), against the local 3-node Redis
+Cluster (devtools/redis_cluster.sh): credential validation, approval routing, chat with rate limits, breaker,
+reply cache and budgets, and a batch job. Each test has a gateway of its own, so its keys are its own."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from devtools.plugin_process import PluginProcess
+from simulator.harness import SimulatorProcess
+
+pytestmark = [pytest.mark.redis_cluster, pytest.mark.runtime]
+
+
+@pytest.fixture(scope="module")
+def plugin() -> Iterator[PluginProcess]:
+    with PluginProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def own_sim() -> Iterator[SimulatorProcess]:
+    """A gateway (and so an API key, a workspace scope) of the test's own: no test sees another's keys."""
+    with SimulatorProcess() as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_cluster_url: str) -> RedisCluster:
+    return RedisCluster(host="127.0.0.1", port=7101)
+
+
+def creds(sim: SimulatorProcess, url: str, **extra: Any) -> dict[str, Any]:
+    return {"api_key": sim.api_key, "base_url": sim.base_url, "default_model": "deepseek-v3.2", "max_retries": "0", "redis_url": url, **extra}
+
+
+def run(plugin: PluginProcess, tool: str, params: dict[str, Any], credentials: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    outcome = plugin.run_tool(tool, params, credentials, timeout=60, **kwargs)
+    assert outcome.ok, outcome.error
+    return outcome.variables
+
+
+def nodes_holding(cluster: RedisCluster, pattern: str) -> dict[str, list[bytes]]:
+    """Which primary holds which keys matching `pattern` (SCAN on every primary)."""
+    out: dict[str, list[bytes]] = {}
+    for node in cluster.get_primaries():
+        keys = list(cluster.get_redis_connection(node).scan_iter(match=pattern, count=1000))
+        if keys:
+            out[node.name] = keys
+    return out
+
+
+# ----------------------------------------------------------------------------- credential validation
+
+
+def test_a_cluster_url_is_accepted_at_validation(plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
+    ok, message = plugin.validate(creds(own_sim, redis_cluster_url))
+    assert ok, message
+    ok, message = plugin.validate(creds(own_sim, "redis+cluster://127.0.0.1:7102"))  # one seed is enough
+    assert ok, message
+
+
+def test_a_redis_url_at_a_cluster_node_is_told_to_use_the_cluster_scheme(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    ok, message = plugin.validate(creds(own_sim, "redis://127.0.0.1:7101/0"))
+    assert not ok
+    assert message.startswith("redis_url:") and "is a node of a Redis Cluster" in message
+    assert "use redis+cluster://127.0.0.1:7101" in message
+
+
+def test_a_cluster_url_with_a_database_other_than_0_is_refused(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    for url in (redis_cluster_url + "/3", redis_cluster_url + "/?db=2"):
+        ok, message = plugin.validate(creds(own_sim, url))
+        assert not ok and message.startswith("redis_url")
+        assert "database other than 0" in message and "/0 or nothing" in message, message
+    ok, message = plugin.validate(creds(own_sim, redis_cluster_url + "/0"))
+    assert ok, message
+
+
+def test_a_cluster_url_at_a_single_redis_or_at_nothing_says_what_to_fix(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    ok, message = plugin.validate(creds(own_sim, "redis+cluster://127.0.0.1:6379"))
+    assert not ok and "is not a node of a Redis Cluster" in message and "redis://127.0.0.1:6379/0" in message
+    ok, message = plugin.validate(creds(own_sim, "redis+cluster://:secret-pass-x@127.0.0.1:1,127.0.0.1:2"))
+    assert not ok and "cannot reach any node of the Redis Cluster at 127.0.0.1:1,127.0.0.1:2" in message
+    assert "secret-pass-x" not in message and "internal error" not in message
+
+
+def test_a_tool_run_with_a_redis_url_at_a_cluster_node_says_what_to_fix(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    """Credentials saved before the cluster (validation is not re-run): the tool's message says what to fix."""
+    request_id = f"NODE-{uuid.uuid4().hex[:8]}"
+    outcomes = [
+        plugin.run_tool("approval_route", route_params(f"{request_id}-{n}"), creds(own_sim, "redis://127.0.0.1:7101/0"))
+        for n in range(6)  # some ids hash to another node's slots
+    ]
+    refused = [o for o in outcomes if not o.ok]
+    assert refused
+    for outcome in refused:
+        assert "internal error" not in outcome.error_message
+        assert "redis+cluster://127.0.0.1:7101" in outcome.error_message, outcome.error_message
+
+
+# ----------------------------------------------------------------------------- approval
+
+
+def route_params(request_id: str, **extra: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "content": "New laptop", "amount": 1800, "request_type": "purchase",
+            "department": "design", "requester_id": "amy", "deadline_hours": 48, "model": "rules_only", **extra}
+
+
+def test_approval_routing_and_transitions_on_the_cluster(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str, cluster: RedisCluster
+) -> None:
+    credentials = creds(own_sim, redis_cluster_url)
+    run_id = uuid.uuid4().hex[:8]
+    request_ids = [f"CL-{run_id}-{n}" for n in range(8)]
+    for request_id in request_ids:
+        routed = run(plugin, "approval_route", route_params(request_id), credentials)
+        assert routed["store"] == "redis" and routed["version"] == 1 and routed["approver_level"] == "director"
+    again = plugin.run_tool("approval_route", route_params(request_ids[0]), credentials)
+    assert not again.ok and "already routed" in again.error_message
+    request_id = request_ids[0]
+    claim = {"request_id": request_id, "event": "claim", "actor_id": "bob", "actor_level": "director", "idempotency_key": "k-1"}
+    once = run(plugin, "approval_transition", claim, credentials)
+    assert once["version"] == 2 and once["state"] == "under_review"
+    assert run(plugin, "approval_transition", claim, credentials) == once  # same idempotency key: applied once
+    stale = run(plugin, "approval_transition", {**claim, "event": "approve", "idempotency_key": "k-2", "expected_version": 1}, credentials)
+    assert not stale["accepted"] and stale["code"] == "stale_version"
+    approved = run(plugin, "approval_transition", {**claim, "event": "approve", "idempotency_key": "k-3", "expected_version": 2}, credentials)
+    assert approved["accepted"] and approved["state"] == "approved"
+    status = run(plugin, "approval_status", {"request_id": request_id}, credentials)
+    assert status["state"] == "approved" and status["version"] == 3
+    # The records really are spread over the cluster: several primaries hold some.
+    held = nodes_holding(cluster, f"*CL-{run_id}-*")
+    assert len(held) >= 2, held
+
+
+# ----------------------------------------------------------------------------- chat
+
+
+def test_chat_shares_rate_limits_breaker_cache_and_budgets_through_the_cluster(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    credentials = creds(own_sim, redis_cluster_url, budgets="plugin: {day: 1}")
+    # Reply cache: the second identical request at temperature 0 is answered from the cluster.
+    prompt = f"cache me {uuid.uuid4().hex[:8]}"
+    first = run(plugin, "chat", {"prompt": prompt, "temperature": 0, "rpm_limit": 600}, credentials)
+    second = run(plugin, "chat", {"prompt": prompt, "temperature": 0, "rpm_limit": 600}, credentials)
+    assert (first["cache"], second["cache"]) == ("miss", "hit")
+    assert first["warnings"] == [] and second["warnings"] == []  # nothing fell back to per-process state
+    assert first["budget_remaining_usd"] < 1
+    # A second process sees the same cache (it is in the cluster, not in the process).
+    with PluginProcess() as other:
+        assert run(other, "chat", {"prompt": prompt, "temperature": 0}, credentials)["cache"] == "hit"
+        # Breaker: failures in this process open it for the other one.
+        for n in range(8):
+            plugin.run_tool("chat", {"prompt": f"down {n} [[sim: 503x9]]"}, credentials)
+        sent = own_sim.stats()["requests_by_path"]["/v1/chat/completions"]
+        outcome = other.run_tool("chat", {"prompt": "from the other process"}, credentials)
+        assert not outcome.ok and "circuit open" in outcome.error_message
+        assert own_sim.stats()["requests_by_path"]["/v1/chat/completions"] == sent
+
+
+def test_a_budget_is_shared_through_the_cluster(plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
+    credentials = creds(own_sim, redis_cluster_url, budgets="plugin: {day: 0.0001}")
+    params = {"prompt": "hello", "model": "deepseek-v3.2", "max_tokens": 100}  # worst case ~4.2e-5 USD a call
+    with PluginProcess() as other:
+        outcomes = [run(plugin if n % 2 else other, "chat", params, credentials) for n in range(6)]
+    refused = [o for o in outcomes if o["budget_exceeded"]]
+    assert refused and refused[0]["budget"] == "plugin/day"
+    assert all(o["warnings"] == [] for o in outcomes)
+
+
+def test_rate_limit_shared_by_two_processes_through_the_cluster(own_sim: SimulatorProcess, plugin: PluginProcess, redis_cluster_url: str) -> None:
+    own_sim.configure(rpm_limit=1200)  # 20 per second at the gateway
+    credentials = creds(own_sim, redis_cluster_url)
+    prompts = json.dumps([f"rl {i}" for i in range(40)])
+    with PluginProcess() as other:
+        running = [p.invoke_tool("batch_chat", {"prompts": prompts, "concurrency": 20, "rpm_limit": 1200}, credentials, timeout=120)
+                   for p in (plugin, other)]
+        outs = [r.outcome() for r in running]
+    assert all(o.ok for o in outs), [o.error for o in outs]
+    assert own_sim.stats()["rate_limited"] == 0
+    assert sum(o.variables["succeeded"] for o in outs) == 80
+    assert all(o.variables["warnings"] == [] for o in outs)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def test_a_batch_job_runs_on_the_cluster(plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
+    credentials = creds(own_sim, redis_cluster_url)
+    prompts = [f"job item {i}" for i in range(25)]
+    submitted = run(plugin, "batch_submit", {"prompts": json.dumps(prompts)}, credentials)
+    job_id = submitted["job_id"]
+    end = time.monotonic() + 40
+    while True:
+        status = run(plugin, "batch_status", {"job_id": job_id}, credentials)
+        if status["finished"]:
+            break
+        assert time.monotonic() < end, status
+        time.sleep(0.3)
+    page = run(plugin, "batch_results", {"job_id": job_id, "offset": 0, "limit": 1000, "files": "none"}, credentials)
+    results = page["results"]
+    assert [r["status"] for r in results] == ["ok"] * len(prompts)
+    assert len(results) == len(prompts)
+    cancel = plugin.run_tool("batch_cancel", {"job_id": job_id}, credentials)
+    assert cancel.ok or "finished" in cancel.error_message
+
+
+def test_redis_errors_of_a_cluster_never_read_internal_error(plugin: PluginProcess, own_sim: SimulatorProcess) -> None:
+    """A cluster nobody answers on: the tools say which nodes they could not reach, nothing else."""
+    credentials = creds(own_sim, "redis+cluster://127.0.0.1:1")
+    route = plugin.run_tool("approval_route", route_params(f"DOWN-{uuid.uuid4().hex[:8]}"), credentials)
+    assert not route.ok and "cannot reach any node of the Redis Cluster at 127.0.0.1:1" in route.error_message
+    chat = plugin.run_tool("chat", {"prompt": "still answering"}, credentials)
+    assert chat.ok and any("Redis" in w for w in chat.variables["warnings"]), chat.variables
+    submit = plugin.run_tool("batch_submit", {"prompts": json.dumps(["a"])}, credentials)
+    assert not submit.ok and "internal error" not in submit.error_message and "127.0.0.1:1" in submit.error_message
+
+
+def test_plain_redis_client_cannot_see_keys_on_other_nodes_which_is_why_the_scheme_exists(cluster: RedisCluster) -> None:
+    """The premise: a plain client at one node gets MOVED for a key another node holds."""
+    node = redis.Redis(host="127.0.0.1", port=7101)
+    with pytest.raises(redis.exceptions.MovedError):
+        for n in range(20):
+            node.get(f"premise-{n}")
