@@ -2,6 +2,11 @@
 
 Interface modules (`gateway.state`) hold the protocol and the in-process version; Redis modules
 import them, never the reverse, and only this module chooses between them.
+
+Budgets and the reply cache are made per workspace (`gateway.keys.Keys`, from `GatewayConfig.keys`): one
+process serves every workspace. The rate-limit and breaker state is one object per Redis URL, and each
+call names its workspace (`SharedState.breaker(..., keys=...)`), so its health checks and grouped reads
+are shared while its keys are not.
 """
 
 from __future__ import annotations
@@ -10,19 +15,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gateway.keys import Keys
 from gateway.state import PROCESS_STATE, SharedState
 
 _lock = threading.Lock()
-# One backend object per (kind, Redis URL) for the life of the process: each shares the process's one
-# connection pool for that URL (`gateway.redis_connection`).
-_per_url: dict[tuple[str, str], Any] = {}
+# One backend object per (kind, Redis URL, workspace scope or "") for the life of the process: each
+# shares the process's one connection pool for that URL (`gateway.redis_connection`).
+_per_url: dict[tuple[str, str, str], Any] = {}
 
 
-def _for_url(kind: str, redis_url: str, make: Callable[[str], Any]) -> Any:
+def _for_url(kind: str, redis_url: str, make: Callable[[str], Any], scope: str = "") -> Any:
     with _lock:
-        backend = _per_url.get((kind, redis_url))
+        backend = _per_url.get((kind, redis_url, scope))
         if backend is None:
-            backend = _per_url[(kind, redis_url)] = make(redis_url)
+            backend = _per_url[(kind, redis_url, scope)] = make(redis_url)
         return backend
 
 
@@ -40,36 +46,38 @@ def state_for(redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
     return _for_url(f"state:{gate_max_age}" if gate_max_age else "state", redis_url, make)
 
 
-def budget_store_for(redis_url: str) -> Any:  # gateway.budget.BudgetStore
-    """Where budgets are counted: in this process, or (with a Redis URL) across every process."""
+def budget_store_for(redis_url: str, keys: Keys) -> Any:  # gateway.budget.BudgetStore
+    """Where one workspace's budgets are counted: in this process, or (with a Redis URL) across every process."""
     if not redis_url:
         from gateway.budget import InProcessBudgetStore
 
-        return _for_url("budgets", "", lambda _url: InProcessBudgetStore())
+        return _for_url("budgets", "", lambda _url: InProcessBudgetStore(), keys.scope)
 
     def make(url: str) -> Any:
         from gateway.redis_budget import RedisBudgetStore
         from gateway.redis_connection import redis_client
 
-        return RedisBudgetStore(redis_client(url))
+        return RedisBudgetStore(redis_client(url), keys)
 
-    return _for_url("budgets", redis_url, make)
+    return _for_url("budgets", redis_url, make, keys.scope)
 
 
-def cache_for(redis_url: str) -> Any:  # gateway.cache.ReplyCache
-    """Where replies are cached: the process's LRU, or (with a Redis URL) Redis, the LRU while it is down."""
-    from gateway.cache import PROCESS_CACHE
+def cache_for(redis_url: str, keys: Keys) -> Any:  # gateway.cache.ReplyCache
+    """Where one workspace's replies are cached: its share of the process's LRU, or (with a Redis URL)
+    Redis, that share while Redis is down."""
+    from gateway.cache import PROCESS_CACHE, ScopedReplyCache
 
+    local = _for_url("cache", "", lambda _url: ScopedReplyCache(PROCESS_CACHE, keys), keys.scope)
     if not redis_url:
-        return PROCESS_CACHE
+        return local
 
     def make(url: str) -> Any:
         from gateway.redis_budget import RedisReplyCache
         from gateway.redis_connection import redis_client
 
-        return RedisReplyCache(redis_client(url), PROCESS_CACHE)
+        return RedisReplyCache(redis_client(url), local, keys)
 
-    return _for_url("cache", redis_url, make)
+    return _for_url("cache", redis_url, make, keys.scope)
 
 
 def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink

@@ -227,7 +227,8 @@ class BudgetStore(Protocol):
 
 
 class InProcessBudgetStore:
-    """Budgets shared by every call in this process."""
+    """Budgets shared by every call of one workspace in this process (`gateway.backends.budget_store_for`
+    makes one per workspace: the process serves them all, and none may spend from another's counters)."""
 
     def __init__(self, clock: Any = time.time) -> None:
         self._clock = clock

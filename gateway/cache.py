@@ -16,6 +16,11 @@ never an interrupted stream or an error).
 `redis_url`, in Redis (`SET ... EX ttl`, entries above `MAX_ENTRY_BYTES` not stored), so other plugin
 processes hit too. Redis unreachable: the in-process cache serves meanwhile.
 
+**Whose it is**: one process and one Redis serve every workspace, so every entry is named under the
+workspace's scope (`gateway.keys.Keys.cache`): the process LRU through `ScopedReplyCache` (one LRU, one
+bound, for all workspaces), Redis through `gateway.redis_budget.RedisReplyCache`. A workspace never
+reads another's reply, even for the same request.
+
 A hit costs 0 and never touches the breaker, the rate limits or the budgets; `cost_saved_usd` is what
 the reply cost when it was made.
 """
@@ -30,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gateway.keys import Keys
 from gateway.models import ChatRequest
 
 MODES = ("auto", "on", "off")
@@ -116,6 +122,23 @@ class LRUReplyCache:
 PROCESS_CACHE = LRUReplyCache()
 
 
+class ScopedReplyCache:
+    """One workspace's share of an in-process cache: its entries are named under the workspace's scope."""
+
+    def __init__(self, inner: LRUReplyCache, keys: Keys) -> None:
+        self.inner = inner
+        self.names = keys
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.inner.get(self.names.cache(key))
+
+    def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
+        self.inner.put(self.names.cache(key), value, ttl)
+
+    def warnings(self) -> list[str]:
+        return self.inner.warnings()
+
+
 class SingleFlight:
     """Concurrent identical requests: the first is sent, the others wait for its reply (then read it from
     the cache). If the first fails, the others are sent as usual."""
@@ -139,4 +162,4 @@ class SingleFlight:
             event.set()
 
 
-__all__ = ["MODES", "PROCESS_CACHE", "LRUReplyCache", "ReplyCache", "SingleFlight", "cache_key", "use_cache"]
+__all__ = ["MODES", "PROCESS_CACHE", "LRUReplyCache", "ReplyCache", "ScopedReplyCache", "SingleFlight", "cache_key", "use_cache"]

@@ -163,13 +163,13 @@ class GatewayClient:
     def budgets(self) -> BudgetStore:
         from gateway.backends import budget_store_for
 
-        return budget_store_for(self.config.redis_url)
+        return budget_store_for(self.config.redis_url, self.config.keys)
 
     @functools.cached_property
     def cache(self) -> ReplyCache:
         from gateway.backends import cache_for
 
-        return cache_for(self.config.redis_url)
+        return cache_for(self.config.redis_url, self.config.keys)
 
     @functools.cached_property
     def metrics(self) -> MetricsSink:
@@ -233,7 +233,7 @@ class GatewayClient:
         return self._call(request, options or CallOptions(), self._stream_attempt)
 
     def breaker_for(self, model: str) -> Breaker:
-        return self.state.breaker(self.config.base_url, model)
+        return self.state.breaker(self.config.base_url, model, keys=self.config.keys)
 
     # ----------------------------------------------------------------- the chain: fallbacks and breaker
 
@@ -682,7 +682,7 @@ class GatewayClient:
 
     def _limiter(self, limits: LimitSettings) -> RateLimiter:
         """The call's buckets; even without limits it holds the call while the gateway's last 429 lasts."""
-        return self.state.rate_limiter(self.config.base_url, self.config.key_digest, limits)
+        return self.state.rate_limiter(self.config.base_url, self.config.key_digest, limits, keys=self.config.keys)
 
     def _observer(self, call: _Call) -> Callable[[Response], None] | None:
         """What reads the answer's rate-limit headers for the adaptive pacer (nothing, once the gateway

@@ -21,6 +21,7 @@ from requests.models import PreparedRequest
 from gateway.budget import BudgetPolicy, parse_budgets
 from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
+from gateway.keys import Keys
 from untrusted import InputError, check_text, quote
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
@@ -308,6 +309,22 @@ def parse_tls_min_version(raw: object) -> str:
     raise FieldError("tls_min_version", f"must be 1.2 or 1.3, got {quote(raw)}")
 
 
+JOBS_VISIBLE_TO = ("app", "workspace")
+
+
+def parse_jobs_visible_to(raw: object) -> str:
+    """Who may read or cancel a batch job given its id: `app` (the default: only the app that submitted
+    it) or `workspace` (every app of the workspace). Another workspace never can."""
+    text = _credential_text(raw, "jobs_visible_to", 40).lower()
+    if not text:
+        return "app"
+    if text in JOBS_VISIBLE_TO:
+        return text
+    raise FieldError(
+        "jobs_visible_to", f"must be app (only the app that submitted a job) or workspace (every app of the workspace), got {quote(raw)}"
+    )
+
+
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -328,6 +345,7 @@ class GatewayConfig:
     budgets: BudgetPolicy | None = None  # the administrator's spend limits (gateway.budget)
     cache_ttl_seconds: float = DEFAULT_TTL_SECONDS  # 0: the reply cache is off (gateway.cache)
     tls_min_version: str = "1.2"  # the oldest TLS an https gateway may use: 1.2 or 1.3
+    jobs_visible_to: str = "app"  # who may read or cancel a batch job given its id: app | workspace
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> GatewayConfig:
@@ -359,11 +377,17 @@ class GatewayConfig:
                 creds.get("cache_ttl_seconds"), field="cache_ttl_seconds", default=DEFAULT_TTL_SECONDS, minimum=0, maximum=MAX_TTL_SECONDS
             ),
             tls_min_version=parse_tls_min_version(creds.get("tls_min_version")),
+            jobs_visible_to=parse_jobs_visible_to(creds.get("jobs_visible_to")),
         )
 
     @functools.cached_property
     def key_digest(self) -> str:  # computed once: every call names its shared state with it
         return key_digest(self.api_key)
+
+    @functools.cached_property
+    def keys(self) -> Keys:
+        """The names of this workspace's shared state: the API key identifies the workspace (gateway.keys)."""
+        return Keys.for_api_key(self.api_key)
 
     def __repr__(self) -> str:  # never print the key
         return f"GatewayConfig(base_url={self.base_url!r}, default_model={self.default_model!r})"

@@ -1,11 +1,16 @@
 """Budgets and the reply cache in Redis, shared by every plugin process.
 
+Both belong to one workspace (`gateway.keys.Keys`): a store is made per workspace, and two workspaces on
+one Redis never share a counter or a cached reply.
+
 Budgets: one Lua script checks every counter a call is charged to and takes the reservation from all
-of them, or from none (`_RESERVE`); settling adds the difference to the real cost (`_SETTLE`). Counters
+of them, or from none (`_RESERVE`); every counter of a workspace has one hash tag (`Keys.budget`), so
+the script touches one slot of a Redis Cluster; settling adds the difference to the real cost (`_SETTLE`). Counters
 are integers in nano-USD that expire when their period ends. If Redis cannot be reached, a call under a
 budget is not sent (fail closed: a per-process count could let N processes spend N times the limit).
 
-Cache: `SET key value EX ttl` under `holysheep:cache:`; Redis unreachable, the in-process LRU serves.
+Cache: `SET key value EX ttl` under `Keys.cache` (no tag: entries spread over a cluster); Redis
+unreachable, the in-process LRU serves (scoped the same way, `gateway.cache.ScopedReplyCache`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,9 @@ from typing import Any
 import redis
 
 from gateway.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
-from gateway.cache import MAX_ENTRY_BYTES, LRUReplyCache
+from gateway.cache import MAX_ENTRY_BYTES, ReplyCache
+from gateway.keys import Keys
 from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error
-
-PREFIX = "holysheep"
 
 _RESERVE = """
 local amount = tonumber(ARGV[1])
@@ -52,13 +56,14 @@ return remaining
 
 
 class RedisBudgetStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
+        self.names = keys
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
 
     def _keys(self, charges: list[Charge]) -> list[str]:
-        return [f"{PREFIX}:budget:{c.key}" for c in charges]
+        return [self.names.budget(c.key) for c in charges]
 
     def reserve(self, charges: list[Charge], amount: int) -> Hold | Refusal:
         if not charges:
@@ -89,21 +94,22 @@ class RedisBudgetStore:
             hold.remaining = None  # the reservation stays counted: never less than what was spent
 
     def spent(self, key: str) -> int:
-        return int(self.client.get(f"{PREFIX}:budget:{key}") or 0)
+        return int(self.client.get(self.names.budget(key)) or 0)
 
     def warnings(self) -> list[str]:
         return []
 
 
 class RedisReplyCache:
-    def __init__(self, client: redis.Redis, fallback: LRUReplyCache) -> None:
+    def __init__(self, client: redis.Redis, fallback: ReplyCache, keys: Keys) -> None:
         self.client = client
-        self.fallback = fallback
+        self.fallback = fallback  # this workspace's share of the process LRU
+        self.names = keys
         self._down = False
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:
-            raw = self.client.get(f"{PREFIX}:cache:{key}")
+            raw = self.client.get(self.names.cache(key))
             self._down = False
         except CONNECTION_ERRORS:
             self._down = True
@@ -115,7 +121,7 @@ class RedisReplyCache:
         if len(raw) > MAX_ENTRY_BYTES or ttl <= 0:
             return
         try:
-            self.client.set(f"{PREFIX}:cache:{key}", raw, ex=max(1, int(ttl)))
+            self.client.set(self.names.cache(key), raw, ex=max(1, int(ttl)))
             self._down = False
         except CONNECTION_ERRORS:
             self._down = True

@@ -2,7 +2,10 @@
 
 Every read-modify-write runs as one server-side Lua script using the server's clock (`TIME`), so
 processes on different hosts agree on time and nothing is read by a client and written back. Keys
-name the gateway by a digest of its URL and the key by a digest of the key, never the key itself.
+come from `gateway.keys`: each belongs to one workspace and names the gateway by a digest of its URL,
+never the API key. A gateway's buckets, 429 pause and breakers share one hash tag
+(`Keys.gateway`), so every script here (the breaker-and-pause read included) touches one slot of a
+Redis Cluster.
 
 When Redis cannot be reached, each operation falls back to the in-process equivalent and the state
 reports a warning that tools put in their output; Redis is tried again after a short pause.
@@ -10,7 +13,6 @@ reports a warning that tools put in their output; Redis is tried again after a s
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -19,12 +21,12 @@ from typing import Any, TypeVar
 import redis
 
 from gateway.breaker import BreakerSettings, Permit
+from gateway.keys import Keys
 from gateway.limits import LimitSettings, RateLimitTimeout, Reservation
 from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
 from gateway.state import PROCESS_STATE, InProcessState
 
 T = TypeVar("T")
-PREFIX = "holysheep"
 RETRY_REDIS_AFTER = 5.0  # seconds without trying Redis after it failed, so calls don't each wait on it
 
 _RESERVE = """
@@ -203,10 +205,6 @@ return state
 """
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class RedisUnavailable(Exception):
     pass
 
@@ -352,12 +350,13 @@ class RedisState:
 
     # ------------------------------------------------------------------ SharedState
 
-    def breaker(self, base_url: str, model: str) -> RedisBreaker:
-        return RedisBreaker(self, f"{PREFIX}:breaker:{_digest(base_url)}:{model}", base_url, model)
+    def breaker(self, base_url: str, model: str, *, keys: Keys) -> RedisBreaker:
+        return RedisBreaker(self, keys.gateway(base_url, f"breaker:{model}"), base_url, model, keys)
 
-    def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings) -> RedisRateLimiter:
-        gateway_key = f"{PREFIX}:rl:{_digest(base_url)}:{key_digest}"
-        return RedisRateLimiter(self, gateway_key, f"{gateway_key}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings)
+    def rate_limiter(self, base_url: str, key_digest: str, settings: LimitSettings, *, keys: Keys) -> RedisRateLimiter:
+        # The pause (per gateway and key) and the buckets (per limits too) share the breaker's tag.
+        gateway_key = keys.gateway(base_url, f"rl:{key_digest}")
+        return RedisRateLimiter(self, gateway_key, f"{gateway_key}:{settings.rpm}:{settings.tpm}", base_url, key_digest, settings, keys)
 
 
 class _ReadBatch:
@@ -380,12 +379,14 @@ class _SharedRead:
 class RedisRateLimiter:
     TTL_MS = 180_000  # idle buckets expire: a full bucket is the same as no bucket
 
-    def __init__(self, state: RedisState, gateway_key: str, key: str, base_url: str, key_digest: str, settings: LimitSettings) -> None:
+    def __init__(
+        self, state: RedisState, gateway_key: str, key: str, base_url: str, key_digest: str, settings: LimitSettings, scope: Keys
+    ) -> None:
         self.store = state
         # Buckets and their queue per (gateway, key, limits); the 429 pause per (gateway, key), for everyone.
         self.keys = [f"{key}:rpm", f"{key}:tpm", f"{key}:meta", f"{gateway_key}:pause"]
         self.settings = settings
-        self._fallback = lambda: state.fallback.rate_limiter(base_url, key_digest, settings)
+        self._fallback = lambda: state.fallback.rate_limiter(base_url, key_digest, settings, keys=scope)
 
     def _args(self) -> list[float]:
         # Same buckets as in-process (LimitSettings), with rates per millisecond; capacity 0 = no limit.
@@ -460,11 +461,11 @@ class DeferredScript:
 
 
 class RedisBreaker:
-    def __init__(self, state: RedisState, key: str, base_url: str, model: str) -> None:
+    def __init__(self, state: RedisState, key: str, base_url: str, model: str, scope: Keys) -> None:
         self.store = state
         self.keys = [key, f"{key}:failures", f"{key}:successes"]
         self.settings = state.breaker_settings
-        self._fallback = lambda: state.fallback.breaker(base_url, model)
+        self._fallback = lambda: state.fallback.breaker(base_url, model, keys=scope)
         self._ttl_ms = int(max(self.settings.window_seconds, self.settings.cooldown_seconds) * 1000 * 10)
 
     @property

@@ -39,7 +39,7 @@ JOB_BUDGET_NAME = "job"
 
 
 def budget_key(job_id: str) -> str:
-    """The job's counter, as the budget store names it (`holysheep:budget:` + this in Redis)."""
+    """The job's counter, as the budget store names it (`Keys.budget` of this in Redis)."""
     return f"job:{job_id}"
 
 

@@ -1,7 +1,9 @@
 """The workers: every plugin process that knows a job's gateway (base URL and key) works on it.
 
 A process learns a gateway from the credentials of a job tool call (`JobEngine.register`); the key
-stays in the process, Redis only ever sees a digest of it. A scheduler thread looks at the open jobs
+stays in the process, Redis only ever sees a digest of it. Workers run per (Redis URL, gateway URL,
+workspace scope): each workspace's jobs live under its own keys (`gateway.keys`), and a process works
+on a workspace's jobs only with that workspace's credentials. A scheduler thread looks at the open jobs
 every half second and starts a runner for each job whose gateway it knows: worker threads
 (greenlets under the Dify runtime; a few more than `concurrency`) that claim items from the job's
 stream, call the gateway and store each result atomically with the acknowledgement (`jobs.store`).
@@ -58,6 +60,7 @@ from gateway.backends import budget_store_for, state_for, write_behind_metrics_f
 from gateway.budget import BudgetExceeded
 from gateway.errors import BadRequestError, GatewayTimeoutError, Redactor
 from gateway.http_transport import HTTPTransport
+from gateway.keys import Keys
 from gateway.limits import LimitSettings
 from gateway.redis_connection import redis_client
 from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
@@ -301,7 +304,7 @@ class JobRunner:
         self.budget: dict[str, Any] = {}
         if budget is not None:
             namespace = gateway.client(self.max_retries, self.timeout).namespace
-            store = JobBudgetStore(budget_store_for(gateway.config.redis_url), budget, namespace, job.id)
+            store = JobBudgetStore(budget_store_for(gateway.config.redis_url, gateway.config.keys), budget, namespace, job.id)
             self.budget = {"budget": budget.policy, "batch_budget": JobBudget(store)}
 
     # ------------------------------------------------------------------ lifecycle
@@ -615,8 +618,8 @@ class JobEngine:
 
     def __init__(self) -> None:
         self.consumer = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.gateways: dict[tuple[str, str, str], _Gateway] = {}  # (redis_url, base_url, key_digest)
-        self.stores: dict[str, JobStore] = {}
+        self.gateways: dict[tuple[str, str, str], _Gateway] = {}  # (redis_url, base_url, workspace scope)
+        self.stores: dict[tuple[str, str], JobStore] = {}  # (redis_url, workspace scope)
         self.runners: dict[str, JobRunner] = {}
         self.lock = threading.Lock()
         self.stopping = False
@@ -625,19 +628,20 @@ class JobEngine:
         self.processed = 0
         self.on_idle: Callable[[], None] | None = None
 
-    def store(self, redis_url: str, ttl_seconds: int | None = None) -> JobStore:
+    def store(self, redis_url: str, keys: Keys, ttl_seconds: int | None = None) -> JobStore:
+        """The workspace's jobs in that Redis (one store per workspace, with the workspace's job TTL)."""
         with self.lock:
-            store = self.stores.get(redis_url)
+            store = self.stores.get((redis_url, keys.scope))
             if store is None:
-                store = self.stores[redis_url] = JobStore(redis_client(redis_url))
+                store = self.stores[(redis_url, keys.scope)] = JobStore(redis_client(redis_url), keys)
             if ttl_seconds:
                 store.ttl_ms = int(ttl_seconds * 1000)
             return store
 
     def register(self, config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
-        """Makes this process work on open jobs of this gateway and key (in the background where it can)."""
-        store = self.store(config.redis_url, ttl_seconds)
-        key = (config.redis_url, config.base_url, config.key_digest)
+        """Makes this process work on open jobs of this gateway and workspace (in the background where it can)."""
+        store = self.store(config.redis_url, config.keys, ttl_seconds)
+        key = (config.redis_url, config.base_url, config.keys.scope)
         with self.lock:
             if key not in self.gateways or self.gateways[key].config != config:
                 self.gateways[key] = _Gateway(config)
@@ -656,9 +660,12 @@ class JobEngine:
                 logger.warning("job scheduler: %s", type(exc).__name__)
             time.sleep(SCHEDULE_EVERY)
 
-    def schedule_once(self, *, until: float | None = None, only: str | None = None) -> list[JobRunner]:
+    def schedule_once(self, *, until: float | None = None, only: str | None = None, only_in: JobStore | None = None) -> list[JobRunner]:
+        """Starts runners for open jobs (or job `only`, of the workspace store `only_in`)."""
         started: list[JobRunner] = []
-        for redis_url, store in list(self.stores.items()):
+        for (redis_url, scope), store in list(self.stores.items()):
+            if only_in is not None and store is not only_in:
+                continue
             for job_id in store.open_jobs() if only is None else [only]:
                 if self.stopping or job_id in self.runners:
                     continue
@@ -669,8 +676,8 @@ class JobEngine:
                     continue
                 if meta.get("status") != RUNNING or meta.get("mode", "workers") != "workers":
                     continue
-                gateway = self.gateways.get((redis_url, meta["base_url"], meta["key_digest"]))
-                if gateway is None:
+                gateway = self.gateways.get((redis_url, meta["base_url"], scope))
+                if gateway is None or gateway.config.key_digest != meta["key_digest"]:
                     continue
                 runner = JobRunner(self, store, store.job(job_id, meta), gateway, until=until)
                 with self.lock:
@@ -689,8 +696,8 @@ class JobEngine:
     def work_for(self, config: GatewayConfig, job_id: str, seconds: float, grace: float = DEFAULT_GRACE) -> None:
         """Where no background work can run (serverless): work on one job for `seconds` inside the
         caller's deadline, then finish what is in flight (within `grace`) and release the rest."""
-        self.register(config)
-        runners = self.schedule_once(until=time.monotonic() + seconds, only=job_id)
+        store = self.register(config)
+        runners = self.schedule_once(until=time.monotonic() + seconds, only=job_id, only_in=store)
         for runner in runners:
             runner.finished.wait(seconds + grace)
             runner.stop_claiming()

@@ -1,4 +1,10 @@
-"""What the four job tools do, without Dify: submit, status, results (page, files, failed items), cancel."""
+"""What the four job tools do, without Dify: submit, status, results (page, files, failed items), cancel.
+
+Who sees a job: its keys are under the workspace's scope (`gateway.keys`), so another workspace's store
+has no such job; and its meta names the app that submitted it (a digest of the app id), so with
+`jobs_visible_to: app` (the default) another app of the workspace is told exactly what an id that never
+existed is told, and nothing changes. `jobs_visible_to: workspace` lets every app of the workspace in.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.backends import state_for
-from gateway.budget import BudgetPolicy, Identity
+from gateway.budget import BudgetPolicy, Identity, _id
 from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
 from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
@@ -85,16 +91,38 @@ def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
         raise JobError(f"redis_url cannot be used: {type(exc).__name__}") from None
 
 
-def _owned(store: JobStore, config: GatewayConfig, job_id: str) -> tuple[Job, dict[str, str]]:
+def app_owner(identity: Identity) -> str:
+    """What a job's meta keeps of the app that submitted it: a digest of its Dify app id, never the id
+    (the same digest the app's budget counters use; `-` when Dify sent none)."""
+    return _id(identity.app_id)
+
+
+def not_found(config: GatewayConfig, job_id: str) -> str:
+    """The one answer for a job the caller may not see, whether it never existed, expired, or belongs to
+    another workspace or app: the same text in every case, so a job id proves nothing about a job."""
+    who = "the workspace" if config.jobs_visible_to == "workspace" else "the app"
+    return (
+        f"no job {job_id} here: check the job_id batch_submit returned. A job is visible only to {who} that submitted it "
+        "(with the same gateway credentials), and it expires job_ttl_hours after it ends"
+    )
+
+
+def _owned(store: JobStore, config: GatewayConfig, job_id: str, caller: Identity) -> tuple[Job, dict[str, str]]:
     job_id = (job_id or "").strip()
     if not job_id or len(job_id) > 64 or not job_id.isalnum():
         raise JobError(f"'job_id' must be the job_id batch_submit returned (32 letters and digits), got {job_id[:70]!r}")
     try:
         meta = store.meta(job_id)
     except JobNotFound:
-        raise JobError(f"no job {job_id} in this Redis: it never existed here or its results expired (job_ttl_hours)") from None
-    if meta["base_url"] != config.base_url or meta["key_digest"] != config.key_digest:
-        raise JobError(f"no job {job_id} for this gateway and API key: it was submitted with other credentials")
+        raise JobError(not_found(config, job_id)) from None
+    visible = (
+        meta.get("owner_scope") == store.names.scope
+        and meta["base_url"] == config.base_url
+        and meta["key_digest"] == config.key_digest
+        and (config.jobs_visible_to == "workspace" or meta.get("owner_app") == app_owner(caller))
+    )
+    if not visible:
+        raise JobError(not_found(config, job_id))
     return store.job(job_id, meta), meta
 
 
@@ -191,9 +219,17 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
         extra.update({"native_batch_id": batch.id, "native_input_file_id": file_id, "native_status": batch.status})
     if native is not None and mode != NATIVE:
         native.close()
-    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=job_settings, mode=mode, extra=extra)
+    job_id = store.create(
+        items,
+        base_url=config.base_url,
+        key_digest=config.key_digest,
+        settings=job_settings,
+        mode=mode,
+        owner_app=app_owner(settings.identity),
+        extra=extra,
+    )
     if job_limit is not None:  # the job's counter lives as long as the job (INCRBY keeps the TTL)
-        store.r.set(f"holysheep:budget:{budget_key(job_id)}", 0, px=store.ttl_ms, nx=True)
+        store.r.set(store.names.budget(budget_key(job_id)), 0, px=store.ttl_ms, nx=True)
     out: dict[str, Any] = {
         "job_id": job_id,
         "items": len(items),
@@ -211,9 +247,9 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     return out
 
 
-def status(config: GatewayConfig, job_id: str, *, work_seconds: float = 0.0) -> dict[str, Any]:
+def status(config: GatewayConfig, job_id: str, caller: Identity, *, work_seconds: float = 0.0) -> dict[str, Any]:
     store = _store(config)
-    job, meta = _owned(store, config, job_id)
+    job, meta = _owned(store, config, job_id, caller)
     warnings: list[str] = []
     if job.mode == NATIVE and meta["status"] == RUNNING:
         warnings += _poll_native(store, config, job, meta)
@@ -270,7 +306,7 @@ def _status_view(store: JobStore, job: Job, meta: dict[str, str], warnings: list
         out["native_status"] = meta.get("native_status", "")
     limit = (job.settings.get("budget") or {}).get(JOB_BUDGET_NAME)
     if limit is not None:
-        spent = store.r.get(f"holysheep:budget:{budget_key(job.id)}")
+        spent = store.r.get(store.names.budget(budget_key(job.id)))
         out["budget_usd"] = limit
         out["budget_spent_usd"] = round(int(spent or 0) / 1e9, 9)  # what ran, plus what items in flight hold reserved
     return out
@@ -353,9 +389,11 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
         )
 
 
-def results_page(config: GatewayConfig, job_id: str, offset: int, limit: int) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
+def results_page(
+    config: GatewayConfig, job_id: str, caller: Identity, offset: int, limit: int
+) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
     store = _store(config)
-    job, meta = _owned(store, config, job_id)
+    job, meta = _owned(store, config, job_id, caller)
     items = store.items(job.id, offset, limit) if offset < job.total else []
     terminal = meta["status"] in TERMINAL
     out = []
@@ -373,11 +411,11 @@ def results_page(config: GatewayConfig, job_id: str, offset: int, limit: int) ->
     return job, meta, out
 
 
-def result_files(config: GatewayConfig, job_id: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+def result_files(config: GatewayConfig, job_id: str, caller: Identity, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
     """(filename, mime type, content) of the whole job's results, in input order, each file at most
     MAX_FILE_BYTES (a job too large for one file is cut into numbered parts)."""
     store = _store(config)
-    job, meta = _owned(store, config, job_id)
+    job, meta = _owned(store, config, job_id, caller)
     terminal = meta["status"] in TERMINAL
     stem = f"job-{job.id[:12]}-results"
     for kind in kinds:
@@ -434,10 +472,10 @@ def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal
     return _csv_row(row)
 
 
-def failed_items(config: GatewayConfig, job_id: str) -> tuple[str, int]:
+def failed_items(config: GatewayConfig, job_id: str, caller: Identity) -> tuple[str, int]:
     """The inputs that did not succeed, as `prompts` input for a new job (or batch_chat), and how many."""
     store = _store(config)
-    job, meta = _owned(store, config, job_id)
+    job, meta = _owned(store, config, job_id, caller)
     json_format = meta.get("json_format", "1") == "1"
     failed: list[JobItem] = []
     for chunk in store.pages(job.id, job.total):
@@ -447,9 +485,9 @@ def failed_items(config: GatewayConfig, job_id: str) -> tuple[str, int]:
     return "\n".join(item.prompt for item in failed), len(failed)
 
 
-def cancel(config: GatewayConfig, job_id: str) -> dict[str, Any]:
+def cancel(config: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Any]:
     store = _store(config)
-    job, meta = _owned(store, config, job_id)
+    job, meta = _owned(store, config, job_id, caller)
     warnings: list[str] = []
     if job.mode == NATIVE and meta["status"] == RUNNING:
         native = NativeBatchClient(config)

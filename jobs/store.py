@@ -1,9 +1,12 @@
 """A job in Redis: its items in a Stream read by one consumer group, its results, its counters.
 
-Keys (`holysheep:job:<id>:...`), all with the TTL the administrator set, renewed when the job ends:
+Keys (`gateway.keys.Keys.job(<id>, part)`, under the workspace's scope), all with the TTL the
+administrator set, renewed when the job ends:
 
 - `meta`  hash: status (running, completed, cancelled, failed), mode, total, done, ok, error, not_run,
-          cost, the gateway (base URL and a digest of the key, never the key), the settings (JSON).
+          cost, the gateway (base URL and a digest of the key, never the key), the settings (JSON),
+          the owner: the workspace scope and a digest of the submitting Dify app's id (`jobs.service`
+          shows a job only to its owner).
 - `items` stream: item i is entry `<i+1>-0` with its input as JSON; consumer group `w`. An entry is
           claimed with XREADGROUP (or reclaimed with XAUTOCLAIM once its lease expired) and acknowledged
           in the same script that stores its result, so a result is written once and never lost.
@@ -11,7 +14,11 @@ Keys (`holysheep:job:<id>:...`), all with the TTL the administrator set, renewed
 - `sent`  hash: item index -> requests sent for it; `<i>:r` -> of those, answered with a retryable
           failure (429, 5xx, refused connection). sent > answered means a request's outcome is unknown.
 - `lat`   hash: latency histogram (5 % buckets) for the percentiles.
-- `holysheep:jobs:open` set: the jobs workers look at.
+- `Keys.jobs_open()` set: the workspace's jobs that workers look at.
+
+A store belongs to one workspace: a job id from another workspace names no key of this store. Every
+key of a workspace's jobs and its open set share one hash tag, so the scripts below (which touch a
+job's keys and the open set together) run on one slot of a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -26,10 +33,9 @@ from typing import Any
 
 import redis
 
+from gateway.keys import Keys
 from jobs.inputs import JobItem
 
-PREFIX = "holysheep:job"
-OPEN_SET = "holysheep:jobs:open"
 GROUP = "w"
 RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
 TERMINAL = frozenset({COMPLETED, CANCELLED, FAILED})
@@ -129,8 +135,12 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 72 * 3600) -> None:
+    """One workspace's jobs in one Redis."""
+
+    def __init__(self, client: redis.Redis, names: Keys, ttl_seconds: int = 72 * 3600) -> None:
         self.r = client
+        self.names = names
+        self.open_set = names.jobs_open()
         self.ttl_ms = int(ttl_seconds * 1000)
         self._finish = client.register_script(_FINISH)
         self._send = client.register_script(_SEND)
@@ -138,9 +148,8 @@ class JobStore:
 
     # ------------------------------------------------------------------ keys
 
-    @staticmethod
-    def key(job_id: str, part: str) -> str:
-        return f"{PREFIX}:{job_id}:{part}"
+    def key(self, job_id: str, part: str) -> str:
+        return self.names.job(job_id, part)
 
     def keys(self, job_id: str) -> list[str]:
         return [self.key(job_id, p) for p in ("meta", "res", "items", "lat", "sent")]
@@ -148,8 +157,17 @@ class JobStore:
     # ------------------------------------------------------------------ create
 
     def create(
-        self, items: list[JobItem], *, base_url: str, key_digest: str, settings: dict[str, Any], mode: str, extra: dict[str, Any] | None = None
+        self,
+        items: list[JobItem],
+        *,
+        base_url: str,
+        key_digest: str,
+        settings: dict[str, Any],
+        mode: str,
+        owner_app: str,
+        extra: dict[str, Any] | None = None,
     ) -> str:
+        """A new job; `owner_app` is the digest of the submitting app's id (`jobs.service.app_owner`)."""
         job_id = uuid.uuid4().hex
         meta_key, items_key = self.key(job_id, "meta"), self.key(job_id, "items")
         meta = {
@@ -166,6 +184,8 @@ class JobStore:
             "settings": json.dumps(settings, separators=(",", ":")),
             "created_at": int(time.time() * 1000),
             "ttl_ms": self.ttl_ms,
+            "owner_scope": self.names.scope,
+            "owner_app": owner_app,
             **(extra or {}),
         }
         pipe = self.r.pipeline(transaction=False)
@@ -182,7 +202,7 @@ class JobStore:
         for key in self.keys(job_id)[1:]:
             pipe.pexpire(key, self.ttl_ms)
         if mode == "workers":
-            pipe.sadd(OPEN_SET, job_id)
+            pipe.sadd(self.open_set, job_id)
         pipe.execute()
         return job_id
 
@@ -206,10 +226,10 @@ class JobStore:
         return value.decode() if value is not None else None
 
     def open_jobs(self) -> list[str]:
-        return sorted(v.decode() for v in self.r.smembers(OPEN_SET))
+        return sorted(v.decode() for v in self.r.smembers(self.open_set))
 
     def forget(self, job_id: str) -> None:
-        self.r.srem(OPEN_SET, job_id)
+        self.r.srem(self.open_set, job_id)
 
     def latency_histogram(self, job_id: str) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.r.hgetall(self.key(job_id, "lat")).items()}
@@ -299,7 +319,7 @@ class JobStore:
             self.key(job_id, "res"),
             self.key(job_id, "items"),
             self.key(job_id, "lat"),
-            OPEN_SET,
+            self.open_set,
             self.key(job_id, "sent"),
         ]
         args: list[Any] = [job_id, ttl_ms or self.ttl_ms]
@@ -322,7 +342,7 @@ class JobStore:
             self.r.xack(self.key(job_id, "items"), GROUP, *entries)
 
     def cancel(self, job_id: str) -> str:
-        status = self._cancel(keys=[self.key(job_id, "meta"), OPEN_SET], args=[job_id, self.ttl_ms])
+        status = self._cancel(keys=[self.key(job_id, "meta"), self.open_set], args=[job_id, self.ttl_ms])
         if status is None:
             raise JobNotFound(job_id)
         return status.decode() if isinstance(status, bytes) else str(status)
@@ -331,7 +351,7 @@ class JobStore:
         """Marks a job terminal (native mode, or failed) and renews every key's TTL from now."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hset(self.key(job_id, "meta"), mapping={"status": status, "finished_at": int(time.time() * 1000)})
-        pipe.srem(OPEN_SET, job_id)
+        pipe.srem(self.open_set, job_id)
         for key in self.keys(job_id):
             pipe.pexpire(key, self.ttl_ms)
         pipe.execute()

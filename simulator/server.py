@@ -395,8 +395,21 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def sample_for_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
-    """A JSON value valid for a (simple) JSON schema: every property present, first enum value."""
+# A sensible model's yes/no answers: a field that says something is fine or allowed is true, one about
+# suspicion, risk or anything to flag is false (so an approval assessment on the simulator reads as a
+# routine request, not an attack). Tests that need a fooled or failing model script the answer.
+_AFFIRMATIVE_FIELD_WORDS = ("ok", "approve", "valid", "safe", "allowed", "success")
+
+
+def _sensible_boolean(name: str) -> bool:
+    words = name.lower().replace("-", "_").split("_")
+    return any(word in _AFFIRMATIVE_FIELD_WORDS for word in words)
+
+
+def sample_for_schema(schema: Any, root: Any = None, depth: int = 0, name: str = "") -> Any:
+    """A JSON value valid for a (simple) JSON schema, as a sensible model would answer: every property
+    present, the first enum value (the lowest risk or level, as schemas list them), yes/no by the field's
+    name (`_sensible_boolean`)."""
     root = schema if root is None else root
     if not isinstance(schema, dict) or depth > 20:
         return "sample"
@@ -421,7 +434,7 @@ def sample_for_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
         kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: sample_for_schema(sub, root, depth + 1) for name, sub in props.items()}
+        return {key: sample_for_schema(sub, root, depth + 1, key) for key, sub in props.items()}
     if kind == "array":
         count = max(1, int(schema.get("minItems") or 1))
         return [sample_for_schema(schema.get("items", {}), root, depth + 1) for _ in range(count)]
@@ -430,7 +443,7 @@ def sample_for_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
     if kind == "number":
         return schema.get("minimum", 0.5) if "minimum" in schema else 0.5
     if kind == "boolean":
-        return True
+        return _sensible_boolean(name)
     if kind == "null":
         return None
     return "sample"

@@ -7,7 +7,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from jobs.service import JobError, failed_items, result_files, results_page
 from jobs.store import TERMINAL
 from tools.outputs import split_results, text_messages, variable_messages
-from tools.support import ToolInputError, choice_param, gateway_config, number_param, reported_errors, text_param
+from tools.support import ToolInputError, caller_identity, choice_param, gateway_config, number_param, reported_errors, text_param
 
 FILE_KINDS = {"both": ("jsonl", "csv"), "jsonl": ("jsonl",), "csv": ("csv",), "none": ()}
 
@@ -20,12 +20,13 @@ class BatchResultsTool(Tool):
         offset = number_param(tool_parameters, "offset", default=0, minimum=0, maximum=10_000_000, integer=True)
         limit = number_param(tool_parameters, "limit", default=100, minimum=1, maximum=1000, integer=True)
         kinds = FILE_KINDS[choice_param(tool_parameters, "files", tuple(FILE_KINDS), "both")]
+        caller = caller_identity(self)  # the job shows itself only to the app that submitted it (jobs_visible_to)
         try:
-            job, meta, page = results_page(config, job_id, offset, limit)
+            job, meta, page = results_page(config, job_id, caller, offset, limit)
             finished = meta["status"] in TERMINAL
             # The whole job's failed items: with the first page only, so paging through a large job stays cheap.
-            failed_text, failed_count = failed_items(config, job.id) if finished and offset == 0 else ("", None)
-            files = list(result_files(config, job.id, kinds)) if finished else []
+            failed_text, failed_count = failed_items(config, job.id, caller) if finished and offset == 0 else ("", None)
+            files = list(result_files(config, job.id, caller, kinds)) if finished else []
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         next_offset = offset + len(page) if offset + len(page) < job.total else None

@@ -7,7 +7,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from jobs.service import JobError, status
 from tools.outputs import text_messages, variable_messages
-from tools.support import ToolInputError, gateway_config, number_param, reported_errors, text_param
+from tools.support import ToolInputError, caller_identity, gateway_config, number_param, reported_errors, text_param
 
 # Without a background (serverless), a status call works on the job itself for this long by default.
 SERVERLESS_WORK_SECONDS = 20
@@ -22,7 +22,7 @@ class BatchStatusTool(Tool):
             tool_parameters, "work_seconds", default=SERVERLESS_WORK_SECONDS if serverless else 0, minimum=0, maximum=min(300, config.timeout_seconds)
         )
         try:
-            out = status(config, text_param(tool_parameters, "job_id", required=True, max_chars=100), work_seconds=work)
+            out = status(config, text_param(tool_parameters, "job_id", required=True, max_chars=100), caller_identity(self), work_seconds=work)
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         eta = out.get("eta_seconds")

@@ -15,6 +15,7 @@ import redis
 
 from gateway import GatewayConfig
 from gateway.backends import state_for
+from gateway.budget import Identity
 from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from jobs import service
 from jobs.engine import FLUSH_EVERY, JobEngine
@@ -33,10 +34,11 @@ def config(sim: SimulatorProcess) -> Iterator[GatewayConfig]:
 
 
 def make_job(config: GatewayConfig, prompts: list[str], lease: int = 2) -> tuple[JobStore, str]:
-    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps(prompts))
     settings = {"model": "default", "concurrency": 4, "lease_seconds": lease, "timeout_seconds": 30, "max_retries": 2}
-    return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
+    return store, job_id
 
 
 def work_through(config: GatewayConfig, store: JobStore, job_id: str, seconds: float = 20) -> None:
@@ -92,8 +94,8 @@ def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProces
     monkeypatch.setattr(service, "ENGINE", fresh)
     items, json_format = parse_prompts(json.dumps([f"s {i}" for i in range(40)]))
     job = service.submit(config, items, json_format, service.Settings(request={"model": "default"}, concurrency=8), 3600)
-    assert service.status(config, job["job_id"])["done"] == 0  # nothing runs in the background
-    status = service.status(config, job["job_id"], work_seconds=5)
+    assert service.status(config, job["job_id"], Identity())["done"] == 0  # nothing runs in the background
+    status = service.status(config, job["job_id"], Identity(), work_seconds=5)
     assert status["finished"] and status["succeeded"] == 40
 
 
@@ -136,7 +138,7 @@ def test_a_jobs_call_figures_and_breaker_successes_go_out_with_its_results(
     figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures()
     assert sum(v for k, v in figures.items() if k[0] == "requests") == 200
     assert sum(v for k, v in figures.items() if k[0] == "attempts") == 200
-    breaker = state_for(REDIS_URL).breaker(config.base_url, config.default_model)
+    breaker = state_for(REDIS_URL).breaker(config.base_url, config.default_model, keys=config.keys)
     assert store.r.zcard(breaker.keys[2]) == 200  # every success recorded, none twice
     # At most one results write per FLUSH_EVERY (and a last one), however slow the machine: fewer than calls.
     assert 0 < writes["results"] <= elapsed / FLUSH_EVERY + 2, (writes, elapsed)
@@ -153,10 +155,10 @@ def requests_waiting_for_the_slot(sim: SimulatorProcess, config: GatewayConfig) 
     """A 6-item job with one slot and 600 ms requests, worked in a thread; returns once one request is
     out and the next ones are counted and waiting for its slot."""
     sim.configure(latency_ms=600)
-    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps([f"w {i}" for i in range(6)]))
     settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
-    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
     engine = JobEngine()
     engine.background = False
     worker = threading.Thread(target=engine.work_for, args=(config, job_id, 30))

@@ -90,7 +90,7 @@ def ask() -> ChatRequest:
 
 
 def successes(state: RedisState, gateway: GatewayClient) -> int:
-    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2")
+    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2", keys=gateway.config.keys)
     return int(state.client.zcard(breaker.keys[2]))
 
 
@@ -111,7 +111,7 @@ def test_a_pause_set_by_another_process_holds_a_call_without_limits() -> None:
     sleeps: list[float] = []
     gateway, _transport, _state = make(sleeps=sleeps)
     other = RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState())
-    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(2.0)
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings(), keys=gateway.config.keys).pause(2.0)
     assert gateway.chat(ask()).text == "ok"
     assert sleeps and 1.5 < sleeps[0] <= 2.0  # waited for the other process's 429 before sending
 
@@ -119,7 +119,7 @@ def test_a_pause_set_by_another_process_holds_a_call_without_limits() -> None:
 def test_a_pause_past_the_deadline_is_not_sent() -> None:
     gateway, transport, _state = make()
     other = RedisState(REDIS_URL, client=redis.Redis.from_url(REDIS_URL), fallback=InProcessState())
-    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(30.0)
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings(), keys=gateway.config.keys).pause(30.0)
     with pytest.raises(RateLimitedError) as raised:
         gateway.chat(ask(), CallOptions(deadline=Deadline(1.0)))
     assert raised.value.not_sent and transport.sent == []
@@ -130,7 +130,7 @@ def test_a_breaker_opened_elsewhere_fails_fast_and_failures_still_open_it() -> N
     for _ in range(2):
         with pytest.raises(UpstreamUnavailableError):
             gateway.chat(ask())
-    assert state.breaker(gateway.config.base_url, "deepseek-v3.2").state == "open"
+    assert state.breaker(gateway.config.base_url, "deepseek-v3.2", keys=gateway.config.keys).state == "open"
     sent = len(transport.sent)
     with pytest.raises(CircuitOpenError):
         gateway.chat(ask())
@@ -292,7 +292,7 @@ def test_a_kept_gate_read_saves_the_round_trip_and_sees_another_process_breaker_
     for _ in range(3):
         gateway.chat(ask())
     assert trips.count - before == 3  # the figures only: no breaker read
-    other = other_process().breaker(gateway.config.base_url, "deepseek-v3.2")
+    other = other_process().breaker(gateway.config.base_url, "deepseek-v3.2", keys=gateway.config.keys)
     for _ in range(20):  # half the calls in the window must have failed
         other.record_failure(other.acquire())
         if other.state == "open":
@@ -310,7 +310,7 @@ def test_a_kept_gate_read_gives_way_at_once_to_this_process_own_429_and_failures
     sleeps: list[float] = []
     gateway, _transport, state = make(sleeps=sleeps, gate_max_age=60.0)
     assert gateway.chat(ask()).text == "ok"  # the closed breaker, no pause: kept for a minute
-    state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(2.0)  # a 429 here
+    state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings(), keys=gateway.config.keys).pause(2.0)  # a 429 here
     assert gateway.chat(ask()).text == "ok"
     assert sleeps and 1.5 < sleeps[0] <= 2.0  # waited for it: not sent on the minute-old read
     gateway, transport, _state = make(replies=[completion("ok"), status(503), status(503), status(503), status(503)], gate_max_age=60.0)
@@ -332,9 +332,9 @@ def test_concurrent_callers_all_see_a_pause_and_an_open_breaker() -> None:
         fallback=InProcessState(),
         breaker_settings=BreakerSettings(failure_threshold=2, cooldown_seconds=30),
     )
-    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2")
-    limiter = state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings())
-    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings()).pause(5.0)
+    breaker = state.breaker(gateway.config.base_url, "deepseek-v3.2", keys=gateway.config.keys)
+    limiter = state.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings(), keys=gateway.config.keys)
+    other.rate_limiter(gateway.config.base_url, gateway.config.key_digest, LimitSettings(), keys=gateway.config.keys).pause(5.0)
     seen: list[Any] = []
     lock = threading.Lock()
 
@@ -350,7 +350,7 @@ def test_concurrent_callers_all_see_a_pause_and_an_open_breaker() -> None:
         thread.join()
     now = time.monotonic()
     assert len(seen) == 30 and all(permit.allowed and 3.0 < until - now <= 5.0 for permit, until in seen)
-    other_breaker = other.breaker(gateway.config.base_url, "deepseek-v3.2")
+    other_breaker = other.breaker(gateway.config.base_url, "deepseek-v3.2", keys=gateway.config.keys)
     for _ in range(2):
         other_breaker.record_failure(other_breaker.acquire())
     seen.clear()

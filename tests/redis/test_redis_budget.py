@@ -10,14 +10,16 @@ import redis
 
 from gateway.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
 from gateway.cache import LRUReplyCache
+from gateway.keys import Keys
 from gateway.redis_budget import RedisBudgetStore, RedisReplyCache
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
+WORKSPACE = Keys.for_api_key("sk-redis-budget-workspace")
 
 
 def test_two_processes_reserving_at_once_never_pass_the_limit() -> None:
-    stores = [RedisBudgetStore(redis.Redis.from_url(REDIS_URL)), RedisBudgetStore(redis.Redis.from_url(REDIS_URL))]
+    stores = [RedisBudgetStore(redis.Redis.from_url(REDIS_URL), WORKSPACE), RedisBudgetStore(redis.Redis.from_url(REDIS_URL), WORKSPACE)]
     key = f"test:{uuid.uuid4().hex}"
     day = Charge(f"{key}:day", 50_000_000, time.time() + 3600, "plugin/day")  # 5 cents in nano-USD
     user = Charge(f"{key}:user", 30_000_000, time.time() + 3600, "user/day")
@@ -42,22 +44,22 @@ def test_two_processes_reserving_at_once_never_pass_the_limit() -> None:
     for hold in granted:
         stores[1].settle(hold, 100_000)
     assert stores[0].spent(user.key) == 100_000 * len(granted)
-    ttl = redis.Redis.from_url(REDIS_URL).ttl(f"holysheep:budget:{day.key}")
+    ttl = redis.Redis.from_url(REDIS_URL).ttl(WORKSPACE.budget(day.key))
     assert 3600 < ttl <= 7200  # the counter goes with its period (plus an hour of margin)
 
 
 def test_redis_unreachable_means_a_call_under_a_budget_is_not_sent() -> None:
-    store = RedisBudgetStore(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    store = RedisBudgetStore(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2), WORKSPACE)
     with pytest.raises(BudgetStoreUnavailable, match="not sent"):
         store.reserve([Charge("k", 10, 0, "plugin/day")], 1)
 
 
 def test_the_reply_cache_is_shared_and_falls_back_to_the_process_while_redis_is_down() -> None:
     key = uuid.uuid4().hex
-    first = RedisReplyCache(redis.Redis.from_url(REDIS_URL), LRUReplyCache())
-    second = RedisReplyCache(redis.Redis.from_url(REDIS_URL), LRUReplyCache())
+    first = RedisReplyCache(redis.Redis.from_url(REDIS_URL), LRUReplyCache(), WORKSPACE)
+    second = RedisReplyCache(redis.Redis.from_url(REDIS_URL), LRUReplyCache(), WORKSPACE)
     first.put(key, {"text": "cached"}, ttl=30)
     assert second.get(key) == {"text": "cached"}
-    down = RedisReplyCache(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2), LRUReplyCache())
+    down = RedisReplyCache(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2), LRUReplyCache(), WORKSPACE)
     down.put(key, {"text": "local"}, ttl=30)
     assert down.get(key) == {"text": "local"} and down.warnings()

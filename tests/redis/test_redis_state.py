@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings
+from gateway.keys import Keys
 from gateway.limits import LimitSettings, RateLimitTimeout
 from gateway.redis_state import RETRY_REDIS_AFTER, RedisState, RedisUnavailable
 from gateway.state import InProcessState
@@ -15,6 +16,7 @@ from tests.private_redis import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
+WORKSPACE = Keys.for_api_key("sk-redis-state-workspace")
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def two_processes(**kwargs: object) -> tuple[RedisState, RedisState]:
 def test_two_processes_share_one_rpm_budget(base_url: str) -> None:
     first, second = two_processes()
     settings = LimitSettings(rpm=600)  # 10/s with a burst of 10
-    limiters = [first.rate_limiter(base_url, "k", settings), second.rate_limiter(base_url, "k", settings)]
+    limiters = [first.rate_limiter(base_url, "k", settings, keys=WORKSPACE), second.rate_limiter(base_url, "k", settings, keys=WORKSPACE)]
     granted: list[float] = []
     lock = threading.Lock()
     started = time.monotonic()
@@ -59,7 +61,7 @@ def test_two_processes_share_one_rpm_budget(base_url: str) -> None:
 
 def test_reservation_past_the_deadline_is_refused_without_spending(base_url: str) -> None:
     state = RedisState(REDIS_URL, fallback=InProcessState())
-    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=60))
+    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=60), keys=WORKSPACE)
     limiter.reserve(1, None)
     with pytest.raises(RateLimitTimeout):
         limiter.reserve(1, time.monotonic() + 0.2)
@@ -68,16 +70,16 @@ def test_reservation_past_the_deadline_is_refused_without_spending(base_url: str
 def test_a_429_pause_in_one_process_holds_the_other(base_url: str) -> None:
     first, second = two_processes()
     settings = LimitSettings(rpm=6000)
-    first.rate_limiter(base_url, "k", settings).pause(0.5)
+    first.rate_limiter(base_url, "k", settings, keys=WORKSPACE).pause(0.5)
     started = time.monotonic()
-    second.rate_limiter(base_url, "k", settings).reserve(1, None)
+    second.rate_limiter(base_url, "k", settings, keys=WORKSPACE).reserve(1, None)
     assert time.monotonic() - started >= 0.4
 
 
 def test_breaker_opened_in_one_process_is_open_in_the_other(base_url: str) -> None:
     settings = BreakerSettings(failure_threshold=3, window_seconds=10, cooldown_seconds=0.5, half_open_probes=1)
     first, second = two_processes(breaker_settings=settings)
-    a, b = first.breaker(base_url, "m"), second.breaker(base_url, "m")
+    a, b = first.breaker(base_url, "m", keys=WORKSPACE), second.breaker(base_url, "m", keys=WORKSPACE)
     for _ in range(3):
         a.record_failure(a.acquire())
     assert b.state == OPEN
@@ -94,7 +96,7 @@ def test_breaker_opened_in_one_process_is_open_in_the_other(base_url: str) -> No
 def test_shared_breaker_counts_successes_from_every_process(base_url: str) -> None:
     settings = BreakerSettings(failure_threshold=3, window_seconds=10, cooldown_seconds=5, half_open_probes=1)
     first, second = two_processes(breaker_settings=settings)
-    a, b = first.breaker(base_url, "rate"), second.breaker(base_url, "rate")
+    a, b = first.breaker(base_url, "rate", keys=WORKSPACE), second.breaker(base_url, "rate", keys=WORKSPACE)
     for _ in range(4):
         for _ in range(3):
             b.record_success(b.acquire())
@@ -109,9 +111,9 @@ def test_unreachable_redis_falls_back_to_in_process_with_a_warning(base_url: str
     state = RedisState("redis://127.0.0.1:1/0", fallback=InProcessState())
     with pytest.raises(RedisUnavailable, match=r"cannot reach Redis at 127\.0\.0\.1:1/0"):
         state.ping()
-    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=600))
+    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=600), keys=WORKSPACE)
     limiter.reserve(1, None)
-    breaker = state.breaker(base_url, "m")
+    breaker = state.breaker(base_url, "m", keys=WORKSPACE)
     assert breaker.acquire().allowed
     assert any("unreachable" in w for w in state.warnings())
 
@@ -130,7 +132,7 @@ def test_wrong_or_missing_password_is_reported_clearly(private_redis: PrivateRed
 
 def test_redis_stopped_mid_run_degrades_to_in_process_then_recovers(private_redis: PrivateRedis, base_url: str) -> None:
     state = RedisState(private_redis.url, fallback=InProcessState())
-    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=6000))
+    limiter = state.rate_limiter(base_url, "k", LimitSettings(rpm=6000), keys=WORKSPACE)
     limiter.reserve(1, None)
     assert state.warnings() == []
     private_redis.stop()

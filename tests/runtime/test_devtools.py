@@ -100,3 +100,13 @@ def test_remote_debug_settings_are_checked_before_connecting() -> None:
     problems = settings_problems({"REMOTE_INSTALL_URL": "https://debug.example.com", "REMOTE_INSTALL_KEY": PLACEHOLDER})
     assert any("without a scheme" in p for p in problems) and any("REMOTE_INSTALL_KEY" in p for p in problems)
     assert any("host:port" in p for p in settings_problems({"REMOTE_INSTALL_URL": "localhost", "REMOTE_INSTALL_KEY": "k"}))
+
+
+def test_approval_route_on_the_simulator_default_answers_reads_as_a_routine_request() -> None:
+    """The bundled simulator answers like a sensible model: a plain purchase is not an injection, its risk
+    is low, and the policy's level stands (a fooled or failing model is for tests to script)."""
+    result = run("approval_route", "content=Buy 10 switches", "amount=2500", "request_type=purchase",
+                 "requester_id=amy", "request_id=first-try")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "injection_suspected = false" in result.stdout
+    assert 'risk_level = "low"' in result.stdout and 'approver_level = "director"' in result.stdout

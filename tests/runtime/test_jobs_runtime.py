@@ -18,6 +18,7 @@ import redis
 
 from devtools.file_server import FileServer
 from devtools.plugin_process import PluginProcess
+from gateway.keys import Keys
 from simulator.harness import SimulatorProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.runtime]
@@ -93,7 +94,7 @@ def test_three_thousand_items_on_two_processes_complete_in_input_order(own_sim: 
     assert [r["id"] for r in results] == [str(i) for i in range(3000)]
     assert all(r["text"] == f"[deepseek-v3.2] You said: {p}" for p, r in zip(prompts, results, strict=True))
     check_attempts(results, prompts, own_sim)
-    consumers = redis.Redis.from_url(REDIS_URL).xinfo_consumers(f"holysheep:job:{job['job_id']}:items", "w")
+    consumers = redis.Redis.from_url(REDIS_URL).xinfo_consumers(Keys.for_api_key(own_sim.api_key).job(job["job_id"], "items"), "w")
     assert len(consumers) >= 2, consumers  # both processes claimed items
 
 

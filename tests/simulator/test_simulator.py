@@ -245,3 +245,13 @@ def test_a_response_that_outlives_a_reset_is_not_counted_after_it(sim: Simulator
     thread.join()
     assert late == [200]
     assert sim.stats()["responses_by_status"] == {}
+
+
+def test_schema_answers_are_those_of_a_sensible_model() -> None:
+    from approval.llm import ASSESSMENT_SCHEMA, GUARD_SCHEMA
+    from simulator.server import sample_for_schema
+
+    assessment = sample_for_schema(ASSESSMENT_SCHEMA)
+    assert assessment["risk_level"] == "low" and assessment["injection_suspected"] is False
+    assert assessment["auto_approve_ok"] is True
+    assert sample_for_schema(GUARD_SCHEMA)["addresses_reviewer"] is False

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from gateway.keys import Keys
 from gateway.limits import RPM_PACING, InProcessRateLimiter, LimitSettings, RateLimitTimeout
 
 
@@ -149,9 +150,9 @@ def test_a_429_pause_holds_every_caller_of_the_gateway_key_whatever_their_limits
 
     fake = FakeTime()
     state = InProcessState()
-    limited = state.rate_limiter("https://gw/v1", "key", LimitSettings(rpm=6000))
-    unlimited = state.rate_limiter("https://gw/v1", "key", LimitSettings())
-    other_key = state.rate_limiter("https://gw/v1", "other", LimitSettings())
+    limited = state.rate_limiter("https://gw/v1", "key", LimitSettings(rpm=6000), keys=Keys("w1"))
+    unlimited = state.rate_limiter("https://gw/v1", "key", LimitSettings(), keys=Keys("w1"))
+    other_key = state.rate_limiter("https://gw/v1", "other", LimitSettings(), keys=Keys("w1"))
     for limiter in (limited, unlimited, other_key):
         limiter._clock, limiter._sleep = fake.clock, fake.sleep  # type: ignore[attr-defined]
     limited.pause(3.0)
