@@ -312,8 +312,9 @@ class RedisMetrics(_FigureSink):
 
     def _for_this_redis(self, after: list[Any]) -> list[Any]:
         """The script calls of `after` not yet made that can ride with a write to this Redis."""
-        pool = self.client.connection_pool
-        return [op for op in after if not op.done and op.client.connection_pool is pool]
+        from gateway.redis_connection import same_redis  # redis is only imported when configured
+
+        return [op for op in after if not op.done and same_redis(op.client, self.client)]
 
     def _flush(self, after: list[Any] | None = None) -> None:
         self._commit(after, drain=True)

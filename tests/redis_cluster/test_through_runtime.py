@@ -246,3 +246,39 @@ def test_plain_redis_client_cannot_see_keys_on_other_nodes_which_is_why_the_sche
     with pytest.raises(redis.exceptions.MovedError):
         for n in range(20):
             node.get(f"premise-{n}")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+METRICS_TOKEN = "metrics-token-cluster-0123456789"
+
+
+def scraped_requests(plugin: PluginProcess, settings: dict[str, Any]) -> tuple[float, str]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = plugin.invoke_endpoint("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, settings=settings)
+    assert response.status == 200, response.text
+    requests = 0.0
+    scope = ""
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "holysheep_requests_total":
+                requests += sample.value
+            if sample.name == "holysheep_metrics_scope" and sample.value == 1:
+                scope = sample.labels.get("scope", "")
+    return requests, scope
+
+
+def test_metrics_of_two_processes_add_up_in_the_cluster(plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
+    credentials = creds(own_sim, redis_cluster_url)
+    settings = {"metrics_token": METRICS_TOKEN, "redis_url": redis_cluster_url, "api_key": own_sim.api_key, "base_url": own_sim.base_url}
+    before, scope = scraped_requests(plugin, settings)
+    assert scope == "redis"
+    with PluginProcess() as other:
+        outcomes = [plugin.run_tool("chat", {"prompt": "one"}, credentials), other.run_tool("chat", {"prompt": "two"}, credentials),
+                    other.run_tool("batch_chat", {"prompts": '["x", "y"]'}, credentials)]
+        assert all(o.ok for o in outcomes) and all(o.variables["warnings"] == [] for o in outcomes)
+        after_here, _ = scraped_requests(plugin, settings)
+        after_there, _ = scraped_requests(other, settings)
+    assert after_here - before == after_there - before == 4  # both processes' calls, read by either
