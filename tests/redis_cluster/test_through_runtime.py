@@ -282,3 +282,36 @@ def test_metrics_of_two_processes_add_up_in_the_cluster(plugin: PluginProcess, o
         after_here, _ = scraped_requests(plugin, settings)
         after_there, _ = scraped_requests(other, settings)
     assert after_here - before == after_there - before == 4  # both processes' calls, read by either
+
+
+# ----------------------------------------------------------------------------- notifications, links, dead letters
+
+
+@pytest.mark.xfail(reason="until the approval dead letters' replay marker shares the stream's hash tag (helper approvalid)", strict=False)
+def test_a_dead_lettered_notification_replays_once_and_its_links_decide_once_on_the_cluster(
+    plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
+) -> None:
+    from tests.runtime import test_approval_notifications as notify
+
+    receiver = notify.Receiver(fail={"/flaky": 3})
+    try:
+        credentials = creds(own_sim, redis_cluster_url)
+        text = notify.policy({"flaky": "generic"}, {"director": [{"id": "dana", "channel": "flaky"}]})
+        params = notify.route_params(text, {"flaky": {"url": receiver.url("/flaky"), "secret": notify.SECRETS["generic"]}})
+        routed = run(plugin, "approval_route", params, credentials)
+        [row] = routed["notifications"]
+        assert row["status"] == "dead_lettered"
+        listed = run(plugin, "approval_dead_letters", {"action": "list"}, credentials)
+        assert row["dead_letter_id"] in [entry["id"] for entry in listed["entries"]]
+        replay = {"action": "replay", "entry_id": row["dead_letter_id"], "approval_endpoint_url": notify.ENDPOINT_URL,
+                  "notification_secrets": params["notification_secrets"]}
+        replayed = run(plugin, "approval_dead_letters", replay, credentials)
+        assert replayed["status"] == "delivered"
+        assert run(plugin, "approval_dead_letters", replay, credentials)["status"] == "already_replayed"
+        assert len(receiver.at("/flaky")) == 4  # three failures, one delivery
+        approve = notify.links_in("generic", receiver.at("/flaky")[3])["approve"]
+        assert notify.open_link(plugin, approve, "POST", redis_cluster_url).status == 200
+        assert notify.open_link(plugin, approve, "POST", redis_cluster_url).status == 409
+        assert run(plugin, "approval_status", {"request_id": params["request_id"]}, credentials)["state"] == "approved"
+    finally:
+        receiver.close()
