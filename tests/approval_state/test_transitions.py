@@ -347,6 +347,10 @@ def test_codes_are_the_ones_results_carry() -> None:
         "a\u0301lice", "alic\u0327e", "a\u034flice",  # combining marks, combining grapheme joiner
         "ALICE", "Alice ", "\U0001d41a\U0001d425\U0001d422\U0001d41c\U0001d41e",  # case, space, mathematical bold
         "a1ice", "aIice",  # digit one, capital I
+        # issue 21: Greek capitals and small letters, whole-script look-alikes and blanks
+        "ALIC\u0395", "\u0391LIC\u0395", "\u03b1lic\u03b5",  # Greek capital epsilon / alpha, small alpha+epsilon
+        "\u0410LIC\u0415", "\u0430lic\u0435",  # Cyrillic capital and small а, е
+        "alice\u2800", "al\u3164ice", "\u115falice", "alic\u1160e", "alice\uffa0",  # braille blank, Hangul fillers
     ],
 )
 def test_self_approval_is_refused_for_confusable_ids(actor: str) -> None:
@@ -363,6 +367,18 @@ def test_confusable_folding_is_uts39_skeleton_both_ways() -> None:
     assert person_keys("Ian") & person_keys("lan") and person_keys("Ian") & person_keys("ian")
     assert not person_keys("alice") & person_keys("alicia")
     assert not person_keys("\u0930\u093e\u092e") & person_keys("\u0930\u092e")  # Devanagari vowel signs are kept
+
+
+def test_greek_and_cyrillic_fold_in_both_cases_and_blanks_vanish() -> None:
+    """UTS #39 maps small epsilon to "ꞓ" but capital epsilon to "E": case-folded first, "ALICΕ" would be
+    "alicꞓ" and a different person. Greek and Cyrillic letters fold to the Latin letter either case passes for."""
+    from approval.confusables import fold_scripts, person_keys
+
+    assert fold_scripts("\u03b1lic\u03b5") == "alice" and fold_scripts("\u0391LIC\u0395").casefold() == "alice"
+    for disguise in ("ALIC\u0395", "\u0391LIC\u0395", "\u03b1lic\u03b5", "alice\u2800"):
+        assert "alice" in person_keys(disguise), ascii(disguise)
+    for other in ("alicia", "alic", "elise", "\u03b1lex"):
+        assert not person_keys(other) & person_keys("alice"), other
 
 
 @pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-01:00"])
