@@ -10,7 +10,7 @@ from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
-from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs
+from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs, workspace_keys
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -66,6 +66,7 @@ class ApprovalTransitionTool(Tool):
         try:
             chosen = store_for(
                 gateway_config(self.runtime.credentials).redis_url,
+                keys=workspace_keys(self.runtime.credentials),
                 storage=self.session.storage if persist else None,
                 carried=lambda rid: record_from_parameters(rid, params),
             )

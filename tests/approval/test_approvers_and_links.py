@@ -79,7 +79,7 @@ def test_selection_skips_the_requester_in_any_spelling_and_climbs_only_when_need
 
 def claims(**changes: object) -> LinkClaims:
     fields = {"request_id": "R-1", "version": 1, "event": "approve", "approver_id": "dana", "level": "director",
-              "expires_at": int(time.time()) + 600, "nonce": "n1", **changes}
+              "expires_at": int(time.time()) + 600, "nonce": "n1", "scope": "wA", **changes}
     return LinkClaims(**fields)  # type: ignore[arg-type]
 
 
@@ -87,7 +87,7 @@ def test_links_verify_and_refuse_tampering_another_secret_and_expiry() -> None:
     token = sign_link(claims(), SECRET)
     assert verify_link(token, SECRET, time.time()) == claims()
     payload, mac = token.split(".")
-    for field, value in (("r", "R-2"), ("v", 9), ("a", "eve"), ("e", "reject"), ("l", "executive"), ("n", "n2")):
+    for field, value in (("r", "R-2"), ("v", 9), ("a", "eve"), ("e", "reject"), ("l", "executive"), ("n", "n2"), ("w", "wB")):
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         data[field] = value
         forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode() + "." + mac
