@@ -33,7 +33,7 @@ from approval.store import (
     validate_idempotency_key,
     validate_request_id,
 )
-from approval.transitions import ApprovalRecord, TransitionResult, apply_transition
+from approval.transitions import ApprovalRecord, Authority, TransitionResult, apply_transition, recorded_level
 from gateway.keys import StorageKeys
 from untrusted import quote
 
@@ -125,6 +125,7 @@ class KeyValueApprovalStore:
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
@@ -147,9 +148,11 @@ class KeyValueApprovalStore:
             actor_level=actor_level,
             expected_version=expected_version,
             now=moment,
+            authority=authority,
         )
         if result.version != record.version:  # accepted, or the request expired
-            self._write_record(replace_record(record, result), [*history, transition_entry(record, result, actor_level)])
+            entry = transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))
+            self._write_record(replace_record(record, result), [*history, entry])
         if idem_key is not None:
             self._save(idem_key, result.to_dict())
         return result

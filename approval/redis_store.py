@@ -50,7 +50,14 @@ from approval.store import (
     validate_idempotency_key,
     validate_request_id,
 )
-from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult, apply_transition
+from approval.transitions import (
+    CONTENTION,
+    ApprovalRecord,
+    Authority,
+    TransitionResult,
+    apply_transition,
+    recorded_level,
+)
 from gateway.keys import Keys, digest
 from gateway.redis_connection import URL_HINT, describe_redis_error, redis_client
 
@@ -176,6 +183,7 @@ class RedisApprovalStore:
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
@@ -202,6 +210,7 @@ class RedisApprovalStore:
                 actor_level=actor_level,
                 expected_version=expected_version,
                 now=moment,
+                authority=authority,
             )
             changed = result.version != record.version
             with self._guard():
@@ -210,7 +219,7 @@ class RedisApprovalStore:
                     args=[
                         read,
                         _dumps(replace_record(record, result).to_dict()) if changed else "",
-                        _dumps(transition_entry(record, result, actor_level)) if changed else "",
+                        _dumps(transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))) if changed else "",
                         _dumps(result.to_dict()),
                         IDEMPOTENCY_TTL_SECONDS,
                     ],
