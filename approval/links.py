@@ -149,7 +149,8 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
         raise LinkError(BAD_SIGNATURE, "the link's signature does not match: it was changed, or signed with another secret")
     try:
         data = json.loads(payload_bytes.decode("utf-8"))
-        claims = LinkClaims(
+        unscoped = isinstance(data, dict) and data.get("k") == 1 and "w" not in data
+        claims = None if unscoped else LinkClaims(
             request_id=str(data["r"]),
             version=int(data["v"]),
             event=str(data["e"]),
@@ -161,6 +162,9 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise LinkError(MALFORMED, "the link's content cannot be read") from None
+    if claims is None:
+        raise LinkError(MALFORMED, "the link was issued before approval records belonged to a workspace; "
+                        "ask for a new link (approval_transition escalate, or route the request again)")
     if (
         data.get("k") != 1
         or claims.event not in LINK_EVENTS

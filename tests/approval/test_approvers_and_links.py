@@ -143,3 +143,20 @@ def test_notification_secrets_are_validated_without_repeating_values() -> None:
         with pytest.raises(ValueError) as caught:
             NotificationSecrets.parse(bad)
         assert "tiny-secret" not in str(caught.value) and "secret-path" not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_a_link_without_a_workspace_is_refused_as_issued_before_scoping() -> None:
+    """Links signed before approval records belonged to a workspace name no workspace: the endpoint cannot
+    know whose record they decide, so they are refused, saying why (issue 21)."""
+    import base64
+    import json
+
+    from approval.links import _mac
+
+    payload = {k: v for k, v in claims().to_payload().items() if k != "w"}
+    payload_b64 = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    token = payload_b64 + "." + base64.urlsafe_b64encode(_mac(SECRET, payload_b64)).rstrip(b"=").decode()
+    with pytest.raises(LinkError) as refused:
+        verify_link(token, SECRET, time.time())
+    assert refused.value.code == MALFORMED and "issued before approval records belonged to a workspace" in str(refused.value)
+    assert verify_link(sign_link(claims(), SECRET), SECRET, time.time()).scope == "wA"
