@@ -449,7 +449,8 @@ def test_an_accepted_escalate_tells_the_next_level_with_links_bound_to_the_new_v
 
 
 def test_transitions_other_than_an_accepted_escalate_notify_nobody(plugin: PluginProcess, credentials, receiver) -> None:
-    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    # mia is a manager the policy names: with named approvers only they (and the requester) may act.
+    text = policy({"hook": "generic"}, {"manager": [{"id": "mia"}], "director": [{"id": "dana", "channel": "hook"}]})
     secrets = json.dumps({"link_secret": LINK_SECRET, "channels": {"hook": target_for("generic", receiver)}})
     common = {"request_id": "NT-carried", "actor_id": "mia", "state": "pending", "required_level": "manager",
               "requester_id": "amy", "notification_secrets": secrets, "approval_endpoint_url": ENDPOINT_URL}
@@ -468,7 +469,7 @@ def test_transitions_other_than_an_accepted_escalate_notify_nobody(plugin: Plugi
 def test_a_request_stored_without_a_summary_still_escalates_and_says_why_nobody_was_told(
     plugin: PluginProcess, redis_credentials, receiver: Receiver
 ) -> None:
-    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    text = policy({"hook": "generic"}, {"manager": [{"id": "mia"}], "director": [{"id": "dana", "channel": "hook"}]})
     creds = {**redis_credentials, "approval_policy": text}
     params = {**route_params("", {}), "amount": 400, "notification_secrets": ""}
     assert plugin.run_tool("approval_route", params, creds).ok
