@@ -80,7 +80,7 @@ def entry_id_param(params: dict[str, Any]) -> str:
 def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """Replay once: the claim (SET NX) keeps two replays from both sending; a success is recorded and the
     entry deleted, so the next replay reports it instead of sending again."""
-    from approval.decisions import UNAVAILABLE, apply_link_decision
+    from approval.decisions import UNAVAILABLE, LinkSecrets, apply_link_decision
     from approval.links import LinkClaims
     from approval.notifications import replay_notification
     from gateway.webhooks import post_json
@@ -106,6 +106,8 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
     try:
         if entry.kind == "notification":
             try:
+                if entry.payload.get("link") and secrets.link_secret:  # the endpoint honours links of secrets the workspace used
+                    LinkSecrets(store.client, store.keys).remember(secrets.link_secret)
                 result = replay_notification(entry.payload, secrets, endpoint_url, post=post_json, scope=store.keys.scope)
             except ValueError as exc:
                 dlq.release_replay(entry_id)

@@ -245,3 +245,22 @@ def test_two_workspaces_on_one_redis_hold_independent_records(namespace: Keys, o
     assert theirs.transition("SAME-1", event="claim", actor_id="eve", actor_level="vp", now=NOW).accepted
     assert (mine.get("SAME-1").state, mine.get("SAME-1").version) == ("pending", 1)
     assert [entry["kind"] for entry in mine.history("SAME-1")] == ["created"]
+
+
+def test_a_link_of_another_workspace_is_not_found_and_claims_nothing(namespace: Keys, other_workspace: Keys) -> None:
+    """apply_link_decision and preview_link act only in the store's own workspace: a link naming another is
+    "not found" in the words of a request that never existed, and its nonce is not even claimed."""
+    from approval.decisions import UNKNOWN_REQUEST, apply_link_decision, preview_link
+    from approval.links import LinkClaims
+
+    mine = own_connection(REDIS_URL, namespace)
+    mine.create(routed("LINKED-1"))
+    theirs = LinkClaims("LINKED-1", 1, "approve", "dana", "executive", 4_102_444_800, "nonce-1", other_workspace.scope)
+    never = LinkClaims("NEVER-1", 1, "approve", "dana", "executive", 4_102_444_800, "nonce-2", namespace.scope)
+    outcome, absent = apply_link_decision(mine, theirs, now=0.0), apply_link_decision(mine, never, now=0.0)
+    assert outcome.status == absent.status == UNKNOWN_REQUEST
+    assert outcome.message.replace("LINKED-1", "X") == absent.message.replace("NEVER-1", "X")
+    assert preview_link(mine, theirs).message == outcome.message and not preview_link(mine, theirs).usable
+    assert mine.client.get(mine.keys.approval_link("nonce-1")) is None
+    assert mine.client.get(other_workspace.approval_link("nonce-1")) is None
+    assert (mine.get("LINKED-1").state, mine.get("LINKED-1").version) == ("pending", 1)
