@@ -31,6 +31,7 @@ self-approval in the state machine).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -215,13 +216,16 @@ class Authority:
 
     approvers: Mapping[str, tuple[Approver, ...]]
 
+    @functools.cached_property
+    def _by_key(self) -> dict[str, Approver]:
+        # parse_approvers refuses two approvers sharing a folded form, so each key names one person.
+        return {key: person for people in self.approvers.values() for person in people for key in person_keys(person.id)}
+
     def person(self, actor_id: str) -> Approver | None:
         """The approver the policy names that ``actor_id`` is (look-alikes folded), or None."""
-        for people in self.approvers.values():
-            for person in people:
-                if same_person(person.id, actor_id):
-                    return person
-        return None
+        if not actor_id:
+            return None
+        return next((self._by_key[key] for key in sorted(person_keys(actor_id)) if key in self._by_key), None)
 
     def level_of(self, actor_id: str) -> str | None:
         """The level the policy gives ``actor_id``; None for a person it does not name."""

@@ -127,6 +127,7 @@ def _bare(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)  # the same ids (a policy's approvers, requesters) are folded on every call
 def person_keys(identifier: str) -> frozenset[str]:
     """The forms two person ids are compared in; ids are the same person when any form is shared.
 
