@@ -1,5 +1,5 @@
 import functools
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -8,6 +8,7 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES
+from approval.policy import Policy
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
@@ -181,14 +182,14 @@ def short_text(params: dict[str, Any], name: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)  # parsed once per policy text and process, not on every transition (~14 ms at 100 approvers)
-def administrators_policy(text: str) -> Any:
+def administrators_policy(text: str) -> Policy:
     """The administrator's policy (the approval_policy credential; the bundled one without it), never a
     workflow's: it says who may decide at which level. An invalid one is refused naming the credential."""
     policy, _source = approval_policy({}, {"approval_policy": text})
     return policy
 
 
-def actor_param(params: dict[str, Any], credentials: dict[str, Any], dify_user_id: object, dify_users: dict[str, str]) -> str:
+def actor_param(params: dict[str, Any], credentials: dict[str, Any], dify_user_id: object, dify_users: Mapping[str, str]) -> str:
     """Who acts. With `approval_actor: dify_user` the Dify user the run is for (the daemon's user_id), as the
     person the policy's `dify_users` maps it to (the id itself when unmapped); the actor_id parameter is then
     ignored, so nothing in the workflow can speak for someone else. Otherwise the actor_id parameter."""
