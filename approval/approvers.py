@@ -14,6 +14,15 @@ The policy says *who* and *which channel*; where a channel posts (its webhook UR
 secret) are deployment secrets and come from the ``notification_secrets`` tool parameter, never from the
 policy (``approval.notify``).
 
+A policy may also map Dify user ids to person ids (``dify_users``), for the provider setting
+``approval_actor: dify_user`` (the actor is the Dify user who runs the workflow)::
+
+    dify_users:
+      9f1c2a4e-...: lin.wei
+
+When the policy names approvers, who they are is the policy's word (``Authority``): an actor's level is the
+level the policy gives that person, and a person it does not name cannot claim, approve or reject.
+
 ``select_approvers`` picks the approvers for a required level: those who hold exactly that level, or, when
 nobody eligible holds it, the nearest higher level that has someone. The requester is never selected
 (separation of duties, compared on ``approval.confusables.person_keys``, the same folding that refuses
@@ -22,6 +31,7 @@ self-approval in the state machine).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -36,6 +46,7 @@ MAX_APPROVERS_PER_LEVEL = 50
 MAX_CHANNELS = 50
 MAX_PERSON_ID_CHARS = 200
 MAX_NAME_CHARS = 200
+MAX_DIFY_USERS = 10_000
 CHANNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 _APPROVER_KEYS = frozenset({"id", "name", "channel"})
 _CHANNEL_KEYS = frozenset({"format", "description"})
@@ -175,6 +186,58 @@ def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tupl
     return {level: result[level] for level in APPROVER_LEVELS if level in result}
 
 
+def parse_dify_users(raw: Any) -> dict[str, str]:
+    """``dify_users``: Dify user id -> person id (as the policy's approvers and requesters are named)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ApproversError("policy: 'dify_users' must be a mapping of Dify user id to person id")
+    if len(raw) > MAX_DIFY_USERS:
+        raise ApproversError(f"policy: 'dify_users': at most {MAX_DIFY_USERS} entries, got {len(raw)}")
+    users: dict[str, str] = {}
+    for user, person in raw.items():
+        for what, value in (("Dify user id", user), ("person id", person)):
+            if (
+                not isinstance(value, str)
+                or not value.strip()
+                or len(value.strip()) > MAX_PERSON_ID_CHARS
+                or not value.strip().isprintable()
+            ):
+                raise ApproversError(
+                    f"policy: 'dify_users': {quote(value)} is not a {what} (1 to {MAX_PERSON_ID_CHARS} printable characters)"
+                )
+        users[user.strip()] = person.strip()
+    return users
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Who the administrator's policy says may decide, and at which level (``approvers``, non-empty)."""
+
+    approvers: Mapping[str, tuple[Approver, ...]]
+
+    @functools.cached_property
+    def _by_key(self) -> dict[str, Approver]:
+        # parse_approvers refuses two approvers sharing a folded form, so each key names one person.
+        return {key: person for people in self.approvers.values() for person in people for key in person_keys(person.id)}
+
+    def person(self, actor_id: str) -> Approver | None:
+        """The approver the policy names that ``actor_id`` is (look-alikes folded), or None."""
+        if not actor_id:
+            return None
+        return next((self._by_key[key] for key in sorted(person_keys(actor_id)) if key in self._by_key), None)
+
+    def level_of(self, actor_id: str) -> str | None:
+        """The level the policy gives ``actor_id``; None for a person it does not name."""
+        person = self.person(actor_id)
+        return None if person is None else person.level
+
+
+def authority_of(approvers: Mapping[str, tuple[Approver, ...]]) -> Authority | None:
+    """The policy's word on identities, or None when it names no approver (levels are then the caller's)."""
+    return Authority(approvers) if any(approvers.values()) else None
+
+
 def same_person(a: str, b: str) -> bool:
     """Whether two person ids name the same person (a shared folded form, see approval.confusables)."""
     return bool(a) and bool(b) and not person_keys(a).isdisjoint(person_keys(b))
@@ -197,9 +260,12 @@ __all__ = [
     "CHANNEL_FORMATS",
     "Approver",
     "ApproversError",
+    "Authority",
     "Channel",
+    "authority_of",
     "parse_approvers",
     "parse_channels",
+    "parse_dify_users",
     "same_person",
     "select_approvers",
 ]

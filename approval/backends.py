@@ -1,7 +1,7 @@
 """The one place that picks where approval records live.
 
 - **Redis** (``redis_url`` configured): ``approval.redis_store``, shared by every plugin process, atomic
-  compare-and-set; it wins over everything else.
+  compare-and-set, every key owned by the workspace (``keys``, from the API key); it wins over everything else.
 - **Dify plugin storage** (the workflow asked to persist, ``persist: true``): ``approval.kv_store`` over
   the storage the tool passes in (``self.session.storage``), so approval/ never imports dify_plugin.
 - **The workflow's variables** (neither): a ``MemoryApprovalStore`` made for one call; nothing outlives it.
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from approval.kv_store import KeyValueApprovalStore, KeyValueStorage
 from approval.store import ApprovalStore, CarriedRecord, MemoryApprovalStore
+from gateway.keys import Keys
 
 # The `store` output of the approval tools.
 WORKFLOW = "none"
@@ -38,17 +39,21 @@ class ChosenStore:
 def store_for(
     redis_url: str | None,
     *,
+    keys: Keys | None = None,
     storage: KeyValueStorage | None = None,
     carried: CarriedRecord | None = None,
 ) -> ChosenStore:
-    """Redis when ``redis_url`` is set; else Dify plugin storage when ``storage`` is given (persist); else
+    """Redis when ``redis_url`` is set (then ``keys``, the workspace's, is required); else Dify plugin
+    storage when ``storage`` is given (persist); else
     the workflow's variables. Creating a Redis store does not connect: its first operation raises
     StoreUnavailable when Redis cannot be reached, and a malformed URL is a ValueError naming redis_url."""
     url = (redis_url or "").strip()
     if url:
         from approval.redis_store import RedisApprovalStore  # redis is only imported when configured
 
-        return ChosenStore(RedisApprovalStore.from_url(url), REDIS)
+        if keys is None:
+            raise ValueError("keys: the Redis approval store needs the workspace's keys (Keys.for_api_key)")
+        return ChosenStore(RedisApprovalStore.from_url(url, keys), REDIS)
     if storage is not None:
         return ChosenStore(KeyValueApprovalStore(storage, carried=carried), DIFY_STORAGE)
     return ChosenStore(MemoryApprovalStore(carried=carried), WORKFLOW)

@@ -2,13 +2,14 @@
 not be applied (store unavailable, contention), kept in a Redis stream for a person to look at, replay or
 drop.
 
-Stream ``<namespace>:dlq`` (default ``holysheep:approval:dlq``), capped at about 10,000 entries. Each entry
+One stream per workspace (``gateway.keys.Keys.approval_dead_letters``), capped at about 10,000 entries:
+another workspace neither lists, replays nor drops its entries. Each entry
 has ``kind`` (notification or decision), ``reason``, ``at`` (ISO 8601 UTC) and ``payload`` (JSON). No
 secret is ever in it: no webhook URL, no signing secret, no link token. A notification's payload holds the
 channel id, the notice and the bound fields of its links; replaying signs them again with the secrets given
 to the replay. A decision's payload holds the link's bound fields.
 
-Replay is idempotent: ``<namespace>:dlq:replayed:<entry id>`` is claimed with SET NX before anything is
+Replay is idempotent: ``Keys.approval_dead_letter_replayed(<entry id>)`` (the stream's hash tag) is claimed with SET NX before anything is
 sent or applied; once the replay succeeded it records the outcome and the entry is deleted, so a second
 replay reports the first instead of sending again. A replay that fails again releases the claim and keeps
 the entry.
@@ -26,6 +27,7 @@ from typing import Any
 import redis
 
 from approval.redis_store import redis_guard
+from gateway.keys import Keys
 
 MAX_ENTRIES = 10_000
 REPLAY_CLAIM_SECONDS = 120
@@ -51,10 +53,10 @@ class DeadLetter:
 
 
 class DeadLetterQueue:
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
-        self.namespace = namespace
-        self.key = f"{namespace}:dlq"
+        self.keys = keys
+        self.key = keys.approval_dead_letters()
 
     def _guard(self) -> AbstractContextManager[None]:
         return redis_guard(self.client)
@@ -98,7 +100,7 @@ class DeadLetterQueue:
     # ------------------------------------------------------------------ idempotent replay
 
     def _replayed_key(self, entry_id: str) -> str:
-        return f"{self.namespace}:dlq:replayed:{entry_id}"
+        return self.keys.approval_dead_letter_replayed(entry_id)
 
     def claim_replay(self, entry_id: str) -> dict[str, Any] | None:
         """None when this process may replay the entry now; else what is known: the first replay's outcome

@@ -3,8 +3,10 @@ approval_transition.
 
 Order of events for a link whose token verified (``approval.links``):
 
-1. its nonce is claimed in Redis with SET NX (``<namespace>:link:<sha256(nonce)>``). Taken already: the link
-   was used; the first outcome is shown and nothing changes;
+0. the store is the workspace's the link names (``claims.scope``); a link of another workspace is "not
+   found", in the words used for a request that never existed, and nothing is claimed or changed;
+1. its nonce is claimed in Redis with SET NX (``Keys.approval_link(nonce)``, the nonce's digest). Taken
+   already: the link was used; the first outcome is shown and nothing changes;
 2. the transition is applied with ``RedisApprovalStore.transition``: compare-and-set on the version the
    approver was shown (``expected_version`` from the link), separation of duties, the level check, the
    request's deadline, all exactly as approval_transition applies them. The idempotency key is derived
@@ -29,10 +31,11 @@ import redis
 
 from approval.dead_letters import DeadLetterQueue
 from approval.levels import TERMINAL_STATES
-from approval.links import LinkClaims
+from approval.links import LinkClaims, secret_fingerprint
 from approval.redis_store import RedisApprovalStore
 from approval.store import StoreUnavailable, UnknownRequest
 from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult
+from gateway.keys import Keys
 from gateway.redis_connection import describe_redis_error
 
 APPLIED = "applied"
@@ -67,15 +70,42 @@ def idempotency_key(claims: LinkClaims) -> str:
     return "link:" + hashlib.sha256(claims.nonce.encode("utf-8")).hexdigest()[:48]
 
 
-class LinkNonces:
-    """Which links were used, in Redis (single use)."""
+def unknown_request(request_id: str) -> str:
+    """The one text for a request this workspace does not hold, whether it never existed or is another
+    workspace's (no existence oracle)."""
+    return f"No approval request {request_id!r} is in the approval store."
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+
+class LinkSecrets:
+    """The fingerprints of the link secrets a workspace signed links with (``secret_fingerprint``)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
-        self.namespace = namespace
+        self.keys = keys
+
+    def remember(self, secret: str) -> None:
+        """Recorded before links signed with ``secret`` go out (idempotent; a rotated secret is added)."""
+        try:
+            self.client.sadd(self.keys.approval_link_secrets(), secret_fingerprint(secret, self.keys.scope))
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
+
+    def known(self, secret: str) -> bool:
+        try:
+            return bool(self.client.sismember(self.keys.approval_link_secrets(), secret_fingerprint(secret, self.keys.scope)))
+        except (redis.RedisError, OSError) as exc:
+            raise StoreUnavailable(describe_redis_error(exc, self.client)) from None
+
+
+class LinkNonces:
+    """Which links were used, in Redis (single use), per workspace."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
 
     def key(self, nonce: str) -> str:
-        return f"{self.namespace}:link:{hashlib.sha256(nonce.encode('utf-8')).hexdigest()}"
+        return self.keys.approval_link(nonce)
 
     @staticmethod
     def ttl(claims: LinkClaims, now: float) -> int:
@@ -115,7 +145,9 @@ def apply_link_decision(
 ) -> DecisionOutcome:
     """Apply a verified link once (see the module docstring). Never raises for a store problem: that is an
     ``unavailable`` outcome (and a dead letter when ``dlq`` is given and reachable)."""
-    nonces = LinkNonces(store.client, store.namespace)
+    if claims.scope != store.keys.scope:  # another workspace's link: nothing of this workspace is touched
+        return DecisionOutcome(UNKNOWN_REQUEST, unknown_request(claims.request_id))
+    nonces = LinkNonces(store.client, store.keys)
     try:
         earlier = nonces.claim(claims, now)
     except StoreUnavailable as exc:
@@ -128,7 +160,7 @@ def apply_link_decision(
             expected_version=claims.version, idempotency_key=idempotency_key(claims),
         )
     except UnknownRequest:
-        outcome = DecisionOutcome(UNKNOWN_REQUEST, f"No approval request {claims.request_id!r} is in the approval store.")
+        outcome = DecisionOutcome(UNKNOWN_REQUEST, unknown_request(claims.request_id))
         _record(nonces, claims, outcome, now)
         return outcome
     except StoreUnavailable as exc:
@@ -186,13 +218,15 @@ class LinkPreview:
 
 def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
     """Read-only: nothing is written."""
-    nonces = LinkNonces(store.client, store.namespace)
+    if claims.scope != store.keys.scope:
+        return LinkPreview(False, unknown_request(claims.request_id))
+    nonces = LinkNonces(store.client, store.keys)
     used = nonces.used(claims)
     if used is not None:
         return LinkPreview(False, "This link was already used; it works once.", first=used)
     record = store.get(claims.request_id)
     if record is None:
-        return LinkPreview(False, f"No approval request {claims.request_id!r} is in the approval store.")
+        return LinkPreview(False, unknown_request(claims.request_id))
     if record.state in TERMINAL_STATES:
         return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record)
     if record.version != claims.version:
@@ -214,7 +248,9 @@ __all__ = [
     "DecisionOutcome",
     "LinkNonces",
     "LinkPreview",
+    "LinkSecrets",
     "apply_link_decision",
     "idempotency_key",
     "preview_link",
+    "unknown_request",
 ]

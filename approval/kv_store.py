@@ -2,11 +2,12 @@
 
 The storage offers get, set, exist and delete of bytes, nothing more: no compare-and-set, no expiry, no
 listing. So two transitions of the same request at the same moment can both read version N and the later
-write wins (the README says so: use it for one approver at a time, or configure Redis). Keys:
+write wins (the README says so: use it for one approver at a time, or configure Redis). Dify keeps this
+storage per workspace and plugin, so its keys need no workspace scope (``gateway.keys.StorageKeys``):
 
-- ``holysheep:approval:<request_id>`` the record as JSON, with its history (one write keeps both);
-- ``holysheep:approval:<request_id>:idem:<sha256 of the idempotency key>`` the first outcome for that key,
-  so the key's length and characters never reach the storage key.
+- ``approval_record(request_id)`` the record as JSON, with its history (one write keeps both);
+- ``approval_idempotency(request_id, key)`` the first outcome for that key (the key's sha256), so the
+  key's length and characters never reach the storage key.
 
 A request the storage does not hold is taken from ``carried`` (the record the workflow passes in its
 variables) and written only once a transition changes it. A storage call that fails raises
@@ -15,7 +16,6 @@ variables) and written only once a transition changes it. A storage call that fa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,10 +33,10 @@ from approval.store import (
     validate_idempotency_key,
     validate_request_id,
 )
-from approval.transitions import ApprovalRecord, TransitionResult, apply_transition
+from approval.transitions import ApprovalRecord, Authority, TransitionResult, apply_transition, recorded_level
+from gateway.keys import StorageKeys
 from untrusted import quote
 
-KEY_PREFIX = "holysheep:approval:"
 BACKEND = "Dify plugin storage"
 
 
@@ -53,11 +53,11 @@ class KeyValueStorage(Protocol):
 
 
 def record_key(request_id: str) -> str:
-    return f"{KEY_PREFIX}{request_id}"
+    return StorageKeys.approval_record(request_id)
 
 
 def idempotency_key_of(request_id: str, idempotency_key: str) -> str:
-    return f"{record_key(request_id)}:idem:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+    return StorageKeys.approval_idempotency(request_id, idempotency_key)
 
 
 class KeyValueApprovalStore:
@@ -125,6 +125,7 @@ class KeyValueApprovalStore:
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
@@ -147,9 +148,11 @@ class KeyValueApprovalStore:
             actor_level=actor_level,
             expected_version=expected_version,
             now=moment,
+            authority=authority,
         )
         if result.version != record.version:  # accepted, or the request expired
-            self._write_record(replace_record(record, result), [*history, transition_entry(record, result, actor_level)])
+            entry = transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))
+            self._write_record(replace_record(record, result), [*history, entry])
         if idem_key is not None:
             self._save(idem_key, result.to_dict())
         return result
@@ -165,4 +168,4 @@ def _failure(doing: str, exc: Exception) -> str:
     return f"{doing} failed: {type(exc).__name__}" + (f": {quote(detail[0], 200)}" if detail else "")
 
 
-__all__ = ["KEY_PREFIX", "KeyValueApprovalStore", "KeyValueStorage", "idempotency_key_of", "record_key"]
+__all__ = ["KeyValueApprovalStore", "KeyValueStorage", "idempotency_key_of", "record_key"]

@@ -1,14 +1,20 @@
 """Signed, single-use approve / reject links.
 
-A link carries a token that binds everything the decision depends on: the request id, the version the
-approver was shown (``expected_version``), the event (approve or reject), the approver's id and level, an
-expiry and a random nonce. The token is::
+A link carries a token that binds everything the decision depends on: the workspace that routed the request
+(its scope, ``gateway.keys``: the endpoint knows only its own settings, not the API key, so the link says
+whose record it decides), the request id, the version the approver was shown (``expected_version``), the
+event (approve or reject), the approver's id and level, an expiry and a random nonce. The token is::
 
     base64url(payload JSON) "." base64url(HMAC-SHA256(link_secret, "holysheep.approval-link.v1." + base64url(payload)))
 
 Changing any bound field changes the payload and so the MAC: the endpoint refuses it (``bad_signature``).
 The MAC is compared with ``hmac.compare_digest``. The payload is not encrypted (it holds nothing secret:
 ids, a version, an expiry); it is only authenticated.
+
+A link signed with a secret is honoured only for a workspace that signed links with that secret
+(``secret_fingerprint``, recorded when notifications go out): another workspace's administrator, who knows
+their own endpoint's secret and could read a scope off a link, cannot sign a link that acts on this
+workspace's records. Links issued before workspaces were scoped carry no scope and are refused as damaged.
 
 Single use is the endpoint's job (``approval.decisions``): the nonce is claimed in Redis with SET NX before
 the transition is applied, so a second click finds it taken.
@@ -30,6 +36,7 @@ from approval.levels import APPROVER_LEVELS
 
 LINK_EVENTS: tuple[str, ...] = ("approve", "reject")
 MAC_CONTEXT = b"holysheep.approval-link.v1."
+OWNER_CONTEXT = b"holysheep.approval-link-owner.v1."
 MIN_SECRET_CHARS = 16
 MAX_TOKEN_CHARS = 4096
 TOKEN_PARAM = "t"
@@ -57,10 +64,12 @@ class LinkClaims:
     level: str
     expires_at: int  # unix seconds
     nonce: str
+    scope: str  # the workspace (gateway.keys.Keys.scope) whose record the link decides
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "k": 1,
+            "w": self.scope,
             "r": self.request_id,
             "v": self.version,
             "e": self.event,
@@ -80,6 +89,7 @@ class LinkClaims:
             "level": self.level,
             "expires_at": self.expires_at,
             "nonce": self.nonce,
+            "scope": self.scope,
         }
 
     @classmethod
@@ -92,6 +102,7 @@ class LinkClaims:
             level=str(data["level"]),
             expires_at=int(data["expires_at"]),
             nonce=str(data["nonce"]),
+            scope=str(data["scope"]),
         )
 
 
@@ -138,7 +149,8 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
         raise LinkError(BAD_SIGNATURE, "the link's signature does not match: it was changed, or signed with another secret")
     try:
         data = json.loads(payload_bytes.decode("utf-8"))
-        claims = LinkClaims(
+        unscoped = isinstance(data, dict) and data.get("k") == 1 and "w" not in data
+        claims = None if unscoped else LinkClaims(
             request_id=str(data["r"]),
             version=int(data["v"]),
             event=str(data["e"]),
@@ -146,14 +158,32 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
             level=str(data["l"]),
             expires_at=int(data["x"]),
             nonce=str(data["n"]),
+            scope=str(data["w"]),
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise LinkError(MALFORMED, "the link's content cannot be read") from None
-    if data.get("k") != 1 or claims.event not in LINK_EVENTS or claims.level not in APPROVER_LEVELS:
+    if claims is None:
+        raise LinkError(MALFORMED, "the link was issued before approval records belonged to a workspace; "
+                        "ask for a new link (approval_transition escalate, or route the request again)")
+    if (
+        data.get("k") != 1
+        or claims.event not in LINK_EVENTS
+        or claims.level not in APPROVER_LEVELS
+        or not claims.scope
+        or not claims.scope.isprintable()
+        or "{" in claims.scope
+        or "}" in claims.scope
+    ):
         raise LinkError(MALFORMED, "the link's content is not an approval decision this plugin issues")
     if now >= claims.expires_at:
         raise LinkError(LINK_EXPIRED, "the link has expired")
     return claims
+
+
+def secret_fingerprint(secret: str, scope: str) -> str:
+    """What the store records of a link secret a workspace signs with: an HMAC keyed by the secret over the
+    workspace's scope (never the secret, and different in every workspace)."""
+    return hmac.new(secret.encode("utf-8"), OWNER_CONTEXT + scope.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def link_url(endpoint_url: str, token: str) -> str:
@@ -192,6 +222,7 @@ __all__ = [
     "check_secret",
     "link_url",
     "new_nonce",
+    "secret_fingerprint",
     "sign_link",
     "verify_link",
 ]

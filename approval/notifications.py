@@ -88,7 +88,9 @@ def notify_routed(
     dlq: DeadLetterQueue | None,
     post: Post,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    scope: str = "",
 ) -> NotificationReport:
+    """Tell ``approvers``; links (with ``store_holds_request``) are bound to the workspace ``scope``."""
     if next_state not in NOTIFY_STATES:
         return NotificationReport(SKIPPED, warnings=[] if next_state == "approved" else [f"no notification for state {next_state}"])
     if not approvers:
@@ -100,7 +102,7 @@ def notify_routed(
             for a in approvers
         ])
     missing = []
-    if not store_holds_request:
+    if not store_holds_request or not scope:
         missing.append("the Redis approval store (redis_url), so each link can be used once")
     if not secrets.link_secret:
         missing.append("link_secret in notification_secrets")
@@ -126,11 +128,11 @@ def notify_routed(
         if not missing:
             link = {
                 "request_id": str(request["request_id"]), "version": version, "expires_at": int(expires_at),
-                "nonces": {"approve": new_nonce(), "reject": new_nonce()},
+                "nonces": {"approve": new_nonce(), "reject": new_nonce()}, "scope": scope,
             }
             urls = issue_links(
                 request_id=link["request_id"], version=version, approver=approver, expires_at=link["expires_at"],
-                link_secret=secrets.link_secret, endpoint_url=endpoint_url, nonces=link["nonces"],
+                link_secret=secrets.link_secret, endpoint_url=endpoint_url, nonces=link["nonces"], scope=scope,
             )
         notice = Notice(event, dict(request), approver, urls["approve"], urls["reject"], iso(expires_at) if link else "")
         result = deliver(channel.format, target, notice, deadline=deadline, post=post)
@@ -168,11 +170,12 @@ def notify_routed(
 
 
 def replay_notification(
-    payload: Mapping[str, Any], secrets: NotificationSecrets, endpoint_url: str, *, post: Post,
+    payload: Mapping[str, Any], secrets: NotificationSecrets, endpoint_url: str, *, post: Post, scope: str,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
 ) -> Any:
-    """Send a dead-lettered notification again (links signed again with the same bound fields and nonces).
-    Raises ValueError when the secrets needed are not given."""
+    """Send a dead-lettered notification again (links signed again with the same bound fields and nonces,
+    for this workspace, ``scope``: the queue is the workspace's own). Raises ValueError when the secrets
+    needed are not given."""
     channel_id = str(payload.get("channel", ""))
     fmt = str(payload.get("format", ""))
     target = secrets.channels.get(channel_id)
@@ -192,7 +195,7 @@ def replay_notification(
         urls = issue_links(
             request_id=str(link["request_id"]), version=int(link["version"]), approver=approver,
             expires_at=int(link["expires_at"]), link_secret=secrets.link_secret, endpoint_url=endpoint_url,
-            nonces=dict(link["nonces"]),
+            nonces=dict(link["nonces"]), scope=scope,
         )
         expires = iso(int(link["expires_at"]))
     notice = Notice(str(payload.get("event", "approval.pending")), dict(payload.get("request") or {}), approver,

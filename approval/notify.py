@@ -351,15 +351,16 @@ def accept_for(fmt: str) -> Callable[[int, bytes], Verdict]:
 
 def issue_links(
     *, request_id: str, version: int, approver: Approver, expires_at: int, link_secret: str, endpoint_url: str,
-    nonces: Mapping[str, str],
+    nonces: Mapping[str, str], scope: str,
 ) -> dict[str, str]:
-    """{"approve": url, "reject": url} bound to this approver, version and expiry, with the given nonces."""
+    """{"approve": url, "reject": url} bound to this workspace (``scope``), approver, version and expiry, with
+    the given nonces."""
     endpoint = check_endpoint_url(endpoint_url)
     urls = {}
     for event in ("approve", "reject"):
         claims = LinkClaims(
             request_id=request_id, version=version, event=event, approver_id=approver.id, level=approver.level,
-            expires_at=expires_at, nonce=nonces[event],
+            expires_at=expires_at, nonce=nonces[event], scope=scope,
         )
         urls[event] = link_url(endpoint, sign_link(claims, link_secret))
     return urls

@@ -21,7 +21,16 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
-from approval.approvers import Approver, ApproversError, Channel, parse_approvers, parse_channels
+from approval.approvers import (
+    Approver,
+    ApproversError,
+    Authority,
+    Channel,
+    authority_of,
+    parse_approvers,
+    parse_channels,
+    parse_dify_users,
+)
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
 from untrusted import InputError, parse_yaml, quote
 
@@ -36,7 +45,7 @@ MAX_VERSION_CHARS = 200
 
 _TOP_KEYS = frozenset(
     {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
-     "sla_hours", "description", "name", "approvers", "channels"}
+     "sla_hours", "description", "name", "approvers", "channels", "dify_users"}
 )
 _RULE_KEYS = frozenset({"id", "description", "when", "then"})
 _WHEN_KEYS = frozenset(
@@ -217,6 +226,13 @@ class Policy:
     # policy names none.
     approvers: Mapping[str, tuple[Approver, ...]] = field(default_factory=dict)
     channels: Mapping[str, Channel] = field(default_factory=dict)
+    # Dify user id -> person id, for the provider setting approval_actor: dify_user (approval.approvers).
+    dify_users: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def authority(self) -> Authority | None:
+        """Who may decide at which level, when the policy names approvers; None when it names none."""
+        return authority_of(self.approvers)
 
     # --- loading ---------------------------------------------------------------------------------
 
@@ -288,6 +304,8 @@ class Policy:
             }
         if self.channels:
             canonical["channels"] = {cid: channel.canonical() for cid, channel in sorted(self.channels.items())}
+        if self.dify_users:
+            canonical["dify_users"] = dict(sorted(self.dify_users.items()))
         return canonical
 
     @functools.cached_property
@@ -536,6 +554,7 @@ def _parse(data: Mapping[str, Any]) -> Policy:
     try:
         channels = parse_channels(data.get("channels"))
         approvers = parse_approvers(data.get("approvers"), channels)
+        dify_users = parse_dify_users(data.get("dify_users"))
     except ApproversError as exc:
         raise PolicyError(str(exc)) from None
 
@@ -550,6 +569,7 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         sla_hours=sla,
         approvers=approvers,
         channels=channels,
+        dify_users=dify_users,
     )
 
 

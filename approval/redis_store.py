@@ -1,16 +1,20 @@
 """The approval store in Redis: optimistic compare-and-set through server-side scripts.
 
-Keys (``ns`` defaults to ``holysheep:approval``; the request id is validated: at most 200 printable
-characters, no braces; the braces below are a cluster hash tag so one script touches one slot):
+Every key belongs to one workspace: ``gateway.keys.Keys.approval(request_id, part)``, the workspace's scope
+(a keyed digest of its API key) and the request id in one hash tag, so one script touches one slot of a
+Redis Cluster and two workspaces' records never meet. The request id is validated (at most 200 printable
+characters, no braces). Parts:
 
-- ``{ns}:{<request_id>}:record``  the record as JSON (created with ``SET NX``, never expires);
-- ``{ns}:{<request_id>}:history`` append-only list of JSON entries (``RPUSH`` only);
-- ``{ns}:{<request_id>}:idem:<sha256 of the key>`` the first outcome for an idempotency key (7 days);
-- ``{ns}:{<request_id>}:summary`` what approvers are told about the request (JSON, at most 16 KiB), written
-  with the record by the route (``create(..., summary=)``) and read by an escalate to tell the next level;
-  records routed before it existed have none, and load as before;
-- ``{ns}:{<request_id>}:notified:<version>`` set once the approvers of that version were told (30 days), so
-  a retried escalate (same idempotency key, same outcome) tells nobody twice.
+- ``record``  the record as JSON (created with ``SET NX``, never expires);
+- ``history`` append-only list of JSON entries (``RPUSH`` only);
+- ``idem:<sha256 of the key>`` the first outcome for an idempotency key (7 days);
+- ``summary`` what approvers are told about the request (JSON, at most 16 KiB), written with the record by
+  the route (``create(..., summary=)``) and read by an escalate to tell the next level;
+- ``notified:<version>`` set once the approvers of that version were told (30 days), so a retried escalate
+  (same idempotency key, same outcome) tells nobody twice.
+
+Another workspace's store has other keys: for it the request does not exist (``get`` is None, ``transition``
+raises ``UnknownRequest``, ``create`` of the same id makes an independent record).
 
 A transition reads the record, computes the outcome with ``apply_transition`` in Python, then runs one
 script that writes the new record, appends the history entry and stores the idempotency outcome only if
@@ -26,7 +30,6 @@ one connection pool per URL, and messages that never contain the password.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -47,10 +50,17 @@ from approval.store import (
     validate_idempotency_key,
     validate_request_id,
 )
-from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult, apply_transition
+from approval.transitions import (
+    CONTENTION,
+    ApprovalRecord,
+    Authority,
+    TransitionResult,
+    apply_transition,
+    recorded_level,
+)
+from gateway.keys import Keys, digest
 from gateway.redis_connection import URL_HINT, describe_redis_error, redis_client
 
-DEFAULT_NAMESPACE = "holysheep:approval"
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 NOTIFIED_TTL_SECONDS = 30 * 24 * 3600
 MAX_SUMMARY_BYTES = 16 * 1024
@@ -103,32 +113,33 @@ def redis_guard(client: redis.Redis) -> Iterator[None]:
 
 
 class RedisApprovalStore:
-    """ApprovalStore in Redis, shared by every plugin process pointing at the same server and namespace."""
+    """ApprovalStore in Redis for one workspace (``keys``), shared by every plugin process pointing at the
+    same server."""
 
-    def __init__(self, client: redis.Redis, namespace: str = DEFAULT_NAMESPACE) -> None:
-        if not namespace or "{" in namespace or "}" in namespace or not namespace.isprintable():
-            raise ValueError("namespace: a non-empty printable string without '{' or '}'")
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        if not isinstance(keys, Keys):
+            raise ValueError("keys: the workspace's gateway.keys.Keys")
         self.client = client
-        self.namespace = namespace
+        self.keys = keys
         self._create = client.register_script(_CREATE)
         self._cas = client.register_script(_CAS)
 
     @classmethod
-    def from_url(cls, url: str, namespace: str = DEFAULT_NAMESPACE) -> RedisApprovalStore:
-        """The store on the process's one client (and connection pool) for ``url``."""
+    def from_url(cls, url: str, keys: Keys) -> RedisApprovalStore:
+        """The workspace's store on the process's one client (and connection pool) for ``url``."""
         try:
             client = redis_client(url)
         except ValueError:  # redis-py's message may repeat the URL, and so the password
             raise ValueError(f"redis_url: not a Redis URL; use {URL_HINT}") from None
-        return cls(client, namespace)
+        return cls(client, keys)
 
     # ------------------------------------------------------------------ keys and errors
 
-    def _key(self, request_id: str, suffix: str) -> str:
-        return f"{self.namespace}:{{{request_id}}}:{suffix}"
+    def _key(self, request_id: str, part: str) -> str:
+        return self.keys.approval(request_id, part)
 
     def _idem_key(self, request_id: str, idempotency_key: str) -> str:
-        return self._key(request_id, "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest())
+        return self._key(request_id, "idem:" + digest(idempotency_key, 64))
 
     def _guard(self) -> AbstractContextManager[None]:
         return redis_guard(self.client)
@@ -172,6 +183,7 @@ class RedisApprovalStore:
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
@@ -198,6 +210,7 @@ class RedisApprovalStore:
                 actor_level=actor_level,
                 expected_version=expected_version,
                 now=moment,
+                authority=authority,
             )
             changed = result.version != record.version
             with self._guard():
@@ -206,7 +219,7 @@ class RedisApprovalStore:
                     args=[
                         read,
                         _dumps(replace_record(record, result).to_dict()) if changed else "",
-                        _dumps(transition_entry(record, result, actor_level)) if changed else "",
+                        _dumps(transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))) if changed else "",
                         _dumps(result.to_dict()),
                         IDEMPOTENCY_TTL_SECONDS,
                     ],
@@ -266,4 +279,4 @@ class RedisApprovalStore:
         return TransitionResult.from_dict(json.loads(_text(raw)))
 
 
-__all__ = ["DEFAULT_NAMESPACE", "IDEMPOTENCY_TTL_SECONDS", "MAX_SUMMARY_BYTES", "RedisApprovalStore"]
+__all__ = ["IDEMPOTENCY_TTL_SECONDS", "MAX_SUMMARY_BYTES", "RedisApprovalStore"]

@@ -30,7 +30,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from approval.transitions import ApprovalRecord, TransitionResult, apply_transition, format_instant
+from approval.transitions import (
+    ApprovalRecord,
+    Authority,
+    TransitionResult,
+    apply_transition,
+    format_instant,
+    recorded_level,
+)
 from untrusted import quote
 
 MAX_REQUEST_ID_LENGTH = 200
@@ -91,6 +98,7 @@ class ApprovalStore(Protocol):
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult: ...
 
     def history(self, request_id: str) -> list[dict[str, Any]]: ...
@@ -197,6 +205,7 @@ class MemoryApprovalStore:
         expected_version: int | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
+        authority: Authority | None = None,
     ) -> TransitionResult:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
@@ -218,10 +227,11 @@ class MemoryApprovalStore:
                 actor_level=actor_level,
                 expected_version=expected_version,
                 now=moment,
+                authority=authority,
             )
             if result.version != record.version:
                 self._records[request_id] = replace_record(record, result)
-                self._history[request_id] = [*history, transition_entry(record, result, actor_level)]
+                self._history[request_id] = [*history, transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))]
             if key is not None:
                 self._idempotent[(request_id, key)] = result
             return result

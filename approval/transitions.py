@@ -13,9 +13,15 @@ Checks, in this order (the first that applies decides):
    change that the caller (the workflow variables, or a store) records;
 4. illegal transition for the current state (see ``TRANSITIONS``);
 5. the requester approving their own request (cancelling or escalating it is allowed);
-6. actor level below the required level for approve, reject and claim (escalate and cancel need no level:
-   their ``actor_level`` may be None or ""; for claim, approve and reject a missing level is a ValueError);
-7. otherwise accepted: the new state, ``version + 1``, reason ``"ok"``. Escalate also raises the required
+6. identity, when the administrator's policy names approvers (``authority``): claim, approve and reject
+   need a person the policy names (``not_an_approver``), at the level the policy gives them: a claimed
+   higher level is refused (``level_not_granted``), and an empty or lower claim is read as the policy's
+   level. Escalate and cancel stay open to the requester and to anyone the policy names; others are
+   ``not_an_approver``. Without an authority, levels are what the caller says;
+7. actor level below the required level for approve, reject and claim (escalate and cancel need no level:
+   their ``actor_level`` may be None or ""; for claim, approve and reject a missing level is a ValueError
+   unless the authority gives one);
+8. otherwise accepted: the new state, ``version + 1``, reason ``"ok"``. Escalate also raises the required
    level by one step (capped at executive); every outcome carries the required level after it.
 """
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from approval.confusables import person_keys
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES, TERMINAL_STATES, level_rank
@@ -56,7 +62,18 @@ ILLEGAL = "illegal_transition"
 SELF_APPROVAL = "self_approval"
 LEVEL_TOO_LOW = "level_too_low"
 CONTENTION = "contention"  # a store gave up after the record changed under it too many times
-CODES: tuple[str, ...] = (OK, STALE_VERSION, TERMINAL, EXPIRED, ILLEGAL, SELF_APPROVAL, LEVEL_TOO_LOW, CONTENTION)
+NOT_AN_APPROVER = "not_an_approver"  # the policy names approvers, and not this person
+LEVEL_NOT_GRANTED = "level_not_granted"  # a level above the one the policy gives this person
+CODES: tuple[str, ...] = (
+    OK, STALE_VERSION, TERMINAL, EXPIRED, ILLEGAL, SELF_APPROVAL, LEVEL_TOO_LOW, CONTENTION, NOT_AN_APPROVER,
+    LEVEL_NOT_GRANTED,
+)
+
+
+class Authority(Protocol):
+    """The administrator's policy on identities (``approval.approvers.Authority``)."""
+
+    def level_of(self, actor_id: str) -> str | None: ...
 
 
 def allowed_events(state: str) -> tuple[str, ...]:
@@ -251,17 +268,19 @@ def apply_transition(
     actor_level: str | None,
     expected_version: int | None = None,
     now: datetime,
+    authority: Authority | None = None,
 ) -> TransitionResult:
     """Decide what ``event`` by ``actor_id`` (at ``actor_level``) does to ``record`` at ``now``.
 
     ``actor_level`` may be None or "" for escalate and cancel (they need no level); claim, approve and
-    reject need one (ValueError naming ``actor_level`` otherwise).
+    reject need one (ValueError naming ``actor_level`` otherwise), unless ``authority`` (the policy's
+    approvers) gives it.
     Pure: ``record`` is not changed; use ``record.advanced(result)`` when ``result.version`` moved.
     """
     if not isinstance(record, ApprovalRecord):
         raise ValueError(f"record: expected an ApprovalRecord, got {type(record).__name__}")
     _check_choice(event, EVENTS, "event")
-    actor_level = normalize_actor_level(actor_level, event)
+    actor_level = normalize_actor_level(actor_level, event, level_from_policy=authority is not None)
     if not isinstance(actor_id, str) or not actor_id.strip():
         raise ValueError("actor_id: must be a non-empty string")
     if expected_version is not None:
@@ -318,13 +337,36 @@ def apply_transition(
     # 5. self-approval
     if event == "approve" and _same_person(actor_id, record.requester_id):
         return outcome(SELF_APPROVAL, "the requester cannot approve their own request")
-    # 6. level
+    # 6. identity: the policy's word on who decides, at which level
+    if authority is not None:
+        granted = authority.level_of(actor_id)
+        if event in LEVEL_GATED_EVENTS:
+            if granted is None:
+                return outcome(
+                    NOT_AN_APPROVER,
+                    f"{quote(actor_id)} is not an approver in the administrator's policy: only the people it names "
+                    f"under approvers may {event}",
+                )
+            if actor_level is not None and level_rank(actor_level) > level_rank(granted):
+                return outcome(
+                    LEVEL_NOT_GRANTED,
+                    f"{quote(actor_id)} claims level {actor_level}, but the administrator's policy names them as "
+                    f"{granted}",
+                )
+            actor_level = granted
+        elif granted is None and not _same_person(actor_id, record.requester_id):
+            return outcome(
+                NOT_AN_APPROVER,
+                f"{quote(actor_id)} may not {event} this request: only the requester or an approver named in the "
+                "administrator's policy may",
+            )
+    # 7. level
     if event in LEVEL_GATED_EVENTS and level_rank(actor_level or "") < level_rank(record.required_level):
         return outcome(
             LEVEL_TOO_LOW,
             f"actor level {actor_level} is below the required level {record.required_level}",
         )
-    # 7. accepted
+    # 8. accepted
     required_level = record.required_level
     if event == "escalate":
         required_level = APPROVER_LEVELS[min(level_rank(required_level) + 1, len(APPROVER_LEVELS) - 1)]
@@ -334,14 +376,15 @@ def apply_transition(
 # --------------------------------------------------------------------------- helpers
 
 
-def normalize_actor_level(actor_level: object, event: str) -> str | None:
-    """The actor's level, or None when none is given (allowed only for escalate and cancel).
+def normalize_actor_level(actor_level: object, event: str, *, level_from_policy: bool = False) -> str | None:
+    """The actor's level, or None when none is given (allowed only for escalate and cancel, or when the
+    policy gives the level: ``level_from_policy``).
 
     Raises ValueError naming ``actor_level`` for an unknown level, or a missing one for claim, approve
     and reject.
     """
     if actor_level is None or (isinstance(actor_level, str) and not actor_level.strip()):
-        if event in LEVEL_GATED_EVENTS:
+        if event in LEVEL_GATED_EVENTS and not level_from_policy:
             raise ValueError(
                 f"actor_level: required to {event} (one of {', '.join(APPROVER_LEVELS)}); "
                 "only escalate and cancel may leave it empty"
@@ -349,6 +392,13 @@ def normalize_actor_level(actor_level: object, event: str) -> str | None:
         return None
     _check_choice(actor_level, APPROVER_LEVELS, "actor_level")
     return actor_level  # type: ignore[return-value]
+
+
+def recorded_level(event: str, actor_id: str, actor_level: str | None, authority: Authority | None) -> str | None:
+    """The level a history entry records: the policy's for claim, approve and reject when it names the actor."""
+    if authority is not None and event in LEVEL_GATED_EVENTS:
+        return authority.level_of(actor_id) or actor_level or None
+    return actor_level or None
 
 
 def person_key(identifier: str) -> str:
@@ -381,13 +431,16 @@ __all__ = [
     "EXPIRED",
     "ILLEGAL",
     "LEVEL_GATED_EVENTS",
+    "LEVEL_NOT_GRANTED",
     "LEVEL_TOO_LOW",
+    "NOT_AN_APPROVER",
     "OK",
     "SELF_APPROVAL",
     "STALE_VERSION",
     "TERMINAL",
     "TRANSITIONS",
     "ApprovalRecord",
+    "Authority",
     "TransitionResult",
     "allowed_events",
     "apply_transition",
@@ -396,5 +449,6 @@ __all__ = [
     "normalize_actor_level",
     "parse_instant",
     "person_key",
+    "recorded_level",
     "transition_table_markdown",
 ]

@@ -4,6 +4,11 @@ apps' link previews and mail scanners cannot decide); POST /approval applies it 
 Settings (the endpoint's, in Dify): ``link_secret`` (verifies the links' HMAC) and ``redis_url`` (the
 approval store and the single-use record; required). The decision goes through
 ``approval.decisions.apply_link_decision``: the same Redis store and state machine as approval_transition.
+
+The endpoint does not know the workspace's API key, so it acts in the workspace the signed link names
+(``LinkClaims.scope``), and only when that workspace signed links with this endpoint's secret
+(``approval.decisions.LinkSecrets``). Otherwise the page is the one for a request that does not exist:
+another workspace's records are neither shown, changed nor confirmed to exist.
 """
 
 from __future__ import annotations
@@ -18,10 +23,20 @@ from typing import Any
 from dify_plugin import Endpoint
 from werkzeug import Request, Response
 
-from approval.decisions import APPLIED, LinkPreview, apply_link_decision, preview_link
+from approval.decisions import (
+    APPLIED,
+    UNKNOWN_REQUEST,
+    DecisionOutcome,
+    LinkPreview,
+    LinkSecrets,
+    apply_link_decision,
+    preview_link,
+    unknown_request,
+)
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, TOKEN_PARAM, LinkClaims, LinkError, check_secret, verify_link
 from approval.store import StoreUnavailable
 from gateway.errors import register_secret
+from gateway.keys import Keys
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -72,16 +87,22 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     from approval.redis_store import RedisApprovalStore
 
     try:
-        store = RedisApprovalStore.from_url(redis_url)
+        store = RedisApprovalStore.from_url(redis_url, Keys(claims.scope))
     except ValueError:
         return page(503, "Approval links need Redis", "The endpoint's redis_url is not a Redis URL; use redis://:PASSWORD@host:6379/0.")
-    if r.method == "GET":
-        try:
-            preview = preview_link(store, claims)
-        except StoreUnavailable as exc:
-            return page(503, "Approval store unavailable", f"{exc}")
+    try:
+        owned = LinkSecrets(store.client, store.keys).known(secret)
+        preview = preview_link(store, claims) if r.method == "GET" and owned else None
+    except StoreUnavailable as exc:
+        return page(503, "Approval store unavailable", f"{exc}")
+    if not owned:  # the workspace named by the link never signed with this secret: as for an unknown request
+        outcome = DecisionOutcome(UNKNOWN_REQUEST, unknown_request(claims.request_id))
+        if r.method == "GET":
+            return confirmation_page(claims, LinkPreview(False, outcome.message), token)
+    elif preview is not None:
         return confirmation_page(claims, preview, token)
-    outcome = apply_link_decision(store, claims, now=now, dlq=DeadLetterQueue(store.client, store.namespace))
+    else:
+        outcome = apply_link_decision(store, claims, now=now, dlq=DeadLetterQueue(store.client, store.keys))
     title = {
         APPLIED: f"{'Approved' if claims.event == 'approve' else 'Rejected'}",
         "refused": "Refused",

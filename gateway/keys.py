@@ -79,6 +79,15 @@ class Keys:
     def approval_dead_letters(self) -> str:
         return self._tagged("dlq", "approval:dlq")
 
+    def approval_dead_letter_replayed(self, entry_id: str) -> str:
+        """The replay claim of one dead letter: the stream's tag, so the claim and the XDEL are one MULTI."""
+        return self._tagged("dlq", f"approval:dlq:replayed:{_checked(entry_id, 'entry_id')}")
+
+    def approval_link_secrets(self) -> str:
+        """Fingerprints of the link secrets this workspace signed links with (the endpoint acts for a
+        workspace only with a secret the workspace used)."""
+        return f"{PREFIX}:{self.scope}:link-secrets"
+
     def approval_link(self, nonce: str) -> str:
         """The single-use marker of one approval link (the nonce's digest, never the nonce)."""
         return f"{PREFIX}:{self.scope}:link:{digest(nonce, 64)}"

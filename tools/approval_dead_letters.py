@@ -9,6 +9,7 @@ from approval.backends import REDIS, store_for
 from approval.dead_letters import DeadLetterQueue, check_entry_id
 from approval.store import StoreUnavailable
 from gateway.errors import FieldError, register_secret
+from tools.approval_notify import workspace_keys
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -33,7 +34,8 @@ class ApprovalDeadLettersTool(Tool):
         action = choice_param(params, "action", ACTIONS, default="list")
         chosen = None
         try:
-            chosen = store_for(gateway_config(self.runtime.credentials).redis_url)
+            chosen = store_for(gateway_config(self.runtime.credentials).redis_url,
+                               keys=workspace_keys(self.runtime.credentials))
         except ValueError as exc:
             raise ToolInputError(f"provider credentials: {exc}") from None
         if chosen.name != REDIS:
@@ -42,7 +44,7 @@ class ApprovalDeadLettersTool(Tool):
                 "approval store)"
             )
         store = chosen.store
-        dlq = DeadLetterQueue(store.client, store.namespace)  # type: ignore[attr-defined]
+        dlq = DeadLetterQueue(store.client, store.keys)  # type: ignore[attr-defined]
         output: dict[str, Any] = {"action": action}
         try:
             if action == "list":
@@ -78,7 +80,7 @@ def entry_id_param(params: dict[str, Any]) -> str:
 def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """Replay once: the claim (SET NX) keeps two replays from both sending; a success is recorded and the
     entry deleted, so the next replay reports it instead of sending again."""
-    from approval.decisions import UNAVAILABLE, apply_link_decision
+    from approval.decisions import UNAVAILABLE, LinkSecrets, apply_link_decision
     from approval.links import LinkClaims
     from approval.notifications import replay_notification
     from gateway.webhooks import post_json
@@ -104,7 +106,9 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
     try:
         if entry.kind == "notification":
             try:
-                result = replay_notification(entry.payload, secrets, endpoint_url, post=post_json)
+                if entry.payload.get("link") and secrets.link_secret:  # the endpoint honours links of secrets the workspace used
+                    LinkSecrets(store.client, store.keys).remember(secrets.link_secret)
+                result = replay_notification(entry.payload, secrets, endpoint_url, post=post_json, scope=store.keys.scope)
             except ValueError as exc:
                 dlq.release_replay(entry_id)
                 raise ToolInputError(str(exc)) from None

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import register_secret
-from tools.support import ToolInputError, text_param
+from gateway.keys import Keys
+from tools.support import ToolInputError, gateway_config, text_param
 
 # Notification links expire with the request's deadline or its SLA, whichever is first; at most this long.
 DEFAULT_LINK_HOURS = 72.0
@@ -24,6 +25,12 @@ MAX_LINK_HOURS = 24.0 * 30
 SUMMARY_CHARS = 500
 MAX_SUMMARY_RULES = 50
 SUMMARY_BUDGET_BYTES = 12 * 1024  # under approval.redis_store.MAX_SUMMARY_BYTES
+
+
+def workspace_keys(credentials: dict[str, Any]) -> Keys:
+    """The workspace's names in the shared Redis: its scope is a keyed digest of the provider's API key
+    (dify_plugin 0.10 does not tell a tool its tenant), so two workspaces on one Redis never share a record."""
+    return Keys.for_api_key(gateway_config(credentials).api_key)
 
 
 def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
@@ -102,7 +109,23 @@ def _facts(summary: dict[str, Any], *, state: str, version: int, required_level:
 def _dlq(redis_store: Any) -> Any:
     from approval.dead_letters import DeadLetterQueue
 
-    return DeadLetterQueue(redis_store.client, redis_store.namespace) if redis_store is not None else None
+    return DeadLetterQueue(redis_store.client, redis_store.keys) if redis_store is not None else None
+
+
+def link_scope(redis_store: Any, secrets: Any, endpoint_url: str) -> tuple[str, list[str]]:
+    """The workspace scope links are bound to ("" = no links) and a warning. Before links signed with the
+    link secret go out, the store records that this workspace signs with it: the endpoint honours a link
+    only for a workspace that did (approval.links)."""
+    from approval.decisions import LinkSecrets
+    from approval.store import StoreUnavailable
+
+    if redis_store is None or not secrets.link_secret or not endpoint_url:
+        return (redis_store.keys.scope if redis_store is not None else ""), []
+    try:
+        LinkSecrets(redis_store.client, redis_store.keys).remember(secrets.link_secret)
+    except StoreUnavailable as exc:
+        return "", [f"notifications carry no approve/reject links: {exc}"]
+    return redis_store.keys.scope, []
 
 
 def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: list[Any], policy: Any,
@@ -116,11 +139,14 @@ def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: 
     facts = _facts(request_summary(request, outcome, output, policy), state=output["next_state"], version=1,
                    required_level=output["approver_level"], sla_hours=output.get("sla_hours"), sla_deadline=sla_deadline)
     try:
-        return notify_routed(
+        scope, warnings = link_scope(redis_store, secrets, endpoint_url) if approvers else ("", [])
+        report = notify_routed(
             request=facts, next_state=output["next_state"], approvers=approvers, channels=policy.channels,
             secrets=secrets, endpoint_url=endpoint_url, store_holds_request=redis_store is not None, version=1,
-            expires_at=expires_at, dlq=_dlq(redis_store), post=post_json,
+            expires_at=expires_at, dlq=_dlq(redis_store), post=post_json, scope=scope,
         )
+        report.warnings[:0] = warnings
+        return report
     except Exception as exc:  # never fails the routing
         return NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the routing stands"])
 
@@ -195,10 +221,12 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     facts = _facts(summary, state=result.state, version=result.version, required_level=level, sla_hours=sla_hours,
                    sla_deadline=sla_deadline)
     try:
+        scope, link_warnings = link_scope(redis_store, secrets, endpoint_url) if approvers else ("", [])
+        warnings.extend(link_warnings)
         report = notify_routed(
             request=facts, next_state=result.state, approvers=approvers, channels=policy.channels, secrets=secrets,
             endpoint_url=endpoint_url, store_holds_request=True, version=result.version, expires_at=expires_at,
-            dlq=_dlq(redis_store), post=post_json,
+            dlq=_dlq(redis_store), post=post_json, scope=scope,
         )
     except Exception as exc:  # never fails the transition
         report = NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the escalation stands"])
@@ -215,4 +243,5 @@ __all__ = [
     "notify_route",
     "request_summary",
     "skipped_outputs",
+    "workspace_keys",
 ]

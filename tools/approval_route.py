@@ -17,6 +17,7 @@ from tools.approval_notify import (
     notification_settings,
     notify_route,
     request_summary,
+    workspace_keys,
 )
 from tools.outputs import variable_messages
 from tools.support import (
@@ -71,7 +72,7 @@ class ApprovalRouteTool(Tool):
             guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
             guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS, options=options)
         try:
-            chosen = store_for(client.config.redis_url)
+            chosen = store_for(client.config.redis_url, keys=workspace_keys(credentials))
         except ValueError as exc:  # a redis_url that redis-py cannot read
             raise ToolInputError(f"provider credentials: {exc}") from None
         store = chosen.store if chosen.keeps_records else None

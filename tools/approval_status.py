@@ -8,6 +8,7 @@ from approval.backends import store_for
 from approval.levels import TERMINAL_STATES
 from approval.store import StoreUnavailable, validate_request_id
 from gateway.errors import FieldError
+from tools.approval_notify import workspace_keys
 from tools.outputs import variable_messages
 from tools.support import HolySheepToolError, ToolInputError, bool_param, gateway_config, reported_errors, text_param
 
@@ -27,7 +28,8 @@ class ApprovalStatusTool(Tool):
         persist = bool_param(tool_parameters, "persist")
         try:
             chosen = store_for(
-                gateway_config(self.runtime.credentials).redis_url, storage=self.session.storage if persist else None
+                gateway_config(self.runtime.credentials).redis_url, keys=workspace_keys(self.runtime.credentials),
+                storage=self.session.storage if persist else None,
             )
         except ValueError as exc:
             raise ToolInputError(f"provider credentials: {exc}") from None

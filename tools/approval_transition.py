@@ -1,4 +1,5 @@
-from collections.abc import Generator
+import functools
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -7,14 +8,16 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES
+from approval.policy import Policy
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
-from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs
+from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs, workspace_keys
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
     ToolInputError,
+    approval_policy,
     bool_param,
     choice_param,
     gateway_config,
@@ -29,6 +32,8 @@ DECIDING_EVENTS = ("approve", "reject")
 # length before it is read, so no message repeats it.
 SHORT_TEXT = 64
 MAX_VERSION = 1_000_000_000
+# The provider credential `approval_actor`: who acts is the actor_id parameter, or the Dify user running the run.
+ACTOR_SOURCES = ("parameter", "dify_user")
 
 
 class ApprovalTransitionTool(Tool):
@@ -40,6 +45,11 @@ class ApprovalTransitionTool(Tool):
     caller), Dify plugin storage with `persist` (no compare-and-set: two concurrent writers can lose an
     update), otherwise the record the workflow carries in its variables (state and required_level are then
     required).
+
+    Who acts: the `actor_id` parameter, or with the provider credential `approval_actor: dify_user` the Dify
+    user the run is for (mapped to a person through the policy's `dify_users`). When the administrator's
+    policy (the `approval_policy` credential) names approvers, their levels are the policy's
+    (`approval.transitions`, step 6).
     """
 
     @reported_errors
@@ -55,8 +65,10 @@ class ApprovalTransitionTool(Tool):
         if not short_text(params, "event").strip():
             raise ToolInputError(f"'event' is required: one of {', '.join(EVENTS)}")
         event = choice_param(params, "event", EVENTS, default="")
-        actor_id = text_param(params, "actor_id", required=True, max_chars=200).strip()
-        actor_level = actor_level_param(params, event)
+        policy = administrators_policy(str(self.runtime.credentials.get("approval_policy") or "").strip())
+        authority = policy.authority
+        actor_id = actor_param(params, self.runtime.credentials, getattr(self.runtime, "user_id", None), policy.dify_users)
+        actor_level = actor_level_param(params, event, level_from_policy=authority is not None)
         short_text(params, "expected_version")
         expected = number_param(params, "expected_version", default=None, minimum=1, maximum=MAX_VERSION, integer=True, allow_none=True)
         now_given = bool(short_text(params, "now").strip())
@@ -66,6 +78,7 @@ class ApprovalTransitionTool(Tool):
         try:
             chosen = store_for(
                 gateway_config(self.runtime.credentials).redis_url,
+                keys=workspace_keys(self.runtime.credentials),
                 storage=self.session.storage if persist else None,
                 carried=lambda rid: record_from_parameters(rid, params),
             )
@@ -99,7 +112,7 @@ class ApprovalTransitionTool(Tool):
                 )
             result = chosen.store.transition(
                 request_id, event=event, actor_id=actor_id, actor_level=actor_level,
-                expected_version=expected, now=now, idempotency_key=idempotency_key,
+                expected_version=expected, now=now, idempotency_key=idempotency_key, authority=authority,
             )
         except UnknownRequest as exc:
             raise ToolInputError(str(exc)) from None
@@ -118,7 +131,7 @@ class ApprovalTransitionTool(Tool):
 
     def _emit(self, result: TransitionResult, store: str, notified: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         output = {**result.to_outputs(), "code": result.code, "required_level": result.required_level, "store": store,
-                  **notified}
+                  "actor_id": result.actor_id, **notified}
         yield self.create_json_message(output)
         yield from variable_messages(self, output)
 
@@ -168,10 +181,40 @@ def short_text(params: dict[str, Any], name: str) -> str:
     return text_param(params, name, max_chars=SHORT_TEXT)
 
 
-def actor_level_param(params: dict[str, Any], event: str) -> str | None:
-    """The actor's level; None when empty, which only escalate and cancel allow."""
+@functools.lru_cache(maxsize=16)  # parsed once per policy text and process, not on every transition (~14 ms at 100 approvers)
+def administrators_policy(text: str) -> Policy:
+    """The administrator's policy (the approval_policy credential; the bundled one without it), never a
+    workflow's: it says who may decide at which level. An invalid one is refused naming the credential."""
+    policy, _source = approval_policy({}, {"approval_policy": text})
+    return policy
+
+
+def actor_param(params: dict[str, Any], credentials: dict[str, Any], dify_user_id: object, dify_users: Mapping[str, str]) -> str:
+    """Who acts. With `approval_actor: dify_user` the Dify user the run is for (the daemon's user_id), as the
+    person the policy's `dify_users` maps it to (the id itself when unmapped); the actor_id parameter is then
+    ignored, so nothing in the workflow can speak for someone else. Otherwise the actor_id parameter."""
+    source = str(credentials.get("approval_actor") or "parameter").strip() or "parameter"
+    if source not in ACTOR_SOURCES:
+        raise ToolInputError(
+            f"provider credentials: approval_actor must be one of {', '.join(ACTOR_SOURCES)}. Fix it in the plugin's "
+            "authorization settings."
+        )
+    if source == "parameter":
+        return text_param(params, "actor_id", required=True, max_chars=200).strip()
+    user = str(dify_user_id or "").strip()
+    if not user:
+        raise ToolInputError(
+            "provider credentials: approval_actor is dify_user, but Dify sent no user for this run; run the workflow "
+            "as a signed-in user, or set approval_actor to parameter and pass actor_id"
+        )
+    return dify_users.get(user, user)[:200]
+
+
+def actor_level_param(params: dict[str, Any], event: str, *, level_from_policy: bool = False) -> str | None:
+    """The actor's level; None when empty, which only escalate and cancel allow, or any event when the
+    administrator's policy names approvers (the level is then the policy's)."""
     if not short_text(params, "actor_level").strip():
-        if event in LEVEL_GATED_EVENTS:
+        if event in LEVEL_GATED_EVENTS and not level_from_policy:
             raise ToolInputError(
                 f"'actor_level' is required to {event}: give the actor's approver level "
                 f"({', '.join(APPROVER_LEVELS)}); only escalate and cancel may leave it empty"

@@ -79,7 +79,7 @@ def test_selection_skips_the_requester_in_any_spelling_and_climbs_only_when_need
 
 def claims(**changes: object) -> LinkClaims:
     fields = {"request_id": "R-1", "version": 1, "event": "approve", "approver_id": "dana", "level": "director",
-              "expires_at": int(time.time()) + 600, "nonce": "n1", **changes}
+              "expires_at": int(time.time()) + 600, "nonce": "n1", "scope": "wA", **changes}
     return LinkClaims(**fields)  # type: ignore[arg-type]
 
 
@@ -87,7 +87,7 @@ def test_links_verify_and_refuse_tampering_another_secret_and_expiry() -> None:
     token = sign_link(claims(), SECRET)
     assert verify_link(token, SECRET, time.time()) == claims()
     payload, mac = token.split(".")
-    for field, value in (("r", "R-2"), ("v", 9), ("a", "eve"), ("e", "reject"), ("l", "executive"), ("n", "n2")):
+    for field, value in (("r", "R-2"), ("v", 9), ("a", "eve"), ("e", "reject"), ("l", "executive"), ("n", "n2"), ("w", "wB")):
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         data[field] = value
         forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode() + "." + mac
@@ -143,3 +143,20 @@ def test_notification_secrets_are_validated_without_repeating_values() -> None:
         with pytest.raises(ValueError) as caught:
             NotificationSecrets.parse(bad)
         assert "tiny-secret" not in str(caught.value) and "secret-path" not in str(caught.value) and "hidden-value" not in str(caught.value)
+
+
+def test_a_link_without_a_workspace_is_refused_as_issued_before_scoping() -> None:
+    """Links signed before approval records belonged to a workspace name no workspace: the endpoint cannot
+    know whose record they decide, so they are refused, saying why (issue 21)."""
+    import base64
+    import json
+
+    from approval.links import _mac
+
+    payload = {k: v for k, v in claims().to_payload().items() if k != "w"}
+    payload_b64 = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    token = payload_b64 + "." + base64.urlsafe_b64encode(_mac(SECRET, payload_b64)).rstrip(b"=").decode()
+    with pytest.raises(LinkError) as refused:
+        verify_link(token, SECRET, time.time())
+    assert refused.value.code == MALFORMED and "issued before approval records belonged to a workspace" in str(refused.value)
+    assert verify_link(sign_link(claims(), SECRET), SECRET, time.time()).scope == "wA"

@@ -1,4 +1,4 @@
-"""The approval store in the real Redis on 127.0.0.1:6379 (database 15, a fresh namespace per test)."""
+"""The approval store in the real Redis on 127.0.0.1:6379 (database 15, a fresh workspace scope per test)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import redis
 from approval.backends import REDIS, store_for
 from approval.redis_store import IDEMPOTENCY_TTL_SECONDS, RedisApprovalStore
 from approval.store import StoreUnavailable, UnknownRequest
+from gateway.keys import PREFIX, Keys
 from gateway.redis_connection import redis_client
 from tests.approval_state.store_contract import NOW, CompareAndSetContract, StoreFactory, routed
 from tests.private_redis import PrivateRedis, free_port
@@ -22,18 +23,23 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    name = f"test:approval:{uuid.uuid4().hex[:12]}"
-    yield name
+def scoped_keys() -> Iterator[Keys]:
+    """A workspace of the test's own, and its keys deleted afterwards."""
+    keys = Keys(f"test{uuid.uuid4().hex[:12]}")
+    yield keys
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*", count=500))
-    if keys:
-        client.delete(*keys)
+    found = [*client.scan_iter(match=f"{PREFIX}:{{{keys.scope}:*", count=500),
+             *client.scan_iter(match=f"{PREFIX}:{keys.scope}:*", count=500)]
+    if found:
+        client.delete(*found)
     client.close()
 
 
-def own_connection(url: str, namespace: str) -> RedisApprovalStore:
+namespace = pytest.fixture(scoped_keys)
+other_workspace = pytest.fixture(scoped_keys)
+
+
+def own_connection(url: str, namespace: Keys) -> RedisApprovalStore:
     """A store with a client and connection pool of its own, as a separate plugin process has."""
     return RedisApprovalStore(redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0), namespace)
 
@@ -44,7 +50,7 @@ class TestRedisStore(CompareAndSetContract):
         return lambda: own_connection(REDIS_URL, namespace)
 
 
-def test_keys_hold_the_request_id_and_the_idempotency_entry_expires(namespace: str) -> None:
+def test_keys_hold_the_request_id_and_the_idempotency_entry_expires(namespace: Keys) -> None:
     store = RedisApprovalStore.from_url(REDIS_URL, namespace)
     store.create(routed("PO-2025-0042"))
     store.transition(
@@ -55,12 +61,10 @@ def test_keys_hold_the_request_id_and_the_idempotency_entry_expires(namespace: s
         now=NOW,
         idempotency_key="secret-ish key",
     )
-    keys = sorted(k.decode() for k in store.client.scan_iter(match=f"{namespace}:*"))
-    assert keys[:2] == [
-        f"{namespace}:{{PO-2025-0042}}:history",
-        f"{namespace}:{{PO-2025-0042}}:idem:" + hashlib.sha256(b"secret-ish key").hexdigest(),
-    ]
-    assert keys[2] == f"{namespace}:{{PO-2025-0042}}:record"
+    keys = sorted(k.decode() for k in store.client.scan_iter(match=f"{PREFIX}:{{{namespace.scope}:*"))
+    tag = f"holysheep:{{{namespace.scope}:a:PO-2025-0042}}"  # one hash tag: workspace and request
+    assert keys[:2] == [f"{tag}:history", f"{tag}:idem:" + hashlib.sha256(b"secret-ish key").hexdigest()]
+    assert keys[2] == f"{tag}:record"
     assert not any("secret-ish" in key for key in keys)
     assert 0 < store.client.ttl(keys[1]) <= IDEMPOTENCY_TTL_SECONDS
     assert store.client.ttl(keys[2]) == -1  # records do not expire
@@ -70,7 +74,7 @@ def test_keys_hold_the_request_id_and_the_idempotency_entry_expires(namespace: s
 class Interleaved(RedisApprovalStore):
     """Lets another process write between this store's read of the record and its compare-and-set."""
 
-    def __init__(self, url: str, namespace: str, intruder: Any) -> None:
+    def __init__(self, url: str, namespace: Keys, intruder: Any) -> None:
         super().__init__(own_connection(url, namespace).client, namespace)
         self.intruder = intruder
         self.reads = 0
@@ -87,7 +91,7 @@ class Interleaved(RedisApprovalStore):
         self.client.get = get  # type: ignore[method-assign]
 
 
-def test_concurrent_write_without_expected_version_is_retried(namespace: str) -> None:
+def test_concurrent_write_without_expected_version_is_retried(namespace: Keys) -> None:
     other = own_connection(REDIS_URL, namespace)
     other.create(routed())
 
@@ -111,7 +115,7 @@ def test_concurrent_write_without_expected_version_is_retried(namespace: str) ->
     ]
 
 
-def test_concurrent_write_with_expected_version_is_a_stale_refusal(namespace: str) -> None:
+def test_concurrent_write_with_expected_version_is_a_stale_refusal(namespace: Keys) -> None:
     other = own_connection(REDIS_URL, namespace)
     other.create(routed())
 
@@ -152,7 +156,7 @@ def test_concurrent_write_with_expected_version_is_a_stale_refusal(namespace: st
 
 
 def test_redis_stopped_mid_run_fails_closed(private_redis: PrivateRedis) -> None:
-    store = own_connection(private_redis.url, "test:approval")
+    store = own_connection(private_redis.url, Keys("test"))
     store.create(routed(deadline=NOW + timedelta(hours=1)))
     first = store.transition(
         "REQ-1", event="claim", actor_id="bob", actor_level="vp", expected_version=1, now=NOW
@@ -178,7 +182,7 @@ def test_redis_stopped_mid_run_fails_closed(private_redis: PrivateRedis) -> None
 
 def test_wrong_password_is_unavailable_without_leaking_it(private_redis: PrivateRedis) -> None:
     wrong = "not-the-password-42"
-    store = own_connection(f"redis://:{wrong}@127.0.0.1:{private_redis.port}/0", "test:approval")
+    store = own_connection(f"redis://:{wrong}@127.0.0.1:{private_redis.port}/0", Keys("test"))
     with pytest.raises(StoreUnavailable) as caught:
         store.transition("REQ-1", event="approve", actor_id="bob", actor_level="vp", now=NOW)
     message = str(caught.value)
@@ -187,20 +191,20 @@ def test_wrong_password_is_unavailable_without_leaking_it(private_redis: Private
 
 
 def test_missing_password_says_so(private_redis: PrivateRedis) -> None:
-    store = own_connection(f"redis://127.0.0.1:{private_redis.port}/0", "test:approval")
+    store = own_connection(f"redis://127.0.0.1:{private_redis.port}/0", Keys("test"))
     with pytest.raises(StoreUnavailable, match="needs a password"):
         store.get("REQ-1")
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    store = own_connection(f"redis://:pw-xyz@127.0.0.1:{free_port()}/0", "test:approval")
+    store = own_connection(f"redis://:pw-xyz@127.0.0.1:{free_port()}/0", Keys("test"))
     with pytest.raises(StoreUnavailable) as caught:
         store.create(routed())
     assert "cannot reach Redis at 127.0.0.1:" in str(caught.value) and "pw-xyz" not in str(caught.value)
 
 
 def test_the_right_password_works(private_redis: PrivateRedis) -> None:
-    store = own_connection(private_redis.url, "test:approval")
+    store = own_connection(private_redis.url, Keys("test"))
     store.create(routed())
     with pytest.raises(UnknownRequest):
         store.transition("REQ-X", event="claim", actor_id="bob", actor_level="vp", now=NOW)
@@ -208,17 +212,55 @@ def test_the_right_password_works(private_redis: PrivateRedis) -> None:
 
 def test_stores_for_one_url_share_the_process_connection_pool() -> None:
     """The approval store and the gateway's shared state use one client per URL (gateway.redis_connection)."""
-    first, second = store_for(REDIS_URL), store_for(REDIS_URL)
+    first, second = store_for(REDIS_URL, keys=Keys("a")), store_for(REDIS_URL, keys=Keys("b"))
     assert first.name == second.name == REDIS
     assert isinstance(first.store, RedisApprovalStore) and isinstance(second.store, RedisApprovalStore)
     assert first.store.client is second.store.client is redis_client(REDIS_URL)
-    other = store_for("redis://127.0.0.1:6379/14").store
+    other = store_for("redis://127.0.0.1:6379/14", keys=Keys("a")).store
     assert isinstance(other, RedisApprovalStore) and other.client is not first.store.client
 
 
 def test_a_url_redis_cannot_read_is_refused_without_repeating_it() -> None:
     with pytest.raises(ValueError, match=r"^redis_url: not a Redis URL; use redis://") as caught:
-        RedisApprovalStore.from_url("http://user:hunter2@host:80/")
+        RedisApprovalStore.from_url("http://user:hunter2@host:80/", Keys("a"))
     assert "hunter2" not in str(caught.value)
-    with pytest.raises(ValueError, match=r"^namespace:"):
-        RedisApprovalStore(redis.Redis(), "bad{ns}")
+    with pytest.raises(ValueError, match=r"^scope:"):
+        Keys("bad{ns}")
+    with pytest.raises(ValueError, match=r"^keys:"):
+        store_for(REDIS_URL)
+
+
+def test_two_workspaces_on_one_redis_hold_independent_records(namespace: Keys, other_workspace: Keys) -> None:
+    """The same request id in two workspaces is two records; to the other workspace a record does not exist,
+    exactly as an id that never existed, and it can neither change nor block it."""
+    mine, theirs = own_connection(REDIS_URL, namespace), own_connection(REDIS_URL, other_workspace)
+    mine.create(routed("SAME-1"), summary={"summary": "A's request text"})
+    assert theirs.get("SAME-1") is None and theirs.history("SAME-1") == [] and theirs.get_summary("SAME-1") is None
+    with pytest.raises(UnknownRequest) as unknown:
+        theirs.transition("SAME-1", event="approve", actor_id="eve", actor_level="executive", now=NOW)
+    with pytest.raises(UnknownRequest) as never:
+        theirs.transition("NEVER-1", event="approve", actor_id="eve", actor_level="executive", now=NOW)
+    assert str(unknown.value).replace("SAME-1", "X") == str(never.value).replace("NEVER-1", "X")
+    theirs.create(routed("SAME-1"))  # not "already routed": their own record
+    assert theirs.transition("SAME-1", event="claim", actor_id="eve", actor_level="vp", now=NOW).accepted
+    assert (mine.get("SAME-1").state, mine.get("SAME-1").version) == ("pending", 1)
+    assert [entry["kind"] for entry in mine.history("SAME-1")] == ["created"]
+
+
+def test_a_link_of_another_workspace_is_not_found_and_claims_nothing(namespace: Keys, other_workspace: Keys) -> None:
+    """apply_link_decision and preview_link act only in the store's own workspace: a link naming another is
+    "not found" in the words of a request that never existed, and its nonce is not even claimed."""
+    from approval.decisions import UNKNOWN_REQUEST, apply_link_decision, preview_link
+    from approval.links import LinkClaims
+
+    mine = own_connection(REDIS_URL, namespace)
+    mine.create(routed("LINKED-1"))
+    theirs = LinkClaims("LINKED-1", 1, "approve", "dana", "executive", 4_102_444_800, "nonce-1", other_workspace.scope)
+    never = LinkClaims("NEVER-1", 1, "approve", "dana", "executive", 4_102_444_800, "nonce-2", namespace.scope)
+    outcome, absent = apply_link_decision(mine, theirs, now=0.0), apply_link_decision(mine, never, now=0.0)
+    assert outcome.status == absent.status == UNKNOWN_REQUEST
+    assert outcome.message.replace("LINKED-1", "X") == absent.message.replace("NEVER-1", "X")
+    assert preview_link(mine, theirs).message == outcome.message and not preview_link(mine, theirs).usable
+    assert mine.client.get(mine.keys.approval_link("nonce-1")) is None
+    assert mine.client.get(other_workspace.approval_link("nonce-1")) is None
+    assert (mine.get("LINKED-1").state, mine.get("LINKED-1").version) == ("pending", 1)

@@ -333,6 +333,7 @@ def test_person_key_keeps_different_people_apart() -> None:
 def test_codes_are_the_ones_results_carry() -> None:
     assert CODES == (
         "ok", "stale_version", "terminal", "expired", "illegal_transition", "self_approval", "level_too_low", "contention",
+        "not_an_approver", "level_not_granted",
     )
 
 
@@ -347,6 +348,10 @@ def test_codes_are_the_ones_results_carry() -> None:
         "a\u0301lice", "alic\u0327e", "a\u034flice",  # combining marks, combining grapheme joiner
         "ALICE", "Alice ", "\U0001d41a\U0001d425\U0001d422\U0001d41c\U0001d41e",  # case, space, mathematical bold
         "a1ice", "aIice",  # digit one, capital I
+        # issue 21: Greek capitals and small letters, whole-script look-alikes and blanks
+        "ALIC\u0395", "\u0391LIC\u0395", "\u03b1lic\u03b5",  # Greek capital epsilon / alpha, small alpha+epsilon
+        "\u0410LIC\u0415", "\u0430lic\u0435",  # Cyrillic capital and small а, е
+        "alice\u2800", "al\u3164ice", "\u115falice", "alic\u1160e", "alice\uffa0",  # braille blank, Hangul fillers
     ],
 )
 def test_self_approval_is_refused_for_confusable_ids(actor: str) -> None:
@@ -363,6 +368,18 @@ def test_confusable_folding_is_uts39_skeleton_both_ways() -> None:
     assert person_keys("Ian") & person_keys("lan") and person_keys("Ian") & person_keys("ian")
     assert not person_keys("alice") & person_keys("alicia")
     assert not person_keys("\u0930\u093e\u092e") & person_keys("\u0930\u092e")  # Devanagari vowel signs are kept
+
+
+def test_greek_and_cyrillic_fold_in_both_cases_and_blanks_vanish() -> None:
+    """UTS #39 maps small epsilon to "ꞓ" but capital epsilon to "E": case-folded first, "ALICΕ" would be
+    "alicꞓ" and a different person. Greek and Cyrillic letters fold to the Latin letter either case passes for."""
+    from approval.confusables import fold_scripts, person_keys
+
+    assert fold_scripts("\u03b1lic\u03b5") == "alice" and fold_scripts("\u0391LIC\u0395").casefold() == "alice"
+    for disguise in ("ALIC\u0395", "\u0391LIC\u0395", "\u03b1lic\u03b5", "alice\u2800"):
+        assert "alice" in person_keys(disguise), ascii(disguise)
+    for other in ("alicia", "alic", "elise", "\u03b1lex"):
+        assert not person_keys(other) & person_keys("alice"), other
 
 
 @pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-01:00"])
@@ -382,3 +399,82 @@ def test_parse_instant_quotes_only_a_short_prefix(text: str) -> None:
         parse_instant(text, "deadline")
     message = str(caught.value)
     assert len(message) < 400 and "\x00" not in message and "\x1b" not in message
+
+
+# ----------------------------------------------------------------------------- identities from the policy (issue 21)
+
+TEAM_POLICY = {
+    "version": "team-1", "base_currency": "USD",
+    "approvers": {"manager": ["max"], "director": ["dana"], "executive": ["erin"]},
+}
+
+
+def team_authority():
+    from approval.policy import Policy
+
+    authority = Policy.load(TEAM_POLICY).authority
+    assert authority is not None
+    return authority
+
+
+@pytest.mark.parametrize(
+    ("actor", "claimed", "code"),
+    [
+        ("max", "vp", "level_not_granted"),  # a named manager claiming vp
+        ("max", "director", "level_not_granted"),
+        ("max", "manager", "level_too_low"),  # the policy's level, too low for a director request
+        ("max", None, "level_too_low"),
+        ("eve", "executive", "not_an_approver"),  # a person the policy does not name
+        ("eve", None, "not_an_approver"),
+        ("MAX", "vp", "level_not_granted"),  # look-alikes of a named person are that person
+    ],
+)
+@pytest.mark.parametrize("event", ["claim", "approve", "reject"])
+def test_with_named_approvers_the_level_is_the_policys(actor: str, claimed: str | None, code: str, event: str) -> None:
+    record = ApprovalRecord("R", "pending", 1, "director", "amy")
+    result = apply_transition(record, event=event, actor_id=actor, actor_level=claimed, now=NOW, authority=team_authority())
+    assert (result.accepted, result.code, result.version, result.state) == (False, code, 1, "pending"), result.reason
+    if code == "level_not_granted":
+        assert f"claims level {claimed}, but the administrator's policy names them as manager" in result.reason
+    if code == "not_an_approver":
+        assert "is not an approver in the administrator's policy" in result.reason
+
+
+@pytest.mark.parametrize("claimed", [None, "manager", "director"])
+def test_the_named_director_decides_at_the_policys_level(claimed: str | None) -> None:
+    record = ApprovalRecord("R", "pending", 1, "director", "amy")
+    result = apply_transition(record, event="approve", actor_id="dana", actor_level=claimed, now=NOW, authority=team_authority())
+    assert (result.accepted, result.state) == (True, "approved")
+    higher = apply_transition(record, event="approve", actor_id="dana", actor_level="vp", now=NOW, authority=team_authority())
+    assert higher.code == "level_not_granted"
+
+
+@pytest.mark.parametrize("event", ["escalate", "cancel"])
+def test_escalate_and_cancel_are_open_to_the_requester_and_named_people_only(event: str) -> None:
+    record = ApprovalRecord("R", "pending", 1, "director", "amy")
+    authority = team_authority()
+    for actor in ("amy", "\u0430my", "max", "erin"):
+        assert apply_transition(record, event=event, actor_id=actor, actor_level=None, now=NOW, authority=authority).accepted
+    stranger = apply_transition(record, event=event, actor_id="eve", actor_level="executive", now=NOW, authority=authority)
+    assert (stranger.accepted, stranger.code) == (False, "not_an_approver")
+    assert "only the requester or an approver named in the administrator's policy" in stranger.reason
+
+
+def test_without_named_approvers_the_callers_level_stands() -> None:
+    from approval.policy import Policy
+
+    assert Policy.load({**TEAM_POLICY, "approvers": None}).authority is None
+    record = ApprovalRecord("R", "pending", 1, "director", "amy")
+    assert apply_transition(record, event="approve", actor_id="eve", actor_level="executive", now=NOW).accepted
+    with pytest.raises(ValueError, match=r"^actor_level: required to approve"):
+        apply_transition(record, event="approve", actor_id="eve", actor_level=None, now=NOW)
+
+
+def test_dify_users_map_is_part_of_the_policy_and_checked() -> None:
+    from approval.policy import Policy, PolicyError
+
+    policy = Policy.load({**TEAM_POLICY, "dify_users": {"u-123": "dana"}})
+    assert policy.dify_users == {"u-123": "dana"} and policy.canonical()["dify_users"] == {"u-123": "dana"}
+    assert Policy.load(TEAM_POLICY).sha256 != policy.sha256
+    with pytest.raises(PolicyError, match="'dify_users'"):
+        Policy.load({**TEAM_POLICY, "dify_users": {"u-1": ["dana"]}})

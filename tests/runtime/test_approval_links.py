@@ -19,6 +19,7 @@ from approval.decisions import idempotency_key
 from approval.links import LinkClaims, sign_link
 from devtools.endpoint_server import EndpointServer
 from devtools.plugin_process import PluginProcess
+from gateway.keys import Keys
 from tests.runtime.test_approval_notifications import (
     ENDPOINT_URL,
     LINK_SECRET,
@@ -82,9 +83,10 @@ def claims_of(url: str) -> dict[str, Any]:
 def forged(url: str, secret: str = LINK_SECRET, **changes: Any) -> str:
     """A link signed with ``secret`` (the real one: a link the plugin could have issued) with changes."""
     c = claims_of(url)
-    claims = LinkClaims(request_id=c["r"], version=c["v"], event=c["e"], approver_id=c["a"], level=c["l"], expires_at=c["x"], nonce=c["n"])
+    claims = LinkClaims(request_id=c["r"], version=c["v"], event=c["e"], approver_id=c["a"], level=c["l"], expires_at=c["x"], nonce=c["n"],
+                        scope=c["w"])
     fields = {"request_id": claims.request_id, "version": claims.version, "event": claims.event, "approver_id": claims.approver_id,
-              "level": claims.level, "expires_at": claims.expires_at, "nonce": claims.nonce, **changes}
+              "level": claims.level, "expires_at": claims.expires_at, "nonce": claims.nonce, "scope": claims.scope, **changes}
     return with_token(url, sign_link(LinkClaims(**fields), secret))
 
 
@@ -95,7 +97,8 @@ def unchanged(plugin: PluginProcess, creds: dict[str, Any], request_id: str, sta
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("r", "OTHER-REQUEST"), ("v", 2), ("e", "reject"), ("a", "mallory"), ("l", "executive"), ("x", 4_102_444_800), ("n", "fresh-nonce")],
+    [("r", "OTHER-REQUEST"), ("v", 2), ("e", "reject"), ("a", "mallory"), ("l", "executive"), ("x", 4_102_444_800), ("n", "fresh-nonce"),
+     ("w", "wOTHERWORKSPACE")],
 )
 def test_changing_any_bound_field_is_refused_and_changes_nothing(plugin, redis_credentials, receiver, field: str, value: Any) -> None:
     request_id, links = routed(plugin, redis_credentials, receiver)
@@ -210,12 +213,14 @@ def test_a_decision_the_store_could_not_apply_is_replayed_from_the_dead_letter_q
     creds = {**credentials, "redis_url": private_redis.url}
     request_id, links = routed(plugin, creds, receiver)
     c = claims_of(links["dana"]["approve"])
-    claims = LinkClaims(request_id=c["r"], version=c["v"], event=c["e"], approver_id=c["a"], level=c["l"], expires_at=c["x"], nonce=c["n"])
+    claims = LinkClaims(request_id=c["r"], version=c["v"], event=c["e"], approver_id=c["a"], level=c["l"], expires_at=c["x"], nonce=c["n"],
+                        scope=c["w"])
     # What the endpoint leaves when the store is unreachable or contended: the link's bound fields, no token.
     import redis as redis_py
 
     client = redis_py.Redis.from_url(private_redis.url)
-    entry_id = DeadLetterQueue(client, "holysheep:approval").add("decision", "approval store unavailable (test)", {"link": claims.to_dict()})
+    dlq = DeadLetterQueue(client, Keys.for_api_key(creds["api_key"]))
+    entry_id = dlq.add("decision", "approval store unavailable (test)", {"link": claims.to_dict()})
     listed = plugin.run_tool("approval_dead_letters", {"action": "list", "kind": "decision"}, creds)
     assert [e["id"] for e in listed.variables["entries"]] == [entry_id]
     assert LINK_SECRET not in json.dumps(listed.messages) and "." not in listed.variables["entries"][0]["payload"]["link"]["nonce"]

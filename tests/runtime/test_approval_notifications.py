@@ -24,6 +24,7 @@ import redis
 import yaml
 
 from devtools.plugin_process import PluginProcess
+from gateway.keys import Keys
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 ENDPOINT_URL = "http://127.0.0.1:8790/e/test-hook/approval"
@@ -346,8 +347,10 @@ def test_a_receiver_failing_three_times_ends_in_the_dead_letter_queue_and_a_repl
         [entry] = listed.variables["entries"]
         assert entry["id"] == row["dead_letter_id"] and entry["kind"] == "notification"
         assert entry["payload"]["request"]["request_id"] == params["request_id"] and entry["payload"]["channel"] == "flaky"
+        stream = Keys.for_api_key(creds["api_key"]).approval_dead_letters()
         raw_stream = json.dumps([[k.decode(), {a.decode(): b.decode() for a, b in v.items()}]
-                                 for k, v in redis.Redis.from_url(private_redis.url).xrange("holysheep:approval:dlq")])
+                                 for k, v in redis.Redis.from_url(private_redis.url).xrange(stream)])
+        assert row["dead_letter_id"] in raw_stream
         assert_no_secret(json.dumps(listed.messages), raw_stream, json.dumps(outcome.messages))
         assert receiver.url("/flaky") not in raw_stream  # the webhook URL is a secret too
 
@@ -446,7 +449,8 @@ def test_an_accepted_escalate_tells_the_next_level_with_links_bound_to_the_new_v
 
 
 def test_transitions_other_than_an_accepted_escalate_notify_nobody(plugin: PluginProcess, credentials, receiver) -> None:
-    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    # mia is a manager the policy names: with named approvers only they (and the requester) may act.
+    text = policy({"hook": "generic"}, {"manager": [{"id": "mia"}], "director": [{"id": "dana", "channel": "hook"}]})
     secrets = json.dumps({"link_secret": LINK_SECRET, "channels": {"hook": target_for("generic", receiver)}})
     common = {"request_id": "NT-carried", "actor_id": "mia", "state": "pending", "required_level": "manager",
               "requester_id": "amy", "notification_secrets": secrets, "approval_endpoint_url": ENDPOINT_URL}
@@ -465,12 +469,13 @@ def test_transitions_other_than_an_accepted_escalate_notify_nobody(plugin: Plugi
 def test_a_request_stored_without_a_summary_still_escalates_and_says_why_nobody_was_told(
     plugin: PluginProcess, redis_credentials, receiver: Receiver
 ) -> None:
-    text = policy({"hook": "generic"}, {"director": [{"id": "dana", "channel": "hook"}]})
+    text = policy({"hook": "generic"}, {"manager": [{"id": "mia"}], "director": [{"id": "dana", "channel": "hook"}]})
     creds = {**redis_credentials, "approval_policy": text}
     params = {**route_params("", {}), "amount": 400, "notification_secrets": ""}
     assert plugin.run_tool("approval_route", params, creds).ok
     # A record routed before summaries were stored: only the record and its history.
-    redis.Redis.from_url(REDIS_URL).delete(f"holysheep:approval:{{{params['request_id']}}}:summary")
+    summary = Keys.for_api_key(creds["api_key"]).approval(params["request_id"], "summary")
+    assert redis.Redis.from_url(REDIS_URL).delete(summary) == 1
     secrets = json.dumps({"link_secret": LINK_SECRET, "channels": {"hook": target_for("generic", receiver)}})
     outcome = plugin.run_tool("approval_transition", {"request_id": params["request_id"], "event": "escalate", "actor_id": "mia",
                                                       "notification_secrets": secrets}, creds)

@@ -587,8 +587,11 @@ def test_corpus_with_a_fooled_model(plugin, sim, credentials) -> None:
 
 @pytest.mark.parametrize(
     "actor",
-    ["\u0430lice", "\u03b1lice", "\uff41\uff4c\uff49\uff43\uff45", "ali\u200bce", "a\u0301lice", "ALICE", " alice\u2060"],
-    ids=["cyrillic", "greek", "fullwidth", "zero-width", "combining", "case", "spaces-joiner"],
+    ["\u0430lice", "\u03b1lice", "\uff41\uff4c\uff49\uff43\uff45", "ali\u200bce", "a\u0301lice", "ALICE", " alice\u2060",
+     "ALIC\u0395", "\u0391LIC\u0395", "\u03b1lic\u03b5", "alice\u2800", "\u0410LIC\u0415", "al\u3164ice", "alice\uffa0"],
+    ids=["cyrillic", "greek", "fullwidth", "zero-width", "combining", "case", "spaces-joiner",
+         "greek-capital-epsilon", "greek-capitals", "greek-small-alpha-epsilon", "braille-blank", "cyrillic-capitals",
+         "hangul-filler", "halfwidth-filler"],
 )
 def test_self_approval_is_refused_for_look_alike_ids(plugin, sim, credentials, actor: str) -> None:
     out = transition(plugin, credentials, **carried(requester_id="alice"), event="approve", actor_id=actor, actor_level="vp")
