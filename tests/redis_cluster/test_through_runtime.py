@@ -287,7 +287,6 @@ def test_metrics_of_two_processes_add_up_in_the_cluster(plugin: PluginProcess, o
 # ----------------------------------------------------------------------------- notifications, links, dead letters
 
 
-@pytest.mark.xfail(reason="until the approval dead letters' replay marker shares the stream's hash tag (helper approvalid)", strict=False)
 def test_a_dead_lettered_notification_replays_once_and_its_links_decide_once_on_the_cluster(
     plugin: PluginProcess, own_sim: SimulatorProcess, redis_cluster_url: str
 ) -> None:
