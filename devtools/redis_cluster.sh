@@ -4,7 +4,8 @@
 #   devtools/redis_cluster.sh down    stop the nodes and remove their directory
 #   devtools/redis_cluster.sh status  exit 0 when the cluster answers with cluster_state:ok
 # Ports: REDIS_CLUSTER_PORTS (default "7101 7102 7103"); data (nodes.conf, logs) under
-# REDIS_CLUSTER_DIR (default /tmp/holysheep-redis-cluster). Nothing is saved to disk: it is test state.
+# REDIS_CLUSTER_DIR (default /tmp/holysheep-redis-cluster); REDIS_CLUSTER_NODE_TIMEOUT (ms, default 5000):
+# how long before the others mark a stopped node failed. Nothing is saved to disk: it is test state.
 # The plugin's URL for it: redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
 set -euo pipefail
 PORTS=(${REDIS_CLUSTER_PORTS:-7101 7102 7103})
@@ -42,7 +43,7 @@ up() {
     mkdir -p "$DIR/$port"
     # --dir holds nodes.conf: a node restarted after a crash rejoins the cluster it knew.
     redis-server --daemonize yes --bind "$HOST" --port "$port" --dir "$DIR/$port" \
-      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "${REDIS_CLUSTER_NODE_TIMEOUT:-5000}" \
       --save '' --appendonly no --logfile "$DIR/$port/redis.log" --pidfile "$DIR/$port/redis.pid" 9>&-
   done
   for port in "${PORTS[@]}"; do
@@ -79,5 +80,5 @@ case "${1:-up}" in
   up) up ;;
   down) down ;;
   status) cluster_ok ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -45,6 +45,11 @@ class ClusterUnreachable(ClusterProblem, redis.ConnectionError):
     """No node of the cluster answers: a connection error, so the fallbacks for a Redis that is down apply."""
 
 
+class ClusterDown(ClusterProblem, redis.ConnectionError):
+    """The cluster answers but does not serve every slot (CLUSTERDOWN: a primary without a replica stopped):
+    for the plugin, a Redis that is down, so the same fallbacks apply (per-process limits, fail closed)."""
+
+
 # redis-py raises these when the server cannot be reached or stops answering.
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -228,6 +233,8 @@ def _cluster_errors() -> Iterator[None]:
         yield
     except redis.exceptions.RedisClusterUnreachableError as exc:
         raise ClusterUnreachable(exc) from None
+    except (redis.exceptions.ClusterDownError, redis.exceptions.SlotNotCoveredError) as exc:
+        raise ClusterDown(exc) from None
     except RedisClusterException as exc:
         raise ClusterProblem(exc) from None
 
@@ -356,7 +363,7 @@ def describe_redis_error(exc: BaseException, client: Any) -> str:
     if isinstance(exc, redis.exceptions.RedisClusterUnreachableError):
         return f"cannot reach any node of the {where}. Check the seed nodes' hosts and ports and that the cluster is running"
     if isinstance(exc, CONNECTION_ERRORS):
-        detail = scrub(str(exc)) or type(exc).__name__
+        detail = scrub(str(exc)).rstrip(". ") or type(exc).__name__
         return f"cannot reach {_at(where)}: {detail}. Check the host, port and that Redis is running"
     message = gateway_words(scrub(str(exc)), 200)
     if isinstance(exc, redis.exceptions.ClusterCrossSlotError | redis.exceptions.MovedError | redis.exceptions.AskError) and not cluster:

@@ -23,6 +23,7 @@ from gateway.config import check_redis_url
 from gateway.errors import FieldError
 from gateway.redis_connection import (
     ClusterClient,
+    ClusterDown,
     ClusterProblem,
     ClusterUnreachable,
     describe_redis_error,
@@ -208,3 +209,12 @@ def test_cluster_errors_say_what_to_fix_without_the_password(error: Exception, s
     assert says in message, message
     assert PASSWORD not in message and "internal error" not in message
     assert "10.1.2.3:7000" in message or "defect" in message or "moving" in message
+
+
+def test_a_cluster_that_does_not_serve_every_slot_counts_as_a_redis_that_is_down() -> None:
+    """CLUSTERDOWN (a primary without a replica stopped): the stores' fallbacks for a Redis that is down
+    apply (per-process limits, approvals fail closed), and the message says what to check."""
+    for cause in (ClusterDownError("CLUSTERDOWN The cluster is down"), SlotNotCoveredError('Slot "7" is not covered by the cluster.')):
+        error = ClusterDown(cause)
+        assert isinstance(error, redis.ConnectionError)
+        assert "does not serve every hash slot" in describe_redis_error(error, cluster())

@@ -314,3 +314,79 @@ def test_a_dead_lettered_notification_replays_once_and_its_links_decide_once_on_
         assert run(plugin, "approval_status", {"request_id": params["request_id"]}, credentials)["state"] == "approved"
     finally:
         receiver.close()
+
+
+# ----------------------------------------------------------------------------- a node that goes away
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Any, redis_cluster_url: str) -> Iterator[tuple[str, list[int], dict[str, str]]]:
+    """A 3-node cluster of the test's own (free ports), to stop a node of: (URL, ports, env for the script)."""
+    import os
+    import subprocess
+
+    from tests.conftest import REDIS_CLUSTER_SCRIPT
+    from tests.private_redis import free_port
+
+    ports = []
+    while len(ports) < 3:
+        port = free_port()
+        if port < 55000 and port not in ports:  # the cluster bus listens on port + 10000
+            ports.append(port)
+    env = {**os.environ, "REDIS_CLUSTER_PORTS": " ".join(map(str, ports)), "REDIS_CLUSTER_DIR": str(tmp_path / "cluster"),
+           "REDIS_CLUSTER_NODE_TIMEOUT": "1000"}  # a stopped node is marked failed after 1 s
+    up = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports), ports, env
+    finally:
+        subprocess.run([str(REDIS_CLUSTER_SCRIPT), "down"], env=env, capture_output=True, timeout=60)
+
+
+def test_a_node_that_stops_gives_clear_messages_and_the_cluster_is_used_again_once_it_is_back(
+    plugin: PluginProcess, own_sim: SimulatorProcess, own_cluster: tuple[str, list[int], dict[str, str]]
+) -> None:
+    import subprocess
+
+    from tests.conftest import REDIS_CLUSTER_SCRIPT
+
+    url, ports, env = own_cluster
+    credentials = creds(own_sim, url)
+    run_id = uuid.uuid4().hex[:8]
+    assert run(plugin, "approval_route", route_params(f"UP-{run_id}"), credentials)["store"] == "redis"
+    redis.Redis(port=ports[1]).shutdown(nosave=True)
+    started = time.monotonic()
+    outcomes = [plugin.run_tool("approval_route", route_params(f"DOWN-{run_id}-{n}"), credentials, timeout=60) for n in range(6)]
+    chat = plugin.run_tool("chat", {"prompt": "while a node is down"}, credentials, timeout=60)
+    elapsed = time.monotonic() - started
+    failed = [o for o in outcomes if not o.ok]
+    assert failed  # a third of the slots are on the stopped node
+    for outcome in failed:
+        message = outcome.error_message
+        assert "internal error" not in message and "Redis" in message, message
+        assert "fails closed" in message or "Redis Cluster" in message, message
+    assert chat.ok, chat.error  # chat falls back to per-process limits, or its slot is on a node that answers
+    assert "internal error" not in json.dumps(chat.variables)
+    assert elapsed < 30, elapsed  # each call gives up within seconds; none waits for a timeout of minutes
+    # Once the other nodes mark it failed (cluster-node-timeout), the whole cluster answers CLUSTERDOWN: to the
+    # plugin a Redis that is down. Chat answers with per-process limits and says so; approvals fail closed.
+    live = redis.Redis(port=ports[0])
+    end = time.monotonic() + 15
+    while b"cluster_state:fail" not in live.execute_command("CLUSTER", "INFO") and time.monotonic() < end:
+        time.sleep(0.2)
+    assert b"cluster_state:fail" in live.execute_command("CLUSTER", "INFO")
+    chat = plugin.run_tool("chat", {"prompt": "while the cluster is down"}, credentials, timeout=60)
+    assert chat.ok, chat.error
+    assert any("Redis (redis_url) is unreachable" in w for w in chat.variables["warnings"]), chat.variables["warnings"]
+    routed = plugin.run_tool("approval_route", route_params(f"CLDOWN-{run_id}"), credentials, timeout=60)
+    assert not routed.ok and "fails closed" in routed.error_message and "internal error" not in routed.error_message
+    # The node comes back (with its nodes.conf): the same process uses the cluster again.
+    up = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    end = time.monotonic() + 20
+    while True:
+        again = plugin.run_tool("approval_route", route_params(f"BACK-{run_id}-{time.monotonic_ns()}"), credentials, timeout=60)
+        if again.ok or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert again.ok, again.error
