@@ -192,8 +192,10 @@ class ClusterClient:
             cluster.close()
 
     def __getattr__(self, name: str) -> Any:
-        with _cluster_errors():
-            return _wrapped(getattr(self.cluster, name), None)
+        cluster = self._cluster
+        if cluster is None:  # the lock only while the cluster client is not made yet
+            cluster = self.cluster
+        return _wrapped(getattr(cluster, name), None)
 
 
 class _ClusterErrors:
@@ -220,23 +222,32 @@ def _wrapped(attribute: Any, chain: _ClusterErrors | None) -> Any:
         return attribute
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _cluster_errors():
+        try:  # not `with _cluster_errors()`: a plain try costs far less on every Redis call
             result = attribute(*args, **kwargs)
+        except _CLUSTER_ONLY as exc:
+            raise _as_redis_error(exc) from None
         return chain if chain is not None and result is chain._pipeline else result
 
     return call
+
+
+_CLUSTER_ONLY = (RedisClusterException, redis.exceptions.ClusterDownError)
+
+
+def _as_redis_error(exc: Exception) -> ClusterProblem:
+    if isinstance(exc, redis.exceptions.RedisClusterUnreachableError):
+        return ClusterUnreachable(exc)
+    if isinstance(exc, redis.exceptions.ClusterDownError | redis.exceptions.SlotNotCoveredError):
+        return ClusterDown(exc)
+    return ClusterProblem(exc)
 
 
 @contextmanager
 def _cluster_errors() -> Iterator[None]:
     try:
         yield
-    except redis.exceptions.RedisClusterUnreachableError as exc:
-        raise ClusterUnreachable(exc) from None
-    except (redis.exceptions.ClusterDownError, redis.exceptions.SlotNotCoveredError) as exc:
-        raise ClusterDown(exc) from None
-    except RedisClusterException as exc:
-        raise ClusterProblem(exc) from None
+    except _CLUSTER_ONLY as exc:
+        raise _as_redis_error(exc) from None
 
 
 def cluster_url_problem(url: str) -> str | None:
