@@ -66,10 +66,10 @@ class ApprovalRouteTool(Tool):
         model = text_param(tool_parameters, "model", max_chars=200).strip()
         llm = guard = None
         if model.lower() not in RULES_ONLY_MODELS:
-            model = model or client.config.default_model
+            model = _named_model(model, client.config.default_model)
             options = call_options(self, {}, client)
             llm = GatewayAssessmentLLM(client, model, options=options)
-            guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
+            guard_model = _named_model(text_param(tool_parameters, "guard_model", max_chars=200).strip(), model)
             guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS, options=options)
         try:
             chosen = store_for(client.config.redis_url, keys=workspace_keys(credentials))
@@ -143,3 +143,9 @@ def required_amount(params: dict[str, Any]) -> float:
 
 
 __all__ = ["ApprovalRouteTool"]
+
+
+def _named_model(given: str, otherwise: str) -> str:
+    """Empty or `default` (any case, as the chat tools' select spells it) is `otherwise`: the word
+    `default` is never sent to the gateway as a model name."""
+    return otherwise if not given or given.lower() == "default" else given
