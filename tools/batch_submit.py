@@ -4,7 +4,9 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from jobs.inputs import JobInputError, parse_file, parse_prompts
+from gateway.config import parse_dify_files_url
+from gateway.file_fetch import FetchError, fetch_file
+from jobs.inputs import MAX_INPUT_BYTES, JobInputError, parse_file, parse_prompts
 from jobs.service import JobError, Settings, submit
 from tools.outputs import text_messages, variable_messages
 from tools.support import (
@@ -39,10 +41,11 @@ class BatchSubmitTool(Tool):
         upload = tool_parameters.get("file")
         try:
             if upload is not None and not isinstance(upload, str | dict):
-                try:
-                    content = upload.blob
-                except Exception as exc:
-                    raise ToolInputError(f"'file': the plugin could not download it ({type(exc).__name__}): check Dify's FILES_URL") from None
+                try:  # never File.blob: it fetches any address, unbounded (gateway.file_fetch says why)
+                    content = fetch_file(getattr(upload, "url", None), files_origin=parse_dify_files_url(credentials.get("dify_files_url")),
+                                         max_bytes=MAX_INPUT_BYTES)
+                except FetchError as exc:
+                    raise ToolInputError(f"'file' could not be read: {exc}") from None
                 items = parse_file(
                     content,
                     str(getattr(upload, "filename", "") or getattr(upload, "extension", "") or ""),
