@@ -22,6 +22,7 @@ from gateway.budget import BudgetPolicy, parse_budgets
 from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
 from gateway.net_guard import IPNetwork, Origin
+from gateway.webhooks import WebhookAllowlist
 from untrusted import InputError, check_text, quote
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
@@ -291,7 +292,7 @@ def parse_dify_files_url(raw: object) -> Origin | None:
     return _origin_credential(text, "dify_files_url", "http://api:5001")
 
 
-def parse_webhook_allowlist(raw: object) -> tuple[tuple[Origin, ...], tuple[IPNetwork, ...]]:
+def parse_webhook_allowlist(raw: object) -> WebhookAllowlist:
     """The `webhook_allowlist` credential: comma-separated origins (https://hooks.internal:8443) and
     networks (10.0.5.0/24, 192.168.1.7) that approval webhooks may reach although they are internal."""
     text = _credential_text(raw, "webhook_allowlist", MAX_FALLBACK_CHARS)
@@ -312,7 +313,7 @@ def parse_webhook_allowlist(raw: object) -> tuple[tuple[Origin, ...], tuple[IPNe
                 "webhook_allowlist",
                 f"entry {position} ({quote(entry, 60)}) is neither an origin with a scheme nor an IP address or CIDR range: use e.g. {example}",
             ) from None
-    return tuple(origins), tuple(networks)
+    return WebhookAllowlist(tuple(origins), tuple(networks))
 
 
 def _origin_credential(text: str, field: str, example: str, position: int | None = None) -> Origin:

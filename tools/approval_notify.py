@@ -105,9 +105,19 @@ def _dlq(redis_store: Any) -> Any:
     return DeadLetterQueue(redis_store.client, redis_store.namespace) if redis_store is not None else None
 
 
+def webhook_post(credentials: dict[str, Any]) -> Any:
+    """Webhook posting bound to the provider's `webhook_allowlist` (internal targets and plain http only
+    where it says). A malformed allowlist is a FieldError naming it, raised before anything is routed."""
+    from gateway.config import parse_webhook_allowlist
+    from gateway.webhooks import poster
+
+    return poster(parse_webhook_allowlist((credentials or {}).get("webhook_allowlist")))
+
+
 def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: list[Any], policy: Any,
-                 secrets: Any, endpoint_url: str, redis_store: Any) -> Any:
-    """Tell the approvers selected by approval_route; never raises, the outcome is an output."""
+                 secrets: Any, endpoint_url: str, redis_store: Any, post: Any = None) -> Any:
+    """Tell the approvers selected by approval_route; never raises, the outcome is an output. `post`:
+    webhook_post(credentials); without it, public https targets only."""
     from approval.notifications import NotificationReport, notify_routed
     from gateway.webhooks import post_json
 
@@ -119,7 +129,7 @@ def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: 
         return notify_routed(
             request=facts, next_state=output["next_state"], approvers=approvers, channels=policy.channels,
             secrets=secrets, endpoint_url=endpoint_url, store_holds_request=redis_store is not None, version=1,
-            expires_at=expires_at, dlq=_dlq(redis_store), post=post_json,
+            expires_at=expires_at, dlq=_dlq(redis_store), post=post or post_json,
         )
     except Exception as exc:  # never fails the routing
         return NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the routing stands"])
@@ -149,7 +159,6 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     from approval.approvers import select_approvers
     from approval.notifications import NotificationReport, notify_routed
     from approval.store import StoreUnavailable
-    from gateway.webhooks import post_json
     from tools.support import approval_policy
 
     level = result.required_level
@@ -198,7 +207,7 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
         report = notify_routed(
             request=facts, next_state=result.state, approvers=approvers, channels=policy.channels, secrets=secrets,
             endpoint_url=endpoint_url, store_holds_request=True, version=result.version, expires_at=expires_at,
-            dlq=_dlq(redis_store), post=post_json,
+            dlq=_dlq(redis_store), post=webhook_post(credentials),
         )
     except Exception as exc:  # never fails the transition
         report = NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the escalation stands"])
@@ -215,4 +224,5 @@ __all__ = [
     "notify_route",
     "request_summary",
     "skipped_outputs",
+    "webhook_post",
 ]
