@@ -255,7 +255,7 @@ def check_redis_url(raw: object) -> str:
     """The redis_url credential, checked before anything connects: its shape, then redis-py's own URL
     parser and connection options (without connecting). The message never repeats the URL, which usually
     holds a password."""
-    url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
+    url = _redis_url_text(raw)
     if not url:
         return ""
     hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
@@ -336,6 +336,28 @@ def _origin_credential(text: str, field: str, example: str, position: int | None
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise FieldError(field, f"{where}{shown} has a path or query: give only the origin (scheme, host and port), e.g. {example}")
     return Origin.of(text)
+
+
+def _redis_url_text(raw: object) -> str:
+    """redis_url as text a Redis client can use: valid Unicode, no U+FFFD (what a lone surrogate becomes on
+    its way through Dify), a host name that encodes. redis-py would otherwise fail at the first command
+    with "Invalid character", naming no field."""
+    url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
+    if "\ufffd" in url:
+        raise FieldError(
+            "redis_url", "contains U+FFFD, the replacement character: a character that was not valid text (such as a lone "
+            "surrogate) was replaced on its way here; type the URL again"
+        )
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return url  # the shape checks that follow say what is wrong
+    if host and not host.isascii():
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise FieldError("redis_url", "has a host name with characters a host name cannot have: use e.g. redis://redis:6379/0") from None
+    return url
 
 
 def _port_is_valid(parts: SplitResult) -> bool:
