@@ -224,3 +224,17 @@ def test_a_redis_url_with_a_lone_surrogate_is_refused_naming_redis_url(plugin: P
     )
     assert not outcome.ok
     assert "redis_url" in outcome.error["message"] and "Invalid character" not in outcome.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("dify_files_url", "api:5001", "dify_files_url 'api:5001' is not an http(s) origin with a host: use e.g. http://api:5001"),
+        ("dify_files_url", "http://api:5001/files", "give only the origin (scheme, host and port)"),
+        ("webhook_allowlist", "10.0.5.0/24, hooks:80", "webhook_allowlist entry 2 ('hooks:80') is neither an origin with a scheme nor"),
+    ],
+)
+def test_the_address_settings_are_checked_when_saved(plugin: PluginProcess, credentials, field: str, value: str, expected: str) -> None:
+    accepted, message = plugin.validate({**credentials, field: value})
+    assert not accepted and expected in message
+    assert plugin.validate({**credentials, "dify_files_url": "http://api:5001", "webhook_allowlist": "10.0.5.0/24"})[0]
