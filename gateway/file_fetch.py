@@ -70,7 +70,7 @@ def fetch_file(
     for hop in range(MAX_REDIRECTS + 1):
         origin = _origin(current, first=hop == 0)
         policy = _policy(origin, urlsplit(current).path, files_origin)
-        exchange = _open(current, origin, policy, deadline, dify_link=dify_link, files_origin=files_origin, redirected=hop > 0)
+        exchange = _open(current, origin, policy, deadline, deadline_seconds, dify_link=dify_link, files_origin=files_origin, redirected=hop > 0)
         try:
             if exchange.status in _REDIRECTS:
                 location = exchange.headers.get("Location")
@@ -115,11 +115,12 @@ def _is_dify(origin: Origin, url: str, files_origin: Origin | None) -> bool:
 
 
 def _open(
-    url: str, origin: Origin, policy: AddressPolicy, deadline: float, *, dify_link: bool, files_origin: Origin | None, redirected: bool
+    url: str, origin: Origin, policy: AddressPolicy, deadline: float, deadline_seconds: float, *,
+    dify_link: bool, files_origin: Origin | None, redirected: bool,
 ) -> Exchange:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise FetchError(f"too slow: the download did not finish within {DEADLINE_SECONDS:.0f} s (redirects included)")
+        raise FetchError(f"too slow: the download did not finish within {deadline_seconds:.0f} s (redirects included)")
     try:
         return open_url(
             "GET",
