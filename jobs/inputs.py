@@ -44,6 +44,8 @@ MAX_XLSX_ROW_CELLS = 16_384  # Excel's own column limit
 MAX_XLSX_ELEMENTS = 12_000_000  # XML elements in the whole workbook
 MAX_XLSX_LOOSE_ELEMENTS = 200_000  # elements outside rows and shared strings: openpyxl keeps these
 MAX_XLSX_NESTED_ELEMENTS = 65_536  # elements inside one row or one shared string
+# csv refuses a field over 128 KiB by default, below MAX_PROMPT_CHARS; the line cap bounds a field anyway.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_CHARS))
 MAX_XLSX_UNPACKED_BYTES = 256 * 1024 * 1024  # all members of the archive, uncompressed
 MAX_XLSX_MEMBERS = 10_000
 MAX_XLSX_COLUMNS = 256  # columns of the header row looked at

@@ -79,3 +79,13 @@ def test_a_workbook_within_the_caps_is_still_read() -> None:
 def test_the_cell_cap_counts_the_whole_workbook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs, "MAX_XLSX_CELLS", 100)
     assert "has more than 100 cells" in refused(xlsx_with_a_wide_row(150), "many.xlsx")
+
+
+def test_jsonl_lines_end_only_at_newlines_so_u2028_and_nel_inside_strings_read_back() -> None:
+    content = '{"id": "a", "prompt": "one\u2028two\u0085three"}\r\n{"prompt": "b"}\n'.encode()
+    assert [(i.id, i.prompt) for i in parse_file(content, "in.jsonl")] == [("a", "one\u2028two\u0085three"), ("1", "b")]
+
+
+def test_a_csv_prompt_longer_than_csvs_default_field_limit_is_read() -> None:
+    long_prompt = "p" * 150_000  # csv's default field limit is 131,072
+    assert [i.prompt for i in parse_file(f"prompt\n{long_prompt}\n".encode(), "in.csv")] == [long_prompt]
