@@ -34,7 +34,7 @@ MAX_JOB_ITEMS = 200_000
 MAX_PROMPT_CHARS = 200_000
 # The file as downloaded (after decompression): kept in memory whole while it is parsed, so this and the
 # parsing caps below keep a plugin process under the 256 MiB the manifest reserves.
-MAX_INPUT_BYTES = 48 * 1024 * 1024
+MAX_INPUT_BYTES = 32 * 1024 * 1024
 MAX_LINE_CHARS = 1_000_000  # one physical line of a CSV or JSONL file
 MAX_LINES = 5_000_000  # physical lines of a CSV or JSONL file, blank ones included
 MAX_CSV_COLUMNS = 1_000

@@ -108,8 +108,8 @@ def _columns(files: FileServer) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("build", "expected", "seconds"),
     [
-        (_bomb, "too big: the file unpacks to more than 50331648 bytes (48 MiB)", 30),
-        (_endless, "too big: more than 50331648 bytes (48 MiB) were sent", 30),
+        (_bomb, "too big: the file unpacks to more than 33554432 bytes (32 MiB)", 30),
+        (_endless, "too big: more than 33554432 bytes (32 MiB) were sent", 30),
         (_strings, "has more than 500000 shared strings", 30),
         (_columns, "line 1 is longer than 1000000 characters", 30),
     ],
@@ -125,6 +125,21 @@ def test_hostile_files_are_refused_in_bounded_time_and_memory(credentials, files
     print(f"{expected[:40]!r}: {elapsed:.1f} s, peak RSS {peak / 2**20:.0f} MiB")
     assert expected in message
     assert elapsed < seconds
+    assert peak < MANIFEST_MEMORY
+
+
+def test_a_file_near_the_cap_with_the_most_items_is_read_under_the_memory_reservation(credentials, files: FileServer) -> None:
+    """200,000 items (the job limit) in 30 MiB (the cap is 32 MiB): the worst case of per-item memory."""
+    content = ("id,prompt\n" + "".join(f"{i},{'p' * 150}\n" for i in range(200_000))).encode()
+    with PluginProcess() as plugin:
+        creds = {**credentials, "dify_files_url": files.origin, "redis_url": REDIS_URL, "job_ttl_hours": "1"}
+        outcome = plugin.run_tool("batch_submit", {"file": files.parameter(content, "big.csv", "text/csv"), "concurrency": 1, "rpm_limit": 1},
+                                  creds, timeout=180)
+        assert outcome.ok, outcome.error
+        assert outcome.variables["items"] == 200_000
+        assert plugin.run_tool("batch_cancel", {"job_id": outcome.variables["job_id"]}, creds, timeout=120).ok
+        peak = plugin.peak_rss_bytes
+    print(f"200,000 items from {len(content) / 2**20:.0f} MiB: peak RSS {peak / 2**20:.0f} MiB")
     assert peak < MANIFEST_MEMORY
 
 
