@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -307,10 +307,6 @@ def open_url(
         pool.close()
         raise
     return Exchange(response, pool)
-
-
-def parse_networks(items: Iterable[str]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
 __all__ = [
