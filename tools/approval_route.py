@@ -17,6 +17,7 @@ from tools.approval_notify import (
     notification_settings,
     notify_route,
     request_summary,
+    webhook_post,
     workspace_keys,
 )
 from tools.outputs import variable_messages
@@ -63,6 +64,7 @@ class ApprovalRouteTool(Tool):
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
         secrets, endpoint_url = notification_settings(tool_parameters)
+        post = webhook_post(credentials)  # a malformed webhook_allowlist is refused before anything is routed
         model = text_param(tool_parameters, "model", max_chars=200).strip()
         llm = guard = None
         if model.lower() not in RULES_ONLY_MODELS:
@@ -120,7 +122,8 @@ class ApprovalRouteTool(Tool):
                 raise HolySheepToolError(str(exc)) from None
         approvers = select_approvers(policy.approvers, output["approver_level"], request.requester_id)
         output["approvers"] = [person.to_output() for person in approvers]
-        report = notify_route(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None)
+        report = notify_route(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None,
+                              post=post)
         output["notification_status"] = report.status
         output["notifications"] = report.entries
         output["notification_warnings"] = report.warnings
