@@ -13,6 +13,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -69,9 +70,14 @@ def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", 
     return items
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _jsonl(text: str) -> list[JobItem]:
     items: list[JobItem] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at CR, LF or CRLF only (JSON never has them raw inside a string): str.splitlines would
+    # also cut at U+2028, U+2029 and U+0085, which JSON strings may hold as they are.
+    for number, line in enumerate(_LINE_END.split(text), 1):
         if not line.strip():
             continue
         try:

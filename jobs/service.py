@@ -17,6 +17,7 @@ import yaml
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.backends import state_for
 from gateway.budget import BudgetPolicy, Identity
+from gateway.errors import Redactor, carriable, clean_reply
 from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
 from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
@@ -321,6 +322,7 @@ def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[st
 def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator[tuple[int, dict[str, Any]]]:
     client = GatewayClient.shared(config, state=state_for(config.redis_url))
     factor = batch_discount()
+    redact = Redactor([config.api_key])  # the batch output file is where these replies enter: as chat replies do
     for line in content.splitlines():
         try:
             data = json.loads(line)
@@ -339,8 +341,9 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
             except (KeyError, IndexError, TypeError, AttributeError):
                 text = None
             if isinstance(text, str):
+                text = clean_reply(text, redact)
                 usage = Usage.from_openai(body.get("usage")) or Usage()
-                model = str(body.get("model") or "")
+                model = clean_reply(str(body.get("model") or "")[:200], redact)
                 cost = client.prices.cost(model, usage)
                 usd = round(cost.total_usd * factor, 10) if cost is not None and factor is not None else None
                 warnings = [] if factor is not None else ["no batch_discount in the price table: cost_usd left out"]
@@ -349,7 +352,13 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
         message = error.get("message") if isinstance(error, dict) else str(error or f"HTTP {response.get('status_code')}")
         yield (
             index,
-            {**base, "status": "error", "error": str(message)[:2000], "error_code": "batch_item_failed", "model": str(body.get("model") or "")},
+            {
+                **base,
+                "status": "error",
+                "error": clean_reply(str(message)[:2000], redact),
+                "error_code": "batch_item_failed",
+                "model": clean_reply(str(body.get("model") or "")[:200], redact),
+            },
         )
 
 
@@ -405,17 +414,38 @@ def _mime(kind: str) -> str:
     return "text/csv" if kind == "csv" else "application/jsonl"
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"): such a text
+# cell gets a leading "'", which every spreadsheet shows as text. CSV only: JSONL keeps the text as it is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# JSON allows these raw inside a string, but many line readers (str.splitlines, JavaScript before ES2019)
+# end a line at them: the JSONL file carries them escaped.
+_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
+
+
+def _csv_cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = carriable(value)  # NUL never written; a lone surrogate cannot be encoded
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_row(values: list[Any]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    csv.writer(buffer, lineterminator="\r\n").writerow([_csv_cell(value) for value in values])
     return buffer.getvalue().encode("utf-8")
+
+
+def _jsonl_line(record: dict[str, Any]) -> bytes:
+    """One JSON object on one line that any JSON parser and any line reader read back as written."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")).translate(_LINE_SEPARATORS)
+    return carriable(text).encode("utf-8") + b"\n"
 
 
 def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal: bool, state: str) -> bytes:
     if result is None:
         result = {"id": item.id, "status": "not_run" if terminal else "pending", "error": f"not run: the job was {state}" if terminal else ""}
     if kind == "jsonl":
-        return json.dumps({"index": item.index, **result}, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        return _jsonl_line({"index": item.index, **result})
     usage = result.get("usage") or {}
     row = [
         item.index,
