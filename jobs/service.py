@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
@@ -19,6 +22,7 @@ from gateway.backends import state_for
 from gateway.budget import BudgetPolicy, Identity
 from gateway.errors import Redactor, carriable, clean_reply
 from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
+from gateway.redis_connection import describe_redis_error
 from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
 from jobs.inputs import JobItem
@@ -86,6 +90,42 @@ def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
         raise JobError(f"redis_url cannot be used: {type(exc).__name__}") from None
 
 
+def _redis_reported[**P, R](tool: Callable[P, R]) -> Callable[P, R]:
+    """A Redis that stops answering (or refuses) mid-call becomes a JobError naming redis_url and saying
+    what happens to the job meanwhile, never an internal error. Generators are covered while they run."""
+
+    def told(config: GatewayConfig, exc: Exception) -> JobError:
+        where = describe_redis_error(exc, ENGINE.store(config.redis_url).r)
+        if tool.__name__ == "submit":
+            after = "No job was started: submit again once Redis answers."
+        else:
+            after = (
+                "The job's items and results stay in Redis: ask again once it answers. Plugin processes working on the job "
+                "keep their items meanwhile and write their results when it is back."
+            )
+        return JobError(f"redis_url: {where}. {after}")
+
+    if inspect.isgeneratorfunction(tool):
+
+        @functools.wraps(tool)
+        def generator(*args: P.args, **kwargs: P.kwargs) -> Any:
+            try:
+                yield from tool(*args, **kwargs)  # type: ignore[misc]
+            except redis.RedisError as exc:
+                raise told(args[0], exc) from None  # type: ignore[arg-type]
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(tool)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return tool(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise told(args[0], exc) from None  # type: ignore[arg-type]
+
+    return call
+
+
 def _owned(store: JobStore, config: GatewayConfig, job_id: str) -> tuple[Job, dict[str, str]]:
     job_id = (job_id or "").strip()
     if not job_id or len(job_id) > 64 or not job_id.isalnum():
@@ -127,6 +167,7 @@ def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClien
     return (round(total * factor, 6) if len(warnings) == 1 or total else None), warnings
 
 
+@_redis_reported
 def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int) -> dict[str, Any]:
     store = _store(config, ttl_seconds)
     client = GatewayClient.shared(config, state=state_for(config.redis_url))
@@ -212,6 +253,7 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     return out
 
 
+@_redis_reported
 def status(config: GatewayConfig, job_id: str, *, work_seconds: float = 0.0) -> dict[str, Any]:
     store = _store(config)
     job, meta = _owned(store, config, job_id)
@@ -362,6 +404,7 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
         )
 
 
+@_redis_reported
 def results_page(config: GatewayConfig, job_id: str, offset: int, limit: int) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
     store = _store(config)
     job, meta = _owned(store, config, job_id)
@@ -382,6 +425,7 @@ def results_page(config: GatewayConfig, job_id: str, offset: int, limit: int) ->
     return job, meta, out
 
 
+@_redis_reported
 def result_files(config: GatewayConfig, job_id: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
     """(filename, mime type, content) of the whole job's results, in input order, each file at most
     MAX_FILE_BYTES (a job too large for one file is cut into numbered parts)."""
@@ -464,6 +508,7 @@ def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal
     return _csv_row(row)
 
 
+@_redis_reported
 def failed_items(config: GatewayConfig, job_id: str) -> tuple[str, int]:
     """The inputs that did not succeed, as `prompts` input for a new job (or batch_chat), and how many."""
     store = _store(config)
@@ -477,6 +522,7 @@ def failed_items(config: GatewayConfig, job_id: str) -> tuple[str, int]:
     return "\n".join(item.prompt for item in failed), len(failed)
 
 
+@_redis_reported
 def cancel(config: GatewayConfig, job_id: str) -> dict[str, Any]:
     store = _store(config)
     job, meta = _owned(store, config, job_id)
