@@ -146,15 +146,20 @@ def test_a_gateway_echoing_the_key_in_replies_leaks_it_nowhere(own_redis: Privat
         job = ran(plugin.run_tool("batch_submit", {"prompts": json.dumps([echo, "plain", f"again {echo}"])}, credentials))
         finished(plugin, credentials, job["job_id"], 30)
         page, files = results_with_files(plugin, credentials, job["job_id"])
+        # The gateway's own Batch API: its output file is where those replies enter.
+        native = ran(plugin.run_tool("batch_submit", {"prompts": json.dumps([echo, "plain"]), "mode": "native"}, credentials))
+        finished(plugin, credentials, native["job_id"], 30)
+        native_page, native_files = results_with_files(plugin, credentials, native["job_id"])
         stderr = plugin.stderr_text()
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     # The echo arrived (the simulator put every form in the reply) and was redacted where it entered.
     assert "Authorization: Bearer [REDACTED]" in outcomes[0].text
     assert "[REDACTED]" in outcomes[1].text and "[REDACTED]" in outcomes[2].variables["results"][1]["text"]
-    assert "[REDACTED]" in page.variables["results"][0]["text"]
-    shown = json.dumps([o.messages for o in [*outcomes, page]], ensure_ascii=False)
+    assert "[REDACTED]" in page.variables["results"][0]["text"] and "[REDACTED]" in native_page.variables["results"][0]["text"]
+    shown = json.dumps([o.messages for o in [*outcomes, page, native_page]], ensure_ascii=False)
     assert not leaks(shown, forms), leaks(shown, forms)
-    assert len(files) == 2 and not any(leaks(content.decode("utf-8"), forms) for content in files.values())
+    every_file = [*files.values(), *native_files.values()]
+    assert len(every_file) == 4 and not any(leaks(content.decode("utf-8"), forms) for content in every_file)
     stored = redis_values(redis.Redis.from_url(own_redis.url))
     assert job["job_id"] in stored and not leaks(stored, forms), leaks(stored, forms)
     assert not leaks(stderr, forms)
