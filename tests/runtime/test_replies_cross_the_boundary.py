@@ -224,6 +224,10 @@ def test_redis_stopped_for_five_seconds_mid_job_costs_seconds_not_a_lease(sim: S
             time.sleep(0.05)
         own_redis.stop()
         stopped = time.monotonic()
+        others = [
+            first.run_tool("batch_results", {"job_id": job_id}, credentials, timeout=30),
+            second.run_tool("batch_submit", {"prompts": json.dumps(["later"])}, credentials, timeout=30),
+        ]
         while time.monotonic() - stopped < 5:
             outcome = first.run_tool("batch_status", {"job_id": job_id}, credentials, timeout=30)
             assert not outcome.ok, "batch_status answered without Redis"
@@ -235,7 +239,9 @@ def test_redis_stopped_for_five_seconds_mid_job_costs_seconds_not_a_lease(sim: S
         took = time.monotonic() - back
         page = ran(first.run_tool("batch_results", {"job_id": job_id, "limit": 1000, "files": "none"}, credentials, timeout=60))
     assert outage_errors and all("redis_url" in e and "internal error" not in e for e in outage_errors), outage_errors[:2]
-    assert "cannot reach Redis" in outage_errors[0]
+    assert "cannot reach Redis" in outage_errors[0] and "ask again once it answers" in outage_errors[0]
+    assert all(not o.ok and "redis_url" in o.error_message and "internal error" not in o.error_message for o in others)
+    assert "No job was started" in others[1].error_message
     assert took < 20, f"the job took {took:.1f}s after Redis returned: something waited for a lease"
     assert status["status"] == "completed" and status["succeeded"] == 200, status
     results = page["results"]
