@@ -35,6 +35,16 @@ held (its lease renewed) until its result is written, so a result not yet writte
 is killed is treated like a request in flight: its send count says so, and the item ends
 `interrupted`, never resent and never with two results.
 
+Redis going away (stopped, restarted, unreachable for a while): a live process keeps every item it
+holds. A request whose count Redis did not confirm is not sent; the item is put back, first in line,
+with the requests it already made; results wait in memory; workers pause. The lease renewer asks every
+RECOVER_EVERY whether Redis is back; when it is, it re-asserts every lease this process holds (XCLAIM to
+itself: idle time reset, so no other process takes them over), takes up entries the consumer group
+counts as this process's that a lost answer never brought here, and lets the workers and the flusher go
+on. An outage costs its own length, not a lease; only a process that dies leaves `interrupted` items.
+A result Redis refuses (rather than cannot be reached) is written alone, or replaced by an error that
+says so: it never holds back the others.
+
 Shutdown (`JobEngine.shutdown`): stop claiming, let items in flight finish within a grace period,
 flush their results, then release the rest at once (their lease is set as expired), so nothing
 waits for a lease.
@@ -456,9 +466,10 @@ class JobRunner:
             try:
                 self._process(*entry)
             except CONNECTION_ERRORS:
-                # Redis went away before anything was sent for this item (what can fail after a send is
-                # handled in _process): it stays this process's, taken up again once Redis is back.
-                self._put_back(*entry)
+                # Redis went away around this item, with nothing sent by this call (what can fail after a
+                # send is handled in _process): it stays this process's, taken up again once Redis is back,
+                # when the send counters decide (a result may already be stored).
+                self._put_back(*entry, reclaimed=True)
             except Exception as exc:  # not Redis being away: the lease expires and another worker takes it
                 logger.warning("job %s item %d: %s", self.job.id, entry[1], type(exc).__name__)
                 with self.lock:
