@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator, Iterable
 from functools import wraps
 from typing import Any
 
+import redis
+
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
 from gateway.backends import state_for
 from gateway.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
@@ -72,6 +74,9 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
             raise HolySheepToolError(ids.told(shown(f"'{exc.field}': {exc.problem}"))) from None
         except (ToolInputError, GatewayError) as exc:
             raise HolySheepToolError(ids.told(shown(str(exc)), getattr(exc, "request_id", None))) from None
+        except redis.RedisError as exc:  # the last line: a tool that did not word a Redis outage itself
+            what = "cannot reach Redis" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) else "Redis failed"
+            raise HolySheepToolError(ids.told(shown(f"redis_url: {what} ({type(exc).__name__}); check Redis runs, ask again"))) from None
         except Exception as exc:
             logger.error("unexpected error in tool: %s", ids.told(shown(repr(exc))))
             raise HolySheepToolError(ids.told(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}"))) from None
