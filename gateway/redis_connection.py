@@ -119,6 +119,10 @@ def parse_cluster_url(url: str) -> ClusterURL:
             host, port = None, 0
         if not host or not (0 < port < 65536):
             raise ValueError("must list the cluster's seed nodes as host or host:port (port 1 to 65535), separated by commas")
+        try:
+            host.encode("idna")  # what the socket will need; redis-py would fail only at the first command
+        except UnicodeError:
+            raise ValueError("has a seed node whose host name has characters a host name cannot have") from None
         seeds.append((host, port))
     no_database = "names a database other than 0, and a Redis Cluster has only database 0: end it with /0 or nothing"
     if tail.partition("?")[0].strip("/") not in ("", "0"):

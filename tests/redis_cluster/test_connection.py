@@ -73,6 +73,7 @@ def test_a_tls_cluster_url_makes_tls_connections() -> None:
         ("redis+cluster://a:7000,,b", "seed nodes as host or host:port"),
         ("redis+cluster://a:99999", "seed nodes as host or host:port"),
         ("redis+cluster://a:port", "seed nodes as host or host:port"),
+        ("redis+cluster://a:7000," + "\u00e9" * 64 + ":7000", "host name cannot have"),
         ("redis+cluster://a?no_such_option=1", "is not a URL Redis can use"),
         ("redis+cluster://a?socket_timeout=-2", "unusable socket_timeout"),
     ],
