@@ -845,27 +845,38 @@ class JobEngine:
         for (redis_url, scope), store in list(self.stores.items()):
             if only_in is not None and store is not only_in:
                 continue
-            for job_id in store.open_jobs() if only is None else [only]:
-                if self.stopping or job_id in self.runners:
-                    continue
-                try:
-                    meta = store.meta(job_id)
-                except LookupError:
-                    store.forget(job_id)  # expired
-                    continue
-                if meta.get("status") != RUNNING or meta.get("mode", "workers") != "workers":
-                    continue
-                gateway = self.gateways.get((redis_url, meta["base_url"], scope))
-                if gateway is None or gateway.config.key_digest != meta["key_digest"]:
-                    continue
-                runner = JobRunner(self, store, store.job(job_id, meta), gateway, until=until)
-                with self.lock:
-                    if job_id in self.runners or self.stopping:
-                        continue
-                    self.runners[job_id] = runner
-                runner.start()
-                started.append(runner)
+            try:
+                self._start_runners(redis_url, scope, store, only, until, started)
+            except Exception as exc:
+                if only_in is not None:
+                    raise
+                # One workspace's Redis failing (down, or a cluster node behind a redis:// URL answering
+                # MOVED) must not keep the jobs of the stores after it from starting.
+                logger.warning("job scheduler: %s", type(exc).__name__)
         return started
+
+    def _start_runners(self, redis_url: str, scope: str, store: JobStore, only: str | None, until: float | None,
+                       started: list[JobRunner]) -> None:
+        for job_id in store.open_jobs() if only is None else [only]:
+            if self.stopping or job_id in self.runners:
+                continue
+            try:
+                meta = store.meta(job_id)
+            except LookupError:
+                store.forget(job_id)  # expired
+                continue
+            if meta.get("status") != RUNNING or meta.get("mode", "workers") != "workers":
+                continue
+            gateway = self.gateways.get((redis_url, meta["base_url"], scope))
+            if gateway is None or gateway.config.key_digest != meta["key_digest"]:
+                continue
+            runner = JobRunner(self, store, store.job(job_id, meta), gateway, until=until)
+            with self.lock:
+                if job_id in self.runners or self.stopping:
+                    continue
+                self.runners[job_id] = runner
+            runner.start()
+            started.append(runner)
 
     def _runner_done(self, runner: JobRunner) -> None:
         with self.lock:

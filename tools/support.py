@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import re
-import sys
 import uuid
 from collections.abc import Callable, Generator, Iterable
 from functools import wraps
@@ -76,35 +75,29 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
         except (ToolInputError, GatewayError) as exc:
             raise HolySheepToolError(ids.told(shown(str(exc)), getattr(exc, "request_id", None))) from None
         except redis.RedisError as exc:  # the last line: a tool that did not word a Redis outage itself
-            what = "cannot reach Redis" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) else "Redis failed"
-            raise HolySheepToolError(ids.told(shown(f"redis_url: {what} ({type(exc).__name__}); check Redis runs, ask again"))) from None
+            raise HolySheepToolError(ids.told(shown(_redis_error_message(args[0] if args else None, exc)))) from None
         except Exception as exc:
-            redis_message = _redis_error_message(args[0] if args else None, exc)
-            if redis_message:
-                raise HolySheepToolError(ids.told(shown(redis_message))) from None
             logger.error("unexpected error in tool: %s", ids.told(shown(repr(exc))))
             raise HolySheepToolError(ids.told(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}"))) from None
 
     return wrapper
 
 
-def _redis_error_message(tool: Any, exc: Exception) -> str | None:
-    """A Redis error that no store turned into a message (a cluster node behind a redis:// URL answering
-    MOVED, a cluster that is down, ...): described for the tool's redis_url, saying what to fix."""
-    if "redis" not in sys.modules:  # redis is only imported when a redis_url is configured
-        return None
-    import redis
-
-    if not isinstance(exc, redis.RedisError | redis.exceptions.RedisClusterException):
-        return None
+def _redis_error_message(tool: Any, exc: redis.RedisError) -> str:
+    """A Redis error no store worded, described for the tool's redis_url when there is one: which server or
+    cluster, and what to fix (a cluster node behind a redis:// URL answering MOVED, a cluster that is down)."""
     from gateway.redis_connection import describe_redis_error, redis_client
 
     credentials = getattr(getattr(tool, "runtime", None), "credentials", None) or {}
+    url = str(credentials.get("redis_url") or "") if isinstance(credentials, dict) else ""
     try:
-        client = redis_client(str(credentials.get("redis_url") or ""))
-    except ValueError:  # not a URL redis-py reads: validation says so; the error still names nothing secret
-        return f"Redis failed ({type(exc).__name__}): check redis_url"
-    return f"Redis (redis_url) failed: {describe_redis_error(exc, client)}"
+        client = redis_client(url) if url else None
+    except ValueError:  # not a URL redis-py reads (validation says so)
+        client = None
+    if client is None:
+        what = "cannot reach Redis" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) else "Redis failed"
+        return f"redis_url: {what} ({type(exc).__name__}); check Redis runs, ask again"
+    return f"redis_url: {describe_redis_error(exc, client)}"
 
 
 class _IdsOf:

@@ -112,6 +112,18 @@ def test_a_tool_run_with_a_redis_url_at_a_cluster_node_says_what_to_fix(
     for outcome in refused:
         assert "internal error" not in outcome.error_message
         assert "redis+cluster://127.0.0.1:7101" in outcome.error_message, outcome.error_message
+    # chat and batch_submit: a workspace's gateway state and jobs are each in one slot, on one of the three
+    # nodes; through the two other nodes' plain URLs both fail, saying which scheme to use.
+    failures = []
+    for port in (7101, 7102, 7103):
+        credentials = creds(own_sim, f"redis://127.0.0.1:{port}/0")
+        for outcome in (plugin.run_tool("chat", {"prompt": "hello"}, credentials),
+                        plugin.run_tool("batch_submit", {"prompts": json.dumps(["a", "b"])}, credentials)):
+            if not outcome.ok:
+                failures.append(outcome.error_message)
+                assert f"use redis+cluster://127.0.0.1:{port}" in outcome.error_message, outcome.error_message
+                assert "internal error" not in outcome.error_message
+    assert len(failures) >= 4, failures
 
 
 # ----------------------------------------------------------------------------- approval
@@ -390,3 +402,18 @@ def test_a_node_that_stops_gives_clear_messages_and_the_cluster_is_used_again_on
             break
         time.sleep(0.2)
     assert again.ok, again.error
+
+
+def test_a_job_store_whose_redis_fails_does_not_stop_the_jobs_of_other_stores(own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
+    """A job store whose Redis fails on every look (here a cluster node behind a redis:// URL, answering
+    MOVED) is skipped by the process's job scheduler; the jobs of the stores after it still start."""
+    with PluginProcess() as fresh:
+        for port in (7101, 7102, 7103):  # the nodes that do not hold the workspace's jobs answer MOVED
+            fresh.run_tool("batch_submit", {"prompts": json.dumps(["a"])}, creds(own_sim, f"redis://127.0.0.1:{port}/0"))
+        on_cluster = creds(own_sim, redis_cluster_url)
+        job = run(fresh, "batch_submit", {"prompts": json.dumps([f"after {i}" for i in range(5)])}, on_cluster)
+        end = time.monotonic() + 20
+        while not (status := run(fresh, "batch_status", {"job_id": job["job_id"]}, on_cluster))["finished"]:
+            assert time.monotonic() < end, status
+            time.sleep(0.2)
+        assert status["succeeded"] == 5
