@@ -5,14 +5,17 @@
 #   devtools/redis_cluster.sh status  exit 0 when the cluster answers with cluster_state:ok
 # Ports: REDIS_CLUSTER_PORTS (default "7101 7102 7103"); data (nodes.conf, logs) under
 # REDIS_CLUSTER_DIR (default /tmp/holysheep-redis-cluster); REDIS_CLUSTER_NODE_TIMEOUT (ms, default 5000):
-# how long before the others mark a stopped node failed. Nothing is saved to disk: it is test state.
+# how long before the others mark a stopped node failed; REDIS_CLUSTER_PASSWORD: the nodes require it.
+# Nothing is saved to disk: it is test state.
 # The plugin's URL for it: redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
 set -euo pipefail
 PORTS=(${REDIS_CLUSTER_PORTS:-7101 7102 7103})
 DIR=${REDIS_CLUSTER_DIR:-/tmp/holysheep-redis-cluster}
 HOST=127.0.0.1
 
-cli() { redis-cli -h "$HOST" -p "$1" "${@:2}"; }
+AUTH=()
+[ -n "${REDIS_CLUSTER_PASSWORD:-}" ] && AUTH=(-a "$REDIS_CLUSTER_PASSWORD" --no-auth-warning)
+cli() { redis-cli -h "$HOST" -p "$1" "${AUTH[@]}" "${@:2}"; }
 answers() { cli "$1" ping 2>/dev/null | grep -q PONG; }
 cluster_ok() {
   local port info
@@ -42,7 +45,9 @@ up() {
     answers "$port" && continue
     mkdir -p "$DIR/$port"
     # --dir holds nodes.conf: a node restarted after a crash rejoins the cluster it knew.
-    redis-server --daemonize yes --bind "$HOST" --port "$port" --dir "$DIR/$port" \
+    local secret=()
+    [ -n "${REDIS_CLUSTER_PASSWORD:-}" ] && secret=(--requirepass "$REDIS_CLUSTER_PASSWORD" --masterauth "$REDIS_CLUSTER_PASSWORD")
+    redis-server "${secret[@]}" --daemonize yes --bind "$HOST" --port "$port" --dir "$DIR/$port" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "${REDIS_CLUSTER_NODE_TIMEOUT:-5000}" \
       --save '' --appendonly no --logfile "$DIR/$port/redis.log" --pidfile "$DIR/$port/redis.pid" 9>&-
   done
@@ -61,7 +66,7 @@ up() {
   done
   local nodes=()
   for port in "${PORTS[@]}"; do nodes+=("$HOST:$port"); done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 ||
+  redis-cli "${AUTH[@]}" --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 ||
     { cat "$DIR/create.log" >&2; return 1; }
   for _ in $(seq 100); do cluster_ok && return 0; sleep 0.1; done
   echo "the Redis Cluster on ports ${PORTS[*]} did not reach cluster_state:ok (see $DIR/create.log)" >&2
@@ -80,5 +85,5 @@ case "${1:-up}" in
   up) up ;;
   down) down ;;
   status) cluster_ok ;;
-  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

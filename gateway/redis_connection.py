@@ -381,6 +381,11 @@ def describe_redis_error(exc: BaseException, client: Any) -> str:
         detail = scrub(str(exc)).rstrip(". ") or type(exc).__name__
         return f"cannot reach {_at(where)}: {detail}. Check the host, port and that Redis is running"
     message = gateway_words(scrub(str(exc)), 200)
+    # redis-py words a refused AUTH (or HELLO) of the cluster's first connection into a RedisClusterException.
+    if isinstance(exc, RedisClusterException | redis.ResponseError) and any(mark in message for mark in _AUTH_REFUSED):
+        return f"{_at(where)} refused the password in redis_url; check the password part ({hint})" if password else needs_password
+    if isinstance(exc, RedisClusterException | redis.ResponseError) and any(mark in message for mark in _AUTH_NEEDED):
+        return needs_password
     if isinstance(exc, redis.exceptions.ClusterCrossSlotError | redis.exceptions.MovedError | redis.exceptions.AskError) and not cluster:
         return cluster_node_message(client)
     if isinstance(exc, redis.exceptions.ClusterDownError | redis.exceptions.SlotNotCoveredError):
@@ -410,6 +415,10 @@ def describe_redis_error(exc: BaseException, client: Any) -> str:
             return f"{_at(where)} has no password set; remove the password from redis_url"
         return f"{_at(where)} answered with an error: {message}"
     return f"{_at(where)} failed: {message}"
+
+
+_AUTH_REFUSED = ("invalid username-password pair", "WRONGPASS", "invalid password")
+_AUTH_NEEDED = ("NOAUTH", "Authentication required", "must be called with the client already authenticated")
 
 
 def _at(where: str) -> str:

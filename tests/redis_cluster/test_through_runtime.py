@@ -5,9 +5,13 @@ reply cache and budgets, and a batch job. Each test has a gateway of its own, so
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,8 @@ from redis.cluster import RedisCluster
 
 from devtools.plugin_process import PluginProcess
 from simulator.harness import SimulatorProcess
+from tests.conftest import REDIS_CLUSTER_SCRIPT
+from tests.private_redis import free_port
 
 pytestmark = [pytest.mark.redis_cluster, pytest.mark.runtime]
 
@@ -331,37 +337,34 @@ def test_a_dead_lettered_notification_replays_once_and_its_links_decide_once_on_
 # ----------------------------------------------------------------------------- a node that goes away
 
 
-@pytest.fixture
-def own_cluster(tmp_path: Any, redis_cluster_url: str) -> Iterator[tuple[str, list[int], dict[str, str]]]:
-    """A 3-node cluster of the test's own (free ports), to stop a node of: (URL, ports, env for the script)."""
-    import os
-    import subprocess
-
-    from tests.conftest import REDIS_CLUSTER_SCRIPT
-    from tests.private_redis import free_port
-
-    ports = []
+@contextmanager
+def started_cluster(directory: Path, **env: str) -> Iterator[tuple[str, list[int], dict[str, str]]]:
+    """A 3-node cluster of the test's own on free ports (devtools/redis_cluster.sh with `env`):
+    (URL without password, ports, the script's environment)."""
+    ports: list[int] = []
     while len(ports) < 3:
         port = free_port()
         if port < 55000 and port not in ports:  # the cluster bus listens on port + 10000
             ports.append(port)
-    env = {**os.environ, "REDIS_CLUSTER_PORTS": " ".join(map(str, ports)), "REDIS_CLUSTER_DIR": str(tmp_path / "cluster"),
-           "REDIS_CLUSTER_NODE_TIMEOUT": "1000"}  # a stopped node is marked failed after 1 s
-    up = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=120)
+    script_env = {**os.environ, "REDIS_CLUSTER_PORTS": " ".join(map(str, ports)), "REDIS_CLUSTER_DIR": str(directory), **env}
+    up = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], env=script_env, capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
     try:
-        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports), ports, env
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports), ports, script_env
     finally:
-        subprocess.run([str(REDIS_CLUSTER_SCRIPT), "down"], env=env, capture_output=True, timeout=60)
+        subprocess.run([str(REDIS_CLUSTER_SCRIPT), "down"], env=script_env, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path, redis_cluster_url: str) -> Iterator[tuple[str, list[int], dict[str, str]]]:
+    """A cluster of the test's own, to stop a node of; a stopped node is marked failed after 1 s."""
+    with started_cluster(tmp_path / "cluster", REDIS_CLUSTER_NODE_TIMEOUT="1000") as cluster:
+        yield cluster
 
 
 def test_a_node_that_stops_gives_clear_messages_and_the_cluster_is_used_again_once_it_is_back(
     plugin: PluginProcess, own_sim: SimulatorProcess, own_cluster: tuple[str, list[int], dict[str, str]]
 ) -> None:
-    import subprocess
-
-    from tests.conftest import REDIS_CLUSTER_SCRIPT
-
     url, ports, env = own_cluster
     credentials = creds(own_sim, url)
     run_id = uuid.uuid4().hex[:8]
@@ -406,14 +409,34 @@ def test_a_node_that_stops_gives_clear_messages_and_the_cluster_is_used_again_on
 
 def test_a_job_store_whose_redis_fails_does_not_stop_the_jobs_of_other_stores(own_sim: SimulatorProcess, redis_cluster_url: str) -> None:
     """A job store whose Redis fails on every look (here a cluster node behind a redis:// URL, answering
-    MOVED) is skipped by the process's job scheduler; the jobs of the stores after it still start."""
-    with PluginProcess() as fresh:
+    MOVED) is skipped by the process's job scheduler; the jobs of the stores after it (another workspace's)
+    still start."""
+    # Another workspace (its own API key): the node that holds the first one's jobs would show its plain-URL
+    # store this one's jobs too, were they the same workspace's.
+    with PluginProcess() as fresh, SimulatorProcess(api_key=f"sk-other-workspace-{uuid.uuid4().hex}") as other_sim:
         for port in (7101, 7102, 7103):  # the nodes that do not hold the workspace's jobs answer MOVED
             fresh.run_tool("batch_submit", {"prompts": json.dumps(["a"])}, creds(own_sim, f"redis://127.0.0.1:{port}/0"))
-        on_cluster = creds(own_sim, redis_cluster_url)
+        on_cluster = creds(other_sim, redis_cluster_url)
         job = run(fresh, "batch_submit", {"prompts": json.dumps([f"after {i}" for i in range(5)])}, on_cluster)
         end = time.monotonic() + 20
         while not (status := run(fresh, "batch_status", {"job_id": job["job_id"]}, on_cluster))["finished"]:
             assert time.monotonic() < end, status
             time.sleep(0.2)
         assert status["succeeded"] == 5
+
+
+def test_a_cluster_with_a_password_works_and_a_wrong_one_is_refused_without_repeating_it(
+    plugin: PluginProcess, own_sim: SimulatorProcess, tmp_path: Path, redis_cluster_url: str
+) -> None:
+    secret = "cluster-pass-" + uuid.uuid4().hex[:8]
+    with started_cluster(tmp_path / "cluster", REDIS_CLUSTER_PASSWORD=secret) as (url, _ports, _env):
+        with_password = url.replace("redis+cluster://", f"redis+cluster://:{secret}@")
+        ok, message = plugin.validate(creds(own_sim, with_password))
+        assert ok, message
+        assert run(plugin, "approval_route", route_params(f"PW-{uuid.uuid4().hex[:8]}"), creds(own_sim, with_password))["store"] == "redis"
+        for wrong, says in ((url.replace("redis+cluster://", "redis+cluster://:not-it-123@"), "refused the password"),
+                            (url, "needs a password")):
+            ok, message = plugin.validate(creds(own_sim, wrong))
+            assert not ok and says in message, message
+            assert "not-it-123" not in message and secret not in message
+        assert secret not in plugin.stderr_text() and "not-it-123" not in plugin.stderr_text()
