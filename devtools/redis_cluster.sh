@@ -36,9 +36,12 @@ unassigned() {
 up() {
   command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; return 1; }
   mkdir -p "$DIR"
-  # Two callers at once (CI and a test fixture, or two pytest runs) must not create the cluster twice.
-  exec 9>"$DIR/.lock"
-  flock 9
+  # Two callers at once (CI and a test fixture, or two pytest runs) must not create the cluster twice
+  # (flock is util-linux: without it, as on macOS, callers are trusted to take turns).
+  if command -v flock >/dev/null; then
+    exec 9>"$DIR/.lock"
+    flock 9
+  fi
   cluster_ok && return 0
   local port
   for port in "${PORTS[@]}"; do
