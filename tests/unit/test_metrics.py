@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ from gateway import GatewayClient, GatewayConfig
 from gateway.breaker import BreakerSettings
 from gateway.client import CallOptions
 from gateway.errors import UpstreamUnavailableError
-from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, exposition
+from gateway.metrics import ERROR_CODES, TOOLS, CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, exposition, outcome_label
 from gateway.models import ChatRequest, StreamCompleted
+from gateway.pricing import PriceTable
 from gateway.retry import RetryPolicy
 from gateway.state import InProcessState
 from gateway.transport import MemoryTransport, Reply
@@ -211,3 +213,62 @@ def _usage() -> Any:
     from gateway.models import Usage
 
     return Usage(10, 5, 2)
+
+
+# ----------------------------------------------------------------------------- label values
+
+
+def test_every_error_code_is_a_known_outcome_label() -> None:
+    # A new error class must be added to ERROR_CODES, or its calls would count as `other_error`.
+    import importlib
+    import pkgutil
+
+    import gateway
+    import gateway.budget
+    import gateway.errors
+
+    for module in pkgutil.iter_modules(gateway.__path__):  # every module that may define an error class
+        importlib.import_module(f"gateway.{module.name}")
+
+    def every(cls: type) -> list[type]:
+        return [cls, *(sub for direct in cls.__subclasses__() for sub in every(direct))]
+
+    codes = {cls.code for cls in every(gateway.errors.GatewayError)}
+    assert gateway.budget.BudgetExceeded.code in codes
+    assert codes <= ERROR_CODES
+    assert {outcome_label(code) for code in codes} == codes
+
+
+def test_every_tool_of_the_plugin_is_a_tool_label() -> None:
+    import yaml
+
+    names = {yaml.safe_load(path.read_text())["identity"]["name"] for path in (Path(__file__).parents[2] / "tools").glob("*.yaml")}
+    assert names and names <= TOOLS
+
+
+@pytest.mark.parametrize(
+    ("outcome", "label"),
+    [("ok", "ok"), ("timeout", "timeout"), ("http_429", "http_429"), ("http_099", "other_error"), ("http_600", "other_error"),
+     ("http_42", "other_error"), ("http_4290", "other_error"), ("bob@example.com", "other_error"), ("", "other_error")],
+)
+def test_outcome_labels_are_a_fixed_set(outcome: str, label: str) -> None:
+    assert outcome_label(outcome) == label
+
+
+def test_model_labels_are_the_price_tables_names_whatever_the_spelling() -> None:
+    prices = PriceTable.bundled().with_overrides('{"house-model": {"input": 1, "output": 2, "aliases": ["house"]}}')
+    sink = WorkspaceMetrics(InProcessMetrics(), "wmodels", prices)
+    assert [sink.model_label(m) for m in ("gpt-4.1", "GPT-4.1", "gpt-4.1-2025-04-14", "openai/gpt-4.1")] == ["gpt-4.1"] * 4
+    assert sink.model_label("house") == sink.model_label("House-Model") == "house-model"
+    assert sink.model_label("ft:gpt-4.1:acme:1") == sink.model_label("alice@example.com") == "custom"
+    # The bundled table alone (another workspace, no overrides): the administrator's model is custom there.
+    assert WorkspaceMetrics(InProcessMetrics(), "wother").model_label("house-model") == "custom"
+
+
+def test_no_per_process_cap_a_thousand_names_after_the_first_still_map_to_their_model() -> None:
+    sink = WorkspaceMetrics(InProcessMetrics(), "wmany")
+    for n in range(5000):
+        sink.record_call(CallRecord(f"model-{n}", "chat", "ok", 0.1))
+    sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))
+    models = {labels["model"] for labels, _ in parsed(sink)["holysheep_requests_total"]}
+    assert models == {"custom", "deepseek-v3.2"}
