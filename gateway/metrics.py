@@ -35,6 +35,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,9 @@ PREFIX = "holysheep_"
 SERIES_TTL_SECONDS = 7 * 24 * 3600
 # Stale series dropped per Redis write at most: keeps every write short; the rest go with the next ones.
 PRUNE_PER_WRITE = 200
+# Seconds (at most; a tenth of the TTL when that is shorter) between a process's restamps of a series it
+# keeps writing, and between its sweeps of a workspace's stale series: most writes do neither.
+HOUSEKEEPING_EVERY = 60.0
 # The Redis hash of a workspace's figures and the sorted set of its series' last writes (one hash tag).
 FIGURES_PART, CHANGED_PART = "figures", "changed"
 
@@ -419,17 +423,22 @@ class InProcessMetrics:
 
 
 # One write of one workspace's figures, applied atomically (a reader never sees half a call): stamps the
-# series written, applies (op, field, value) triples to the hash, drops up to `limit` series not written
-# for `ttl` seconds (every field of each: value, sum, buckets), and keeps both keys for `ttl` after this
-# write (a workspace that stops writing disappears whole). Both keys share one hash tag (Redis Cluster).
+# series it is told to (each process restamps a series it writes at most every `_restamp_every`
+# seconds, so most writes stamp nothing), applies (op, field, value) triples to the hash and, when told
+# to (`limit` > 0, about once a minute per process and workspace), drops up to `limit` series not
+# stamped for `ttl` seconds (every field of each: value, sum, buckets) and keeps both keys for `ttl`
+# (a workspace that stops writing disappears whole). Both keys share one hash tag (Redis Cluster).
 # One script call instead of a MULTI of one command per field: about half the client's CPU per write.
-# KEYS: figures (hash), changed (sorted set: series -> last write, Redis's clock in seconds).
-# ARGV: ttl, limit, highest bucket index, n, n series, then the triples.
+# KEYS: figures (hash), changed (sorted set: series -> last stamp, Redis's clock in seconds).
+# ARGV: ttl, limit, highest bucket index, n, n series to stamp, then the triples.
 _WRITE = """
 local figures, changed = KEYS[1], KEYS[2]
 local ttl, limit, buckets, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = 0
+if n > 0 or limit > 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 for i = 5, 4 + n do redis.call('ZADD', changed, now, ARGV[i]) end
 for i = 5 + n, #ARGV, 3 do
   local op = ARGV[i]
@@ -437,6 +446,7 @@ for i = 5 + n, #ARGV, 3 do
   elseif op == 'f' then redis.call('HINCRBYFLOAT', figures, ARGV[i + 1], ARGV[i + 2])
   else redis.call('HSET', figures, ARGV[i + 1], ARGV[i + 2]) end
 end
+if limit == 0 then return 0 end
 local stale = redis.call('ZRANGEBYSCORE', changed, '-inf', '(' .. (now - ttl), 'LIMIT', 0, limit)
 for _, series in ipairs(stale) do
   local fields = {series, series .. '|sum'}
@@ -478,6 +488,12 @@ class RedisMetrics:
         self._collecting = 1  # the number of the write that will carry what is added now
         self._written = 0  # the last write done
         self._wanted = 0  # the last write a waiting caller needs
+        # Only the one writer in flight touches these (`_commit`). A series' stamp may lag its last write
+        # by `_restamp_every`, far below `ttl`: a series still written is never taken for stale.
+        self._restamp_every = min(HOUSEKEEPING_EVERY, ttl / 10)
+        self._stamped: dict[str, dict[str, float]] = {}  # workspace -> series -> when this process stamped it
+        self._kept: dict[str, float] = {}  # workspace -> when this process last dropped its stale series
+        self._names: dict[tuple[Any, ...], str] = {}  # series -> its JSON name (bounded: label values are)
 
     @staticmethod
     def keys(workspace: str) -> list[str]:
@@ -494,9 +510,10 @@ class RedisMetrics:
             self._states.append((workspace, model, state))
 
     def _for_this_redis(self, after: list[Any]) -> list[Any]:
-        """The script calls of `after` not yet made that can ride with a write to this Redis."""
-        pool = self.client.connection_pool
-        return [op for op in after if not op.done and op.client.connection_pool is pool]
+        """The script calls of `after` not yet made that can ride with a write to this Redis (same pool; a
+        cluster client, which has no one pool, by identity: `redis_client` gives one client per URL)."""
+        pool = getattr(self.client, "connection_pool", self.client)
+        return [op for op in after if not op.done and getattr(op.client, "connection_pool", op.client) is pool]
 
     def flush(self, after: list[Any] | None = None) -> None:
         self._commit(after, drain=True)
@@ -540,21 +557,47 @@ class RedisMetrics:
                 self._cond.notify_all()
             raise
 
-    def _arguments(self, updates: dict[tuple[Any, ...], float], states: list[tuple[str, str]]) -> list[Any]:
-        """The write script's ARGV for one workspace: figures summed per field, series stamped once."""
-        series: dict[str, None] = {}
+    def _name(self, series: tuple[Any, ...]) -> str:
+        name = self._names.get(series)
+        if name is None:
+            name = self._names[series] = _json(series)
+        return name
+
+    def _arguments(
+        self, workspace: str, updates: dict[tuple[Any, ...], float], states: list[tuple[str, str]], now: float
+    ) -> tuple[list[Any], list[str]]:
+        """The write script's ARGV for one workspace (figures summed per field; the series due a stamp;
+        whether to drop stale series), and the series it stamps."""
+        stamped = self._stamped.get(workspace, {})
+        due: dict[str, None] = {}
         triples: list[Any] = []
         for key, amount in updates.items():
             of, part = _series(key)
-            name = _json(of)
-            series[name] = None
+            name = self._name(of)
+            if now - stamped.get(name, -math.inf) >= self._restamp_every:
+                due[name] = None
             triples += ("i" if isinstance(amount, int) else "f", f"{name}|{part}" if part else name, amount)
         for model, state in states:
             for s in BREAKER_STATES:
-                name = _json(("breaker_state", model, s))
-                series[name] = None
+                name = self._name(("breaker_state", model, s))
+                if now - stamped.get(name, -math.inf) >= self._restamp_every:
+                    due[name] = None
                 triples += ("s", name, int(s == state))
-        return [self.ttl, PRUNE_PER_WRITE, _HIGHEST_BUCKET, len(series), *series, *triples]
+        housekeeping = now - self._kept.get(workspace, -math.inf) >= self._restamp_every
+        return [self.ttl, PRUNE_PER_WRITE if housekeeping else 0, _HIGHEST_BUCKET, len(due), *due, *triples], list(due)
+
+    def _stamped_now(self, workspace: str, series: list[str], args: list[Any], now: float) -> None:
+        """Remembers what a successful write stamped (and when it last dropped stale series)."""
+        stamped = self._stamped.setdefault(workspace, {})
+        for name in series:
+            stamped[name] = now
+        if args[1]:
+            self._kept[workspace] = now
+            for name in [name for name, at in stamped.items() if now - at > self.ttl]:  # gone from Redis by now
+                del stamped[name]
+            for gone in [w for w, at in self._kept.items() if now - at > self.ttl]:  # workspaces no longer written
+                del self._kept[gone]
+                self._stamped.pop(gone, None)
 
     def _write(self, pending: list[tuple[str, tuple[Any, ...], float]], states: list[tuple[str, str, str]], riding: list[Any]) -> None:
         """One round trip: the scripts riding along, then each workspace's figures in one script call."""
@@ -566,7 +609,11 @@ class RedisMetrics:
         for workspace, model, state in states:
             by_workspace.setdefault(workspace, []).append((model, state))
             totals.setdefault(workspace, {})
-        calls = {workspace: self._arguments(updates, by_workspace.get(workspace, [])) for workspace, updates in totals.items()}
+        now = time.monotonic()
+        calls: dict[str, list[Any]] = {}
+        stamps: dict[str, list[str]] = {}
+        for workspace, updates in totals.items():
+            calls[workspace], stamps[workspace] = self._arguments(workspace, updates, by_workspace.get(workspace, []), now)
         written: set[str] = set()
         try:
             if riding or len(calls) > 1:
@@ -582,12 +629,14 @@ class RedisMetrics:
                 for workspace, reply in zip(calls, replies[len(riding) :], strict=False):
                     if not isinstance(reply, Exception):
                         written.add(workspace)
+                        self._stamped_now(workspace, stamps[workspace], calls[workspace], now)
                     elif not isinstance(reply, self._no_script):
                         raise reply
             for workspace, args in calls.items():
                 if workspace not in written:
                     self._script(keys=self.keys(workspace), args=args)  # loads the script when Redis does not know it
                     written.add(workspace)
+                    self._stamped_now(workspace, stamps[workspace], args, now)
         except Exception:  # Redis down or refusing: this process keeps the figures not written
             for workspace, key, amount in pending:
                 if workspace not in written:

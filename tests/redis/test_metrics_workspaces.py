@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -234,6 +235,8 @@ def cluster_node(tmp_path: Path) -> Iterator[redis.Redis]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
+    while port + 10000 > 65535 or not _free(port + 10000):  # a cluster node also listens on port + 10000 (its bus)
+        port = free_port()
     args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--cluster-enabled", "yes"]
     process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -256,13 +259,25 @@ def cluster_node(tmp_path: Path) -> Iterator[redis.Redis]:
         process.wait(timeout=10)
 
 
-def test_every_write_touches_one_hash_slot_so_it_runs_on_a_redis_cluster(cluster_node: redis.Redis) -> None:
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("client_kind", ["node", "cluster_client"])
+def test_every_write_touches_one_hash_slot_so_it_runs_on_a_redis_cluster(cluster_node: redis.Redis, client_kind: str) -> None:
     with pytest.raises(redis.ResponseError, match=r"same slot|CROSSSLOT"):  # the node does refuse what a cluster refuses
         cluster_node.eval("return 1", 2, "{a}:x", "{b}:x")
     figures_key, changed_key = RedisMetrics.keys("wone")
     assert key_slot(figures_key.encode()) == key_slot(changed_key.encode())
+    port = cluster_node.connection_pool.connection_kwargs["port"]
+    client = cluster_node if client_kind == "node" else redis.RedisCluster(host="127.0.0.1", port=port)  # redis-py's cluster client
     fallback = InProcessMetrics()
-    store = WriteBehindMetrics(cluster_node, fallback, ttl=1)
+    store = WriteBehindMetrics(client, fallback, ttl=1)
     one, two = WorkspaceMetrics(store, "wone"), WorkspaceMetrics(store, "wtwo")
     for sink in (one, two, two):
         sink.record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3))
