@@ -18,12 +18,16 @@ Label values come from fixed sets, the same in every process and after every res
 series has a ceiling whatever users send: `model` is a model of the price table (the bundled one and the
 administrator's ``price_overrides``, by its canonical name: aliases and dated names count as their model)
 or ``custom``; `tool` a tool of this plugin or ``other``; `outcome` ``ok``, an error code of
-`ERROR_CODES` or ``http_<status>`` (100-599); `type`, `status`, `state`, `from_state` and `to_state`
-fixed sets (anything else is ``other``). No id, prompt or other user text becomes a label value.
+`ERROR_CODES` or ``http_<status>`` (100-599), else ``other_error``; `type`, `status`, `state`,
+`from_state` and `to_state` fixed sets (anything else is ``other``). The mapping is a function of the
+value alone (and the price table), not a per-process cap: no id, prompt or other user text becomes a
+label value, in any process.
 
 Series that stop changing expire: a series (a counter, a gauge, or a histogram's buckets and sum
 together) not written for `SERIES_TTL_SECONDS` is dropped, in Redis by the write script (a sorted set
-holds each series' last write) and in this process when its figures are read or added to.
+holds each series' last stamp; the Redis here is 7.0, without HEXPIRE) and in this process when its
+figures are read or added to. A workspace's two keys expire whole `SERIES_TTL_SECONDS` after its last
+write, and share one hash tag, so every script call touches one slot of a Redis Cluster.
 
 `FiguresCollector` turns a workspace's figures into metric families for prometheus_client, which writes
 the exposition (`exposition()`); nothing here writes the text format by hand. Histograms keep their
