@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # Seconds. Whole calls (retries and waits included) and time to first token of streams.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-PREFIX = "holysheep_"
+METRIC_PREFIX = "holysheep_"  # Prometheus metric names (not Redis keys: those are gateway.keys)
 # A series not written for this long is dropped (Prometheus sees it end; if it comes back it starts
 # from 0, which rate() and increase() read as a counter reset).
 SERIES_TTL_SECONDS = 7 * 24 * 3600
@@ -717,7 +717,7 @@ class FiguresCollector:
 
         figures = self._figures()
         info = GaugeMetricFamily(
-            PREFIX + "metrics_scope",
+            METRIC_PREFIX + "metrics_scope",
             "Where these figures come from (they are this endpoint's workspace's only): scope=redis is the sum over "
             "every plugin process sharing the Redis; scope=process is the one plugin process that answered this scrape.",
             labels=["scope"],
@@ -729,15 +729,15 @@ class FiguresCollector:
             by_name.setdefault(key[0], []).append((key[1:], value))
         for name, (kind, help_text, labels) in METRICS.items():
             if kind == "counter":
-                family: Any = CounterMetricFamily(PREFIX + name, help_text, labels=list(labels))
+                family: Any = CounterMetricFamily(METRIC_PREFIX + name, help_text, labels=list(labels))
                 for values, value in sorted(by_name.get(name, [])):
                     family.add_metric(list(values), value)
             elif kind == "gauge":
-                family = GaugeMetricFamily(PREFIX + name, help_text, labels=list(labels))
+                family = GaugeMetricFamily(METRIC_PREFIX + name, help_text, labels=list(labels))
                 for values, value in sorted(by_name.get(name, [])):
                     family.add_metric(list(values), value)
             else:
-                family = HistogramMetricFamily(PREFIX + name, help_text, labels=list(labels))
+                family = HistogramMetricFamily(METRIC_PREFIX + name, help_text, labels=list(labels))
                 buckets = LATENCY_BUCKETS if name == "request_duration_seconds" else TTFT_BUCKETS
                 for values, total, counts in _histograms(by_name, name, len(buckets)):
                     cumulative, running = [], 0.0
