@@ -21,7 +21,7 @@ from gateway.backends import state_for
 from gateway.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
 from gateway.cache import MODES as CACHE_MODES
 from gateway.client import CallOptions
-from gateway.config import parse_number
+from gateway.config import parse_dify_files_url, parse_number, parse_webhook_allowlist
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
 from gateway.routing import AUTO, ModelRouter
@@ -170,6 +170,11 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
         problem = redis_problem(config.redis_url)
         if problem:
             return f"redis_url: {problem}"
+    try:  # the file and webhook address settings: refused when saved, not at the first file or webhook
+        parse_dify_files_url(credentials.get("dify_files_url"))
+        parse_webhook_allowlist(credentials.get("webhook_allowlist"))
+    except FieldError as exc:
+        return str(exc)
     if str(credentials.get("approval_policy") or "").strip():
         try:
             approval_policy({}, credentials)  # validates the credential's policy
