@@ -21,8 +21,10 @@ import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from approval.confusables import fold_to_latin
+from approval.hidden import reveal
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 
@@ -507,6 +509,8 @@ class Screening:
 
     signals: dict[str, list[str]] = field(default_factory=dict)
     holds: dict[str, list[str]] = field(default_factory=dict)
+    # field -> hidden kind ("tag", "bidi", "zero_width", ...) -> characters removed or shown (approval.hidden)
+    hidden: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def suspected(self) -> bool:
@@ -522,17 +526,28 @@ class Screening:
     def hold_names(self) -> list[str]:
         return sorted({name for names in self.holds.values() for name in names})
 
-    def to_dict(self) -> dict[str, dict[str, list[str]]]:
-        return {"signals": {k: list(v) for k, v in self.signals.items()}, "holds": {k: list(v) for k, v in self.holds.items()}}
+    def hidden_summary(self) -> str:
+        return "; ".join(f"{name}: " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+                         for name, kinds in self.hidden.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signals": {k: list(v) for k, v in self.signals.items()}, "holds": {k: list(v) for k, v in self.holds.items()},
+                "hidden_characters": {k: dict(v) for k, v in self.hidden.items()}}
 
 
 def screen(fields: Mapping[str, str]) -> Screening:
     """Screen every free-text field (content, request_type, department, requester_id, ...)."""
     result = Screening()
-    for name, value in fields.items():
-        if not value:
+    for name, raw in fields.items():
+        if not raw:
             continue
+        revealed = reveal(raw)
+        value = revealed.text  # what the models are sent too (approval.llm)
+        if revealed.removed:
+            result.hidden[name] = revealed.removed
         hard, soft = _scan(value)
+        if any(len(payload.strip()) >= 4 for payload in revealed.hidden):
+            soft.add("hidden_text")
         if name in SHORT_FIELDS and _SENTENCE.search(normalize(value)):
             soft.add("free_text_in_" + name)
             if soft - {"free_text_in_" + name} or hard:
