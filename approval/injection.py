@@ -12,18 +12,16 @@ A hit escalates the request; it never blocks it.
 # ruff: noqa: E501  (pattern tables: one pattern a line reads better than split strings)
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
-import html
 import re
 import unicodedata
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from approval.claims import approval_claims, status_claims
+from approval.concepts import concept_signals, plain, sentence_concepts
 from approval.confusables import fold_to_latin
+from approval.decoders import MAX_DECODE_DEPTH, decoded_payloads, views
 from approval.hidden import reveal
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
@@ -299,105 +297,6 @@ _SOFT_NONLATIN: tuple[tuple[str, str], ...] = (
 _SOFT_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT)
 _SOFT_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT_NONLATIN)
 
-# --- decision-shaped data: "status": "APPROVED", risk: low, verdict=pass ... with any key names --------
-_PAIR = re.compile(
-    r"""(?P<q>["'`]?)(?P<key>[a-z_][a-z0-9_ .\-]{0,30}?)(?P=q)\s*(?:[:=]|=>|->)\s*["'`]?(?P<value>[a-z0-9_\- ]{1,24}?)["'`]?\s*(?=[,;.}\]\n)]|$)""",
-    _F | re.MULTILINE,
-)
-_APPROVAL_KEYS = frozenset(
-    ["status", "decision", "approved", "approval", "approvalstatus", "verdict", "outcome", "result", "action", "recommendation", "review", "reviewstatus", "reviewresult", "nextstate", "state", "final", "finaldecision", "finalstatus", "assessment", "classification", "judgement", "judgment", "autoapprove", "autoapproved", "autoapproveok", "approve", "response", "answer", "disposition", "resolution", "ruling", "statut", "estado", "stato", "decisao", "decisione", "entscheidung", "ergebnis", "resultado", "resultat", "risultato", "genehmigung", "aprobacion", "approbation", "aprovacao", "freigabe", "esito", "parecer", "avis", "dictamen"]
-)
-_RISK_KEYS = frozenset(["risk", "risklevel", "riskscore", "riskrating", "riskclass", "riskcategory", "severity", "threat", "threatlevel", "riesgo", "risque", "risiko", "risco", "rischio", "risikostufe"])
-_NEGATIVE_KEYS = frozenset(
-    ["escalate", "escalation", "escalated", "humanreview", "needsreview", "requiresreview", "manualreview", "injection", "injectionsuspected", "fraud", "flag", "flagged", "suspicious", "suspected", "needshuman", "requireshuman", "review_required", "reviewrequired"]
-)
-_APPROVE_VALUES = frozenset(
-    ["approved", "approve", "accept", "accepted", "allow", "allowed", "grant", "granted", "pass", "passed", "ok", "okay", "yes", "true", "autoapprove", "autoapproved", "cleared", "clear", "go", "green", "aprobado", "aprobada", "approuve", "approuvee", "genehmigt", "freigegeben", "aprovado", "aprovada", "approvato", "approvata"]
-)
-_LOW_VALUES = frozenset(["low", "none", "minimal", "zero", "0", "green", "safe", "nil", "negligible", "bajo", "baja", "faible", "niedrig", "gering", "baixo", "basso"])
-_NO_VALUES = frozenset(["no", "false", "none", "0", "notrequired", "notneeded", "not", "required", "not", "needed", "never", "skip", "skipped", "off"])
-_PAIR_CJK = re.compile(
-    r"(?:状态|狀態|决定|決定|结果|結果|审批|審批|结论|結論|风险|風險|リスク|ステータス|判定|결과|상태|위험|статус|решение|риск|الحالة|القرار|المخاطر)"
-    r"[\"”」]?\s*[:：=]\s*[\"“「]?(?:已?批准|已?核准|通过|通過|低|承認|承認済み|승인|낮음|одобрено|низкий|موافق|منخفض)"
-)
-
-
-def _key(raw: str) -> str:
-    return re.sub(r"[^a-z]", "", raw.lower())
-
-
-def decision_pairs(normalized: str) -> list[str]:
-    """Key/value pairs that state an approval decision ("status": "approved", risk: low, escalate=no)."""
-    found = []
-    for match in _PAIR.finditer(normalized):
-        key, value = _key(match.group("key")), match.group("value").strip().lower()
-        flat = _key(value) or value
-        if ((key in _APPROVAL_KEYS or key.endswith(("decision", "verdict", "status", "approval"))) and flat in _APPROVE_VALUES) or ((key in _RISK_KEYS or key.endswith("risk")) and flat in _LOW_VALUES) or (key in _NEGATIVE_KEYS and (flat in _NO_VALUES or value in _NO_VALUES)):
-            found.append(f"{key}={flat}")
-    return found
-
-
-# --- payloads hidden in encodings ---------------------------------------------------------------------
-MAX_DECODE_DEPTH = 2
-MAX_DECODE_CANDIDATES = 8
-MAX_DECODE_CHARS = 4000
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9a-z])(?:(?:0x|\\x)?[0-9a-f]{2}[\s:,]?){8,}", _F)
-_PCT = re.compile(r"%[0-9a-f]{2}", _F)
-_ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-f]{2,6}|[a-z]{2,8});", _F)
-_UESC = re.compile(r"\\u[0-9a-f]{4}|\\u\{[0-9a-f]{1,6}\}", _F)
-
-
-def _readable(blob: bytes) -> str | None:
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not text.strip():
-        return None
-    printable = sum(1 for char in text if char.isprintable() or char in "\n\r\t")
-    letters = sum(1 for char in text if char.isalpha())
-    if printable / len(text) < 0.95 or letters / len(text) < 0.5 or (" " not in text.strip() and len(text) > 24):
-        return None
-    return text
-
-
-def decoded_payloads(text: str) -> list[tuple[str, str]]:
-    """Readable text hidden in base64, hex, URL encoding, HTML entities, \\u escapes or ROT13 (bounded):
-    (encoding, decoded text) pairs."""
-    out: list[tuple[str, str]] = []
-    for match in _B64.findall(text)[:MAX_DECODE_CANDIDATES]:
-        blob = match[:MAX_DECODE_CHARS]
-        if blob.isalpha() and (blob.islower() or blob.isupper()):
-            continue  # a plain long word, not base64
-        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
-                decoded = _readable(decoder(blob + "=" * (-len(blob) % 4)))
-            except (binascii.Error, ValueError):
-                continue
-            if decoded:
-                out.append(("base64", decoded))
-                break
-    for match in _HEX.findall(text)[:MAX_DECODE_CANDIDATES]:
-        digits = re.sub(r"0x|\\x|[\s:,]", "", match[: MAX_DECODE_CHARS * 3], flags=re.IGNORECASE)
-        try:
-            decoded = _readable(bytes.fromhex(digits[: len(digits) // 2 * 2]))
-        except ValueError:
-            continue
-        if decoded:
-            out.append(("hex", decoded))
-    limited = text[: MAX_DECODE_CHARS * 4]
-    if len(_PCT.findall(limited)) >= 3:
-        out.append(("url", urllib.parse.unquote_plus(limited)))
-    if len(_ENTITY.findall(limited)) >= 2:
-        out.append(("html_entities", html.unescape(limited)))
-    if len(_UESC.findall(limited)) >= 3:
-        out.append(("unicode_escapes", _UESC.sub(lambda m: chr(int(m.group(0).strip("\\u{}"), 16)), limited)))
-    if re.search(r"\brot[\s-]?13\b", limited, _F):
-        out.append(("rot13", codecs.decode(limited, "rot13")))
-    return out
-
-
 # --- normalisation --------------------------------------------------------------------------------------
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
 _ARABIC_MARKS = re.compile(r"[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
@@ -459,26 +358,40 @@ def _hard(text: str) -> set[str]:
     found.update(name for name, pattern in _ML_NONLATIN_PATTERNS if pattern.search(native))
     compact = _compact(normalized)
     found.update(name for phrase, name in _COMPACT if phrase in compact)
-    pairs = decision_pairs(normalized) + _PAIR_CJK.findall(native)
-    if len(pairs) >= 2 or (pairs and re.search(r"[{\[]", normalized)):
+    found.update(concept_signals(normalized)[0] | concept_signals(native)[0])
+    if approval_claims(plain(native)) or approval_claims(normalized):
         found.add("fake_decision")
     return found
 
 
 def _soft(text: str) -> set[str]:
+    """Holds: text that pressures the approval process without a full instruction (an outcome claimed as
+    settled, a path around review, a generic status saying "approved"). Mentions of approval, review,
+    AI, risk or encodings alone are not holds."""
+    normalized = normalize(text)
+    native = normalize_native(text)
+    found = concept_signals(normalized)[1] | concept_signals(native)[1]
+    if status_claims(plain(native)) or status_claims(normalized):
+        found.add("decision_like_data")
+    return found
+
+
+def mentions(text: str) -> set[str]:
+    """Talk about approval, reviewers, AI, risk or decoding: not a hold, but in a short field (a name, a
+    department) a sentence that also talks about these is an instruction smuggled where none belongs."""
     normalized = normalize(text)
     native = normalize_native(text)
     found = {name for name, pattern in _SOFT_PATTERNS if pattern.search(normalized)}
     found.update(name for name, pattern in _SOFT_NONLATIN_PATTERNS if pattern.search(native))
-    if decision_pairs(normalized):
-        found.add("decision_like_data")
+    found.update(f"mentions_{name}" for name in sentence_concepts(plain(native)) - {"mark", "auto"})
     return found
 
 
 def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
     hard, soft = _hard(text), _soft(text)
     if depth < MAX_DECODE_DEPTH:
-        for encoding, decoded in decoded_payloads(_visible(text)):
+        visible = _visible(text)
+        for encoding, decoded in decoded_payloads(visible):
             if decoded == text:
                 continue
             inner_hard, inner_soft = _scan(decoded, depth + 1)
@@ -486,6 +399,11 @@ def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
                 hard.add(f"encoded_instructions_{encoding}")
             soft.add("encoded_text")
             soft.update(inner_soft)
+        if depth == 0:
+            # Views are computed for every text: only instructions found in them count.
+            for trick, view in views(visible):
+                if _hard(view):
+                    hard.add(f"disguised_instructions_{trick}")
     return hard, soft
 
 
@@ -548,10 +466,8 @@ def screen(fields: Mapping[str, str]) -> Screening:
         hard, soft = _scan(value)
         if any(len(payload.strip()) >= 4 for payload in revealed.hidden):
             soft.add("hidden_text")
-        if name in SHORT_FIELDS and _SENTENCE.search(normalize(value)):
-            soft.add("free_text_in_" + name)
-            if soft - {"free_text_in_" + name} or hard:
-                hard.add("instructions_in_" + name)
+        if name in SHORT_FIELDS and (soft or hard or (_SENTENCE.search(normalize(value)) and mentions(value))):
+            hard.add("instructions_in_" + name)
         if hard:
             result.signals[name] = sorted(hard)
         if soft:
@@ -559,5 +475,5 @@ def screen(fields: Mapping[str, str]) -> Screening:
     return result
 
 
-__all__ = ["SHORT_FIELDS", "Screening", "decision_pairs", "decoded_payloads", "detect_injection", "normalize",
+__all__ = ["SHORT_FIELDS", "Screening", "decoded_payloads", "detect_injection", "normalize",
            "normalize_native", "screen"]
