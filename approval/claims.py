@@ -16,11 +16,29 @@ from __future__ import annotations
 
 import re
 
-_PAIR = re.compile(
-    r"""(?P<q>["'`«“„]?)(?P<key>[^\s"'`:=,;{}\[\]()<>«»“”„]{2,40}(?:[ _-][^\s"'`:=,;{}\[\]()<>«»“”„]{1,20}){0,3})(?P=q)?"""
-    r"""\s*(?:[:：=]|=>|->)\s*["'`«“„]?(?P<value>[^"'`\n,;{}\[\]()<>«»“”„]{1,30}?)["'`»”]?\s*(?=[,;.。}\]\n)]|\s+[^\s=:]+\s*[=:]|$)""",
-    re.IGNORECASE | re.MULTILINE,
-)
+# A key-value separator; the key and the value are read around it (bounded, no backtracking: a regex over
+# both sides was quadratic on text like "a-a-a-...").
+_SEPARATOR = re.compile(r"\s*(?:=>|->|[:：=])\s*")
+_DELIMITER = re.compile(r"""[,;{}\[\]()<>\n"'`«»“”„|]""")
+_NEXT_KEY = re.compile(r"\s+[^\s=:]+\s*[=:]")
+MAX_PAIRS = 200
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for match in list(_SEPARATOR.finditer(text))[:MAX_PAIRS]:
+        left = _DELIMITER.split(text[max(0, match.start() - 60):match.start()].rstrip("\"'`»”"))[-1]
+        parts = re.split(r"[=:：]|(?<=\w)[.。]\s", left)
+        # After another pair on the same line ("a=1 b=2") the key is one word; else up to two ("Final decision").
+        key = "_".join(parts[-1].split()[-1 if len(parts) > 1 else -2:])
+        right = text[match.end():match.end() + 60].lstrip("\"'`«“„ ")
+        value = _NEXT_KEY.split(_DELIMITER.split(right)[0])[0]
+        value = re.split(r"(?<=\w)\.(?:\s|$)|\.$|。", value)[0].strip()
+        if key and value and len(value) <= 30:
+            pairs.append((key, value))
+    return pairs
+
+
 # Keys whose subject is the approval of this request (stems, any language; matched inside the key).
 _APPROVAL_KEY = re.compile(
     r"approv|authori[sz]|decision|verdict|review|escalat|manual|human|sign_?off|clearance|complian|fast_?track|exempt|waive|"
@@ -77,10 +95,10 @@ def _claim(key: str, value: str) -> str | None:
 def claims(text: str) -> list[str]:
     """Every claim in ``text`` as "kind:key=value"."""
     found = []
-    for match in _PAIR.finditer(text[:20_000]):
-        kind = _claim(match.group("key"), match.group("value"))
+    for key, value in _pairs(text[:20_000]):
+        kind = _claim(key, value)
         if kind:
-            found.append(f"{kind}:{match.group('key').strip().lower()}={match.group('value').strip().lower()}")
+            found.append(f"{kind}:{key.lower()}={value.lower()}")
     return found
 
 

@@ -350,7 +350,10 @@ def _compact(normalized: str) -> str:
     return "".join(char for char in normalized.translate(_LEET) if char.isalnum())
 
 
-def _hard(text: str) -> set[str]:
+def _classify(text: str) -> tuple[set[str], set[str]]:
+    """(injection signals, holds) of ``text`` as written (no decoding). Holds: text that pressures the
+    approval process without a full instruction (an outcome claimed as settled, a path around review, a
+    generic status saying "approved"); mentions of approval, review, AI, risk or encodings alone are not."""
     normalized = normalize(text)
     native = normalize_native(text)
     found = {name for name, pattern in _PATTERNS if pattern.search(normalized)}
@@ -358,22 +361,21 @@ def _hard(text: str) -> set[str]:
     found.update(name for name, pattern in _ML_NONLATIN_PATTERNS if pattern.search(native))
     compact = _compact(normalized)
     found.update(name for phrase, name in _COMPACT if phrase in compact)
-    found.update(concept_signals(normalized)[0] | concept_signals(native)[0])
-    if approval_claims(plain(native)) or approval_claims(normalized):
-        found.add("fake_decision")
-    return found
+    forms = {normalized, plain(native)}  # one form when the text is plain Latin
+    soft: set[str] = set()
+    for form in forms:
+        hard_concepts, soft_concepts = concept_signals(form)
+        found.update(hard_concepts)
+        soft.update(soft_concepts)
+        if approval_claims(form):
+            found.add("fake_decision")
+        if status_claims(form):
+            soft.add("decision_like_data")
+    return found, soft
 
 
-def _soft(text: str) -> set[str]:
-    """Holds: text that pressures the approval process without a full instruction (an outcome claimed as
-    settled, a path around review, a generic status saying "approved"). Mentions of approval, review,
-    AI, risk or encodings alone are not holds."""
-    normalized = normalize(text)
-    native = normalize_native(text)
-    found = concept_signals(normalized)[1] | concept_signals(native)[1]
-    if status_claims(plain(native)) or status_claims(normalized):
-        found.add("decision_like_data")
-    return found
+def _hard(text: str) -> set[str]:
+    return _classify(text)[0]
 
 
 def mentions(text: str) -> set[str]:
@@ -387,8 +389,14 @@ def mentions(text: str) -> set[str]:
     return found
 
 
+# A view (reversed, ROT13, ...) of ordinary text is gibberish: the full screen runs on it only when it holds
+# a word instructions to a reviewer need (the views are English tricks; this keeps long texts fast).
+_VIEW_WORTH_SCANNING = re.compile(r"approv|ignor|instruc|escalat|review|risk|decid|fast|skip|human|assess|evaluat|authori|cleared|"
+                                  r"granted|decision|verdict|prompt|system|rules", re.IGNORECASE)
+
+
 def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
-    hard, soft = _hard(text), _soft(text)
+    hard, soft = _classify(text)
     if depth < MAX_DECODE_DEPTH:
         visible = _visible(text)
         for encoding, decoded in decoded_payloads(visible):
@@ -402,7 +410,7 @@ def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
         if depth == 0:
             # Views are computed for every text: only instructions found in them count.
             for trick, view in views(visible):
-                if _hard(view):
+                if _VIEW_WORTH_SCANNING.search(view) and _hard(view):
                     hard.add(f"disguised_instructions_{trick}")
     return hard, soft
 
