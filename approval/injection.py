@@ -23,6 +23,7 @@ from approval.concepts import concept_signals, plain, sentence_concepts
 from approval.confusables import fold_to_latin
 from approval.decoders import MAX_DECODE_DEPTH, decoded_payloads, views
 from approval.hidden import reveal
+from approval.places import hidden_places
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 
@@ -378,6 +379,13 @@ def _hard(text: str) -> set[str]:
     return _classify(text)[0]
 
 
+def _talks_about_approval(text: str) -> bool:
+    """Approval, review, escalation or a low-risk label named (any language): a hold inside a hidden place."""
+    return bool(sentence_concepts(plain(normalize_native(text))) & {"approve", "nocheck", "noesc", "lowrisk", "decided", "fast",
+                                                                    "addressee"}
+                or _SOFT_PATTERNS[0][1].search(normalize(text)) or _SOFT_PATTERNS[1][1].search(normalize(text)))
+
+
 def mentions(text: str) -> set[str]:
     """Talk about approval, reviewers, AI, risk or decoding: not a hold, but in a short field (a name, a
     department) a sentence that also talks about these is an instruction smuggled where none belongs."""
@@ -474,6 +482,12 @@ def screen(fields: Mapping[str, str]) -> Screening:
         hard, soft = _scan(value)
         if any(len(payload.strip()) >= 4 for payload in revealed.hidden):
             soft.add("hidden_text")
+        for place, segment in hidden_places(value):
+            segment_hard, segment_soft = _classify(segment)
+            if segment_hard or segment_soft:
+                hard.add(f"instructions_in_{place}")
+            elif _talks_about_approval(segment):
+                soft.add(f"approval_talk_in_{place}")
         if name in SHORT_FIELDS and (soft or hard or (_SENTENCE.search(normalize(value)) and mentions(value))):
             hard.add("instructions_in_" + name)
         if hard:
