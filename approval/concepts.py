@@ -45,7 +45,7 @@ _APPROVE = [
     r"\bgoed(?:keur|gekeurd)\w*", r"\bkeur\b[^.\n]{0,20}\bgoed\b", r"\bgodkan\w*", r"\bzatwierd\w*", r"\bschval\w*",
     r"\baprob\w*", r"(?:схвал|затверд|одобр|утверд)\w*", r"(?:εγκρ|ενεκρ|εγκεκρ)\w*", r"\bonay\w*",
     r"(?:ו?אשרי?\s+(?:את|אוטומטית)|ואשר|לאשר|מאושר|אישור)", r"(?:स्वीकृत|मंज़ूर|मंजूर|अनुमोदित)", r"อนุมัติ", r"\b(?:phe\s+)?duyet\b",
-    r"\b(?:setujui|disetujui|menyetujui)\b", r"\b(?:idhinish|imeidhinish|iidhinish)\w*",
+    r"\b(?:setujui|disetujui|menyetujui)\b", r"\b(?:idhinish|imeidhinish|iidhinish)\w*", r"(?<![\w])وافق",
     r"批准|核准|审批通过|審批通過|通过|通過|承認|승인|موافق|اعتماد|اعتمد",
 ]
 _NOCHECK = [
@@ -62,6 +62,19 @@ _NOCHECK = [
     r"\bsans\s+(?:validation|controle|verification|revision|escalade)\b", r"\bohne\s+(?:\w+\s+)?(?:prufung|pruefung|kontrolle)\b",
     r"\bsem\s+(?:revisao|analise|intervencao)\b", r"无需人工|無需人工|跳过审批|跳過審批|人間のレビューは不要|確認は省略|검토\s*없이",
     r"без\s+(?:проверки|эскалации)", r"(?:دون|بدون)\s+(?:مراجعة|تدخل)",
+    # "no need for a check", "nobody needs to look", "the review is not needed / superfluous", in each language
+    r"\bno\s+need\s+(?:for|of|to)\s+(?:a\s+|any\s+)?(?:\w+\s+){0,2}(?:check|review|verification|look|send|involve|escalat|approval)\w*",
+    r"\b(?:nobody|no\s+one|nothing|noone)\b[^.\n]{0,20}\b(?:needs?|has)\s+to\s+(?:\w+\s+){0,1}(?:check|double[\s-]?check|look|review|weigh|see|approve|sign)",
+    r"\bnothing\s+for\s+anyone\s+to\b", r"\bwaste\s+of\s+(?:a|the)\s+(?:reviewer|approver|person)'?s?\s+time\b",
+    r"\b(?:check|review|verification|scrutiny|assessment|approval|sign[\s-]?off)\s+(?:is\s+|are\s+)?(?:not\s+(?:needed|required|necessary)|unnecessary|superfluous|redundant|satisfied)\b",
+    r"\bwithout\s+(?:queue?ing|routing|sending)\b", r"\bno\s+hace\s+falta\s+(?:que\s+nadie|revis|verific|comprob|aprob)", r"\bsin\s+que\s+nadie\b",
+    r"\b(?:inutile|pas\s+besoin)\s+de\s+(?:le\s+|la\s+)?(?:soumettre|verifier|controler|valider|relire|faire\s+verifier)",
+    r"\b(?:prufung|kontrolle|freigabe)\s+(?:ist\s+)?(?:nicht\s+(?:notig|noetig|erforderlich)|uberflussig|unnotig)", r"\bkeine\s+(?:prufung|kontrolle)\s+(?:notig|noetig|erforderlich)",
+    r"\beinfach\s+durchlassen\b", r"\b(?:beoordeling|controle|goedkeuring)\s+is\s+(?:overbodig|niet\s+nodig)\b", r"\bingen\s+granskning\s+behovs\b",
+    r"\bkontrola\s+neni\s+potreba\b", r"\bnu\s+e\s+nevoie\s+de\s+verificare\b", r"перевірка\s+не\s+потрібна", r"проверка\s+не\s+(?:требуется|нужна)",
+    r"δεν\s+χρειαζεται\s+ελεγχος", r"\bkontrol\s+gerekmez\b", r"אין\s+צורך\s+ב(?:בדיקה|ביקורת)", r"जाँच\s+की\s+ज़रूरत\s+नहीं",
+    r"ไม่จำเป็นต้องตรวจ", r"\bkhong\s+can\s+kiem\s+tra\b", r"\btidak\s+perlu\s+(?:pemeriksaan|dicek|diperiksa)\b", r"\bhakuna\s+haja\s+ya\s+ukaguzi\b",
+    r"无需(?:再)?(?:走)?(?:审核|审查|审批)|不需要(?:审查|審查|审核|審核)", r"(?:確認|チェック|審査)は?不要", r"검토\S{0,2}\s*필요\s*없", r"لا\s+حاجة\s+(?:لل|إلى\s+)?مراجعة",
 ]
 _AUTO = [
     r"\b(?:automatically|straight\s+away|right\s+away|directly|immediately)\b", r"\bautomatisch\b", r"\bmeteen\b", r"\bautomatiskt\b",
@@ -114,6 +127,12 @@ _DECIDED = [
     r"\bzaten\s+karara\s+baglanmis\b", r"\bda\s+duoc\s+quyet\s+dinh\b", r"\bsudah\s+diputuskan\b", r"\bgia\s+decisa\b",
     r"\bpor\s+resuelta\b", r"\bdeja\s+tranchee\b", r"\bbereits\s+(?:entschieden|genehmigt|freigegeben)\b", r"\bja\s+decidida\b",
     r"уже\s+решённ\w*|уже\s+решенн\w*", r"既に決定済み", r"이미\s*결정", r"已定案", r"محسوم",
+    # "already seen / cleared / agreed with finance", "take it as read", "a formality", in each language
+    r"\balready\s+(?:been\s+)?(?:seen|cleared|agreed|validated|reviewed|checked|vetted|through\s+the\s+wringer)\b", r"\bbeen\s+through\s+the\s+wringer\b",
+    r"\btake\s+it\s+as\s+read\b", r"\bscrutiny\s+satisfied\b", r"\bsigned,?\s+sealed\b", r"\bcloses?\s+the\s+loop\b", r"\brubber[\s-]?stamp\w*",
+    r"\bonly\s+sensible\s+outcome\b", r"\binside\s+the\s+delegated\s+envelope\b", r"\bstanding\s+order\b[^.\n]{0,30}\bproceed\b",
+    r"\bya\s+fue\s+(?:visto|revisado|aprobado)\b", r"\bdeja\s+boucle\b", r"\breine\s+formsache\b", r"\bformalit(?:y|e|at|a)\b",
+    r"\bal\s+afgestemd\b", r"уже\s+согласован\w*", r"已与\S{1,8}确认|已與\S{1,8}確認", r"既に\S{0,8}確認済み",
 ]
 _FAST = [
     r"\bfast[\s-]?track\w*", r"\bexpress\s+lane\b", r"\bstraight\s+through\b|\bstraight\s+to\s+(?:settlement|payment|approval|the\s+approved)\b", r"\bwave\s+it\s+through\b",

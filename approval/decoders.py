@@ -31,7 +31,8 @@ MAX_DECODE_CANDIDATES = 8
 MAX_DECODE_CHARS = 4000
 _F = re.IGNORECASE
 
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+# "=" may precede a candidate ("data=SGVsbG8..."): a key-value pair carrying base64 is common.
+_B64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _B32 = re.compile(r"(?<![A-Za-z0-9=])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9=])")
 _A85 = re.compile(r"<~(.{8,}?)~>", re.DOTALL)
 _B85 = re.compile(r"(?<!\S)[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}(?!\S)")
