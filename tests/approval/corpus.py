@@ -14,6 +14,7 @@ import urllib.parse
 from tests.approval.corpus_attacks import ATTACKS
 from tests.approval.corpus_benign import BENIGN_MORE
 from tests.approval.corpus_fresh import FRESH_ATTACKS, FRESH_BENIGN
+from tests.approval.corpus_heldout import HELDOUT_ATTACKS, HELDOUT_BENIGN
 from tests.approval.corpus_types import Case
 
 
@@ -330,8 +331,8 @@ BENIGN: list[Case] = [
 ]
 
 # The second corpus (issue 23): written as an attacker would, after the first was beaten.
-INJECTIONS = INJECTIONS + ATTACKS + FRESH_ATTACKS
-BENIGN = BENIGN + BENIGN_MORE + FRESH_BENIGN
+INJECTIONS = INJECTIONS + ATTACKS + FRESH_ATTACKS + HELDOUT_ATTACKS
+BENIGN = BENIGN + BENIGN_MORE + FRESH_BENIGN + HELDOUT_BENIGN
 
 LANGUAGES = sorted({case.lang for case in INJECTIONS} - {"mixed"})
 BENIGN_LANGUAGES = sorted({case.lang for case in BENIGN})
