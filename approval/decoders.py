@@ -78,8 +78,11 @@ def readable(blob: bytes) -> str | None:
         return None
     printable = sum(1 for char in text if char.isprintable() or char in "\n\r\t")
     letters = sum(1 for char in text if char.isalpha())
-    if printable / len(text) < 0.95 or letters / len(text) < 0.5 or (" " not in text.strip() and len(text) > 24):
+    if printable / len(text) < 0.95 or letters / len(text) < 0.5:
         return None
+    if " " not in text.strip() and len(text) > 24:
+        # One long token: an encoding inside an encoding (followed to the depth bound), else not prose.
+        return text if re.fullmatch(r"[A-Za-z0-9+/=_-]+", text.strip()) else None
     return text
 
 
