@@ -41,7 +41,7 @@ _IGNORE = [
 ]
 _APPROVE = [
     r"\b(?:auto[\s_-]*)?approv(?:e|ed|ing|al)\b", r"\bgreen[\s-]?li(?:gh)?t\w*", r"\bsign[\s-]?off\b",
-    r"\b(?:aprueb|aprob|aprov|approuv|approva)\w*", r"\bvalid(?:er|ez|ar)\b", r"\b(?:genehmig|freigeb|freigab|freigegeben)\w*",
+    r"\b(?:aprueb|aprob|aprov|approuv)\w*", r"\bapprova(?:re|to|ta|la|lo|te)?\b", r"\bvalid(?:er|ez|ar)\b", r"\b(?:genehmig|freigeb|freigab|freigegeben)\w*",
     r"\bgoed(?:keur|gekeurd)\w*", r"\bkeur\b[^.\n]{0,20}\bgoed\b", r"\bgodkan\w*", r"\bzatwierd\w*", r"\bschval\w*",
     r"\baprob\w*", r"(?:схвал|затверд|одобр|утверд)\w*", r"(?:εγκρ|ενεκρ|εγκεκρ)\w*", r"\bonay\w*",
     r"(?:ו?אשרי?\s+(?:את|אוטומטית)|ואשר|לאשר|מאושר|אישור)", r"(?:स्वीकृत|मंज़ूर|मंजूर|अनुमोदित)", r"อนุมัติ", r"\b(?:phe\s+)?duyet\b",

@@ -1,12 +1,19 @@
-"""Heuristic detection of prompt-injection attempts in request text.
+"""Deterministic screen of request text for prompt injection: it holds when both model calls are fooled.
 
-Deliberately narrow: it looks for text that addresses the model or the approval machinery
-("ignore previous instructions", "auto-approve this", role tags, forged delimiters, schema field
-names...), not for business words, so ordinary requests are not flagged. Text is normalised first:
-NFKC, zero-width and other format characters removed, common Cyrillic/Greek look-alikes mapped to
-Latin, Latin accents dropped, whitespace collapsed; a compact form (letters only, with leetspeak
-digits mapped) catches spaced-out or punctuated spellings of the main phrases.
-A hit escalates the request; it never blocks it.
+What it reads: the text as the models get it (approval.hidden: TAG characters and smuggled bytes shown,
+invisible characters removed), normalised (NFKC, UTS #39 look-alikes folded, Latin accents dropped), plus
+what is hidden in it: encodings decoded (approval.decoders, bounded in size and depth), the text read
+backwards, rotated or spelled out (views), and hidden places judged on their own (approval.places).
+
+What it looks for: text that addresses or pressures the approval process, not business words. Phrase
+patterns (this module, English and eleven more languages), concepts combined per sentence in 26 languages
+(approval.concepts: "approve" + "without a check", "whatever evaluates this" + an outcome, ...), and
+key-value pairs judged by what they claim about this request's approval (approval.claims).
+
+Two strengths: a *signal* escalates the request (injection suspected); a *hold* only keeps it from the
+automatic path, for text that pressures the process without a full instruction (an outcome claimed as
+settled, "no need for a check", a generic status "approved", readable text inside an encoding, approval
+talk inside a hidden place). Mentions of approval, review, AI, renewal or encodings alone are neither.
 """
 
 # ruff: noqa: E501  (pattern tables: one pattern a line reads better than split strings)
@@ -275,28 +282,20 @@ _ML_NONLATIN: tuple[tuple[str, str], ...] = (
 _ML_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML)
 _ML_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML_NONLATIN)
 
-# --- softer vocabulary: talk about approval, reviewers, AI or risk. Not an injection by itself, but a
-# request whose text argues about its own approval never gets the automatic path: a person decides.
-_SOFT: tuple[tuple[str, str], ...] = (
-    ("mentions_approval", r"\b(?:auto[\s_-]*)?approv\w*|\bpre[\s-]?approv\w*|\bsign[\s-]?off\b|\bgreen[\s-]?light|\brubber[\s-]?stamp"
-     r"|\baprob\w*|\baprueb\w*|\bapprouv\w*|\bgenehmig\w*|\bfreigeb\w*|\bfreigab\w*|\baprov\w*|\bvalidat\w*|\bvalide[rz]?\b"),
-    ("mentions_reviewer", r"\breview(?:er|ing)?\b|\brevisor\b|\brevision\b|\brelecteur|\bevaluateur|\bprufer|\bprufung|\bpruefung|\brevisao\b"
-     r"|\bverdict\b|\bescalat\w*|\bescala\w*|\beskal\w*|\bhuman\b|\bhumana?\b|\bhumaine?\b|\bmensch\w*|\bwaive\w*"),
-    ("mentions_ai", r"\bai\b|\ba\.i\.|\bllm\w*|\bgpt\w*|\bchatbot|\bbot\b|\blanguage\s+model|\bautomated\b|\bautomatic\w*|\bautomati\w*|\bia\b|\bki\b"
-     r"|\binstruction\w*|\binstrucci\w*|\banweisung\w*|\bconsigne\w*|\bprompt\w*|\bsystem\s+message"),
-    ("mentions_risk_level", r"\b(?:low|minimal|zero|no)[\s_-]+risk\b|\brisk[\s_-]*(?:level|rating|score|class)\b|\briesgo\s+bajo|\brisque\s+faible"
-     r"|\bniedrig\w*\s+risiko|\brisco\s+baixo|\bbaixo\s+risco"),
-    ("mentions_encoding", r"\bbase[\s-]?64\b|\bhex(?:adecimal)?\b|\brot[\s-]?13\b|\bdecode\w*|\bdecodif\w*|\bdekodier\w*|\bencoded\b"),
+# --- talk about approval or review: no hold by itself (issue 23: "manager approved", "code review" and
+# "AI assistant" are ordinary requests), but inside a hidden place (an HTML comment, a link title...) it
+# holds the request, since content there is about the content, not about its approval.
+_APPROVAL_TALK = re.compile(
+    r"\b(?:auto[\s_-]*)?approv\w*|\bpre[\s-]?approv\w*|\bsign[\s-]?off\b|\bgreen[\s-]?light|\brubber[\s-]?stamp"
+    r"|\baprob\w*|\baprueb\w*|\bapprouv\w*|\bgenehmig\w*|\bfreigeb\w*|\bfreigab\w*|\baprov\w*|\bvalidat\w*|\bvalide[rz]?\b"
+    r"|\breview(?:er|ing)?\b|\brevisor\b|\brevision\b|\brelecteur|\bevaluateur|\bprufer|\bprufung|\bpruefung|\brevisao\b"
+    r"|\bverdict\b|\bescalat\w*|\bescala\w*|\beskal\w*|\bhuman\b|\bhumana?\b|\bhumaine?\b|\bmensch\w*|\bwaive\w*"
+    r"|批准|审批|審批|核准|放行|承認|決裁|승인|결재|одобр|утвержд|утверд|согласов|موافق|اعتماد"
+    r"|审核|審核|复核|複核|人工|升级|升級|上报|上報|審査|レビュー|エスカレ|검토|심사|에스컬|проверк|эскал|человек|مراجع|تصعيد|بشري",
+    _F,
 )
-_SOFT_NONLATIN: tuple[tuple[str, str], ...] = (
-    ("mentions_approval", r"批准|审批|審批|核准|放行|承認|決裁|승인|결재|одобр|утвержд|утверд|согласов|موافق|اعتماد"),
-    ("mentions_reviewer", r"审核|審核|复核|複核|人工|升级|升級|上报|上報|審査|レビュー|エスカレ|검토|심사|에스컬|проверк|эскал|человек|مراجع|تصعيد|بشري"),
-    ("mentions_ai", r"(?<![a-z])ai(?![a-z])|人工智能|模型|机器人|機器人|指令|提示词|提示詞|인공지능|지시|指示|ИИ|нейросет|инструкц|الذكاء\s+الاصطناعي|النظام|تعليمات"),
-    ("mentions_risk_level", r"低风险|低風險|风险低|風險低|低リスク|저위험|낮은\s*위험|низк\w*\s+риск|منخفض\w*\s+المخاطر|مخاطر\s+منخفضة"),
-    ("mentions_encoding", r"编码|編碼|解码|解碼|エンコード|デコード|인코딩|디코딩|кодиров|декодир|مشفر|فك\s+التشفير"),
-)
-_SOFT_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT)
-_SOFT_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT_NONLATIN)
+# Concepts that act on the approval process (approval.concepts); "mark" and "auto" alone do not.
+_PROCESS_CONCEPTS = frozenset({"ignore", "approve", "nocheck", "noesc", "lowrisk", "decided", "fast", "addressee"})
 
 # --- normalisation --------------------------------------------------------------------------------------
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
@@ -379,22 +378,14 @@ def _hard(text: str) -> set[str]:
     return _classify(text)[0]
 
 
+def _process_concepts(text: str) -> set[str]:
+    """The approval-process concepts ``text`` names, in any of the languages (approval.concepts)."""
+    return (sentence_concepts(plain(normalize_native(text))) | sentence_concepts(normalize(text))) & _PROCESS_CONCEPTS
+
+
 def _talks_about_approval(text: str) -> bool:
     """Approval, review, escalation or a low-risk label named (any language): a hold inside a hidden place."""
-    return bool(sentence_concepts(plain(normalize_native(text))) & {"approve", "nocheck", "noesc", "lowrisk", "decided", "fast",
-                                                                    "addressee"}
-                or _SOFT_PATTERNS[0][1].search(normalize(text)) or _SOFT_PATTERNS[1][1].search(normalize(text)))
-
-
-def mentions(text: str) -> set[str]:
-    """Talk about approval, reviewers, AI, risk or decoding: not a hold, but in a short field (a name, a
-    department) a sentence that also talks about these is an instruction smuggled where none belongs."""
-    normalized = normalize(text)
-    native = normalize_native(text)
-    found = {name for name, pattern in _SOFT_PATTERNS if pattern.search(normalized)}
-    found.update(name for name, pattern in _SOFT_NONLATIN_PATTERNS if pattern.search(native))
-    found.update(f"mentions_{name}" for name in sentence_concepts(plain(native)) - {"mark", "auto"})
-    return found
+    return bool(_process_concepts(text) or _APPROVAL_TALK.search(normalize(text)) or _APPROVAL_TALK.search(normalize_native(text)))
 
 
 # A view (reversed, ROT13, ...) of ordinary text is gibberish: the full screen runs on it only when it holds
@@ -488,7 +479,9 @@ def screen(fields: Mapping[str, str]) -> Screening:
                 hard.add(f"instructions_in_{place}")
             elif _talks_about_approval(segment):
                 soft.add(f"approval_talk_in_{place}")
-        if name in SHORT_FIELDS and (soft or hard or (_SENTENCE.search(normalize(value)) and mentions(value))):
+        # Short fields (a name, a department) hold a word or two: a sentence there that names the approval
+        # process is an instruction smuggled where none belongs; "AI Research (Labs)" or "O'Brien" is not.
+        if name in SHORT_FIELDS and (soft or hard or (_SENTENCE.search(normalize(value)) and _process_concepts(value))):
             hard.add("instructions_in_" + name)
         if hard:
             result.signals[name] = sorted(hard)

@@ -115,6 +115,11 @@ def test_a_claim_about_this_requests_approval_is_a_fake_decision(text: str) -> N
         ("requester_id", "María José de la Cruz"),
         ("requester_id", "Seán O'Brien"),
         ("department", "R&D / Ops (EMEA), Tier-2"),
+        ("department", "AI Research (Labs)"),
+        ("department", "Approvals & Payables, EMEA"),
+        ("department", "Review Board (IRB)"),
+        ("department", "Risk & Compliance (EMEA)"),
+        ("requester_id", "Aoife Ní Bhriain-O'Sullivan"),
     ],
 )
 def test_mentions_are_neither_flagged_nor_held(field: str, text: str) -> None:
