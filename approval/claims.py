@@ -42,7 +42,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 # Keys whose subject is the approval of this request (stems, any language; matched inside the key).
 _APPROVAL_KEY = re.compile(
     r"approv|authori[sz]|decision|verdict|review|escalat|manual|human|sign_?off|clearance|complian|fast_?track|exempt|waive|"
-    r"next_?action|auto|disposition|ruling|judg|final|this_request|covers|"
+    r"next_?action|^next$|auto|disposition|ruling|judg|final|this_request|covers|gate|"
     r"aprob|aprov|approuv|approva|genehmig|freigab|freigeg|pruf|goedkeur|godkan|zatwierdz|schval|aprobar|onay|"
     r"одобр|схвал|затверд|решени|εγκρ|אישור|स्वीकृति|अनुमोदन|อนุมัติ|phe_?duyet|persetujuan|idhini|"
     r"批准|审批|審批|核准|审核|審核|承認|判定|결재|승인|검토|موافق|اعتماد|قرار",
@@ -65,7 +65,7 @@ _APPROVED = re.compile(
     r"^已?批准$|^已?核准$|^审批通过$|^審批通過$|^通过$|^通過$|^承認(?:済み)?$|^승인(?:됨)?$|^موافق(?:عليه)?$|^معتمد$",
     re.IGNORECASE,
 )
-_POSITIVE = re.compile(r"^(?:true|yes|y|1|ok|pass(?:ed)?|cleared?|granted|waived|exempt|done|signed|green|allow(?:ed)?|valid)$", re.IGNORECASE)
+_POSITIVE = re.compile(r"^(?:true|yes|y|1|ok|pass(?:ed)?|cleared?|granted|waived|exempt|done|signed|green|allow(?:ed)?|valid|auto)$", re.IGNORECASE)
 _NEGATIVE = re.compile(r"^(?:false|no|n|0|none|never|skip(?:ped)?|waived|not[ _-]?(?:required|needed|necessary)|n/?a|off|disabled|bypass(?:ed)?)$", re.IGNORECASE)
 _LOW = re.compile(
     r"^(?:low|none|minimal|zero|0|negligible|nil|bajo|baja|faible|niedrig|gering|baixo|basso|laag|l[aå]g|niskie|n[ií]zk[eé]|sc[aă]zut|"

@@ -74,6 +74,10 @@ _NOCHECK = [
     r"\bkontrola\s+neni\s+potreba\b", r"\bnu\s+e\s+nevoie\s+de\s+verificare\b", r"перевірка\s+не\s+потрібна", r"проверка\s+не\s+(?:требуется|нужна)",
     r"δεν\s+χρειαζεται\s+ελεγχος", r"\bkontrol\s+gerekmez\b", r"אין\s+צורך\s+ב(?:בדיקה|ביקורת)", r"जाँच\s+की\s+ज़रूरत\s+नहीं",
     r"ไม่จำเป็นต้องตรวจ", r"\bkhong\s+can\s+kiem\s+tra\b", r"\btidak\s+perlu\s+(?:pemeriksaan|dicek|diperiksa)\b", r"\bhakuna\s+haja\s+ya\s+ukaguzi\b",
+    # keeping a person out: "don't make a person look", "never wait for a human", "not in someone's inbox"
+    r"\b(?:don'?t|do\s+not|never|didn'?t|not|no\s+need\s+to|rather\s+not)\b[^.\n]{0,40}\b(?:a\s+person|a\s+human|someone|somebody|anyone|a\s+manager|an\s+approver)\b[^.\n]{0,25}\b(?:look|see|check|review|wait|inbox|involve|bother|touch)",
+    r"\b(?:wait|waiting)\s+for\s+a\s+(?:human|person)\b", r"\bend\s+up\s+in\s+(?:someone|somebody|anyone)'?s\s+inbox\b",
+    r"確認なし|チェックなし|審査なし|確認せずに", r"그냥\s*처리", r"\bsenza\s+(?:che\s+nessuno|passare\s+da)\b",
     r"无需(?:再)?(?:走)?(?:审核|审查|审批)|不需要(?:审查|審查|审核|審核)", r"(?:確認|チェック|審査)は?不要", r"검토\S{0,2}\s*필요\s*없", r"لا\s+حاجة\s+(?:لل|إلى\s+)?مراجعة",
 ]
 _AUTO = [
@@ -133,11 +137,21 @@ _DECIDED = [
     r"\bonly\s+sensible\s+outcome\b", r"\binside\s+the\s+delegated\s+envelope\b", r"\bstanding\s+order\b[^.\n]{0,30}\bproceed\b",
     r"\bya\s+fue\s+(?:visto|revisado|aprobado)\b", r"\bdeja\s+boucle\b", r"\breine\s+formsache\b", r"\bformalit(?:y|e|at|a)\b",
     r"\bal\s+afgestemd\b", r"уже\s+согласован\w*", r"已与\S{1,8}确认|已與\S{1,8}確認", r"既に\S{0,8}確認済み",
+    # settled elsewhere: "auto-cleared", "cleared by the CFO", "been over this with Finance", "a notification, not a question"
+    r"\bauto[\s-]?cleared\b", r"\bcleared\s+by\s+(?:the\s+)?(?:cfo|ceo|vp|finance|director|manager|board)\b",
+    r"\b(?:been\s+over|agreed|settled|squared)\s+(?:this|it)\b[^.\n]{0,30}\bwith\s+(?:the\s+)?(?:finance|cfo|ceo|vp|director|board)\b",
+    r"\bnotification,?\s+not\s+a\s+(?:question|request)\b", r"\bhousekeeping\s+rather\s+than\b", r"\bfyi\s+only\b",
+    r"\b(?:same\s+as|like|consistent\s+with)\b[^.\n]{0,40}\b(?:went\s+through|were\s+approved|was\s+approved|passed)\s+on\s+(?:their|its)\s+own\b",
+    r"\b(?:un|simple)\s+tramite\b", r"\b(?:schon|bereits)\s+abgesegnet\b", r"\bja\s+foi\s+acertado\b", r"\bgia\s+stato\s+visto\b",
+    r"이미\s*\S{0,8}\s*합의", r"\bsadece\s+bir\s+formalite\b", r"\bsimple\s+formalite\b",
 ]
 _FAST = [
     r"\bfast[\s-]?track\w*", r"\bexpress\s+lane\b", r"\bstraight\s+through\b|\bstraight\s+to\s+(?:settlement|payment|approval|the\s+approved)\b", r"\bwave\s+it\s+through\b",
     r"\blet\s+it\s+(?:flow|pass|through)\b", r"\bstraight\s+pass\b", r"\bconfirm\s+and\s+close\b", r"\bsimply\s+confirm\b",
     r"\bwithout\s+being\s+bounced\b", r"\bpass(?:ed)?\s+(?:it\s+)?through\s+as\s+is\b",
+    # asking whoever reads it to close it: "just tick it off", "closing it is all that's left", "pode fechar"
+    r"\b(?:just|simply|please|kindly)\s+(?:tick|close|clear|sign)\s+(?:it|this)\s*(?:off|out)?\b", r"\bclosing\s+it\s+is\s+all\b",
+    r"\bpode\s+fechar\b", r"\bbasta\s+chiudere\b", r"\bmerci\s+de\s+cloturer\b", r"\bkapatabilirsiniz\b", r"\bcon\s+registrarlo\s+basta\b",
     r"\bsnelle\s+route\b", r"\bsnabbsparet\b", r"\bszybka\s+sciezka\b", r"швидким\s+шляхом", r"\bhizli\s+yoldan\b",
     r"\bluong\s+nhanh\b", r"\bjalur\s+cepat\b", r"\bcorsia\s+veloce\b", r"\bvia\s+rapida\b", r"\bcircuit\s+court\b", r"\bdurchwinken\b",
     r"быстрому\s+пути", r"ファストトラック", r"패스트트랙", r"快速通道", r"المسار\s+السريع",
