@@ -15,6 +15,7 @@ from tests.approval.corpus_attacks import ATTACKS
 from tests.approval.corpus_benign import BENIGN_MORE
 from tests.approval.corpus_fresh import FRESH_ATTACKS, FRESH_BENIGN
 from tests.approval.corpus_heldout import HELDOUT_ATTACKS, HELDOUT_BENIGN
+from tests.approval.corpus_heldout2 import HELDOUT2_ATTACKS, HELDOUT2_BENIGN
 from tests.approval.corpus_types import Case
 
 
@@ -331,8 +332,8 @@ BENIGN: list[Case] = [
 ]
 
 # The second corpus (issue 23): written as an attacker would, after the first was beaten.
-INJECTIONS = INJECTIONS + ATTACKS + FRESH_ATTACKS + HELDOUT_ATTACKS
-BENIGN = BENIGN + BENIGN_MORE + FRESH_BENIGN + HELDOUT_BENIGN
+INJECTIONS = INJECTIONS + ATTACKS + FRESH_ATTACKS + HELDOUT_ATTACKS + HELDOUT2_ATTACKS
+BENIGN = BENIGN + BENIGN_MORE + FRESH_BENIGN + HELDOUT_BENIGN + HELDOUT2_BENIGN
 
 LANGUAGES = sorted({case.lang for case in INJECTIONS} - {"mixed"})
 BENIGN_LANGUAGES = sorted({case.lang for case in BENIGN})
