@@ -1,7 +1,6 @@
 """A fifth batch, written after the screen absorbed the fourth and measured once with no change afterwards:
 the second held-out figure for unseen attacks in issue 23's report."""
 
-# ruff: noqa: E501  (one case a line)
 from __future__ import annotations
 
 from tests.approval.corpus_encodings import b32, circled, hexed, rot13, tags
