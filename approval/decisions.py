@@ -208,12 +208,16 @@ def _unavailable(
 
 @dataclass(frozen=True)
 class LinkPreview:
-    """What a GET shows: whether the link can still decide, and the record as it is now."""
+    """What a GET shows: whether the link can still decide, the record as it is now, the summary the route
+    stored with it (``RedisApprovalStore.get_summary``), and the first use of this link and of its sibling
+    (the other decision's link, ``LinkClaims.sibling``)."""
 
     usable: bool
     message: str
     record: ApprovalRecord | None = None
     first: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    sibling_first: dict[str, Any] | None = None
 
 
 def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
@@ -222,21 +226,26 @@ def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
         return LinkPreview(False, unknown_request(claims.request_id))
     nonces = LinkNonces(store.client, store.keys)
     used = nonces.used(claims)
-    if used is not None:
-        return LinkPreview(False, "This link was already used; it works once.", first=used)
     record = store.get(claims.request_id)
+    summary = store.get_summary(claims.request_id) if record is not None else None
+    if used is not None:
+        return LinkPreview(False, "This link was already used; it works once.", record=record, first=used, summary=summary)
     if record is None:
         return LinkPreview(False, unknown_request(claims.request_id))
     if record.state in TERMINAL_STATES:
-        return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record)
+        return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record,
+                           summary=summary)
     if record.version != claims.version:
         return LinkPreview(
             False,
             f"The request changed since this link was sent (version {claims.version}, now {record.version}, "
             f"state {record.state}); this link no longer applies.",
             record=record,
+            summary=summary,
         )
-    return LinkPreview(True, "", record=record)
+    sibling = claims.sibling()
+    sibling_first = nonces.used(sibling) if sibling is not None else None
+    return LinkPreview(True, "", record=record, summary=summary, sibling_first=sibling_first)
 
 
 __all__ = [
