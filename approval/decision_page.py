@@ -79,7 +79,7 @@ TEXT: dict[str, dict[str, str]] = {
         "you": "You",
         "you_value": "{approver} ({level})",
         "request_text": "Request",
-        "shortened": "(first {n} characters)",
+        "shortened": " (first {n} characters)",
         "no_summary": "The approval store holds no summary of this request; see the notification for its details.",
         "first_use": "First use",
         "reason": "Reason",
@@ -289,7 +289,10 @@ class Words:
         """``instant`` as HTML, the relative part kept on one line."""
         text = self.instant(moment, now)
         absolute, sep, relative = text.partition(" UTC")
-        return f'{_esc(absolute)} UTC <span class="rel">{_esc(relative.strip())}</span>' if sep else _esc(text)
+        if not sep:
+            return _esc(text)
+        gap = " " if relative.startswith(" ") else ""  # English leaves a space (a line may break there); Chinese not
+        return f'{_esc(absolute)} UTC{gap}<span class="rel">{_esc(relative.strip())}</span>'
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,7 @@ def _rows(model: PageModel, words: Words) -> list[tuple[str, str]]:
         rows.append((words("risk"), f'<span class="badge risk-{_esc(risk)}">{_esc(words.word(risk))}</span>'))
     if model.summary is not None:
         rules = [str(rule) for rule in s.get("matched_rules") or []]
-        chips = "".join(f'<span class="chip">{_esc(rule)}</span>' for rule in rules)
+        chips = " ".join(f'<span class="chip">{_esc(rule)}</span>' for rule in rules)
         rows.append((words("rules"), chips or f'<span class="muted">{_esc(words("no_rules"))}</span>'))
     open_request = record is None or record.state not in TERMINAL_STATES
     if claims is not None and open_request:  # deadlines matter while there is something to decide
@@ -400,7 +403,7 @@ def render(model: PageModel) -> str:
         parts.append("<dl>" + "".join(f"<dt>{_esc(label)}</dt><dd>{value}</dd>" for label, value in rows) + "</dl>")
     if s is not None and s.get("summary"):
         text = str(s["summary"])
-        parts.append(f'<h2>{_esc(words("request_text"))} <span class="muted">{_esc(words("shortened", n=TEXT_CHARS))}</span></h2>'
+        parts.append(f'<h2>{_esc(words("request_text"))}<span class="muted">{_esc(words("shortened", n=TEXT_CHARS))}</span></h2>'
                      if len(text) >= TEXT_CHARS else f"<h2>{_esc(words('request_text'))}</h2>")
         parts.append(f"<blockquote>{_esc(text[:TEXT_CHARS + 1])}</blockquote>")
     elif model.claims is not None and model.record is not None and s is None:
