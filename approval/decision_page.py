@@ -89,6 +89,9 @@ TEXT: dict[str, dict[str, str]] = {
         "now": "now",
         "relative": " ({span})",
         "colon": ": ",
+        "paren_open": " (",
+        "paren_close": ")",
+        "decided_by": "Decided by",
         "comma": ", ",
         "minutes": "{n} min",
         "hours": "{n} h",
@@ -148,6 +151,9 @@ TEXT: dict[str, dict[str, str]] = {
         "now": "现在",
         "relative": "（{span}）",
         "colon": "：",
+        "paren_open": "（",
+        "paren_close": "）",
+        "decided_by": "决定人",
         "comma": "，",
         "minutes": "{n} 分钟",
         "hours": "{n} 小时",
@@ -264,7 +270,7 @@ class Words:
         minutes = round(abs(seconds) / 60)
         if minutes < 1:
             return self("now")
-        if minutes < 90:
+        if minutes < 60:
             text = self("minutes", n=minutes)
         elif minutes < 48 * 60:
             text = self("hours", n=round(minutes / 60))
@@ -320,6 +326,7 @@ class PageModel:
     banner: str = ""  # what was decided, shown large under the heading
     banner_class: str = ""  # approved / rejected / other: its colour
     extra_rows: list[tuple[str, str]] = field(default_factory=list)
+    last_change: Mapping[str, Any] | None = None  # the history entry that decided the request
     now: float = 0.0
 
 
@@ -371,6 +378,11 @@ def _rows(model: PageModel, words: Words) -> list[tuple[str, str]]:
         state = (words("state_value", state=words.word(record.state), level=words.word(record.required_level))
                  if open_request else words.word(record.state))
         rows.append((words("state"), _esc(state)))
+    change = model.last_change
+    if change and not open_request and change.get("actor_id"):
+        level = f"{words('paren_open')}{words.word(str(change['actor_level']))}{words('paren_close')}" if change.get("actor_level") else ""
+        rows.append((words("decided_by"), _esc(f"{change['actor_id']}{level}") + (
+            f"<br>{words.instant_html(str(change['at']), model.now)}" if change.get("at") else "")))
     if claims is not None:
         rows.append((words("you"), _esc(words("you_value", approver=claims.approver_id, level=words.word(claims.level)))))
         if open_request and not model.banner:
@@ -463,8 +475,16 @@ def confirm_page(claims: LinkClaims, record: ApprovalRecord, summary: Mapping[st
 
 
 def closed_page(claims: LinkClaims, record: ApprovalRecord | None, summary: Mapping[str, Any] | None,
-                first: Mapping[str, Any] | None, *, now: float) -> PageModel:
-    """A link that cannot decide any more (a GET): used, the request decided or changed, or unknown."""
+                first: Mapping[str, Any] | None, *, now: float, last_change: Mapping[str, Any] | None = None) -> PageModel:
+    """A link that cannot decide any more: used, the request decided (by whom: ``last_change``) or changed,
+    or unknown."""
+    model = _closed_page(claims, record, summary, first, now=now)
+    model.last_change = last_change
+    return model
+
+
+def _closed_page(claims: LinkClaims, record: ApprovalRecord | None, summary: Mapping[str, Any] | None,
+                 first: Mapping[str, Any] | None, *, now: float) -> PageModel:
     words = Words(claims.language)
     if first is not None:
         model = PageModel(409, words.language, words("used_heading"), words("used_lead"), claims, summary, record, now=now)
@@ -485,7 +505,7 @@ def closed_page(claims: LinkClaims, record: ApprovalRecord | None, summary: Mapp
 
 def outcome_page(claims: LinkClaims, status: str, http_status: int, message: str, *, record: ApprovalRecord | None,
                  summary: Mapping[str, Any] | None, first: Mapping[str, Any] | None, state: str = "", version: int = 0,
-                 now: float) -> PageModel:
+                 now: float, last_change: Mapping[str, Any] | None = None) -> PageModel:
     """After a POST: what the decision did (``approval.decisions.DecisionOutcome``)."""
     words = Words(claims.language)
     if status == "applied":
@@ -495,12 +515,12 @@ def outcome_page(claims: LinkClaims, status: str, http_status: int, message: str
         model.banner_class = state if state in ("approved", "rejected") else "other"
         return model
     if status == "already_used":
-        return closed_page(claims, record, summary, first or {}, now=now)
+        return closed_page(claims, record, summary, first or {}, now=now, last_change=last_change)
     if status == "unknown_request":
         return PageModel(http_status, words.language, words("unknown_heading"),
                          words("unknown_lead", request_id=claims.request_id), claims, now=now)
     heading = words("refused_heading" if status == "refused" else "unavailable_heading")
-    model = PageModel(http_status, words.language, heading, "", claims, summary, record, now=now)
+    model = PageModel(http_status, words.language, heading, "", claims, summary, record, now=now, last_change=last_change)
     model.warnings.append(message)  # the state machine's or the store's reason (English: it names fields)
     return model
 

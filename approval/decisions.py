@@ -218,6 +218,16 @@ class LinkPreview:
     first: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     sibling_first: dict[str, Any] | None = None
+    last_change: dict[str, Any] | None = None  # for a decided request: who decided, when
+
+
+def last_change(store: RedisApprovalStore, record: ApprovalRecord | None) -> dict[str, Any] | None:
+    """The history entry that made a decided request what it is (who, which event, when); None while the
+    request is open. Read-only."""
+    if record is None or record.state not in TERMINAL_STATES:
+        return None
+    entries = [entry for entry in store.history(record.request_id) if entry.get("kind") in ("transition", "expired")]
+    return entries[-1] if entries else None
 
 
 def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
@@ -229,12 +239,13 @@ def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
     record = store.get(claims.request_id)
     summary = store.get_summary(claims.request_id) if record is not None else None
     if used is not None:
-        return LinkPreview(False, "This link was already used; it works once.", record=record, first=used, summary=summary)
+        return LinkPreview(False, "This link was already used; it works once.", record=record, first=used, summary=summary,
+                           last_change=last_change(store, record))
     if record is None:
         return LinkPreview(False, unknown_request(claims.request_id))
     if record.state in TERMINAL_STATES:
         return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record,
-                           summary=summary)
+                           summary=summary, last_change=last_change(store, record))
     if record.version != claims.version:
         return LinkPreview(
             False,
@@ -260,6 +271,7 @@ __all__ = [
     "LinkSecrets",
     "apply_link_decision",
     "idempotency_key",
+    "last_change",
     "preview_link",
     "unknown_request",
 ]

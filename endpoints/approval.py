@@ -40,10 +40,12 @@ from approval.decision_page import (
     render,
 )
 from approval.decisions import (
+    APPLIED,
     UNKNOWN_REQUEST,
     LinkPreview,
     LinkSecrets,
     apply_link_decision,
+    last_change,
     preview_link,
 )
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, TOKEN_PARAM, LinkClaims, LinkError, check_secret, sign_link, verify_link
@@ -116,17 +118,19 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     except StoreUnavailable as exc:
         return page(message_page(503, words.language, words("unavailable_heading"), str(exc)))
     outcome = apply_link_decision(store, claims, now=now, dlq=DeadLetterQueue(store.client, store.keys))
-    record = summary = None
+    record = summary = change = None
     if outcome.status != UNKNOWN_REQUEST:
         try:  # what the approver just decided, shown again; the decision stands without it
             record = store.get(claims.request_id)
             summary = store.get_summary(claims.request_id) if record is not None else None
+            change = last_change(store, record) if outcome.status != APPLIED else None
         except StoreUnavailable:
             pass
     result = outcome.result
     return page(outcome_page(
         claims, outcome.status, outcome.http_status, outcome.message, record=record, summary=summary, first=outcome.first,
         state=result.state if result is not None else "", version=result.version if result is not None else 0, now=now,
+        last_change=change,
     ))
 
 
@@ -134,7 +138,7 @@ def preview_page(claims: LinkClaims, preview: LinkPreview, token: str, secret: s
     """A GET: both decisions when the link can decide (its sibling signed again, as the notification carried
     it), else why it cannot."""
     if not preview.usable or preview.record is None:
-        return closed_page(claims, preview.record, preview.summary, preview.first, now=now)
+        return closed_page(claims, preview.record, preview.summary, preview.first, now=now, last_change=preview.last_change)
     forms = {claims.event: DecisionForm(claims.event, token)}
     sibling = claims.sibling()
     if sibling is not None and preview.sibling_first is None:

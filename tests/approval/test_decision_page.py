@@ -189,8 +189,10 @@ def test_a_used_link_that_was_refused_says_why() -> None:
 
 
 def test_a_decided_or_changed_request_offers_no_decision() -> None:
-    done = Page(render(closed_page(claims(), record("rejected", 2), summary(), None, now=NOW)))
+    change = {"kind": "transition", "event": "reject", "actor_id": "dora", "actor_level": "director", "at": "2027-01-15T07:00:00Z"}
+    done = Page(render(closed_page(claims(), record("rejected", 2), summary(), None, now=NOW, last_change=change)))
     assert "Nothing left to decide" in done.text and "already rejected" in done.text and not done.forms
+    assert "Decided by dora (director) 2027-01-15 07:00 UTC (1 h ago)" in done.text
     changed = Page(render(closed_page(claims(), record("escalated", 2), summary(), None, now=NOW)))
     assert "version 1, now 2, escalated" in changed.text and not changed.forms
     unknown = closed_page(claims(), None, None, None, now=NOW)

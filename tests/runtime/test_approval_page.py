@@ -129,7 +129,9 @@ def test_the_other_decision_on_the_page_decides_once_and_both_links_then_say_wha
     assert again.status_code == 409 and "首次使用：已驳回" in Page(again.text).text
     # The approve link: nothing is left to decide; a POST of it is refused and changes nothing.
     closed = requests.get(opened, timeout=20)
-    assert closed.status_code == 409 and "该申请已是“已驳回”状态。" in Page(closed.text).text and "<form" not in closed.text
+    closed_page = Page(closed.text)
+    assert closed.status_code == 409 and "该申请已是“已驳回”状态。" in closed_page.text and "<form" not in closed.text
+    assert "决定人 dana（总监）" in closed_page.text  # who decided, from the record's history
     late = requests.post(opened, data={"t": token(opened)}, timeout=20)
     assert late.status_code == 409 and "stale version" in late.text
     assert (status(plugin, redis_credentials, request_id)["version"]) == 2
@@ -146,6 +148,8 @@ def test_an_approved_link_reports_its_first_use_in_english(plugin, redis_credent
         assert "First use: approved, " in page.text and " UTC (" in page.text and not page.forms
         assert answer.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert status(plugin, redis_credentials, request_id)["state"] == "approved"
+    other = Page(requests.get(links["dana"]["reject"], timeout=20).text)
+    assert "无需再作决定" in other.text and "决定人 dora（总监）" in other.text and not other.forms
 
 
 def test_a_damaged_link_follows_the_browsers_language(served) -> None:
