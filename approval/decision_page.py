@@ -493,8 +493,8 @@ def _closed_page(claims: LinkClaims, record: ApprovalRecord | None, summary: Map
         if first.get("status") == "refused" and first.get("message"):
             model.warnings.append(str(first["message"]))
         return model
-    if record is None:
-        return PageModel(404, words.language, words("unknown_heading"), words("unknown_lead", request_id=claims.request_id),
+    if record is None:  # 409 as every link that cannot be used on a GET; a POST of it answers 404
+        return PageModel(409, words.language, words("unknown_heading"), words("unknown_lead", request_id=claims.request_id),
                          claims, now=now)
     if record.state in TERMINAL_STATES:
         return PageModel(409, words.language, words("closed_heading"), words("terminal_lead", state=words.word(record.state)),

@@ -112,6 +112,8 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     try:
         owned = LinkSecrets(store.client, store.keys).known(secret)
         if not owned:  # the workspace named by the link never signed with this secret: as for an unknown request
+            if r.method == "GET":
+                return page(closed_page(claims, None, None, None, now=now))
             return page(outcome_page(claims, UNKNOWN_REQUEST, 404, "", record=None, summary=None, first=None, now=now))
         if r.method == "GET":
             return page(preview_page(claims, preview_link(store, claims), token, secret, now))

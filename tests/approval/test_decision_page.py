@@ -196,7 +196,7 @@ def test_a_decided_or_changed_request_offers_no_decision() -> None:
     changed = Page(render(closed_page(claims(), record("escalated", 2), summary(), None, now=NOW)))
     assert "version 1, now 2, escalated" in changed.text and not changed.forms
     unknown = closed_page(claims(), None, None, None, now=NOW)
-    assert unknown.status == 404 and "No approval request PR-7" in Page(render(unknown)).text
+    assert unknown.status == 409 and "No approval request PR-7" in Page(render(unknown)).text
 
 
 def test_after_the_post_the_page_says_what_was_decided_with_the_facts() -> None:
