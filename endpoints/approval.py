@@ -26,6 +26,7 @@ from typing import Any
 
 from dify_plugin import Endpoint
 from werkzeug import Request, Response
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from approval.decision_page import (
     HEADERS,
@@ -93,7 +94,10 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     password = urllib.parse.urlsplit(redis_url).password if "://" in redis_url else None
     if password:
         register_secret(password)  # the password only: the host and port are what an error should name
-    token = (r.form.get(TOKEN_PARAM) if r.method == "POST" else None) or r.args.get(TOKEN_PARAM, "")
+    try:
+        token = (r.form.get(TOKEN_PARAM) if r.method == "POST" else None) or r.args.get(TOKEN_PARAM, "")
+    except RequestEntityTooLarge:  # werkzeug's max_form_parts (1,000) or max_form_memory_size: the client's doing
+        return page(413, "Request too large", "The form has more fields or data than an approval link ever sends; nothing was applied.")
     now = time.time()
     try:
         claims = verify_link(token, secret, now)

@@ -124,11 +124,13 @@ def parse_prompts(raw: object, *, max_items: int, max_prompt_chars: int, max_inp
     return BatchInput(items, json_format)
 
 
-def check_unique_ids(items: list[BatchItem], where: Callable[[BatchItem], str]) -> None:
+def check_unique_ids(items: list[BatchItem], where: Callable[[BatchItem], str], *, echo: bool = True) -> None:
+    """`echo=False` for items read from a downloaded file: the message says where, not what it holds."""
     seen: dict[str, BatchItem] = {}
     for item in items:
         if item.id in seen:
-            raise BatchInputError(f"{where(item)}: id {quote(item.id)} is used twice (also {where(seen[item.id])})")
+            shown = f"id {quote(item.id)}" if echo else "its id"
+            raise BatchInputError(f"{where(item)}: {shown} is used twice (also {where(seen[item.id])})")
         seen[item.id] = item
 
 
@@ -139,9 +141,10 @@ def _checked(where: str, text: str, max_chars: int) -> str:
         raise BatchInputError(f"{where} {exc}") from None
 
 
-def parse_item(where: str, index: int, entry: Any, *, max_prompt_chars: int = MAX_PROMPT_CHARS) -> BatchItem:
+def parse_item(where: str, index: int, entry: Any, *, max_prompt_chars: int = MAX_PROMPT_CHARS, echo: bool = True) -> BatchItem:
     """One item: a prompt string, or an object with `prompt` and optional id, system_prompt, model and
-    max_tokens. `where` names it in a BatchInputError ("prompts[3]", "line 4")."""
+    max_tokens. `where` names it in a BatchInputError ("prompts[3]", "line 4"). `echo=False` for items
+    read from a downloaded file: no message repeats what the file holds."""
     if isinstance(entry, str):
         _checked(where, entry, max_prompt_chars)
         if not entry.strip():
@@ -151,8 +154,11 @@ def parse_item(where: str, index: int, entry: Any, *, max_prompt_chars: int = MA
         raise BatchInputError(f"{where} must be a string or an object with 'prompt', got {type(entry).__name__}")
     unknown = [key for key in entry if key not in ITEM_KEYS]
     if unknown:
-        shown = ", ".join(quote(key, 30) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise BatchInputError(f"{where} has unknown keys {shown}: allowed are {sorted(ITEM_KEYS)}")
+        if echo:
+            shown = "unknown keys " + ", ".join(quote(key, 30) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        else:
+            shown = f"{len(unknown)} unknown key{'s' if len(unknown) != 1 else ''}"
+        raise BatchInputError(f"{where} has {shown}: allowed are {sorted(ITEM_KEYS)}")
     prompt = entry.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BatchInputError(f"{where} needs a non-empty string 'prompt'")
@@ -172,7 +178,8 @@ def parse_item(where: str, index: int, entry: Any, *, max_prompt_chars: int = MA
         try:
             model = model_name(model, "model") or None
         except FieldError as exc:
-            raise BatchInputError(f"{where}.model {exc.problem}") from None
+            problem = exc.problem if echo else f"is not a valid model name (at most {MAX_MODEL_CHARS} characters, no control characters)"
+            raise BatchInputError(f"{where}.model {problem}") from None
     item_id = entry.get("id", index)
     if isinstance(item_id, bool) or not isinstance(item_id, str | int) or (isinstance(item_id, int) and abs(item_id) > 2**63):
         raise BatchInputError(f"{where}: 'id' must be a string or a number")

@@ -22,6 +22,8 @@ from gateway.budget import BudgetPolicy, parse_budgets
 from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
 from gateway.keys import Keys
+from gateway.net_guard import IPNetwork, Origin
+from gateway.webhooks import WebhookAllowlist
 from untrusted import InputError, check_text, quote
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
@@ -254,7 +256,7 @@ def check_redis_url(raw: object) -> str:
     """The redis_url credential, checked before anything connects: its shape, then redis-py's own URL
     parser and connection options (without connecting). The message never repeats the URL, which usually
     holds a password."""
-    url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
+    url = _redis_url_text(raw)
     if not url:
         return ""
     hint = "use redis://:password@host:6379/0 (rediss:// for TLS)"
@@ -276,6 +278,86 @@ def check_redis_url(raw: object) -> str:
     problem = redis_url_problem(url)
     if problem:
         raise FieldError("redis_url", f"{problem}: {hint}")
+    return url
+
+
+MAX_ALLOWLIST_ENTRIES = 100
+
+
+def parse_dify_files_url(raw: object) -> Origin | None:
+    """The `dify_files_url` credential: the origin (scheme, host, port) of Dify's file server, or None
+    when empty. Files from it are fetched whatever its address (`gateway.file_fetch`)."""
+    text = _credential_text(raw, "dify_files_url", MAX_URL_CHARS).strip("\"'").strip()
+    if not text:
+        return None
+    return _origin_credential(text, "dify_files_url", "http://api:5001")
+
+
+def parse_webhook_allowlist(raw: object) -> WebhookAllowlist:
+    """The `webhook_allowlist` credential: comma-separated origins (https://hooks.internal:8443) and
+    networks (10.0.5.0/24, 192.168.1.7) that approval webhooks may reach although they are internal."""
+    text = _credential_text(raw, "webhook_allowlist", MAX_FALLBACK_CHARS)
+    entries = [e.strip() for e in re.split(r"[,\s]+", text) if e.strip()]
+    if len(entries) > MAX_ALLOWLIST_ENTRIES:
+        raise FieldError("webhook_allowlist", f"has {len(entries)} entries; at most {MAX_ALLOWLIST_ENTRIES}: use CIDR ranges")
+    origins: list[Origin] = []
+    networks: list[IPNetwork] = []
+    example = "https://hooks.internal:8443, 10.0.5.0/24"
+    for position, entry in enumerate(entries, 1):
+        if "://" in entry:
+            origins.append(_origin_credential(entry, "webhook_allowlist", example, position))
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+        except ValueError:
+            raise FieldError(
+                "webhook_allowlist",
+                f"entry {position} ({quote(entry, 60)}) is neither an origin with a scheme nor an IP address or CIDR range: use e.g. {example}",
+            ) from None
+    return WebhookAllowlist(tuple(origins), tuple(networks))
+
+
+def _origin_credential(text: str, field: str, example: str, position: int | None = None) -> Origin:
+    where = f"entry {position} " if position is not None else ""
+    shown = quote(_without_userinfo(text), 80)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise FieldError(field, f"{where}{shown} is not a valid URL: use e.g. {example}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FieldError(field, f"{where}{shown} is not an http(s) origin with a host: use e.g. {example}")
+    if "@" in parts.netloc:
+        raise FieldError(field, f"{where}must not contain a user name or password: give only scheme, host and port, e.g. {example}")
+    if port == 0:
+        raise FieldError(field, f"{where}{shown} has port 0: give the port (1 to 65535) or none")
+    problem = _host_problem(parts.netloc.rsplit(":", 1)[0] if port is not None or parts.netloc.endswith(":") else parts.netloc)
+    if problem:
+        raise FieldError(field, f"{where}has an invalid host: {problem}; use e.g. {example}")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise FieldError(field, f"{where}{shown} has a path or query: give only the origin (scheme, host and port), e.g. {example}")
+    return Origin.of(text)
+
+
+def _redis_url_text(raw: object) -> str:
+    """redis_url as text a Redis client can use: valid Unicode, no U+FFFD (what a lone surrogate becomes on
+    its way through Dify), a host name that encodes. redis-py would otherwise fail at the first command
+    with "Invalid character", naming no field."""
+    url = _credential_text(raw, "redis_url", MAX_URL_CHARS)
+    if "\ufffd" in url:
+        raise FieldError(
+            "redis_url", "contains U+FFFD, the replacement character: a character that was not valid text (such as a lone "
+            "surrogate) was replaced on its way here; type the URL again"
+        )
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return url  # the shape checks that follow say what is wrong
+    if host and not host.isascii():
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise FieldError("redis_url", "has a host name with characters a host name cannot have: use e.g. redis://redis:6379/0") from None
     return url
 
 

@@ -64,6 +64,7 @@ class SecretIndex:
         self._grams: dict[str, int] = {}
         self._whole: dict[str, int] = {}  # replaced as a whole: forms shorter than MIN_ECHO, over-long forms
         self._secrets: dict[str, list[str]] = {}  # secret -> its grams' keys and whole forms, to remove it
+        self._forms: dict[str, list[str]] = {}  # secret -> its forms (what a stream's tail is checked against)
 
     def __len__(self) -> int:
         return len(self._secrets)
@@ -86,8 +87,10 @@ class SecretIndex:
                         self._grams[gram] = self._grams.get(gram, 0) + 1
                         entries.append(gram)
         self._secrets[secret] = entries
+        self._forms[secret] = secret_forms(secret)
 
     def remove(self, secret: str) -> None:
+        self._forms.pop(secret, None)
         for entry in self._secrets.pop(secret, ()):
             table, key = (self._whole, entry[1:]) if entry.startswith("\0") else (self._grams, entry)
             count = table.get(key, 0) - 1
@@ -95,6 +98,26 @@ class SecretIndex:
                 table[key] = count
             else:
                 table.pop(key, None)
+
+    @property
+    def hold(self) -> int:
+        """How many trailing characters of a text still arriving could begin an echo this index would only
+        see whole (`StreamRedactor`): an echo of MIN_ECHO characters or more is seen from its first gram,
+        a form matched whole only once complete."""
+        longest = max((len(form) for form in self._whole), default=0)
+        return max(self.MIN_ECHO, longest) - 1 if self._secrets else 0
+
+    def may_begin_echo(self, tail: str) -> bool:
+        """Whether `tail` (the end of a text still arriving) could be the start of an echo: it occurs in
+        one of the forms."""
+        return any(tail in form for forms in self._forms.values() for form in forms)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where `redact` would replace something in `text`: whole forms, and echoes widened to their run."""
+        if not self._secrets:
+            return []
+        found = [(m.start(), m.start() + len(form)) for form in self._whole for m in re.finditer(re.escape(form), text)]
+        return sorted(found + self._echo_spans(text))
 
     def redact(self, text: str) -> str:
         if not self._secrets:
@@ -159,6 +182,84 @@ class Redactor:
     def __call__(self, text: object) -> str:
         out = self._index.redact(str(text))
         return _BEARER.sub(lambda m: m.group(1) + REDACTED, out)
+
+    @property
+    def hold(self) -> int:
+        """Trailing characters a stream must keep back until more arrives (see `StreamRedactor`)."""
+        return max(self._index.hold, len("Bearer ") - 1)
+
+    def held_tail(self, text: str) -> int:
+        """How many trailing characters of `text`, still arriving, to keep back: the longest tail, of at
+        most `hold` characters, that could begin an echo of a key or a `Bearer <token>`."""
+        for size in range(min(self.hold, len(text)), 0, -1):
+            tail = text[-size:]
+            if self._index.may_begin_echo(tail) or "bearer ".startswith(tail.lower()):
+                return size
+        return 0
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where this redactor would replace something in `text` (sorted, possibly overlapping)."""
+        return sorted(self._index.spans(text) + [(m.start(), m.end()) for m in _BEARER.finditer(text)])
+
+
+# What the SDK's JSON on stdout (UTF-8) and Redis cannot carry, or Dify's database refuses in text: lone
+# surrogates (a gateway's "\ud800" JSON escape) and NUL.
+_UNCARRIABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def carriable(text: str) -> str:
+    """`text` with every lone surrogate and NUL replaced by U+FFFD (a surrogate pair becomes its character),
+    so one odd character costs one character, never the reply or the results around it."""
+    if not _UNCARRIABLE.search(text):
+        return text
+    paired = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return paired.replace("\x00", REPLACEMENT)
+
+
+def clean_reply(text: str, redact: Redactor) -> str:
+    """Reply text (or anything else a gateway's answer carries into outputs, files and Redis) as it may
+    travel: the key and its encodings redacted, uncarriable characters replaced."""
+    return carriable(redact(text)) if text else text
+
+
+class StreamRedactor:
+    """`clean_reply` for text that arrives in pieces: a key split across two chunks is still redacted.
+    Each piece is passed on at once except a tail that could begin an echo (at most `redact.hold`
+    characters, 7 for a usual key) and an echo still running at its end, kept until more arrives;
+    `close` passes on the rest."""
+
+    __slots__ = ("_pending", "_redact")
+
+    # A pending text this long is passed on even inside an echo: memory and work stay bounded (an echo
+    # is redacted still, only its run may be cut in two).
+    MAX_PENDING = 65536
+
+    def __init__(self, redact: Redactor) -> None:
+        self._redact = redact
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._pending + piece
+        cut = len(text) - self._redact.held_tail(text)
+        if cut > 0 and len(text) < self.MAX_PENDING:
+            moved = True
+            while moved:  # never cut inside something that will be redacted
+                moved = False
+                for start, end in self._redact.spans(text):
+                    if start < cut < end:
+                        cut, moved = start, True
+        if cut > 0 and "\ud800" <= text[cut - 1] <= "\udbff":
+            cut -= 1  # a high surrogate waits for its pair
+        if cut <= 0:
+            self._pending = text
+            return ""
+        self._pending = text[cut:]
+        return clean_reply(text[:cut], self._redact)
+
+    def close(self) -> str:
+        text, self._pending = self._pending, ""
+        return clean_reply(text, self._redact)
 
 
 class _KnownSecrets:

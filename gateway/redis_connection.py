@@ -102,7 +102,7 @@ def describe_redis_error(exc: BaseException, client: redis.Redis) -> str:
             return f"Redis at {where} refused the password in redis_url; check the password part ({URL_HINT})"
         return needs_password
     if isinstance(exc, CONNECTION_ERRORS):
-        detail = scrub(str(exc)) or type(exc).__name__
+        detail = scrub(str(exc)).rstrip(".") or type(exc).__name__
         return f"cannot reach Redis at {where}: {detail}. Check the host, port and that Redis is running"
     message = scrub(str(exc))
     if isinstance(exc, redis.ResponseError):

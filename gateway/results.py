@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from gateway.errors import NotOpenAICompatibleError
+from gateway.errors import NotOpenAICompatibleError, Redactor, clean_reply
 from gateway.models import ChatRequest, ChatResult, Usage
 from gateway.pricing import PriceTable
 from gateway.reasoning import reasoning_field, split_content
@@ -32,20 +32,23 @@ def completion_result(
         raise NotOpenAICompatibleError(endpoint.not_openai_message(response, "returned a completion without choices[0].message")) from None
     if not isinstance(text, str):
         text = json.dumps(text, ensure_ascii=False)
-    text, thought = split_content(text)
-    reasoning = reasoning_field(message) or thought
+    # The one place a plain reply enters: the key (and its encodings) redacted, uncarriable characters
+    # replaced, before anything reads it (streamed replies: gateway.stream_events).
+    redact = endpoint.redact
+    text, thought = split_content(clean_reply(text, redact))
+    reasoning = clean_reply(reasoning_field(message), redact) or thought
     warnings: list[str] = []
     usage = Usage.from_openai(data.get("usage")) or estimated_usage(request, text, warnings, reasoning)
     warnings.extend(notes)
     return assemble(
         request,
         text=text,
-        finish_reason=choice.get("finish_reason"),
-        served=_served_model(data.get("model"), request.model),
+        finish_reason=_request_id(choice.get("finish_reason"), redact),
+        served=clean_reply(_served_model(data.get("model"), request.model), redact),
         usage=usage,
         started=started,
         attempts=attempts,
-        request_id=response.headers.get("x-request-id") or data.get("id"),
+        request_id=_request_id(response.headers.get("x-request-id") or data.get("id"), redact),
         warnings=warnings,
         prices=prices,
         reasoning=reasoning,
@@ -122,6 +125,11 @@ def assemble(
         interrupted=interrupted,
         reasoning=reasoning,
     )
+
+
+def _request_id(value: object, redact: Redactor) -> str | None:
+    """An id (or finish reason) the gateway sent, as it may travel; None unless it is text."""
+    return clean_reply(value[:200], redact) if isinstance(value, str) and value else None
 
 
 def _served_model(reported: object, requested: str) -> str:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError, gateway_words
+from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError, StreamRedactor, clean_reply, gateway_words
 from gateway.models import ReasoningDelta, TextDelta, Usage
 from gateway.reasoning import ThinkSplitter, reasoning_field
 from gateway.sse import SSEDecoder
@@ -33,13 +33,23 @@ class StreamState:
     ttft_ms: float | None = None
     reasoning: str = ""
     splitter: ThinkSplitter = field(default_factory=ThinkSplitter)
+    # Content and reasoning pass these on their way in (key redacted even when split across chunks,
+    # uncarriable characters replaced); set by read_stream, which knows the key.
+    content: StreamRedactor | None = None
+    thinking: StreamRedactor | None = None
 
     def flush(self) -> tuple[str, str]:
-        """The content the <think> splitter still holds, once the stream has ended."""
-        answer, reasoning = self.splitter.close()
+        """The content the redactors and the <think> splitter still hold, once the stream has ended."""
+        answer = thought = ""
+        if self.content is not None:
+            answer, thought = self.splitter.feed(self.content.close())
+        if self.thinking is not None:
+            thought += self.thinking.close()
+        closed_answer, closed_thought = self.splitter.close()
+        answer, thought = answer + closed_answer, thought + closed_thought
         self.text += answer
-        self.reasoning += reasoning
-        return answer, reasoning
+        self.reasoning += thought
+        return answer, thought
 
 
 def read_stream(
@@ -47,7 +57,8 @@ def read_stream(
 ) -> Iterator[TextDelta | ReasoningDelta]:
     """Yields the content of `response` as it arrives, gathering the rest on `state`; closes the response."""
     decoder = SSEDecoder()
-    state.request_id = response.headers.get("x-request-id")
+    state.content, state.thinking = StreamRedactor(redact), StreamRedactor(redact)
+    state.request_id = clean_reply(response.headers.get("x-request-id") or "", redact) or None
     done = False
     try:
         while not done:
@@ -88,6 +99,7 @@ def read_stream(
 
 
 def interrupted(state: StreamState, reason: str, redact: Redactor) -> StreamInterruptedError:
+    state.flush()  # what the redactors held back is part of what was received
     kept = f"; {len(state.text)} characters received before it broke are kept" if state.text else ""
     return StreamInterruptedError(redact(f"stream interrupted: {reason}{kept}"), partial_text=state.text, request_id=state.request_id)
 
@@ -105,14 +117,16 @@ def apply_event(data: str, state: StreamState, started: float, redact: Redactor)
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else error
         words = gateway_words(message if isinstance(message, str) else json.dumps(message)[:1000])
+        state.flush()
         failure = InBandStreamError(
             redact(f"the gateway reported an error mid-stream: {words}"), partial_text=state.text, request_id=state.request_id
         )
         raise AttemptFailed(Attempt(failure, retryable=not state.text))
     model = chunk.get("model")
     if isinstance(model, str) and model:
-        state.model = model[:200]
-    state.request_id = state.request_id or chunk.get("id")
+        state.model = clean_reply(model[:200], redact)
+    if not state.request_id and isinstance(chunk.get("id"), str):
+        state.request_id = clean_reply(chunk["id"][:200], redact)
     usage = Usage.from_openai(chunk.get("usage"))
     if usage is not None:
         state.usage = usage  # keep the last non-null usage
@@ -123,15 +137,21 @@ def apply_event(data: str, state: StreamState, started: float, redact: Redactor)
         delta = choice.get("delta") or {}
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str) and content:
-            answer, inside = state.splitter.feed(content)
+            if state.ttft_ms is None:
+                state.ttft_ms = (time.monotonic() - started) * 1000
+            passed = state.content.feed(content) if state.content is not None else clean_reply(content, redact)
+            answer, inside = state.splitter.feed(passed) if passed else ("", "")
             text += answer
             thought += inside
-        thought += reasoning_field(delta)
+        field_thought = reasoning_field(delta)
+        if field_thought:
+            if state.ttft_ms is None:
+                state.ttft_ms = (time.monotonic() - started) * 1000
+            thought += state.thinking.feed(field_thought) if state.thinking is not None else clean_reply(field_thought, redact)
         if choice.get("finish_reason"):
-            state.finish_reason = choice["finish_reason"]
+            finish = choice["finish_reason"]
+            state.finish_reason = clean_reply(finish[:100], redact) if isinstance(finish, str) else str(finish)[:100]
     if text or thought:
-        if state.ttft_ms is None:
-            state.ttft_ms = (time.monotonic() - started) * 1000
         state.text += text
         state.reasoning += thought
     return text, thought

@@ -1,27 +1,29 @@
 """Posting a webhook: one JSON body, a timeout, retries with backoff on 429 and 5xx, and a result that is
 never an exception.
 
-This is the only HTTP client code outside the gateway's chat transport. It knows nothing about approval
+It knows nothing about approval
 or vendors: the caller gives the URL, the body, the headers and, optionally, ``accept``, which reads a
 2xx answer the way the vendor means it (Feishu, DingTalk and WeCom answer 200 with an error code in the
 body). Signing is the caller's (``approval.notify``): it happens before this module sees the request.
 
 What the result carries is safe to show: the HTTP status, how many attempts were made, a short reason.
 Never the URL (webhook URLs hold tokens: Slack's path, WeCom's ``key``, DingTalk's ``access_token``),
-never the headers (signatures), never the body. Exceptions from requests are described by their class,
+never the headers (signatures), never the body. Exceptions from urllib3 are described by their class,
 because their messages repeat the URL.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError, SSLError
 
+from gateway.net_guard import AddressPolicy, AddressRefused, IPNetwork, Origin, Unreachable, open_url
 from gateway.retry import RetryPolicy, parse_retry_after
 
 # The result of reading an answer: delivered, worth another attempt, or a definite failure.
@@ -34,18 +36,27 @@ READ_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "holysheep-dify-plugin/webhooks"
 
-_session_lock = threading.Lock()
-_session: requests.Session | None = None
 
+@dataclass(frozen=True)
+class WebhookAllowlist:
+    """The administrator's `webhook_allowlist`: internal targets webhooks may reach, and the only ones
+    plain http may reach. Empty: public https targets only."""
 
-def _shared_session() -> requests.Session:
-    global _session
-    with _session_lock:
-        if _session is None:
-            session = requests.Session()
-            session.trust_env = True  # proxies from the environment, as the gateway client
-            _session = session
-        return _session
+    origins: tuple[Origin, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    def policy_for(self, url: str) -> AddressPolicy:
+        """https: internal addresses only where allowed. http: every address must be allowed (a public
+        http target too: the body carries approve/reject links and signatures)."""
+        if url.strip().lower().startswith("http://"):
+            return AddressPolicy(
+                self.origins, self.networks, only_trusted=True,
+                untrusted_reason="plain http is allowed only for targets webhook_allowlist names (use https)",
+            )
+        return AddressPolicy(
+            self.origins, self.networks,
+            untrusted_reason="it resolves to an internal address (loopback or private network) that webhook_allowlist does not name",
+        )
 
 
 @dataclass(frozen=True)
@@ -82,17 +93,20 @@ def post_json(
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     prepare: Callable[[], tuple[str, bytes, Mapping[str, str]]] | None = None,
-    session: requests.Session | None = None,
+    allowlist: WebhookAllowlist | None = None,
 ) -> DeliveryResult:
     """POST ``body`` (JSON) to ``url``; never raises.
 
     ``deadline`` is a ``time.monotonic()`` instant after which no attempt starts and no wait runs past.
     ``prepare`` (optional) rebuilds (url, body, headers) before every attempt: vendor signatures carry a
     timestamp, and a retry should be signed afresh. Redirects are not followed (a webhook that redirects is
-    misconfigured, and following one would resend the body elsewhere).
+    misconfigured, and following one would resend the body elsewhere). The target's address is checked
+    after resolution and the connection pinned to it (``gateway.net_guard``): internal targets and plain
+    http only where ``allowlist`` says; a refused target is never contacted, so nothing about it (no
+    status, no timing of an answer) comes back.
     """
     judge = accept or default_accept
-    http = session or _shared_session()
+    targets = allowlist or WebhookAllowlist()
     last_status: int | None = None
     reason = "not attempted"
     attempt = 0
@@ -103,36 +117,41 @@ def post_json(
             break
         if prepare is not None:
             url, body, headers = prepare()
-        send_headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **(headers or {})}
+        send_headers = {
+            "Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {}),
+        }
         read = read_timeout
         if deadline is not None:
             read = max(0.5, min(read_timeout, deadline - time.monotonic()))
         retry_after: float | None = None
         try:
-            response = http.post(
-                url, data=body, headers=send_headers, timeout=(min(connect_timeout, read), read), allow_redirects=False, stream=True
+            exchange = open_url(
+                "POST", url, targets.policy_for(url), body=body, headers=send_headers, connect_timeout=min(connect_timeout, read), read_timeout=read
             )
             try:
-                content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
+                content = _answer(exchange.response)
+                status, answer_headers = exchange.status, dict(exchange.headers)
             finally:
-                response.close()
-            last_status = response.status_code
-            verdict, reason = judge(response.status_code, content)
+                exchange.close()
+            last_status = status
+            verdict, reason = judge(status, content)
             if verdict == "ok":
                 return DeliveryResult(True, attempt, last_status, "ok")
             if verdict == "fail":
                 return DeliveryResult(False, attempt, last_status, reason)
-            retry_after = parse_retry_after(dict(response.headers))
-        except requests.exceptions.ConnectTimeout:
-            reason = "connect timeout"
-        except requests.exceptions.ReadTimeout:
+            retry_after = parse_retry_after(answer_headers)
+        except AddressRefused as exc:
+            return DeliveryResult(False, attempt - 1, None, f"refused: the webhook target was not contacted because {exc.reason}")
+        except Unreachable as exc:
+            reason = "connect timeout" if exc.reason == "connect timeout" else f"connection failed ({exc.reason})"
+        except ReadTimeoutError:
             reason = "no answer in time (read timeout)"
-        except requests.exceptions.SSLError:
+        except SSLError:
             return DeliveryResult(False, attempt, None, "TLS error (certificate or handshake)")
-        except requests.exceptions.ConnectionError:
-            reason = "connection failed (refused, reset or DNS)"
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+        except ValueError:
             return DeliveryResult(False, attempt, None, "the webhook URL is not a valid http(s) URL")
+        except (HTTPError, OSError):
+            reason = "connection failed (reset or broken)"
         except Exception as exc:  # never into the caller
             return DeliveryResult(False, attempt, last_status, f"unexpected error ({type(exc).__name__})")
         if attempt >= retry.max_attempts:
@@ -145,4 +164,21 @@ def post_json(
     return DeliveryResult(False, attempt, last_status, f"{reason} after {attempt} attempt{'s' if attempt != 1 else ''}")
 
 
-__all__ = ["DEFAULT_RETRY", "Accept", "DeliveryResult", "Verdict", "default_accept", "post_json"]
+def _answer(response: object) -> bytes:
+    """At most MAX_RESPONSE_BYTES of the answer (inflated, at most that much, if it came compressed anyway)."""
+    raw = response.read(MAX_RESPONSE_BYTES, decode_content=False) or b""  # type: ignore[attr-defined]
+    encoding = str(response.headers.get("Content-Encoding") or "").strip().lower()  # type: ignore[attr-defined]
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            return zlib.decompressobj(47).decompress(raw, MAX_RESPONSE_BYTES)  # 47: gzip or zlib header
+        except zlib.error:
+            return b""
+    return raw
+
+
+def poster(allowlist: WebhookAllowlist) -> Callable[..., DeliveryResult]:
+    """``post_json`` bound to the administrator's allowlist, for callers that take a ``post`` function."""
+    return functools.partial(post_json, allowlist=allowlist)
+
+
+__all__ = ["DEFAULT_RETRY", "Accept", "DeliveryResult", "Verdict", "WebhookAllowlist", "default_accept", "post_json", "poster"]

@@ -37,6 +37,16 @@ held (its lease renewed) until its result is written, so a result not yet writte
 is killed is treated like a request in flight: its send count says so, and the item ends
 `interrupted`, never resent and never with two results.
 
+Redis going away (stopped, restarted, unreachable for a while): a live process keeps every item it
+holds. A request whose count Redis did not confirm is not sent; the item is put back, first in line,
+with the requests it already made; results wait in memory; workers pause. The lease renewer asks every
+RECOVER_EVERY whether Redis is back; when it is, it re-asserts every lease this process holds (XCLAIM to
+itself: idle time reset, so no other process takes them over), takes up entries the consumer group
+counts as this process's that a lost answer never brought here, and lets the workers and the flusher go
+on. An outage costs its own length, not a lease; only a process that dies leaves `interrupted` items.
+A result Redis refuses (rather than cannot be reached) is written alone, or replaced by an error that
+says so: it never holds back the others.
+
 Shutdown (`JobEngine.shutdown`): stop claiming, let items in flight finish within a grace period,
 flush their results, then release the rest at once (their lease is set as expired), so nothing
 waits for a lease.
@@ -62,7 +72,7 @@ from gateway.errors import BadRequestError, GatewayTimeoutError, Redactor
 from gateway.http_transport import HTTPTransport
 from gateway.keys import Keys
 from gateway.limits import LimitSettings
-from gateway.redis_connection import redis_client
+from gateway.redis_connection import CONNECTION_ERRORS, redis_client
 from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
 from gateway.routing import AUTO, ModelRouter
 from gateway.transport import Attempt, AttemptFailed, Response
@@ -90,18 +100,21 @@ FLUSH_EVERY = 0.02
 # later (this process's own at once); the breaker's thresholds and the pause do the rest.
 GATE_MAX_AGE = 0.02
 MAX_UNFLUSHED = 2000  # workers wait while this many results are not yet written (Redis slow or down)
+RECOVER_EVERY = 0.25  # while Redis is away, how often a runner asks whether it is back
 
 _context = threading.local()  # greenlet-local under gevent
 
 
 class _ItemContext:
-    __slots__ = ("cancelled", "index", "job_id", "queued", "released", "runner", "sent", "slot", "store")
+    __slots__ = ("cancelled", "index", "job_id", "queued", "redis_away", "released", "resendable", "runner", "sent", "slot", "store")
 
     def __init__(self, runner: JobRunner, index: int) -> None:
         self.runner, self.store, self.job_id, self.index = runner, runner.store, runner.job.id, index
         self.sent = 0
         self.cancelled = False
         self.released = False  # the process stopped before this item's request could go: give it back
+        self.redis_away = False  # Redis did not answer the count before a request: it did not go, the item waits
+        self.resendable = True  # False while a request is out, or once one came back other than as a retryable failure
         self.slot = False  # holds one of the runner's request slots
         self.queued = 0.0  # seconds spent waiting for a slot: this process's queue, not the gateway's latency
 
@@ -168,7 +181,14 @@ class CountingTransport:
         # Counted before it waits for a slot, by a few workers at a time (`runner.ahead`): a slot then
         # holds the request alone, with no Redis round trip in it.
         with runner.ahead:
-            if ctx.store.record_send(ctx.job_id, ctx.index) < 0:
+            try:
+                counted = ctx.store.record_send(ctx.job_id, ctx.index)
+            except CONNECTION_ERRORS:
+                # Nothing goes uncounted: the item stays with this process and goes once Redis is back.
+                ctx.redis_away = True
+                runner.lost_redis()
+                raise _not_sent(BadRequestError(REDIS_AWAY)) from None
+            if counted < 0:
                 ctx.cancelled = True
                 raise _not_sent(BadRequestError(CANCELLED))
             ctx.sent += 1
@@ -187,14 +207,15 @@ class CountingTransport:
             ctx.unsend()
             raise _not_sent(unsent)
         try:
+            ctx.resendable = False
             try:
                 response = self.inner.send(method, path, body, timeout=timeout)
             except AttemptFailed as failed:
                 if failed.attempt.retryable:
-                    ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+                    _retryable_answer(ctx)
                 raise
             if response.status in RETRYABLE_STATUSES:
-                ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+                _retryable_answer(ctx)
         except BaseException:
             ctx.free_slot()
             raise
@@ -209,6 +230,17 @@ class CountingTransport:
 
 RELEASED = "not sent: this process is stopping; the item goes back to the job"
 CANCELLED = "not sent: the job was cancelled"
+REDIS_AWAY = "not sent yet: Redis (redis_url) is not answering; the item is sent once it is back"
+
+
+def _retryable_answer(ctx: _ItemContext) -> None:
+    """Counts a retryable failure in Redis. Redis away: left uncounted, the safe side (were this process
+    to die, another would see a request with an unknown outcome and not send the item again)."""
+    ctx.resendable = True
+    try:
+        ctx.store.record_retryable_answer(ctx.job_id, ctx.index)
+    except CONNECTION_ERRORS:
+        ctx.runner.lost_redis()
 
 
 def _not_sent(error: GatewayError) -> AttemptFailed:
@@ -284,6 +316,8 @@ class JobRunner:
         self.workers: list[threading.Thread] = []
         self.ready: deque[tuple[str, int, JobItem]] = deque()
         self._reclaimed: set[str] = set()  # taken over from another consumer: the sent counters decide
+        self._resume: dict[str, int] = {}  # put back while Redis was away: requests this process already sent
+        self.redis_away = False  # a Redis call failed to connect: workers wait, the renewer asks until it is back
         self._renewed = 0.0
         self.lock = threading.Lock()
         self.cursor = "0-0"
@@ -368,8 +402,10 @@ class JobRunner:
         counted but still waiting for a slot, within that time."""
         while self._working():
             try:
-                if self.store.status(self.job.id) != RUNNING:
+                if not self.redis_away and self.store.status(self.job.id) != RUNNING:
                     self.running = False
+            except CONNECTION_ERRORS:
+                self.lost_redis()
             except Exception as exc:
                 logger.warning("reading the status of job %s failed: %s", self.job.id, type(exc).__name__)
             time.sleep(STATUS_EVERY)
@@ -384,6 +420,8 @@ class JobRunner:
                 self.last_reclaim = now
         if reclaim:
             self.cursor, taken = self.store.reclaim(self.job.id, self.consumer, self.job.lease_ms, self.cursor, 32)
+            with self.lock:
+                taken = [t for t in taken if t[0] not in self.held]  # already ours (kept through an outage)
             if taken:
                 with self.lock:
                     self.held.update(e for e, _, _ in taken)
@@ -398,34 +436,99 @@ class JobRunner:
             self.exhausted = True
             return None
         with self.lock:
+            claimed = [c for c in claimed if c[0] not in self.held]  # taken up by _recover meanwhile
+            if not claimed:
+                return None
             self.held.update(e for e, _, _ in claimed)
             self.ready.extend(claimed[1:])
         return claimed[0]
 
     def _worker(self) -> None:
         while self._keep_going():
+            if self.redis_away:  # nothing can be claimed, counted or written: wait for the renewer's word
+                time.sleep(RECOVER_EVERY / 2)
+                continue
             try:
                 entry = self._claim()
+            except CONNECTION_ERRORS:
+                self.lost_redis()
+                continue
             except Exception as exc:
                 logger.warning("claiming from job %s failed: %s", self.job.id, type(exc).__name__)
                 time.sleep(1.0)
                 continue
             if entry is None:
-                if self.store.status(self.job.id) != RUNNING:
-                    return
+                try:
+                    if self.store.status(self.job.id) != RUNNING:
+                        return
+                except CONNECTION_ERRORS:
+                    self.lost_redis()
+                    continue
                 time.sleep(IDLE_SLEEP)  # new items never come back; released or expired ones do, via XAUTOCLAIM
                 continue
             try:
                 self._process(*entry)
-            except Exception as exc:  # Redis failing mid-item: the lease expires and another worker takes it
+            except CONNECTION_ERRORS:
+                # Redis went away around this item, with nothing sent by this call (what can fail after a
+                # send is handled in _process): it stays this process's, taken up again once Redis is back,
+                # when the send counters decide (a result may already be stored).
+                self._put_back(*entry, reclaimed=True)
+            except Exception as exc:  # not Redis being away: the lease expires and another worker takes it
                 logger.warning("job %s item %d: %s", self.job.id, entry[1], type(exc).__name__)
                 with self.lock:
                     self.held.discard(entry[0])
 
+    def _put_back(self, entry: str, index: int, item: JobItem, sent: int | None = None, *, reclaimed: bool = False) -> None:
+        """Keeps an item this process could not go on with while Redis is away: still held (its lease is
+        re-asserted when Redis is back), first in line, with the requests it already sent."""
+        with self.lock:
+            self.held.add(entry)
+            if sent is not None:
+                self._resume[entry] = sent
+            if reclaimed:
+                self._reclaimed.add(entry)
+            self.ready.appendleft((entry, index, item))
+        self.lost_redis()
+
+    def lost_redis(self) -> None:
+        if not self.redis_away:
+            self.redis_away = True
+            logger.warning("job %s: Redis is not answering; this process keeps its %d items and goes on when it is back", self.job.id, len(self.held))
+
+    def _recover(self) -> None:
+        """Once Redis answers again: re-asserts every lease this process holds (their idle time reset, so
+        no other process takes them over), takes up entries the consumer group counts as ours that a
+        lost answer never brought here, and lets the workers and the flusher go on."""
+        with self.lock:
+            held = list(self.held)
+        try:
+            self.store.renew(self.job.id, self.consumer, held)
+            known = set(held)
+            unknown = [e for e in self.store.own_pending(self.job.id, self.consumer) if e not in known]
+            taken = self.store.claim_entries(self.job.id, self.consumer, unknown)
+        except CONNECTION_ERRORS:
+            return  # still away
+        except Exception as exc:  # answering, but not as expected (the job's keys gone with a Redis that kept nothing)
+            logger.warning("job %s: taking up its items after Redis came back failed: %s", self.job.id, type(exc).__name__)
+            taken = []
+        with self.lock:
+            for entry, index, item in taken:
+                if entry not in self.held:
+                    self.held.add(entry)
+                    self._reclaimed.add(entry)  # a claim whose answer was lost: the sent counters decide
+                    self.ready.append((entry, index, item))
+        self._renewed = time.monotonic()
+        self.redis_away = False
+        logger.warning("job %s: Redis answers again; %d leases re-asserted, %d items taken up", self.job.id, len(held), len(taken))
+        self.wake.set()  # the results that waited go out now
+
     def _renewer(self) -> None:
         period = max(0.5, self.job.lease_ms / 3000)
         while self._working() or self.unflushed:
-            time.sleep(min(period, 0.5))
+            time.sleep(RECOVER_EVERY if self.redis_away else min(period, 0.5))
+            if self.redis_away:
+                self._recover()
+                continue
             if time.monotonic() - self._renewed < period:
                 continue
             self._renewed = time.monotonic()
@@ -433,6 +536,8 @@ class JobRunner:
                 held = list(self.held)
             try:
                 self.store.renew(self.job.id, self.consumer, held)
+            except CONNECTION_ERRORS:
+                self.lost_redis()
             except Exception as exc:
                 logger.warning("renewing leases of job %s failed: %s", self.job.id, type(exc).__name__)
 
@@ -475,16 +580,46 @@ class JobRunner:
                 return 0
             try:
                 self.store.finish_many(self.job.id, batch)
-            except Exception as exc:
-                logger.warning("writing %d results of job %s failed: %s", len(batch), self.job.id, type(exc).__name__)
+            except CONNECTION_ERRORS:
+                self.lost_redis()
                 with self.lock:
                     self.unflushed[:0] = batch
                 return -1
+            except Exception as exc:  # Redis answered, and refused: one result must not hold back the others
+                logger.warning("writing %d results of job %s failed: %s; writing them one by one", len(batch), self.job.id, type(exc).__name__)
+                batch = self._write_one_by_one(batch)
+                if not batch:
+                    return -1
             with self.lock:
                 for entry, _, _ in batch:
                     self.held.discard(entry)
             self.engine.processed += len(batch)
             return len(batch)
+
+    def _write_one_by_one(self, batch: list[tuple[str, int, dict[str, Any]]]) -> list[tuple[str, int, dict[str, Any]]]:
+        """Writes each result alone; one Redis refuses is replaced by an error that says so (the item still
+        ends, the job still completes). Returns those written; Redis going away keeps the rest for later."""
+        written = []
+        for number, (entry, index, result) in enumerate(batch):
+            try:
+                try:
+                    self.store.finish(self.job.id, entry, index, result)
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as exc:
+                    logger.warning("job %s item %d: Redis refused its result: %s", self.job.id, index, type(exc).__name__)
+                    replaced = _result_not_stored(result, exc)
+                    self.store.finish(self.job.id, entry, index, replaced)
+            except CONNECTION_ERRORS:
+                self.lost_redis()
+                with self.lock:
+                    self.unflushed[:0] = batch[number:]
+                break
+            except Exception as exc:  # not even the replacement: the lease runs out, another process ends it
+                logger.warning("job %s item %d: no result could be stored: %s", self.job.id, index, type(exc).__name__)
+                continue
+            written.append((entry, index, result))
+        return written
 
     # ------------------------------------------------------------------ one item
 
@@ -492,10 +627,17 @@ class JobRunner:
         with self.lock:
             reclaimed = entry in self._reclaimed
             self._reclaimed.discard(entry)
+            resumed = self._resume.pop(entry, None)
         offset = 0
         retries = self.max_retries
+        if resumed is not None:  # put back while Redis was away: goes on with the retries it has left
+            offset, retries = resumed, self.max_retries - resumed
         if reclaimed:
-            sent, answered, stored = self.store.sends(self.job.id, index)
+            try:
+                sent, answered, stored = self.store.sends(self.job.id, index)
+            except CONNECTION_ERRORS:
+                self._put_back(entry, index, item, resumed, reclaimed=True)
+                return
             if stored:
                 self.store.ack(self.job.id, [entry])
                 self._done(entry)
@@ -529,6 +671,9 @@ class JobRunner:
             model = request.model
             result = client.chat(request, CallOptions(limits=self.limits, deadline=Deadline(self.timeout), **self.budget))
         except GatewayError as exc:
+            if ctx.redis_away:  # not sent: taken up again, with the requests already made, once Redis is back
+                self._put_back(entry, index, item, ctx.sent)
+                return
             if ctx.cancelled:
                 self.store.ack(self.job.id, [entry])
                 self._done(entry)
@@ -549,6 +694,20 @@ class JobRunner:
                 outcome["budget"] = exc.budget
         except ValueError as exc:  # a request the client refuses to build
             outcome = _result(item, "error", error=str(exc), error_code="bad_request", attempts=ctx.sent)
+        except CONNECTION_ERRORS:
+            if ctx.resendable:  # nothing this call sent can have been processed: taken up again later
+                self._put_back(entry, index, item, ctx.sent)
+                return
+            self.lost_redis()
+            outcome = _result(
+                item,
+                "error",
+                error="Redis (redis_url) stopped answering while this item's reply was handled; not sent again because the gateway "
+                "may already have processed (and billed) it. Resubmit it from failed_items if needed",
+                error_code="interrupted",
+                attempts=ctx.sent,
+                model=model,
+            )
         else:
             outcome = {
                 "id": item.id,
@@ -600,13 +759,33 @@ def _result(item: JobItem, status: str, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def _result_not_stored(result: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    return {
+        "id": result.get("id", ""),
+        "status": "error",
+        "text": "",
+        "error": (
+            f"its result could not be stored in Redis ({type(exc).__name__}); "
+            f"it was {result.get('status')} after {result.get('attempts', 0)} request(s)"
+        ),
+        "error_code": "result_not_stored",
+        "usage": None,
+        "cost_usd": None,
+        "latency_ms": result.get("latency_ms"),
+        "attempts": result.get("attempts", 0),
+        "model": str(result.get("model") or "")[:200],
+        "warnings": [],
+    }
+
+
 def _interrupted(item: JobItem, sent: int) -> dict[str, Any]:
     return _result(
         item,
         "error",
         error=(
-            "the plugin process sending this item stopped while its request was at the gateway (or about to go); not sent again "
-            "because the gateway may already have processed (and billed) it. Resubmit it from failed_items if needed"
+            "the plugin process sending this item stopped (its lease of lease_seconds ran out without renewal: the process "
+            "ended, or lost Redis for that long) while its request was at the gateway or about to go; not sent again because "
+            "the gateway may already have processed (and billed) it. Resubmit it from failed_items if needed"
         ),
         error_code="interrupted",
         attempts=sent,

@@ -1,29 +1,51 @@
 """A job's items, from a `prompts` text (as batch_chat takes it) or a file (JSONL, CSV or XLSX), all
 checked before the job is accepted. Every problem names the line, row (or item) and what to fix.
 
+The file's bytes come from a URL someone else chose, so every error names a line, row or column and a
+limit and never repeats what the file holds. CSV and JSONL are read line by line from the bytes (never
+a second copy of the whole text), each physical line at most MAX_LINE_CHARS and each row at most
+MAX_CSV_COLUMNS columns, so ten million columns on one line are refused before csv splits them.
+
 XLSX is read with openpyxl in read-only mode (the sheet's XML is streamed, not loaded), after the zip
 directory was checked: an archive whose members would unpack to more than MAX_XLSX_UNPACKED_BYTES (a
 zip bomb) is refused before anything is decompressed. CPython's zipfile never inflates a member past
 the size its directory entry declares, so the check bounds memory; expat (2.4+) refuses entity
-expansion bombs inside the XML."""
+expansion bombs inside the XML. openpyxl still keeps every shared string in a list and builds a whole
+row before `max_col` applies, so the XML is first counted with expat (no tree, constant memory):
+shared strings, cells, cells in one row and elements openpyxl would keep are capped before openpyxl
+opens the workbook."""
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
+from xml.parsers import expat
 
 from gateway.batch import BatchInputError, BatchItem, check_unique_ids, parse_item
 from gateway.batch import parse_prompts as parse_batch_prompts
-from untrusted import InputError, check_text, parse_json, quote
+from untrusted import InputError, parse_json, quote
 
 MAX_JOB_ITEMS = 200_000
 MAX_PROMPT_CHARS = 200_000
-MAX_INPUT_BYTES = 200 * 1024 * 1024
+# The file as downloaded (after decompression): kept in memory whole while it is parsed, so this and the
+# parsing caps below keep a plugin process under the 256 MiB the manifest reserves.
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+MAX_LINE_CHARS = 1_000_000  # one physical line of a CSV or JSONL file
+MAX_LINES = 5_000_000  # physical lines of a CSV or JSONL file, blank ones included
+MAX_CSV_COLUMNS = 1_000
+MAX_XLSX_SHARED_STRINGS = 500_000
+MAX_XLSX_CELLS = 3_000_000  # in the whole workbook
+MAX_XLSX_ROW_CELLS = 16_384  # Excel's own column limit
+MAX_XLSX_ELEMENTS = 12_000_000  # XML elements in the whole workbook
+MAX_XLSX_LOOSE_ELEMENTS = 200_000  # elements outside rows and shared strings: openpyxl keeps these
+MAX_XLSX_NESTED_ELEMENTS = 65_536  # elements inside one row or one shared string
+# csv refuses a field over 128 KiB by default, below MAX_PROMPT_CHARS; the line cap bounds a field anyway.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_CHARS))
 MAX_XLSX_UNPACKED_BYTES = 256 * 1024 * 1024  # all members of the archive, uncompressed
 MAX_XLSX_MEMBERS = 10_000
 MAX_XLSX_COLUMNS = 256  # columns of the header row looked at
@@ -54,24 +76,42 @@ def parse_file(content: bytes, filename: str, *, prompt_column: str = "prompt", 
         raise JobInputError(f"{shown} is an old Excel workbook (.xls/.xlsb), which is not read: save it as .xlsx or as CSV UTF-8")
     if name.endswith(XLSX_NAMES) or content[:4] == b"PK\x03\x04":
         items = _xlsx(content, shown, prompt_column, id_column)
-        check_unique_ids(items, _numbered)
+        check_unique_ids(items, _numbered, echo=False)
         return items
-    try:
-        text = codecs.decode(content, "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise JobInputError(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8 (CSV UTF-8 in Excel)") from None
-    _check("the file", text, MAX_INPUT_BYTES)
-    if name.endswith((".jsonl", ".ndjson", ".json")) or (not name.endswith((".csv", ".tsv", ".txt")) and text.lstrip()[:1] in '{["'):
-        items = _jsonl(text)
+    start = content[:4096].decode("utf-8-sig", errors="ignore").lstrip()[:1]
+    if name.endswith((".jsonl", ".ndjson", ".json")) or (not name.endswith((".csv", ".tsv", ".txt")) and start and start in '{["'):
+        items = _jsonl(_lines(content))
     else:
-        items = _csv(text, prompt_column, id_column, delimiter="\t" if name.endswith(".tsv") else None)
-    check_unique_ids(items, _numbered)
+        items = _csv(content, prompt_column, id_column, delimiter="\t" if name.endswith(".tsv") else None)
+    check_unique_ids(items, _numbered, echo=False)
     return items
 
 
-def _jsonl(text: str) -> list[JobItem]:
+def _lines(content: bytes) -> Iterator[str]:
+    """The physical lines of UTF-8 `content` (a BOM dropped; ends \\n, \\r or \\r\\n, kept), decoded as
+    they are read: each at most MAX_LINE_CHARS, at most MAX_LINES of them."""
+    stream = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")
+    number = 0
+    while True:
+        try:
+            line = stream.readline(MAX_LINE_CHARS + 1)
+        except UnicodeDecodeError:
+            raise JobInputError(
+                f"the file is not UTF-8 text (an invalid byte on or shortly after line {number + 1}): save it as UTF-8 (CSV UTF-8 in Excel)"
+            ) from None
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise JobInputError(f"line {number} is longer than {MAX_LINE_CHARS} characters: split the long text or the file")
+        if number > MAX_LINES:
+            raise JobInputError(f"the file has more than {MAX_LINES} lines: split it into several jobs")
+        yield line
+
+
+def _jsonl(lines: Iterable[str]) -> list[JobItem]:
     items: list[JobItem] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -85,29 +125,36 @@ def _jsonl(text: str) -> list[JobItem]:
     return items
 
 
-def _csv(text: str, prompt_column: str, id_column: str, delimiter: str | None) -> list[JobItem]:
-    sample = text[:8192]
+def _csv(content: bytes, prompt_column: str, id_column: str, delimiter: str | None) -> list[JobItem]:
     if delimiter is None:
+        sample = content[:8192].decode("utf-8-sig", errors="ignore")
         try:
             delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise JobInputError("the CSV file is empty: it needs a header row with a 'prompt' column") from None
-    except csv.Error as exc:
-        raise JobInputError(f"the CSV file cannot be read: {exc}") from None
+    reader = csv.reader(_lines(content), delimiter=delimiter)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:
             for row in reader:
+                if len(row) > MAX_CSV_COLUMNS:
+                    raise JobInputError(f"line {reader.line_num} has {len(row)} columns; at most {MAX_CSV_COLUMNS} are read")
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise JobInputError(f"line {reader.line_num}: the CSV cannot be read ({exc})") from None
+            raise JobInputError(f"line {reader.line_num}: the CSV cannot be read ({_csv_problem(exc)})") from None
 
-    return _table("the CSV file", "line", header, rows(), prompt_column, id_column)
+    numbered = rows()
+    first = next(numbered, None)
+    if first is None:
+        raise JobInputError("the CSV file is empty: it needs a header row with a 'prompt' column")
+    header = [h.strip() for h in first[1]]
+    return _table("the CSV file", "line", header, numbered, prompt_column, id_column)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """csv's own words, which never hold the file's text ("field larger than field limit (131072)",
+    "new-line character seen in unquoted field", ...), at most one line of them."""
+    return quote(str(exc).splitlines()[0] if str(exc) else "malformed", 120)
 
 
 def _table(kind: str, unit: str, header: list[str], rows: Iterable[tuple[int, list[str]]], prompt_column: str, id_column: str) -> list[JobItem]:
@@ -117,9 +164,11 @@ def _table(kind: str, unit: str, header: list[str], rows: Iterable[tuple[int, li
     for i, h in enumerate(header):
         columns.setdefault(h.lower(), i)
     if prompt_column.lower() not in columns:
-        found = ", ".join(quote(h, 40) for h in header[:10] if h) or "no names"
+        # The names found are the file's text: say how many there are and where, never what they say.
+        named = [i + 1 for i, h in enumerate(header) if h]
+        found = f"{len(named)} named column{'s' if len(named) != 1 else ''}" + (f", at positions {_positions(named)}" if named else "")
         raise JobInputError(
-            f"{kind}: the header has no column {quote(prompt_column)} (found {found}): name the prompt column 'prompt' or set 'prompt_column'"
+            f"{kind}: the header has no column {quote(prompt_column)} ({found}): name the prompt column 'prompt' or set 'prompt_column'"
         )
     wanted = {"prompt": columns[prompt_column.lower()]}
     if id_column.lower() in columns:
@@ -141,7 +190,9 @@ def _table(kind: str, unit: str, header: list[str], rows: Iterable[tuple[int, li
             try:
                 entry["max_tokens"] = int(entry["max_tokens"].strip())
             except ValueError:
-                raise JobInputError(f"{unit} {number}: 'max_tokens' must be a whole number, got {quote(entry['max_tokens'], 40)}") from None
+                raise JobInputError(
+                    f"{unit} {number}: 'max_tokens' must be a whole number (column {wanted['max_tokens'] + 1} is not)"
+                ) from None
         if "id" not in entry:
             entry["id"] = str(len(items))
         items.append(_item(f"{unit} {number}", len(items), entry))
@@ -149,6 +200,18 @@ def _table(kind: str, unit: str, header: list[str], rows: Iterable[tuple[int, li
     if not items:
         raise JobInputError(f"{kind} has a header but no rows")
     return items
+
+
+def _positions(numbers: list[int]) -> str:
+    """1, 2, 3, 7 -> "1-3, 7" (at most 10 ranges shown)."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    shown = [f"{a}-{b}" if b > a else str(a) for a, b in ranges[:10]]
+    return ", ".join(shown) + (" ..." if len(ranges) > 10 else "")
 
 
 def _check_xlsx_archive(content: bytes, shown: str) -> None:
@@ -165,13 +228,88 @@ def _check_xlsx_archive(content: bytes, shown: str) -> None:
         if unpacked > MAX_XLSX_UNPACKED_BYTES:
             biggest = max(members, key=lambda m: m.file_size)
             raise JobInputError(
-                f"{shown} would unpack to {unpacked / 2**20:.0f} MiB ({quote(biggest.filename, 60)} alone {biggest.file_size / 2**20:.0f} MiB, "
+                f"{shown} would unpack to {unpacked / 2**20:.0f} MiB (its largest member alone {biggest.file_size / 2**20:.0f} MiB, "
                 f"from {len(content) / 2**20:.1f} MiB); at most {MAX_XLSX_UNPACKED_BYTES // 2**20} MiB is read: split the sheet into "
                 "several files or save it as CSV UTF-8"
             )
         names = {m.filename for m in members}
         if "xl/workbook.xml" not in names and "[Content_Types].xml" not in names:
             raise JobInputError(f"{shown} is a zip archive but not an XLSX workbook (no xl/workbook.xml): save the sheet as .xlsx or as CSV UTF-8")
+        _count_xml(archive, members, shown)
+
+
+class _XmlCounts:
+    """What openpyxl would hold in memory for a workbook, counted from its XML with expat (no tree).
+    Every element falls under some cap, so the count itself stops early on a hostile file."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.elements = self.shared_strings = self.cells = self.loose = 0
+        self.row_cells = self.nested = 0
+        self.depth = 0
+        self.container_depth = 0  # depth of the <row> or <si> we are inside, 0 when outside both
+
+    def start(self, name: str, _attrs: object) -> None:
+        self.depth += 1
+        self.elements += 1
+        local = name.rsplit(":", 1)[-1]
+        if self.elements > MAX_XLSX_ELEMENTS:
+            self._refuse(f"holds more than {MAX_XLSX_ELEMENTS} XML elements")
+        if self.container_depth:
+            self.nested += 1
+            if self.nested > MAX_XLSX_NESTED_ELEMENTS:
+                self._refuse(f"has a row or shared string of more than {MAX_XLSX_NESTED_ELEMENTS} XML elements")
+            if local == "c":
+                self.cells += 1
+                self.row_cells += 1
+                if self.row_cells > MAX_XLSX_ROW_CELLS:
+                    self._refuse(f"has a row of more than {MAX_XLSX_ROW_CELLS} cells")
+                if self.cells > MAX_XLSX_CELLS:
+                    self._refuse(f"has more than {MAX_XLSX_CELLS} cells")
+            return
+        if local in ("row", "si"):
+            self.container_depth = self.depth
+            self.nested = self.row_cells = 0
+            if local == "si":
+                self.shared_strings += 1
+                if self.shared_strings > MAX_XLSX_SHARED_STRINGS:
+                    self._refuse(f"has more than {MAX_XLSX_SHARED_STRINGS} shared strings (distinct texts)")
+            return
+        self.loose += 1
+        if self.loose > MAX_XLSX_LOOSE_ELEMENTS:
+            self._refuse(f"holds more than {MAX_XLSX_LOOSE_ELEMENTS} XML elements outside its rows")
+
+    def end(self, _name: str) -> None:
+        if self.depth == self.container_depth:
+            self.container_depth = 0
+        self.depth -= 1
+
+    def _refuse(self, what: str) -> None:
+        raise JobInputError(f"{self.shown} {what}; that is more than a job reads: split the sheet or save it as CSV UTF-8")
+
+
+def _count_xml(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], shown: str) -> None:
+    """Counts the XML of every member (sheets, shared strings, whatever the workbook's relations name)
+    against the caps of _XmlCounts. Costs one inflate of the archive, which the size check bounded."""
+    counts = _XmlCounts(shown)
+    for member in members:
+        if not member.filename.lower().endswith((".xml", ".rels")) or member.is_dir():
+            continue
+        parser = expat.ParserCreate(namespace_separator=":")
+        parser.StartElementHandler = counts.start
+        parser.EndElementHandler = counts.end
+        counts.depth = counts.container_depth = 0
+        try:
+            with archive.open(member) as stream:
+                while chunk := stream.read(1 << 20):
+                    parser.Parse(chunk, False)
+                parser.Parse(b"", True)
+        except expat.ExpatError as exc:
+            raise JobInputError(
+                f"{shown} holds XML that cannot be read ({expat.ErrorString(exc.code)}, line {exc.lineno}): save it again as .xlsx"
+            ) from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError):
+            raise JobInputError(f"{shown} is a damaged zip archive (a member cannot be unpacked): save it again as .xlsx") from None
 
 
 def _cell_text(value: Any) -> str:
@@ -235,13 +373,6 @@ def _xlsx(content: bytes, shown: str, prompt_column: str, id_column: str) -> lis
         workbook.close()
 
 
-def _check(where: str, text: str, max_chars: int) -> str:
-    try:
-        return check_text(text, max_chars=max_chars)
-    except InputError as exc:
-        raise JobInputError(f"{where} {exc}") from None
-
-
 def _count(n: int, where: str) -> None:
     if n > MAX_JOB_ITEMS:
         raise JobInputError(f"{where} has more than {MAX_JOB_ITEMS} items: split it into several jobs")
@@ -254,4 +385,4 @@ def _numbered(item: JobItem) -> str:
 
 
 def _item(where: str, index: int, entry: Any) -> JobItem:
-    return parse_item(where, index, entry, max_prompt_chars=MAX_PROMPT_CHARS)
+    return parse_item(where, index, entry, max_prompt_chars=MAX_PROMPT_CHARS, echo=False)

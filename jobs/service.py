@@ -9,21 +9,26 @@ existed is told, and nothing changes. `jobs_visible_to: workspace` lets every ap
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.backends import state_for
 from gateway.budget import BudgetPolicy, Identity, _id
+from gateway.errors import Redactor, carriable, clean_reply
 from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
+from gateway.redis_connection import describe_redis_error
 from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
 from jobs.inputs import JobItem
@@ -107,6 +112,42 @@ def not_found(config: GatewayConfig, job_id: str) -> str:
     )
 
 
+def _redis_reported[**P, R](tool: Callable[P, R]) -> Callable[P, R]:
+    """A Redis that stops answering (or refuses) mid-call becomes a JobError naming redis_url and saying
+    what happens to the job meanwhile, never an internal error. Generators are covered while they run."""
+
+    def told(config: GatewayConfig, exc: Exception) -> JobError:
+        where = describe_redis_error(exc, ENGINE.store(config.redis_url, config.keys).r)
+        if tool.__name__ == "submit":
+            after = "No job was started: submit again once Redis answers."
+        else:
+            after = (
+                "The job's items and results stay in Redis: ask again once it answers. Plugin processes working on the job "
+                "keep their items meanwhile and write their results when it is back."
+            )
+        return JobError(f"redis_url: {where}. {after}")
+
+    if inspect.isgeneratorfunction(tool):
+
+        @functools.wraps(tool)
+        def generator(*args: P.args, **kwargs: P.kwargs) -> Any:
+            try:
+                yield from tool(*args, **kwargs)  # type: ignore[misc]
+            except redis.RedisError as exc:
+                raise told(args[0], exc) from None  # type: ignore[arg-type]
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(tool)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return tool(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise told(args[0], exc) from None  # type: ignore[arg-type]
+
+    return call
+
+
 def _owned(store: JobStore, config: GatewayConfig, job_id: str, caller: Identity) -> tuple[Job, dict[str, str]]:
     job_id = (job_id or "").strip()
     if not job_id or len(job_id) > 64 or not job_id.isalnum():
@@ -154,6 +195,7 @@ def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClien
     return (round(total * factor, 6) if len(warnings) == 1 or total else None), warnings
 
 
+@_redis_reported
 def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int) -> dict[str, Any]:
     store = _store(config, ttl_seconds)
     client = GatewayClient.shared(config, state=state_for(config.redis_url))
@@ -247,6 +289,7 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     return out
 
 
+@_redis_reported
 def status(config: GatewayConfig, job_id: str, caller: Identity, *, work_seconds: float = 0.0) -> dict[str, Any]:
     store = _store(config)
     job, meta = _owned(store, config, job_id, caller)
@@ -357,6 +400,7 @@ def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[st
 def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator[tuple[int, dict[str, Any]]]:
     client = GatewayClient.shared(config, state=state_for(config.redis_url))
     factor = batch_discount()
+    redact = Redactor([config.api_key])  # the batch output file is where these replies enter: as chat replies do
     for line in content.splitlines():
         try:
             data = json.loads(line)
@@ -375,8 +419,9 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
             except (KeyError, IndexError, TypeError, AttributeError):
                 text = None
             if isinstance(text, str):
+                text = clean_reply(text, redact)
                 usage = Usage.from_openai(body.get("usage")) or Usage()
-                model = str(body.get("model") or "")
+                model = clean_reply(str(body.get("model") or "")[:200], redact)
                 cost = client.prices.cost(model, usage)
                 usd = round(cost.total_usd * factor, 10) if cost is not None and factor is not None else None
                 warnings = [] if factor is not None else ["no batch_discount in the price table: cost_usd left out"]
@@ -385,10 +430,17 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
         message = error.get("message") if isinstance(error, dict) else str(error or f"HTTP {response.get('status_code')}")
         yield (
             index,
-            {**base, "status": "error", "error": str(message)[:2000], "error_code": "batch_item_failed", "model": str(body.get("model") or "")},
+            {
+                **base,
+                "status": "error",
+                "error": clean_reply(str(message)[:2000], redact),
+                "error_code": "batch_item_failed",
+                "model": clean_reply(str(body.get("model") or "")[:200], redact),
+            },
         )
 
 
+@_redis_reported
 def results_page(
     config: GatewayConfig, job_id: str, caller: Identity, offset: int, limit: int
 ) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
@@ -411,6 +463,7 @@ def results_page(
     return job, meta, out
 
 
+@_redis_reported
 def result_files(config: GatewayConfig, job_id: str, caller: Identity, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
     """(filename, mime type, content) of the whole job's results, in input order, each file at most
     MAX_FILE_BYTES (a job too large for one file is cut into numbered parts)."""
@@ -443,17 +496,38 @@ def _mime(kind: str) -> str:
     return "text/csv" if kind == "csv" else "application/jsonl"
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"): such a text
+# cell gets a leading "'", which every spreadsheet shows as text. CSV only: JSONL keeps the text as it is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# JSON allows these raw inside a string, but many line readers (str.splitlines, JavaScript before ES2019)
+# end a line at them: the JSONL file carries them escaped.
+_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
+
+
+def _csv_cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = carriable(value)  # NUL never written; a lone surrogate cannot be encoded
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_row(values: list[Any]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    csv.writer(buffer, lineterminator="\r\n").writerow([_csv_cell(value) for value in values])
     return buffer.getvalue().encode("utf-8")
+
+
+def _jsonl_line(record: dict[str, Any]) -> bytes:
+    """One JSON object on one line that any JSON parser and any line reader read back as written."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")).translate(_LINE_SEPARATORS)
+    return carriable(text).encode("utf-8") + b"\n"
 
 
 def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal: bool, state: str) -> bytes:
     if result is None:
         result = {"id": item.id, "status": "not_run" if terminal else "pending", "error": f"not run: the job was {state}" if terminal else ""}
     if kind == "jsonl":
-        return json.dumps({"index": item.index, **result}, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        return _jsonl_line({"index": item.index, **result})
     usage = result.get("usage") or {}
     row = [
         item.index,
@@ -472,6 +546,7 @@ def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal
     return _csv_row(row)
 
 
+@_redis_reported
 def failed_items(config: GatewayConfig, job_id: str, caller: Identity) -> tuple[str, int]:
     """The inputs that did not succeed, as `prompts` input for a new job (or batch_chat), and how many."""
     store = _store(config)
@@ -485,6 +560,7 @@ def failed_items(config: GatewayConfig, job_id: str, caller: Identity) -> tuple[
     return "\n".join(item.prompt for item in failed), len(failed)
 
 
+@_redis_reported
 def cancel(config: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Any]:
     store = _store(config)
     job, meta = _owned(store, config, job_id, caller)

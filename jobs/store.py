@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from gateway.errors import carriable
 from gateway.keys import Keys
 from jobs.inputs import JobItem
 
@@ -280,6 +281,19 @@ class JobStore:
         if entries:
             self.r.xclaim(self.key(job_id, "items"), GROUP, consumer, 0, entries, justid=True)
 
+    def own_pending(self, job_id: str, consumer: str, count: int = 1000) -> list[str]:
+        """The entries the consumer group counts as `consumer`'s (claimed, not yet acknowledged): after an
+        outage, what this process holds even if a claim's answer was lost on the way."""
+        rows = self.r.xpending_range(self.key(job_id, "items"), GROUP, min="-", max="+", count=count, consumername=consumer)
+        return [row["message_id"].decode() if isinstance(row["message_id"], bytes) else str(row["message_id"]) for row in rows]
+
+    def claim_entries(self, job_id: str, consumer: str, entries: list[str]) -> list[tuple[str, int, JobItem]]:
+        """Entries taken (or kept) by `consumer` with their items, their leases starting now."""
+        if not entries:
+            return []
+        reply = self.r.xclaim(self.key(job_id, "items"), GROUP, consumer, 0, entries)
+        return [(eid.decode(), index_of(eid), JobItem.from_json(index_of(eid), f[b"d"])) for eid, f in reply if f]
+
     def release(self, job_id: str, entries: list[str]) -> None:
         """Gives entries back at once: their idle time is set far past any lease, so any worker's next
         XAUTOCLAIM takes them."""
@@ -330,7 +344,7 @@ class JobStore:
             args += [
                 index,
                 entry,
-                json.dumps(result, ensure_ascii=False, separators=(",", ":")),
+                result_json(result),
                 status,
                 repr(float(cost)) if status == "ok" and cost is not None else "",
                 str(latency_bucket(latency)) if latency is not None and result.get("attempts") else "",
@@ -361,7 +375,7 @@ class JobStore:
         meta_key = self.key(job_id, "meta")
         pipe = self.r.pipeline(transaction=False)
         for index, result in results:
-            pipe.hsetnx(self.key(job_id, "res"), str(index), json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+            pipe.hsetnx(self.key(job_id, "res"), str(index), result_json(result))
         written = pipe.execute()
         pipe = self.r.pipeline(transaction=False)
         for (_index, result), fresh in zip(results, written, strict=True):
@@ -375,6 +389,12 @@ class JobStore:
                 else:
                     pipe.hincrbyfloat(meta_key, "cost", result["cost_usd"])
         pipe.execute()
+
+
+def result_json(result: dict[str, Any]) -> str:
+    """A result as stored: JSON that Redis (UTF-8) always takes, whatever the reply held (a lone
+    surrogate or NUL that got past the gateway layer is replaced, never the reason a write fails)."""
+    return carriable(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
 
 
 def percentile(histogram: dict[int, int], pct: float) -> float | None:

@@ -6,6 +6,7 @@ Faults are requested per call with a `[[sim: a, b=1]]` directive in the last use
 
 from __future__ import annotations
 
+import base64
 import collections
 import email.utils
 import json
@@ -16,6 +17,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +49,9 @@ OWNER = "holysheep-sim"
 HTML_BODY = b"<html><body>Welcome to nginx</body></html>"
 SPLIT_UTF8_SUFFIX = " café 🙂 中文"
 SEPARATORS_SUFFIX = " a\u2028b\u0085c"
+# `lone_surrogate`: what a gateway sends as the JSON escapes "\ud800" and "\u0000" (Python's and JavaScript's
+# JSON writers do): a reply no UTF-8 encoder takes as it is.
+LONE_SURROGATE_SUFFIX = " broken \ud800 and nul \x00 end"
 RECEIVED_KEEP = 50
 RECEIVED_HEADERS_KEEP = 5000
 CONFIG_KEYS = ("fault", "latency_ms", "rpm_limit", "tpm_limit", "fault_rate", "fault_mix", "seed", "script_rules", "batch_delay_ms")
@@ -455,6 +460,25 @@ def stream_pieces(reply: str, words: int = 3) -> list[str]:
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
 
 
+def wire_json(payload: Any, **options: Any) -> str:
+    """JSON as a gateway writes it: UTF-8 text as is, but a lone surrogate as its escape (it has no UTF-8)."""
+    text = json.dumps(payload, ensure_ascii=False, **options)
+    if re.search("[\ud800-\udfff]", text):
+        return json.dumps(payload, ensure_ascii=True, **options)
+    return text
+
+
+def echoed_authorization(authorization: str) -> str:
+    """`echo_auth`: the Authorization header echoed into the reply the ways a careless gateway or a model
+    shown it would: as sent, base64 of it, base64 of the key alone, and the key percent-encoded."""
+    _, _, key = authorization.partition(" ")
+    b64 = base64.b64encode
+    return (
+        f" [echo] Authorization: {authorization} | b64: {b64(authorization.encode()).decode()}"
+        f" | key b64: {b64(key.encode()).decode()} | url: https://x.test/?key={urllib.parse.quote(key, safe='')} end"
+    )
+
+
 def error_body(message: str, kind: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
@@ -525,7 +549,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = wire_json(payload).encode("utf-8")
         self.send_bytes(status, body, "application/json", headers)
 
     def send_error_json(self, status: int, message: str, headers: dict[str, str] | None = None, code: str | None = None) -> None:
@@ -776,6 +800,10 @@ class Handler(BaseHTTPRequestHandler):
             reply += SPLIT_UTF8_SUFFIX
         if faults.has("separators"):
             reply += SEPARATORS_SUFFIX
+        if faults.has("lone_surrogate"):
+            reply += LONE_SURROGATE_SUFFIX
+        if faults.has("echo_auth"):
+            reply += echoed_authorization(self.headers.get("Authorization") or "")
         finish = "stop"
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(max_tokens, int) and max_tokens > 0 and estimate_tokens(reply) > max_tokens:
@@ -814,7 +842,7 @@ class Handler(BaseHTTPRequestHandler):
             if not faults.has("no_usage"):
                 payload["usage"] = usage
             if faults.has("reset_mid"):
-                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                data = wire_json(payload).encode("utf-8")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -879,7 +907,7 @@ class Handler(BaseHTTPRequestHandler):
         messages = body.get("messages") if isinstance(body.get("messages"), list) else []
         model = body.get("model")
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        prompt, _directive = split_directives(content_text(users[-1].get("content")) if users else "")
+        prompt, directive = split_directives(content_text(users[-1].get("content")) if users else "")
         with self.state.lock:
             self.state.stats.requests_by_path["/v1/batches (lines)"] += 1
         if model not in MODELS:
@@ -888,6 +916,11 @@ class Handler(BaseHTTPRequestHandler):
             return {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line.get("custom_id"), "response": error, "error": None}
         response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
         reply = self.reply_text(model, prompt, response_format)
+        faults = FaultSet(parse_faults(directive))
+        if faults.has("lone_surrogate"):
+            reply += LONE_SURROGATE_SUFFIX
+        if faults.has("echo_auth"):  # the key the batch was created with
+            reply += echoed_authorization(self.headers.get("Authorization") or "")
         usage = {
             "prompt_tokens": sum(estimate_tokens(content_text(m.get("content"))) + 4 for m in messages if isinstance(m, dict)),
             "completion_tokens": estimate_tokens(reply),
@@ -950,7 +983,10 @@ class Handler(BaseHTTPRequestHandler):
         for piece in stream_pieces(reasoning):
             yield "event", chunk({"reasoning_content": piece, "content": None})
         # A <think> block is split into pieces of a few characters, so tags arrive cut across chunks.
-        pieces = [reply[i : i + 5] for i in range(0, len(reply), 5)] if faults.has("think") else stream_pieces(reply)
+        # A <think> block (or an echoed key) is split into pieces of a few characters, so tags (and the key)
+        # arrive cut across chunks.
+        small = faults.has("think") or faults.has("echo_auth")
+        pieces = [reply[i : i + 5] for i in range(0, len(reply), 5)] if small else stream_pieces(reply)
         for index, piece in enumerate(pieces):
             yield "event", chunk({"content": piece})
             if index == 0 and faults.has("malformed"):
@@ -1008,10 +1044,10 @@ class Handler(BaseHTTPRequestHandler):
                 if faults.has("event_field"):
                     lines += ["event: message", f"id: {event_id}"]
                 if faults.has("multiline_data"):
-                    text = json.dumps(item, ensure_ascii=False, indent=1)
+                    text = wire_json(item, indent=1)
                     lines += [f"data: {line}" for line in text.split("\n")]
                 else:
-                    lines.append(f"data: {json.dumps(item, ensure_ascii=False)}")
+                    lines.append(f"data: {wire_json(item)}")
             else:
                 lines.append(str(item))
             wire = eol.join(lines) + eol + eol
@@ -1082,7 +1118,7 @@ class BatchStore:
             batch["status"] = "finalizing"
         lines = [json.loads(raw) for raw in self.files[batch["input_file_id"]].splitlines() if raw.strip()]
         out = [answer(line) for line in lines]
-        output = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out).encode("utf-8")
+        output = "".join(wire_json(o) + "\n" for o in out).encode("utf-8")
         file_id = self.add_file(output, "batch_output")["id"]
         with self.lock:
             ok = sum(o["response"]["status_code"] == 200 for o in out)

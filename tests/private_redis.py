@@ -21,6 +21,7 @@ class PrivateRedis:
     port: int
     password: str
     process: subprocess.Popen[bytes] | None = None
+    data_dir: str | None = None  # set: append-only file there (fsync always), so a stop and start keeps the data
 
     @property
     def url(self) -> str:
@@ -29,6 +30,8 @@ class PrivateRedis:
 
     def start(self) -> None:
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        if self.data_dir:
+            args += ["--dir", self.data_dir, "--appendonly", "yes", "--appendfsync", "always"]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

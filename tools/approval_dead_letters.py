@@ -9,7 +9,7 @@ from approval.backends import REDIS, store_for
 from approval.dead_letters import DeadLetterQueue, check_entry_id
 from approval.store import StoreUnavailable
 from gateway.errors import FieldError, register_secret
-from tools.approval_notify import workspace_keys
+from tools.approval_notify import webhook_post, workspace_keys
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -59,7 +59,7 @@ class ApprovalDeadLettersTool(Tool):
                     output["status"] = "dropped" if dlq.drop(entry_id) else "not_found"
                     output["reason"] = "removed from the queue" if output["status"] == "dropped" else "no entry with this id"
                 else:
-                    output.update(replay(dlq, store, entry_id, params))
+                    output.update(replay(dlq, store, entry_id, params, post=webhook_post(self.runtime.credentials)))
                 output["total"] = dlq.count()
         except StoreUnavailable as exc:
             raise HolySheepToolError(str(exc)) from None
@@ -77,7 +77,7 @@ def entry_id_param(params: dict[str, Any]) -> str:
         raise ToolInputError(f"'entry_id': {str(exc).removeprefix('entry_id: ')}") from None
 
 
-def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, Any]) -> dict[str, Any]:
+def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, Any], post: Any = None) -> dict[str, Any]:
     """Replay once: the claim (SET NX) keeps two replays from both sending; a success is recorded and the
     entry deleted, so the next replay reports it instead of sending again."""
     from approval.decisions import UNAVAILABLE, LinkSecrets, apply_link_decision
@@ -108,7 +108,7 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
             try:
                 if entry.payload.get("link") and secrets.link_secret:  # the endpoint honours links of secrets the workspace used
                     LinkSecrets(store.client, store.keys).remember(secrets.link_secret)
-                result = replay_notification(entry.payload, secrets, endpoint_url, post=post_json, scope=store.keys.scope)
+                result = replay_notification(entry.payload, secrets, endpoint_url, post=post or post_json, scope=store.keys.scope)
             except ValueError as exc:
                 dlq.release_replay(entry_id)
                 raise ToolInputError(str(exc)) from None

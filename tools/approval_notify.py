@@ -128,9 +128,19 @@ def link_scope(redis_store: Any, secrets: Any, endpoint_url: str) -> tuple[str, 
     return redis_store.keys.scope, []
 
 
+def webhook_post(credentials: dict[str, Any]) -> Any:
+    """Webhook posting bound to the provider's `webhook_allowlist` (internal targets and plain http only
+    where it says). A malformed allowlist is a FieldError naming it, raised before anything is routed."""
+    from gateway.config import parse_webhook_allowlist
+    from gateway.webhooks import poster
+
+    return poster(parse_webhook_allowlist((credentials or {}).get("webhook_allowlist")))
+
+
 def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: list[Any], policy: Any,
-                 secrets: Any, endpoint_url: str, redis_store: Any) -> Any:
-    """Tell the approvers selected by approval_route; never raises, the outcome is an output."""
+                 secrets: Any, endpoint_url: str, redis_store: Any, post: Any = None) -> Any:
+    """Tell the approvers selected by approval_route; never raises, the outcome is an output. `post`:
+    webhook_post(credentials); without it, public https targets only."""
     from approval.notifications import NotificationReport, notify_routed
     from gateway.webhooks import post_json
 
@@ -143,7 +153,7 @@ def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: 
         report = notify_routed(
             request=facts, next_state=output["next_state"], approvers=approvers, channels=policy.channels,
             secrets=secrets, endpoint_url=endpoint_url, store_holds_request=redis_store is not None, version=1,
-            expires_at=expires_at, dlq=_dlq(redis_store), post=post_json, scope=scope,
+            expires_at=expires_at, dlq=_dlq(redis_store), post=post or post_json, scope=scope,
         )
         report.warnings[:0] = warnings
         return report
@@ -175,7 +185,6 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     from approval.approvers import select_approvers
     from approval.notifications import NotificationReport, notify_routed
     from approval.store import StoreUnavailable
-    from gateway.webhooks import post_json
     from tools.support import approval_policy
 
     level = result.required_level
@@ -226,7 +235,7 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
         report = notify_routed(
             request=facts, next_state=result.state, approvers=approvers, channels=policy.channels, secrets=secrets,
             endpoint_url=endpoint_url, store_holds_request=True, version=result.version, expires_at=expires_at,
-            dlq=_dlq(redis_store), post=post_json, scope=scope,
+            dlq=_dlq(redis_store), post=webhook_post(credentials), scope=scope,
         )
     except Exception as exc:  # never fails the transition
         report = NotificationReport("failed", warnings=[f"notifications failed ({type(exc).__name__}); the escalation stands"])
@@ -243,5 +252,6 @@ __all__ = [
     "notify_route",
     "request_summary",
     "skipped_outputs",
+    "webhook_post",
     "workspace_keys",
 ]

@@ -17,6 +17,7 @@ from tools.approval_notify import (
     notification_settings,
     notify_route,
     request_summary,
+    webhook_post,
     workspace_keys,
 )
 from tools.outputs import variable_messages
@@ -63,13 +64,14 @@ class ApprovalRouteTool(Tool):
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
         secrets, endpoint_url = notification_settings(tool_parameters)
+        post = webhook_post(credentials)  # a malformed webhook_allowlist is refused before anything is routed
         model = text_param(tool_parameters, "model", max_chars=200).strip()
         llm = guard = None
         if model.lower() not in RULES_ONLY_MODELS:
-            model = model or client.config.default_model
+            model = _named_model(model, client.config.default_model)
             options = call_options(self, {}, client)
             llm = GatewayAssessmentLLM(client, model, options=options)
-            guard_model = text_param(tool_parameters, "guard_model", max_chars=200).strip() or model
+            guard_model = _named_model(text_param(tool_parameters, "guard_model", max_chars=200).strip(), model)
             guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS, options=options)
         try:
             chosen = store_for(client.config.redis_url, keys=workspace_keys(credentials))
@@ -120,7 +122,8 @@ class ApprovalRouteTool(Tool):
                 raise HolySheepToolError(str(exc)) from None
         approvers = select_approvers(policy.approvers, output["approver_level"], request.requester_id)
         output["approvers"] = [person.to_output() for person in approvers]
-        report = notify_route(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None)
+        report = notify_route(request, outcome, output, approvers, policy, secrets, endpoint_url, store if chosen.name == REDIS else None,
+                              post=post)
         output["notification_status"] = report.status
         output["notifications"] = report.entries
         output["notification_warnings"] = report.warnings
@@ -143,3 +146,9 @@ def required_amount(params: dict[str, Any]) -> float:
 
 
 __all__ = ["ApprovalRouteTool"]
+
+
+def _named_model(given: str, otherwise: str) -> str:
+    """Empty or `default` (any case, as the chat tools' select spells it) is `otherwise`: the word
+    `default` is never sent to the gateway as a model name."""
+    return otherwise if not given or given.lower() == "default" else given

@@ -4,7 +4,9 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from jobs.inputs import JobInputError, parse_file, parse_prompts
+from gateway.config import parse_dify_files_url
+from gateway.file_fetch import FetchError, fetch_file
+from jobs.inputs import MAX_INPUT_BYTES, JobInputError, parse_file, parse_prompts
 from jobs.service import JobError, Settings, submit
 from tools.outputs import text_messages, variable_messages
 from tools.support import (
@@ -30,6 +32,15 @@ def job_ttl_seconds(credentials: dict[str, Any]) -> int:
     return int(hours * 3600)
 
 
+def download(upload: Any, credentials: dict[str, Any]) -> bytes:
+    """The `file` parameter's bytes. Never File.blob: it fetches any address, unbounded (gateway.file_fetch)."""
+    try:
+        return fetch_file(getattr(upload, "url", None), files_origin=parse_dify_files_url(credentials.get("dify_files_url")),
+                          max_bytes=MAX_INPUT_BYTES)
+    except FetchError as exc:
+        raise ToolInputError(f"'file' could not be read: {exc}") from None
+
+
 class BatchSubmitTool(Tool):
     @reported_errors
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
@@ -39,12 +50,9 @@ class BatchSubmitTool(Tool):
         upload = tool_parameters.get("file")
         try:
             if upload is not None and not isinstance(upload, str | dict):
-                try:
-                    content = upload.blob
-                except Exception as exc:
-                    raise ToolInputError(f"'file': the plugin could not download it ({type(exc).__name__}): check Dify's FILES_URL") from None
+                # Passed straight in: parse_file holds the only reference, so the bytes go once the items exist.
                 items = parse_file(
-                    content,
+                    download(upload, credentials),
                     str(getattr(upload, "filename", "") or getattr(upload, "extension", "") or ""),
                     prompt_column=text_param(tool_parameters, "prompt_column", max_chars=200).strip() or "prompt",
                     id_column=text_param(tool_parameters, "id_column", max_chars=200).strip() or "id",

@@ -16,12 +16,14 @@ from collections.abc import Callable, Generator, Iterable
 from functools import wraps
 from typing import Any
 
+import redis
+
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
 from gateway.backends import state_for
 from gateway.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
 from gateway.cache import MODES as CACHE_MODES
 from gateway.client import CallOptions
-from gateway.config import parse_number
+from gateway.config import parse_dify_files_url, parse_number, parse_webhook_allowlist
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
 from gateway.routing import AUTO, ModelRouter
@@ -72,6 +74,9 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
             raise HolySheepToolError(ids.told(shown(f"'{exc.field}': {exc.problem}"))) from None
         except (ToolInputError, GatewayError) as exc:
             raise HolySheepToolError(ids.told(shown(str(exc)), getattr(exc, "request_id", None))) from None
+        except redis.RedisError as exc:  # the last line: a tool that did not word a Redis outage itself
+            what = "cannot reach Redis" if isinstance(exc, redis.ConnectionError | redis.TimeoutError) else "Redis failed"
+            raise HolySheepToolError(ids.told(shown(f"redis_url: {what} ({type(exc).__name__}); check Redis runs, ask again"))) from None
         except Exception as exc:
             logger.error("unexpected error in tool: %s", ids.told(shown(repr(exc))))
             raise HolySheepToolError(ids.told(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}"))) from None
@@ -170,6 +175,11 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
         problem = redis_problem(config.redis_url)
         if problem:
             return f"redis_url: {problem}"
+    try:  # the file and webhook address settings: refused when saved, not at the first file or webhook
+        parse_dify_files_url(credentials.get("dify_files_url"))
+        parse_webhook_allowlist(credentials.get("webhook_allowlist"))
+    except FieldError as exc:
+        return str(exc)
     if str(credentials.get("approval_policy") or "").strip():
         try:
             approval_policy({}, credentials)  # validates the credential's policy

@@ -150,7 +150,7 @@ def test_a_stream_the_caller_stops_reading_counts_as_a_success_for_the_breaker()
         client.chat(ask())
     time.sleep(0.02)
     stream = client.stream_chat(ask())
-    assert next(stream) == TextDelta("a")  # the half-open probe
+    assert isinstance(next(stream), TextDelta)  # the half-open probe ("a", or "ab": a tail that could begin a key echo waits)
     stream.close()
     assert client.breaker_for("deepseek-v3.2").state == "closed"
 

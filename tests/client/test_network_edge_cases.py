@@ -98,7 +98,9 @@ def test_a_stalled_stream_ends_at_the_deadline_with_the_partial_text(sim: Simula
             if isinstance(item, TextDelta):
                 received += item.text
     assert time.monotonic() - started < 3.5
-    assert received == "Hi" and caught.value.partial_text == "Hi"
+    # A tail that could begin an echo of the key is held back until more arrives (here maybe "i"):
+    # the partial text has everything received.
+    assert caught.value.partial_text == "Hi" and received in ("H", "Hi")
 
 
 def test_attempts_count_every_request_including_those_to_the_failed_primary(sim: SimulatorProcess) -> None:

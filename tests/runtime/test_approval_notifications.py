@@ -224,6 +224,12 @@ def assert_no_secret(*texts: str) -> None:
 
 
 @pytest.fixture
+def credentials(credentials: dict[str, Any]) -> dict[str, Any]:
+    # The receiver listens on loopback over plain http: an internal target only the administrator can allow.
+    return {**credentials, "webhook_allowlist": "127.0.0.1"}
+
+
+@pytest.fixture
 def redis_credentials(credentials: dict[str, Any]) -> dict[str, Any]:
     return {**credentials, "redis_url": REDIS_URL}
 

@@ -606,3 +606,13 @@ def test_a_boolean_default_that_arrives_as_a_number_is_read_as_a_boolean(plugin,
     out = transition(plugin, credentials, **carried(persist=persist), event="claim", actor_id="bob", actor_level="manager")
     assert out.ok, out.error
     assert out.variables["store"] == store
+
+
+@pytest.mark.parametrize("model", ["default", "DEFAULT", ""])
+def test_the_default_model_is_the_providers_never_the_word_default(plugin, sim, credentials, model: str) -> None:
+    before = len(sim.stats()["received"])
+    sim.script([json.dumps(ASSESS)])
+    out = route(plugin, credentials, model=model, guard_model=model).variables
+    assert out["llm_status"] == "ok"
+    sent = [body.get("model") for body in sim.stats()["received"][before:] if isinstance(body, dict)]
+    assert sent and set(sent) == {"deepseek-v3.2"}  # the provider's default_model (the simulator's credentials)

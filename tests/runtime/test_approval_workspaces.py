@@ -46,8 +46,9 @@ def receiver():
 def workspaces(credentials: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Workspace A (the simulator's key) and workspace B (another key) on the same Redis. The approval tools
     used here make no gateway call (rules only), so B's key needs no gateway of its own."""
-    a = {**credentials, "redis_url": REDIS_URL}
-    b = {**credentials, "api_key": f"sk-workspace-b-{uuid.uuid4().hex}", "redis_url": REDIS_URL}
+    # The receiver listens on loopback over plain http: an internal target only the administrator can allow.
+    a = {**credentials, "redis_url": REDIS_URL, "webhook_allowlist": "127.0.0.1"}
+    b = {**credentials, "api_key": f"sk-workspace-b-{uuid.uuid4().hex}", "redis_url": REDIS_URL, "webhook_allowlist": "127.0.0.1"}
     return a, b
 
 

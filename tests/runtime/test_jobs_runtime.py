@@ -163,6 +163,7 @@ def test_a_csv_file_job_returns_csv_and_jsonl_result_files(own_sim: SimulatorPro
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     with FileServer() as files, PluginProcess() as plugin:
+        credentials = {**credentials, "dify_files_url": files.origin}  # Dify's file server, here on loopback
         parameter = files.parameter(buffer.getvalue().encode(), "tickets.csv", "text/csv")
         job = run(plugin, "batch_submit", {"file": parameter, "prompt_column": "text", "id_column": "ticket"}, credentials)
         assert job["items"] == 120
@@ -205,6 +206,7 @@ def test_an_xlsx_file_job_runs_and_a_hostile_one_is_refused_naming_the_file(own_
     credentials = creds(own_sim)
     mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     with FileServer() as files, PluginProcess() as plugin:
+        credentials = {**credentials, "dify_files_url": files.origin}  # Dify's file server, here on loopback
         parameter = files.parameter(buffer.getvalue(), "tickets.xlsx", mime)
         job = run(plugin, "batch_submit", {"file": parameter, "prompt_column": "body", "id_column": "ticket"}, credentials)
         assert job["items"] == 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -255,3 +256,21 @@ def test_schema_answers_are_those_of_a_sensible_model() -> None:
     assert assessment["risk_level"] == "low" and assessment["injection_suspected"] is False
     assert assessment["auto_approve_ok"] is True
     assert sample_for_schema(GUARD_SCHEMA)["addresses_reviewer"] is False
+
+
+def test_lone_surrogate_fault_sends_the_json_escapes_a_gateway_would(sim: SimulatorProcess, http: requests.Session) -> None:
+    plain = chat(sim, http, "odd [[sim: lone_surrogate]]")
+    assert b"\\ud800" in plain.content and b"\\u0000" in plain.content  # escaped on the wire: valid UTF-8 bytes
+    assert plain.json()["choices"][0]["message"]["content"].endswith(" broken \ud800 and nul \x00 end")
+    streamed = chat(sim, http, "odd [[sim: lone_surrogate]]", stream=True)
+    assert stream_text(sse_events(streamed.content)).endswith(" broken \ud800 and nul \x00 end")
+
+
+def test_echo_auth_fault_puts_the_authorization_header_in_the_reply(sim: SimulatorProcess, http: requests.Session) -> None:
+    text = chat(sim, http, "who am I [[sim: echo_auth]]").json()["choices"][0]["message"]["content"]
+    assert f"Authorization: Bearer {DEFAULT_API_KEY}" in text
+    assert base64.b64encode(f"Bearer {DEFAULT_API_KEY}".encode()).decode() in text
+    assert base64.b64encode(DEFAULT_API_KEY.encode()).decode() in text
+    events = sse_events(chat(sim, http, "who am I [[sim: echo_auth]]", stream=True).content)
+    pieces = [json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events if e != "[DONE]" and json.loads(e)["choices"]]
+    assert DEFAULT_API_KEY in "".join(pieces) and not any(DEFAULT_API_KEY in p for p in pieces)  # split across chunks
