@@ -55,7 +55,8 @@ def served(plugin: PluginProcess):
 
 @pytest.fixture
 def redis_credentials(credentials: dict[str, Any]) -> dict[str, Any]:
-    return {**credentials, "redis_url": REDIS_URL}
+    # The notifications go to a loopback receiver: plain http to it must be allowed by the provider.
+    return {**credentials, "redis_url": REDIS_URL, "webhook_allowlist": "127.0.0.1"}
 
 
 def route(plugin: PluginProcess, creds: dict[str, Any], receiver: Receiver, served: EndpointServer, **overrides: Any
