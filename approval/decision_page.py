@@ -138,7 +138,7 @@ TEXT: dict[str, dict[str, str]] = {
         "link_valid": "链接有效期至",
         "state": "状态",
         "state_value": "{state}，需{level}审批",
-        "you": "审批人",
+        "you": "您的身份",
         "you_value": "{approver}（{level}）",
         "request_text": "申请内容",
         "shortened": "（前 {n} 个字符）",

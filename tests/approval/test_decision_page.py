@@ -158,7 +158,7 @@ def test_zh_hans_labels_and_values() -> None:
     assert '<html lang="zh-Hans">' in html
     for text in ("审批申请", "批准还是驳回？", "申请人 amy", "金额", "类型 purchase", "部门 IT Security", "风险 高",
                  "命中规则 band-director security-purchases", "SLA 截止时间 2027-01-17 08:00 UTC（2 天后）",
-                 "状态 待审批，需总监审批", "审批人 lin.wei（总监）", "≈ 2,700.00 USD（本位币）", "申请内容"):
+                 "状态 待审批，需总监审批", "您的身份 lin.wei（总监）", "≈ 2,700.00 USD（本位币）", "申请内容"):
         assert text in page.text, text
     assert [f["button"] for f in page.forms] == ["approve", "reject"]
     assert "批准 驳回" in page.text

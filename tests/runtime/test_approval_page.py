@@ -86,7 +86,7 @@ def test_the_page_shows_the_request_in_the_approvers_language_with_both_decision
     page = Page(answer.text)
     for text in (f"审批申请 · {request_id}", "批准还是驳回？", "申请人 amy", "2,500.00 EUR", "≈ 2,700.00 USD（本位币）",
                  "类型 purchase", "部门 IT Security", "风险 中", "命中规则 band-director", "SLA 截止时间", "UTC（2 天后）",
-                 "状态 待审批，需总监审批", "审批人 dana（总监）", "申请内容（前 500 个字符）", "Replacement switches for the second floor."):
+                 "状态 待审批，需总监审批", "您的身份 dana（总监）", "申请内容（前 500 个字符）", "Replacement switches for the second floor."):
         assert text in page.text, text
     # The request's text, escaped and cut to 500 characters (the route stored at most that, with an ellipsis).
     assert HOSTILE in page.text and "<script" not in answer.text and "<img" not in answer.text
