@@ -51,8 +51,9 @@ class BatchResultsTool(Tool):
         yield self.create_json_message({**summary, "results_parts": len(parts)})
         for number, part in enumerate(parts, 1):
             yield self.create_json_message({"results_part": number, "results": part})
-        for name, mime, content in files:
-            yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})
         yield from variable_messages(
             self, {"results": results_variable, **summary, "failed_items": failed_text if finished and offset == 0 else None}
         )
+        # Files last: the variables are out even where a runtime cannot store a tool's files (graphon's DSL runtime).
+        for name, mime, content in files:
+            yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})
