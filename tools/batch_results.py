@@ -29,7 +29,8 @@ class BatchResultsTool(Tool):
             files = list(result_files(config, job.id, caller, kinds)) if finished else []
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
-        next_offset = offset + len(page) if offset + len(page) < job.total else None
+        # Where the next page starts; `total` after the last one, so "offset < total" ends a paging loop.
+        next_offset = min(offset + len(page), job.total) if page else max(offset, job.total)
         results_variable, parts = split_results(page)
         summary: dict[str, Any] = {
             "job_id": job.id,
