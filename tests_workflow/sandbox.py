@@ -50,7 +50,7 @@ class SandboxServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 if self.path != RUN_PATH:
                     return self._answer(HTTPStatus.NOT_FOUND, {"code": -1, "message": "not found"})
                 if self.headers.get("X-Api-Key") != server.api_key:
@@ -72,7 +72,7 @@ class SandboxServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
