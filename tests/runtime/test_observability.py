@@ -83,7 +83,7 @@ def reported(outcomes: list[ToolOutcome]) -> dict[str, float]:
         if outcome.ok and "usage" in variables:
             prompt += variables["usage"]["prompt_tokens"]
             completion += variables["usage"]["completion_tokens"]
-            if "cost_usd" in variables:
+            if variables["cost_known"]:
                 cost += variables["cost_usd"]
             else:
                 unpriced += 1
@@ -116,7 +116,7 @@ def test_metrics_equal_what_the_calls_reported_and_ids_go_end_to_end(sim: Simula
         ok, retried, broken, unpriced, streamed, batch = outcomes
         assert ok.ok and retried.ok and unpriced.ok and streamed.ok and batch.ok
         assert not broken.ok and "HTTP 503" in broken.error_message
-        assert retried.variables["attempts"] == 2 and "cost_usd" not in unpriced.variables
+        assert retried.variables["attempts"] == 2 and unpriced.variables["cost_known"] is False
 
         status, text = scrape(plugin, settings_for(credentials))
         assert status == 200
