@@ -10,6 +10,19 @@ A policy may name who holds each level and where to tell them::
       director:
         - {id: ana.ruiz, channel: finance-lark}
 
+``language`` (``en_US`` or ``zh_Hans``; ``en``, ``zh``, ``zh-CN`` are read as those) is the language of the
+page an approval link opens: on an approver, else on the approver's channel, else the policy's top-level
+``language``, else English. The link carries it (``approval.links``), so the endpoint, which does not know
+the policy, shows the page in the approver's language::
+
+    language: zh_Hans
+    channels:
+      finance-lark: {format: feishu, language: zh_Hans}
+    approvers:
+      manager:
+        - {id: lin.wei, channel: finance-lark}
+        - {id: ana.ruiz, channel: finance-lark, language: en_US}
+
 The policy says *who* and *which channel*; where a channel posts (its webhook URL) and how it signs (its
 secret) are deployment secrets and come from the ``notification_secrets`` tool parameter, never from the
 policy (``approval.notify``).
@@ -48,12 +61,31 @@ MAX_PERSON_ID_CHARS = 200
 MAX_NAME_CHARS = 200
 MAX_DIFY_USERS = 10_000
 CHANNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
-_APPROVER_KEYS = frozenset({"id", "name", "channel"})
-_CHANNEL_KEYS = frozenset({"format", "description"})
+_APPROVER_KEYS = frozenset({"id", "name", "channel", "language"})
+_CHANNEL_KEYS = frozenset({"format", "description", "language"})
+# The languages of the decision page (approval.decision_page), and how else a policy may spell them.
+LANGUAGES: tuple[str, ...] = ("en_US", "zh_Hans")
+_LANGUAGE_ALIASES = {
+    "en": "en_US", "en-us": "en_US", "en_us": "en_US", "english": "en_US",
+    "zh": "zh_Hans", "zh-hans": "zh_Hans", "zh_hans": "zh_Hans", "zh-cn": "zh_Hans", "zh_cn": "zh_Hans",
+    "zh-hans-cn": "zh_Hans", "chinese": "zh_Hans",
+}
 
 
 class ApproversError(ValueError):
     """An invalid approvers or channels section; the message names the entry and the field."""
+
+
+def parse_language(value: Any, where: str) -> str:
+    """A ``language`` setting as one of LANGUAGES; "" when it is not set."""
+    if value is None or value == "":
+        return ""
+    found = _LANGUAGE_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
+    if found is None:
+        raise ApproversError(
+            f"{where}: 'language' must be one of {', '.join(LANGUAGES)} (the language of the approval page), got {quote(value)}"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -61,9 +93,13 @@ class Channel:
     id: str
     format: str
     description: str = ""
+    language: str = ""  # one of LANGUAGES, or "" (not set)
 
     def canonical(self) -> dict[str, Any]:
-        return {"format": self.format, "description": self.description}
+        out = {"format": self.format, "description": self.description}
+        if self.language:  # only when set, so a policy without languages hashes as it always did
+            out["language"] = self.language
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,9 +108,14 @@ class Approver:
     level: str
     name: str = ""
     channel: str = ""
+    # The language of the approver's approval page: theirs, else their channel's, else the policy's ("" = English).
+    language: str = ""
 
     def canonical(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "channel": self.channel}
+        out = {"id": self.id, "name": self.name, "channel": self.channel}
+        if self.language:  # only when set, so a policy without languages hashes as it always did
+            out["language"] = self.language
+        return out
 
     def to_output(self) -> dict[str, Any]:
         """The approver as a workflow variable: empty fields are left out, never null."""
@@ -102,7 +143,7 @@ def parse_channels(raw: Any) -> dict[str, Channel]:
         where = f"channel {quote(channel_id)}"
         spec = _entry(
             where, spec, "format", _CHANNEL_KEYS, "'format'",
-            "format, description (the webhook URL and secret go in the notification_secrets parameter, not in the policy)",
+            "format, description, language (the webhook URL and secret go in the notification_secrets parameter, not in the policy)",
         )
         fmt = spec.get("format")
         if not isinstance(fmt, str) or fmt.strip().lower() not in CHANNEL_FORMATS:
@@ -110,7 +151,7 @@ def parse_channels(raw: Any) -> dict[str, Channel]:
         description = spec.get("description", "")
         if not isinstance(description, str) or len(description) > 500:
             raise ApproversError(f"{where}: 'description' must be text of at most 500 characters")
-        channels[channel_id] = Channel(channel_id, fmt.strip().lower(), description)
+        channels[channel_id] = Channel(channel_id, fmt.strip().lower(), description, parse_language(spec.get("language"), where))
     return channels
 
 
@@ -126,7 +167,8 @@ def _entry(where: str, entry: Any, shorthand: str, allowed: Collection[str], sha
     return entry
 
 
-def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tuple[Approver, ...]]:
+def parse_approvers(raw: Any, channels: Mapping[str, Channel], language: str = "") -> dict[str, tuple[Approver, ...]]:
+    """``language``: the policy's top-level language, for approvers whose entry and channel set none."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -149,7 +191,8 @@ def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tupl
         approvers: list[Approver] = []
         for index, entry in enumerate(entries, start=1):
             where = f"{where_level} #{index}"
-            entry = _entry(where, entry, "id", _APPROVER_KEYS, "'id' (and optional 'name', 'channel')", "id, name, channel")
+            entry = _entry(where, entry, "id", _APPROVER_KEYS, "'id' (and optional 'name', 'channel', 'language')",
+                           "id, name, channel, language")
             person = entry.get("id")
             if (
                 not isinstance(person, str)
@@ -181,7 +224,8 @@ def parse_approvers(raw: Any, channels: Mapping[str, Channel]) -> dict[str, tupl
                     )
             for key in person_keys(person):
                 seen[key] = (person, level)
-            approvers.append(Approver(id=person, level=level, name=name.strip(), channel=channel))
+            spoken = parse_language(entry.get("language"), where) or (channels[channel].language if channel else "") or language
+            approvers.append(Approver(id=person, level=level, name=name.strip(), channel=channel, language=spoken))
         result[level] = tuple(approvers)
     return {level: result[level] for level in APPROVER_LEVELS if level in result}
 
@@ -258,6 +302,7 @@ def select_approvers(
 
 __all__ = [
     "CHANNEL_FORMATS",
+    "LANGUAGES",
     "Approver",
     "ApproversError",
     "Authority",
@@ -266,6 +311,7 @@ __all__ = [
     "parse_approvers",
     "parse_channels",
     "parse_dify_users",
+    "parse_language",
     "same_person",
     "select_approvers",
 ]

@@ -208,12 +208,26 @@ def _unavailable(
 
 @dataclass(frozen=True)
 class LinkPreview:
-    """What a GET shows: whether the link can still decide, and the record as it is now."""
+    """What a GET shows: whether the link can still decide, the record as it is now, the summary the route
+    stored with it (``RedisApprovalStore.get_summary``), and the first use of this link and of its sibling
+    (the other decision's link, ``LinkClaims.sibling``)."""
 
     usable: bool
     message: str
     record: ApprovalRecord | None = None
     first: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    sibling_first: dict[str, Any] | None = None
+    last_change: dict[str, Any] | None = None  # for a decided request: who decided, when
+
+
+def last_change(store: RedisApprovalStore, record: ApprovalRecord | None) -> dict[str, Any] | None:
+    """The history entry that made a decided request what it is (who, which event, when); None while the
+    request is open. Read-only."""
+    if record is None or record.state not in TERMINAL_STATES:
+        return None
+    entries = [entry for entry in store.history(record.request_id) if entry.get("kind") in ("transition", "expired")]
+    return entries[-1] if entries else None
 
 
 def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
@@ -222,21 +236,27 @@ def preview_link(store: RedisApprovalStore, claims: LinkClaims) -> LinkPreview:
         return LinkPreview(False, unknown_request(claims.request_id))
     nonces = LinkNonces(store.client, store.keys)
     used = nonces.used(claims)
-    if used is not None:
-        return LinkPreview(False, "This link was already used; it works once.", first=used)
     record = store.get(claims.request_id)
+    summary = store.get_summary(claims.request_id) if record is not None else None
+    if used is not None:
+        return LinkPreview(False, "This link was already used; it works once.", record=record, first=used, summary=summary,
+                           last_change=last_change(store, record))
     if record is None:
         return LinkPreview(False, unknown_request(claims.request_id))
     if record.state in TERMINAL_STATES:
-        return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record)
+        return LinkPreview(False, f"The request is already {record.state}; nothing is left to decide.", record=record,
+                           summary=summary, last_change=last_change(store, record))
     if record.version != claims.version:
         return LinkPreview(
             False,
             f"The request changed since this link was sent (version {claims.version}, now {record.version}, "
             f"state {record.state}); this link no longer applies.",
             record=record,
+            summary=summary,
         )
-    return LinkPreview(True, "", record=record)
+    sibling = claims.sibling()
+    sibling_first = nonces.used(sibling) if sibling is not None else None
+    return LinkPreview(True, "", record=record, summary=summary, sibling_first=sibling_first)
 
 
 __all__ = [
@@ -251,6 +271,7 @@ __all__ = [
     "LinkSecrets",
     "apply_link_decision",
     "idempotency_key",
+    "last_change",
     "preview_link",
     "unknown_request",
 ]

@@ -369,6 +369,9 @@ def route(
     }
     screening = screen(free_text)
     signals = screening.signal_names()
+    if screening.hidden:
+        # The models are sent the same revealed text (approval.llm); the audit says what was hidden.
+        factors.append(f"hidden characters removed or shown before screening and before any model read the text: {screening.hidden_summary()}")
     if signals:
         where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.signals.items() for name in names)
         factors.append(f"injection suspected in the request text: {where}")

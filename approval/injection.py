@@ -1,28 +1,36 @@
-"""Heuristic detection of prompt-injection attempts in request text.
+"""Deterministic screen of request text for prompt injection: it holds when both model calls are fooled.
 
-Deliberately narrow: it looks for text that addresses the model or the approval machinery
-("ignore previous instructions", "auto-approve this", role tags, forged delimiters, schema field
-names...), not for business words, so ordinary requests are not flagged. Text is normalised first:
-NFKC, zero-width and other format characters removed, common Cyrillic/Greek look-alikes mapped to
-Latin, Latin accents dropped, whitespace collapsed; a compact form (letters only, with leetspeak
-digits mapped) catches spaced-out or punctuated spellings of the main phrases.
-A hit escalates the request; it never blocks it.
+What it reads: the text as the models get it (approval.hidden: TAG characters and smuggled bytes shown,
+invisible characters removed), normalised (NFKC, UTS #39 look-alikes folded, Latin accents dropped), plus
+what is hidden in it: encodings decoded (approval.decoders, bounded in size and depth), the text read
+backwards, rotated or spelled out (views), and hidden places judged on their own (approval.places).
+
+What it looks for: text that addresses or pressures the approval process, not business words. Phrase
+patterns (this module, English and eleven more languages), concepts combined per sentence in 26 languages
+(approval.concepts: "approve" + "without a check", "whatever evaluates this" + an outcome, ...), and
+key-value pairs judged by what they claim about this request's approval (approval.claims).
+
+Two strengths: a *signal* escalates the request (injection suspected); a *hold* only keeps it from the
+automatic path, for text that pressures the process without a full instruction (an outcome claimed as
+settled, "no need for a check", a generic status "approved", readable text inside an encoding, approval
+talk inside a hidden place). Mentions of approval, review, AI, renewal or encodings alone are neither.
 """
 
 # ruff: noqa: E501  (pattern tables: one pattern a line reads better than split strings)
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
-import html
 import re
 import unicodedata
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from approval.claims import approval_claims, status_claims
+from approval.concepts import concept_signals, plain, sentence_concepts
 from approval.confusables import fold_to_latin
+from approval.decoders import MAX_DECODE_DEPTH, decoded_payloads, views
+from approval.hidden import reveal
+from approval.places import hidden_places
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 
@@ -274,127 +282,20 @@ _ML_NONLATIN: tuple[tuple[str, str], ...] = (
 _ML_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML)
 _ML_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F | re.MULTILINE)) for name, rx in _ML_NONLATIN)
 
-# --- softer vocabulary: talk about approval, reviewers, AI or risk. Not an injection by itself, but a
-# request whose text argues about its own approval never gets the automatic path: a person decides.
-_SOFT: tuple[tuple[str, str], ...] = (
-    ("mentions_approval", r"\b(?:auto[\s_-]*)?approv\w*|\bpre[\s-]?approv\w*|\bsign[\s-]?off\b|\bgreen[\s-]?light|\brubber[\s-]?stamp"
-     r"|\baprob\w*|\baprueb\w*|\bapprouv\w*|\bgenehmig\w*|\bfreigeb\w*|\bfreigab\w*|\baprov\w*|\bvalidat\w*|\bvalide[rz]?\b"),
-    ("mentions_reviewer", r"\breview(?:er|ing)?\b|\brevisor\b|\brevision\b|\brelecteur|\bevaluateur|\bprufer|\bprufung|\bpruefung|\brevisao\b"
-     r"|\bverdict\b|\bescalat\w*|\bescala\w*|\beskal\w*|\bhuman\b|\bhumana?\b|\bhumaine?\b|\bmensch\w*|\bwaive\w*"),
-    ("mentions_ai", r"\bai\b|\ba\.i\.|\bllm\w*|\bgpt\w*|\bchatbot|\bbot\b|\blanguage\s+model|\bautomated\b|\bautomatic\w*|\bautomati\w*|\bia\b|\bki\b"
-     r"|\binstruction\w*|\binstrucci\w*|\banweisung\w*|\bconsigne\w*|\bprompt\w*|\bsystem\s+message"),
-    ("mentions_risk_level", r"\b(?:low|minimal|zero|no)[\s_-]+risk\b|\brisk[\s_-]*(?:level|rating|score|class)\b|\briesgo\s+bajo|\brisque\s+faible"
-     r"|\bniedrig\w*\s+risiko|\brisco\s+baixo|\bbaixo\s+risco"),
-    ("mentions_encoding", r"\bbase[\s-]?64\b|\bhex(?:adecimal)?\b|\brot[\s-]?13\b|\bdecode\w*|\bdecodif\w*|\bdekodier\w*|\bencoded\b"),
+# --- talk about approval or review: no hold by itself (issue 23: "manager approved", "code review" and
+# "AI assistant" are ordinary requests), but inside a hidden place (an HTML comment, a link title...) it
+# holds the request, since content there is about the content, not about its approval.
+_APPROVAL_TALK = re.compile(
+    r"\b(?:auto[\s_-]*)?approv\w*|\bpre[\s-]?approv\w*|\bsign[\s-]?off\b|\bgreen[\s-]?light|\brubber[\s-]?stamp"
+    r"|\baprob\w*|\baprueb\w*|\bapprouv\w*|\bgenehmig\w*|\bfreigeb\w*|\bfreigab\w*|\baprov\w*|\bvalidat\w*|\bvalide[rz]?\b"
+    r"|\breview(?:er|ing)?\b|\brevisor\b|\brevision\b|\brelecteur|\bevaluateur|\bprufer|\bprufung|\bpruefung|\brevisao\b"
+    r"|\bverdict\b|\bescalat\w*|\bescala\w*|\beskal\w*|\bhuman\b|\bhumana?\b|\bhumaine?\b|\bmensch\w*|\bwaive\w*"
+    r"|批准|审批|審批|核准|放行|承認|決裁|승인|결재|одобр|утвержд|утверд|согласов|موافق|اعتماد"
+    r"|审核|審核|复核|複核|人工|升级|升級|上报|上報|審査|レビュー|エスカレ|검토|심사|에스컬|проверк|эскал|человек|مراجع|تصعيد|بشري",
+    _F,
 )
-_SOFT_NONLATIN: tuple[tuple[str, str], ...] = (
-    ("mentions_approval", r"批准|审批|審批|核准|放行|承認|決裁|승인|결재|одобр|утвержд|утверд|согласов|موافق|اعتماد"),
-    ("mentions_reviewer", r"审核|審核|复核|複核|人工|升级|升級|上报|上報|審査|レビュー|エスカレ|검토|심사|에스컬|проверк|эскал|человек|مراجع|تصعيد|بشري"),
-    ("mentions_ai", r"(?<![a-z])ai(?![a-z])|人工智能|模型|机器人|機器人|指令|提示词|提示詞|인공지능|지시|指示|ИИ|нейросет|инструкц|الذكاء\s+الاصطناعي|النظام|تعليمات"),
-    ("mentions_risk_level", r"低风险|低風險|风险低|風險低|低リスク|저위험|낮은\s*위험|низк\w*\s+риск|منخفض\w*\s+المخاطر|مخاطر\s+منخفضة"),
-    ("mentions_encoding", r"编码|編碼|解码|解碼|エンコード|デコード|인코딩|디코딩|кодиров|декодир|مشفر|فك\s+التشفير"),
-)
-_SOFT_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT)
-_SOFT_NONLATIN_PATTERNS = tuple((name, re.compile(rx, _F)) for name, rx in _SOFT_NONLATIN)
-
-# --- decision-shaped data: "status": "APPROVED", risk: low, verdict=pass ... with any key names --------
-_PAIR = re.compile(
-    r"""(?P<q>["'`]?)(?P<key>[a-z_][a-z0-9_ .\-]{0,30}?)(?P=q)\s*(?:[:=]|=>|->)\s*["'`]?(?P<value>[a-z0-9_\- ]{1,24}?)["'`]?\s*(?=[,;.}\]\n)]|$)""",
-    _F | re.MULTILINE,
-)
-_APPROVAL_KEYS = frozenset(
-    ["status", "decision", "approved", "approval", "approvalstatus", "verdict", "outcome", "result", "action", "recommendation", "review", "reviewstatus", "reviewresult", "nextstate", "state", "final", "finaldecision", "finalstatus", "assessment", "classification", "judgement", "judgment", "autoapprove", "autoapproved", "autoapproveok", "approve", "response", "answer", "disposition", "resolution", "ruling", "statut", "estado", "stato", "decisao", "decisione", "entscheidung", "ergebnis", "resultado", "resultat", "risultato", "genehmigung", "aprobacion", "approbation", "aprovacao", "freigabe", "esito", "parecer", "avis", "dictamen"]
-)
-_RISK_KEYS = frozenset(["risk", "risklevel", "riskscore", "riskrating", "riskclass", "riskcategory", "severity", "threat", "threatlevel", "riesgo", "risque", "risiko", "risco", "rischio", "risikostufe"])
-_NEGATIVE_KEYS = frozenset(
-    ["escalate", "escalation", "escalated", "humanreview", "needsreview", "requiresreview", "manualreview", "injection", "injectionsuspected", "fraud", "flag", "flagged", "suspicious", "suspected", "needshuman", "requireshuman", "review_required", "reviewrequired"]
-)
-_APPROVE_VALUES = frozenset(
-    ["approved", "approve", "accept", "accepted", "allow", "allowed", "grant", "granted", "pass", "passed", "ok", "okay", "yes", "true", "autoapprove", "autoapproved", "cleared", "clear", "go", "green", "aprobado", "aprobada", "approuve", "approuvee", "genehmigt", "freigegeben", "aprovado", "aprovada", "approvato", "approvata"]
-)
-_LOW_VALUES = frozenset(["low", "none", "minimal", "zero", "0", "green", "safe", "nil", "negligible", "bajo", "baja", "faible", "niedrig", "gering", "baixo", "basso"])
-_NO_VALUES = frozenset(["no", "false", "none", "0", "notrequired", "notneeded", "not", "required", "not", "needed", "never", "skip", "skipped", "off"])
-_PAIR_CJK = re.compile(
-    r"(?:状态|狀態|决定|決定|结果|結果|审批|審批|结论|結論|风险|風險|リスク|ステータス|判定|결과|상태|위험|статус|решение|риск|الحالة|القرار|المخاطر)"
-    r"[\"”」]?\s*[:：=]\s*[\"“「]?(?:已?批准|已?核准|通过|通過|低|承認|承認済み|승인|낮음|одобрено|низкий|موافق|منخفض)"
-)
-
-
-def _key(raw: str) -> str:
-    return re.sub(r"[^a-z]", "", raw.lower())
-
-
-def decision_pairs(normalized: str) -> list[str]:
-    """Key/value pairs that state an approval decision ("status": "approved", risk: low, escalate=no)."""
-    found = []
-    for match in _PAIR.finditer(normalized):
-        key, value = _key(match.group("key")), match.group("value").strip().lower()
-        flat = _key(value) or value
-        if ((key in _APPROVAL_KEYS or key.endswith(("decision", "verdict", "status", "approval"))) and flat in _APPROVE_VALUES) or ((key in _RISK_KEYS or key.endswith("risk")) and flat in _LOW_VALUES) or (key in _NEGATIVE_KEYS and (flat in _NO_VALUES or value in _NO_VALUES)):
-            found.append(f"{key}={flat}")
-    return found
-
-
-# --- payloads hidden in encodings ---------------------------------------------------------------------
-MAX_DECODE_DEPTH = 2
-MAX_DECODE_CANDIDATES = 8
-MAX_DECODE_CHARS = 4000
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9a-z])(?:(?:0x|\\x)?[0-9a-f]{2}[\s:,]?){8,}", _F)
-_PCT = re.compile(r"%[0-9a-f]{2}", _F)
-_ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-f]{2,6}|[a-z]{2,8});", _F)
-_UESC = re.compile(r"\\u[0-9a-f]{4}|\\u\{[0-9a-f]{1,6}\}", _F)
-
-
-def _readable(blob: bytes) -> str | None:
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not text.strip():
-        return None
-    printable = sum(1 for char in text if char.isprintable() or char in "\n\r\t")
-    letters = sum(1 for char in text if char.isalpha())
-    if printable / len(text) < 0.95 or letters / len(text) < 0.5 or (" " not in text.strip() and len(text) > 24):
-        return None
-    return text
-
-
-def decoded_payloads(text: str) -> list[tuple[str, str]]:
-    """Readable text hidden in base64, hex, URL encoding, HTML entities, \\u escapes or ROT13 (bounded):
-    (encoding, decoded text) pairs."""
-    out: list[tuple[str, str]] = []
-    for match in _B64.findall(text)[:MAX_DECODE_CANDIDATES]:
-        blob = match[:MAX_DECODE_CHARS]
-        if blob.isalpha() and (blob.islower() or blob.isupper()):
-            continue  # a plain long word, not base64
-        for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
-                decoded = _readable(decoder(blob + "=" * (-len(blob) % 4)))
-            except (binascii.Error, ValueError):
-                continue
-            if decoded:
-                out.append(("base64", decoded))
-                break
-    for match in _HEX.findall(text)[:MAX_DECODE_CANDIDATES]:
-        digits = re.sub(r"0x|\\x|[\s:,]", "", match[: MAX_DECODE_CHARS * 3], flags=re.IGNORECASE)
-        try:
-            decoded = _readable(bytes.fromhex(digits[: len(digits) // 2 * 2]))
-        except ValueError:
-            continue
-        if decoded:
-            out.append(("hex", decoded))
-    limited = text[: MAX_DECODE_CHARS * 4]
-    if len(_PCT.findall(limited)) >= 3:
-        out.append(("url", urllib.parse.unquote_plus(limited)))
-    if len(_ENTITY.findall(limited)) >= 2:
-        out.append(("html_entities", html.unescape(limited)))
-    if len(_UESC.findall(limited)) >= 3:
-        out.append(("unicode_escapes", _UESC.sub(lambda m: chr(int(m.group(0).strip("\\u{}"), 16)), limited)))
-    if re.search(r"\brot[\s-]?13\b", limited, _F):
-        out.append(("rot13", codecs.decode(limited, "rot13")))
-    return out
-
+# Concepts that act on the approval process (approval.concepts); "mark" and "auto" alone do not.
+_PROCESS_CONCEPTS = frozenset({"ignore", "approve", "nocheck", "noesc", "lowrisk", "decided", "fast", "addressee"})
 
 # --- normalisation --------------------------------------------------------------------------------------
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
@@ -449,7 +350,10 @@ def _compact(normalized: str) -> str:
     return "".join(char for char in normalized.translate(_LEET) if char.isalnum())
 
 
-def _hard(text: str) -> set[str]:
+def _classify(text: str) -> tuple[set[str], set[str]]:
+    """(injection signals, holds) of ``text`` as written (no decoding). Holds: text that pressures the
+    approval process without a full instruction (an outcome claimed as settled, a path around review, a
+    generic status saying "approved"); mentions of approval, review, AI, risk or encodings alone are not."""
     normalized = normalize(text)
     native = normalize_native(text)
     found = {name for name, pattern in _PATTERNS if pattern.search(normalized)}
@@ -457,26 +361,44 @@ def _hard(text: str) -> set[str]:
     found.update(name for name, pattern in _ML_NONLATIN_PATTERNS if pattern.search(native))
     compact = _compact(normalized)
     found.update(name for phrase, name in _COMPACT if phrase in compact)
-    pairs = decision_pairs(normalized) + _PAIR_CJK.findall(native)
-    if len(pairs) >= 2 or (pairs and re.search(r"[{\[]", normalized)):
-        found.add("fake_decision")
-    return found
+    forms = {normalized, plain(native)}  # one form when the text is plain Latin
+    soft: set[str] = set()
+    for form in forms:
+        hard_concepts, soft_concepts = concept_signals(form)
+        found.update(hard_concepts)
+        soft.update(soft_concepts)
+        if approval_claims(form):
+            found.add("fake_decision")
+        if status_claims(form):
+            soft.add("decision_like_data")
+    return found, soft
 
 
-def _soft(text: str) -> set[str]:
-    normalized = normalize(text)
-    native = normalize_native(text)
-    found = {name for name, pattern in _SOFT_PATTERNS if pattern.search(normalized)}
-    found.update(name for name, pattern in _SOFT_NONLATIN_PATTERNS if pattern.search(native))
-    if decision_pairs(normalized):
-        found.add("decision_like_data")
-    return found
+def _hard(text: str) -> set[str]:
+    return _classify(text)[0]
+
+
+def _process_concepts(text: str) -> set[str]:
+    """The approval-process concepts ``text`` names, in any of the languages (approval.concepts)."""
+    return (sentence_concepts(plain(normalize_native(text))) | sentence_concepts(normalize(text))) & _PROCESS_CONCEPTS
+
+
+def _talks_about_approval(text: str) -> bool:
+    """Approval, review, escalation or a low-risk label named (any language): a hold inside a hidden place."""
+    return bool(_process_concepts(text) or _APPROVAL_TALK.search(normalize(text)) or _APPROVAL_TALK.search(normalize_native(text)))
+
+
+# A view (reversed, ROT13, ...) of ordinary text is gibberish: the full screen runs on it only when it holds
+# a word instructions to a reviewer need (the views are English tricks; this keeps long texts fast).
+_VIEW_WORTH_SCANNING = re.compile(r"approv|ignor|instruc|escalat|review|risk|decid|fast|skip|human|assess|evaluat|authori|cleared|"
+                                  r"granted|decision|verdict|prompt|system|rules", re.IGNORECASE)
 
 
 def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
-    hard, soft = _hard(text), _soft(text)
+    hard, soft = _classify(text)
     if depth < MAX_DECODE_DEPTH:
-        for encoding, decoded in decoded_payloads(_visible(text)):
+        visible = _visible(text)
+        for encoding, decoded in decoded_payloads(visible):
             if decoded == text:
                 continue
             inner_hard, inner_soft = _scan(decoded, depth + 1)
@@ -484,6 +406,11 @@ def _scan(text: str, depth: int = 0) -> tuple[set[str], set[str]]:
                 hard.add(f"encoded_instructions_{encoding}")
             soft.add("encoded_text")
             soft.update(inner_soft)
+        if depth == 0:
+            # Views are computed for every text: only instructions found in them count.
+            for trick, view in views(visible):
+                if _VIEW_WORTH_SCANNING.search(view) and _hard(view):
+                    hard.add(f"disguised_instructions_{trick}")
     return hard, soft
 
 
@@ -507,6 +434,8 @@ class Screening:
 
     signals: dict[str, list[str]] = field(default_factory=dict)
     holds: dict[str, list[str]] = field(default_factory=dict)
+    # field -> hidden kind ("tag", "bidi", "zero_width", ...) -> characters removed or shown (approval.hidden)
+    hidden: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def suspected(self) -> bool:
@@ -522,21 +451,38 @@ class Screening:
     def hold_names(self) -> list[str]:
         return sorted({name for names in self.holds.values() for name in names})
 
-    def to_dict(self) -> dict[str, dict[str, list[str]]]:
-        return {"signals": {k: list(v) for k, v in self.signals.items()}, "holds": {k: list(v) for k, v in self.holds.items()}}
+    def hidden_summary(self) -> str:
+        return "; ".join(f"{name}: " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+                         for name, kinds in self.hidden.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signals": {k: list(v) for k, v in self.signals.items()}, "holds": {k: list(v) for k, v in self.holds.items()},
+                "hidden_characters": {k: dict(v) for k, v in self.hidden.items()}}
 
 
 def screen(fields: Mapping[str, str]) -> Screening:
     """Screen every free-text field (content, request_type, department, requester_id, ...)."""
     result = Screening()
-    for name, value in fields.items():
-        if not value:
+    for name, raw in fields.items():
+        if not raw:
             continue
+        revealed = reveal(raw)
+        value = revealed.text  # what the models are sent too (approval.llm)
+        if revealed.removed:
+            result.hidden[name] = revealed.removed
         hard, soft = _scan(value)
-        if name in SHORT_FIELDS and _SENTENCE.search(normalize(value)):
-            soft.add("free_text_in_" + name)
-            if soft - {"free_text_in_" + name} or hard:
-                hard.add("instructions_in_" + name)
+        if any(len(payload.strip()) >= 4 for payload in revealed.hidden):
+            soft.add("hidden_text")
+        for place, segment in hidden_places(value):
+            segment_hard, segment_soft = _classify(segment)
+            if segment_hard or segment_soft:
+                hard.add(f"instructions_in_{place}")
+            elif _talks_about_approval(segment):
+                soft.add(f"approval_talk_in_{place}")
+        # Short fields (a name, a department) hold a word or two: a sentence there that names the approval
+        # process is an instruction smuggled where none belongs; "AI Research (Labs)" or "O'Brien" is not.
+        if name in SHORT_FIELDS and (soft or hard or (_SENTENCE.search(normalize(value)) and _process_concepts(value))):
+            hard.add("instructions_in_" + name)
         if hard:
             result.signals[name] = sorted(hard)
         if soft:
@@ -544,5 +490,5 @@ def screen(fields: Mapping[str, str]) -> Screening:
     return result
 
 
-__all__ = ["SHORT_FIELDS", "Screening", "decision_pairs", "decoded_payloads", "detect_injection", "normalize",
+__all__ = ["SHORT_FIELDS", "Screening", "decoded_payloads", "detect_injection", "normalize",
            "normalize_native", "screen"]

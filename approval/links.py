@@ -7,6 +7,13 @@ event (approve or reject), the approver's id and level, an expiry and a random n
 
     base64url(payload JSON) "." base64url(HMAC-SHA256(link_secret, "holysheep.approval-link.v1." + base64url(payload)))
 
+Three fields are optional, written only when set (links issued before them verify as they always did):
+the approver's page language (``g``, ``approval.approvers.LANGUAGES``), the request's SLA deadline for this
+level (``s``, unix seconds: the page shows it) and the nonce of the link for the other decision (``o``):
+with it the endpoint signs the sibling link again (``LinkClaims.sibling``) and puts approve and reject on
+one page. The sibling is byte for byte the link the notification carried (same claims, same nonce), so a
+page never adds a third link, and each of the two stays single-use.
+
 Changing any bound field changes the payload and so the MAC: the endpoint refuses it (``bad_signature``).
 The MAC is compared with ``hmac.compare_digest``. The payload is not encrypted (it holds nothing secret:
 ids, a version, an expiry); it is only authenticated.
@@ -28,10 +35,11 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from approval.approvers import LANGUAGES
 from approval.levels import APPROVER_LEVELS
 
 LINK_EVENTS: tuple[str, ...] = ("approve", "reject")
@@ -65,9 +73,12 @@ class LinkClaims:
     expires_at: int  # unix seconds
     nonce: str
     scope: str  # the workspace (gateway.keys.Keys.scope) whose record the link decides
+    language: str = ""  # the approver's page language (approval.approvers.LANGUAGES); "" = English
+    sla_deadline: int = 0  # unix seconds; 0 = no SLA for this level
+    other_nonce: str = ""  # the nonce of the link for the other decision; "" = not known (older links)
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "k": 1,
             "w": self.scope,
             "r": self.request_id,
@@ -78,6 +89,19 @@ class LinkClaims:
             "x": self.expires_at,
             "n": self.nonce,
         }
+        # Written only when set, so a link without them is the token it always was.
+        for key, value in (("g", self.language), ("s", self.sla_deadline), ("o", self.other_nonce)):
+            if value:
+                payload[key] = value
+        return payload
+
+    def sibling(self) -> LinkClaims | None:
+        """The link for the other decision, as the notification carried it; None when this link does not
+        name its nonce."""
+        if not self.other_nonce:
+            return None
+        other = next(event for event in LINK_EVENTS if event != self.event)
+        return replace(self, event=other, nonce=self.other_nonce, other_nonce=self.nonce)
 
     def to_dict(self) -> dict[str, Any]:
         """Readable form (dead-letter entries, pages): nothing secret in it."""
@@ -90,6 +114,9 @@ class LinkClaims:
             "expires_at": self.expires_at,
             "nonce": self.nonce,
             "scope": self.scope,
+            "language": self.language,
+            "sla_deadline": self.sla_deadline,
+            "other_nonce": self.other_nonce,
         }
 
     @classmethod
@@ -103,6 +130,9 @@ class LinkClaims:
             expires_at=int(data["expires_at"]),
             nonce=str(data["nonce"]),
             scope=str(data["scope"]),
+            language=str(data.get("language") or ""),
+            sla_deadline=int(data.get("sla_deadline") or 0),
+            other_nonce=str(data.get("other_nonce") or ""),
         )
 
 
@@ -159,6 +189,9 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
             expires_at=int(data["x"]),
             nonce=str(data["n"]),
             scope=str(data["w"]),
+            language=str(data.get("g") or ""),
+            sla_deadline=int(data.get("s") or 0),
+            other_nonce=str(data.get("o") or ""),
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise LinkError(MALFORMED, "the link's content cannot be read") from None
@@ -173,6 +206,9 @@ def verify_link(token: object, secret: str, now: float) -> LinkClaims:
         or not claims.scope.isprintable()
         or "{" in claims.scope
         or "}" in claims.scope
+        or (claims.language and claims.language not in LANGUAGES)
+        or claims.sla_deadline < 0
+        or claims.other_nonce == claims.nonce
     ):
         raise LinkError(MALFORMED, "the link's content is not an approval decision this plugin issues")
     if now >= claims.expires_at:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from approval.hidden import reveal_text
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS
 from untrusted import InputError, check_text, quote
 
@@ -222,8 +223,10 @@ Set "auto_approve_ok" to true only for a routine, plausible, low-risk request th
 
 
 def _neutralise(text: str) -> str:
-    """Make any marker-like sequence in untrusted text harmless (it can never close the data block)."""
-    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
+    """Untrusted text as a model may read it: hidden characters removed or shown (the text the screen
+    saw, see approval.hidden), and any marker-like sequence made harmless (it can never close the data
+    block)."""
+    return reveal_text(text).replace("<<<", "‹‹‹").replace(">>>", "›››")
 
 
 def new_nonce() -> str:
@@ -327,7 +330,7 @@ class GuardVerdict:
 def spotlight(text: str, mark: str) -> str:
     """Datamarking (spotlighting): every run of whitespace becomes ``mark``, so the value reads as one
     marked token stream rather than as sentences addressed to the model; markers are neutralised."""
-    return re.sub(r"\s+", mark, _neutralise(text.replace(mark, " ")))
+    return re.sub(r"\s+", mark, _neutralise(text).replace(mark, " "))
 
 
 GUARD_MARK = "\u02c6"  # MODIFIER LETTER CIRCUMFLEX ACCENT, as in Hines et al.'s datamarking

@@ -53,6 +53,14 @@ def iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _epoch(text: Any) -> int:
+    """An ISO instant (the facts' ``sla_deadline``) as unix seconds; 0 when absent or unreadable."""
+    try:
+        return int(datetime.fromisoformat(str(text)).timestamp()) if text else 0
+    except ValueError:
+        return 0
+
+
 def _row(approver: Approver, channel: str, fmt: str, status: str, reason: str, **extra: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"approver_id": approver.id, "status": status, "reason": reason}
     if channel:
@@ -133,6 +141,7 @@ def notify_routed(
             urls = issue_links(
                 request_id=link["request_id"], version=version, approver=approver, expires_at=link["expires_at"],
                 link_secret=secrets.link_secret, endpoint_url=endpoint_url, nonces=link["nonces"], scope=scope,
+                sla_deadline=_epoch(request.get("sla_deadline")),
             )
         notice = Notice(event, dict(request), approver, urls["approve"], urls["reject"], iso(expires_at) if link else "")
         result = deliver(channel.format, target, notice, deadline=deadline, post=post)
@@ -143,7 +152,8 @@ def notify_routed(
             continue
         payload = {
             "channel": channel.id, "format": channel.format, "event": event, "delivery_id": notice.delivery_id,
-            "approver": {"id": approver.id, "name": approver.name, "level": approver.level, "channel": approver.channel},
+            "approver": {"id": approver.id, "name": approver.name, "level": approver.level, "channel": approver.channel,
+                         "language": approver.language},
             "request": dict(request), "link": link,
         }
         if dlq is None:
@@ -183,7 +193,7 @@ def replay_notification(
         raise ValueError(f"notification_secrets: no url for channel {channel_id!r}, which this dead letter was for")
     raw = payload.get("approver") or {}
     approver = Approver(id=str(raw.get("id", "")), level=str(raw.get("level", "manager")), name=str(raw.get("name", "")),
-                        channel=str(raw.get("channel", "")))
+                        channel=str(raw.get("channel", "")), language=str(raw.get("language", "")))
     link = payload.get("link")
     urls = {"approve": "", "reject": ""}
     expires = ""
@@ -195,7 +205,7 @@ def replay_notification(
         urls = issue_links(
             request_id=str(link["request_id"]), version=int(link["version"]), approver=approver,
             expires_at=int(link["expires_at"]), link_secret=secrets.link_secret, endpoint_url=endpoint_url,
-            nonces=dict(link["nonces"]), scope=scope,
+            nonces=dict(link["nonces"]), scope=scope, sla_deadline=_epoch((payload.get("request") or {}).get("sla_deadline")),
         )
         expires = iso(int(link["expires_at"]))
     notice = Notice(str(payload.get("event", "approval.pending")), dict(payload.get("request") or {}), approver,

@@ -351,16 +351,18 @@ def accept_for(fmt: str) -> Callable[[int, bytes], Verdict]:
 
 def issue_links(
     *, request_id: str, version: int, approver: Approver, expires_at: int, link_secret: str, endpoint_url: str,
-    nonces: Mapping[str, str], scope: str,
+    nonces: Mapping[str, str], scope: str, sla_deadline: int = 0,
 ) -> dict[str, str]:
     """{"approve": url, "reject": url} bound to this workspace (``scope``), approver, version and expiry, with
-    the given nonces."""
+    the given nonces. Each names the other's nonce, so the page either opens offers both decisions; both
+    carry the approver's page language and the SLA deadline the page shows."""
     endpoint = check_endpoint_url(endpoint_url)
     urls = {}
-    for event in ("approve", "reject"):
+    for event, other in (("approve", "reject"), ("reject", "approve")):
         claims = LinkClaims(
             request_id=request_id, version=version, event=event, approver_id=approver.id, level=approver.level,
-            expires_at=expires_at, nonce=nonces[event], scope=scope,
+            expires_at=expires_at, nonce=nonces[event], scope=scope, language=approver.language,
+            sla_deadline=max(0, int(sla_deadline)), other_nonce=nonces[other],
         )
         urls[event] = link_url(endpoint, sign_link(claims, link_secret))
     return urls

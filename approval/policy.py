@@ -30,6 +30,7 @@ from approval.approvers import (
     parse_approvers,
     parse_channels,
     parse_dify_users,
+    parse_language,
 )
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
 from untrusted import InputError, parse_yaml, quote
@@ -45,7 +46,7 @@ MAX_VERSION_CHARS = 200
 
 _TOP_KEYS = frozenset(
     {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
-     "sla_hours", "description", "name", "approvers", "channels", "dify_users"}
+     "sla_hours", "description", "name", "approvers", "channels", "dify_users", "language"}
 )
 _RULE_KEYS = frozenset({"id", "description", "when", "then"})
 _WHEN_KEYS = frozenset(
@@ -228,6 +229,8 @@ class Policy:
     channels: Mapping[str, Channel] = field(default_factory=dict)
     # Dify user id -> person id, for the provider setting approval_actor: dify_user (approval.approvers).
     dify_users: Mapping[str, str] = field(default_factory=dict)
+    # The approval page's language for approvers whose entry and channel name none ("" = English).
+    language: str = ""
 
     @property
     def authority(self) -> Authority | None:
@@ -306,6 +309,8 @@ class Policy:
             canonical["channels"] = {cid: channel.canonical() for cid, channel in sorted(self.channels.items())}
         if self.dify_users:
             canonical["dify_users"] = dict(sorted(self.dify_users.items()))
+        if self.language:
+            canonical["language"] = self.language
         return canonical
 
     @functools.cached_property
@@ -552,8 +557,9 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         sla[key] = float(_number(f"policy: 'sla_hours' {key!r}", "hours", hours, positive=True))
 
     try:
+        language = parse_language(data.get("language"), "policy")
         channels = parse_channels(data.get("channels"))
-        approvers = parse_approvers(data.get("approvers"), channels)
+        approvers = parse_approvers(data.get("approvers"), channels, language)
         dify_users = parse_dify_users(data.get("dify_users"))
     except ApproversError as exc:
         raise PolicyError(str(exc)) from None
@@ -570,6 +576,7 @@ def _parse(data: Mapping[str, Any]) -> Policy:
         approvers=approvers,
         channels=channels,
         dify_users=dify_users,
+        language=language,
     )
 
 

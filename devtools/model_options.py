@@ -18,9 +18,27 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PRICES = REPO_ROOT / "gateway" / "data" / "prices.yaml"
 # Tools whose `model` parameter is the select of priced models (approval_route's is free text).
 MODEL_SELECT_TOOLS = ("chat", "stream_chat", "batch_chat")
+# Dify shows a label in the user's interface language; these are the four the plugin ships.
+LANGUAGES = ("en_US", "zh_Hans", "ja_JP", "pt_BR")
 FIXED_OPTIONS = [
-    {"value": "default", "label": {"en_US": "Provider default", "zh_Hans": "默认模型"}},
-    {"value": "auto", "label": {"en_US": "Auto (route by prompt)", "zh_Hans": "自动（按提示词路由）"}},
+    {
+        "value": "default",
+        "label": {
+            "en_US": "Provider default",
+            "zh_Hans": "默认模型",
+            "ja_JP": "プロバイダーのデフォルト",
+            "pt_BR": "Padrão do provedor",
+        },
+    },
+    {
+        "value": "auto",
+        "label": {
+            "en_US": "Auto (route by prompt)",
+            "zh_Hans": "自动（按提示词路由）",
+            "ja_JP": "自動（プロンプトでルーティング）",
+            "pt_BR": "Automático (roteia pelo prompt)",
+        },
+    },
 ]
 
 
@@ -32,6 +50,16 @@ def _usd(value: float) -> str:
     return f"${value:g}" if float(value).is_integer() else f"${value:.2f}"
 
 
+def price_label(label: str, price: str) -> dict[str, str]:
+    """A model's option label with its input / output price per million tokens, in every language."""
+    return {
+        "en_US": f"{label} ({price} per M)",
+        "zh_Hans": f"{label}（每百万 {price}）",
+        "ja_JP": f"{label}（100万トークンあたり {price}）",
+        "pt_BR": f"{label} ({price} por milhão de tokens)",
+    }
+
+
 def model_options() -> list[dict[str, Any]]:
     """`default`, `auto`, then every priced model, cheapest first, labelled with its prices."""
     models = sorted(priced_models().items(), key=lambda item: (item[1]["input"] + item[1]["output"], item[0]))
@@ -39,7 +67,7 @@ def model_options() -> list[dict[str, Any]]:
     for name, entry in models:
         price = f"{_usd(entry['input'])} / {_usd(entry['output'])}"
         label = entry.get("label") or name
-        options.append({"value": name, "label": {"en_US": f"{label} ({price} per M)", "zh_Hans": f"{label}（每百万 {price}）"}})
+        options.append({"value": name, "label": price_label(label, price)})
     return options
 
 
@@ -48,7 +76,8 @@ def options_yaml(options: list[dict[str, Any]], indent: str) -> str:
     for option in options:
         label = option["label"]
         lines.append(f"{indent}  - value: {option['value']}")
-        lines.append(f"{indent}    label: {{en_US: {label['en_US']}, zh_Hans: {label['zh_Hans']}}}")
+        texts = ", ".join(f"{language}: {label[language]}" for language in LANGUAGES)
+        lines.append(f"{indent}    label: {{{texts}}}")
     return "\n".join(lines) + "\n"
 
 

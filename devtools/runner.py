@@ -39,6 +39,10 @@ from gateway.errors import register_secret
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SIMULATOR_PORT = int(os.environ.get("HOLYSHEEP_SIM_PORT", "8791"))
+# A run's plugin process exits when the run ends, so between runs nothing works on a batch job (in Dify
+# the plugin process lives on). batch_status therefore works on the job for a while before answering,
+# as it does for serverless plugins, unless the run says otherwise: submit, status, results in three runs.
+RUNNER_DEFAULTS: dict[str, dict[str, Any]] = {"batch_status": {"work_seconds": 10}}
 RUNNER_COMMANDS = {"validate": "check the credentials", "serve-endpoints": "serve the approval and metrics endpoints on 127.0.0.1"}
 
 
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     params = json.loads(args.params_file.read_text()) if args.params_file else {}
     params.update(parse_assignments(args.params))
     check_invocation(args.tool, params, catalog)
+    params = {**RUNNER_DEFAULTS.get(args.tool, {}), **params}
     if args.tool == "serve-endpoints":  # the plugin's endpoints on 127.0.0.1, as the daemon serves them
         from devtools.endpoint_server import serve
 

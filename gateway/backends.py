@@ -80,9 +80,10 @@ def cache_for(redis_url: str, keys: Keys) -> Any:  # gateway.cache.ReplyCache
     return _for_url("cache", redis_url, make, keys.scope)
 
 
-def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
-    """Where call metrics are counted: this process's figures, or (with a Redis URL) one Redis hash that
-    every process adds to (this process's figures while Redis is down)."""
+def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsStore
+    """Where call metrics are counted, per workspace (each addition names its workspace): this process's
+    figures, or (with a Redis URL) one Redis hash per workspace that every process adds to (this
+    process's figures while Redis is down)."""
     from gateway.metrics import PROCESS_METRICS
 
     if not redis_url:
@@ -98,8 +99,8 @@ def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsSink
 
 
 def write_behind_metrics_for(redis_url: str) -> Any:  # gateway.metrics.WriteBehindMetrics
-    """The Redis hash of `metrics_for`, written only when the owner calls `write()`: for the jobs'
-    workers, whose results writes carry their calls' figures."""
+    """The Redis hashes of `metrics_for`, written only when the owner calls `write()`: for the jobs'
+    workers, whose results writes carry their calls' figures (of every workspace the process serves)."""
 
     def make(url: str) -> Any:
         from gateway.metrics import PROCESS_METRICS, WriteBehindMetrics

@@ -66,7 +66,7 @@ from gateway.errors import (
 )
 from gateway.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
 from gateway.limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
-from gateway.metrics import CallRecord, MetricsSink, log_call
+from gateway.metrics import CallRecord, MetricsSink, MetricsStore, WorkspaceMetrics, log_call
 from gateway.models import ChatRequest, ChatResult, CostBreakdown, ReasoningDelta, StreamCompleted, TextDelta, Usage
 from gateway.pacing import AdaptivePacer
 from gateway.pricing import ModelPrice, PriceTable
@@ -136,7 +136,7 @@ class GatewayClient:
         budgets: BudgetStore | None = None,
         cache: ReplyCache | None = None,
         pacer: AdaptivePacer | None = None,
-        metrics: MetricsSink | None = None,
+        metrics: MetricsStore | None = None,
     ) -> None:
         self.config = config
         register_secret(config.api_key)
@@ -154,7 +154,7 @@ class GatewayClient:
         if cache is not None:
             self.cache = cache
         if metrics is not None:
-            self.metrics = metrics
+            self.metrics = self._workspace_metrics(metrics)
         self.pacer = pacer or AdaptivePacer()
         self.flights = SingleFlight()
         self.namespace = f"{hashlib.sha256(config.base_url.encode()).hexdigest()[:16]}:{config.key_digest}"
@@ -175,7 +175,13 @@ class GatewayClient:
     def metrics(self) -> MetricsSink:
         from gateway.backends import metrics_for
 
-        return metrics_for(self.config.redis_url)
+        return self._workspace_metrics(metrics_for(self.config.redis_url))
+
+    def _workspace_metrics(self, store: MetricsStore) -> WorkspaceMetrics:
+        """The figures of this client's workspace (its API key's scope), model labels from its price table."""
+        from gateway.keys import workspace_scope
+
+        return WorkspaceMetrics(store, workspace_scope(self.config.api_key), self.prices)
 
     @classmethod
     def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:

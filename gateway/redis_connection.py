@@ -317,14 +317,6 @@ def redis_location(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
-def same_redis(one: Any, other: Any) -> bool:
-    """Whether two clients reach the same Redis through the same connections: one connection pool, or one
-    cluster client (a RedisCluster has a pool per node, none for the whole)."""
-    if isinstance(one, ClusterClient) or isinstance(other, ClusterClient):
-        return one is other
-    return one.connection_pool is other.connection_pool
-
-
 def _password(client: Any) -> str | None:
     if isinstance(client, ClusterClient):
         return client.password

@@ -3,7 +3,9 @@ the plugin started as the Dify daemon starts it (`python -m main`, INSTALL_METHO
 stdio; see devtools/plugin_process.py).
 
 graphon loads the DSL with its own loader (`graphon.dsl.loads`: Dify app export, `dependencies`,
-`workflow.graph`) and runs its own nodes (Start, Tool, If/Else, Answer, End). The one seam is the
+`workflow.graph`) and runs its own nodes (Start, Tool, If/Else, Code, Loop, Iteration, Answer, End).
+Code nodes run in `SandboxServer` (tests_workflow/sandbox.py), a local stand-in that speaks the
+protocol of dify-sandbox, where Dify runs them. The one seam for tools is the
 one graphon offers for plugin tools: a tool node's runtime gets its messages from an "action invoker"
 (`SlimToolNodeRuntime.action_invoker`), which stands where the plugin daemon stands. `PluginDaemon`
 plays that part: it answers the tool declaration from the plugin's own YAML (as the daemon knows it
@@ -43,6 +45,7 @@ from graphon.engine_events.node import (
 from graphon.nodes.tool.exc import ToolNodeError
 
 from devtools.plugin_process import DifyAPIRefusal, PluginProcess, PluginProcessError
+from tests_workflow.sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -190,7 +193,9 @@ def start_form(dsl: str) -> list[dict[str, Any]]:
 
 def validate_start_inputs(dsl: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """What Dify's app generator checks before it hands the inputs to the engine (graphon's start node
-    does not): required fields, select values among the options, text within max_length, numbers."""
+    does not): required fields, select values among the options, text within max_length, numbers. An
+    optional text, paragraph or select field left empty goes on as "" (Dify passes it, so a reference to
+    it reads as empty); an optional number left empty is left out."""
     cleaned = dict(inputs)
     for field_spec in start_form(dsl):
         name, kind = field_spec["variable"], field_spec["type"]
@@ -198,7 +203,10 @@ def validate_start_inputs(dsl: str, inputs: Mapping[str, Any]) -> dict[str, Any]
         if value is None or value == "":
             if field_spec.get("required"):
                 raise ValueError(f"{name} is required in input form")
-            cleaned.pop(name, None)
+            if kind in ("text-input", "paragraph", "select"):
+                cleaned[name] = ""
+            else:
+                cleaned.pop(name, None)
             continue
         if kind == "select" and value not in field_spec.get("options", []):
             raise ValueError(f"{name} in input form must be one of the following: {field_spec.get('options')}")
@@ -265,9 +273,26 @@ class WorkflowRun:
         raise AssertionError(f"no {event_type.__name__} for node {node_id}")
 
 
+_SANDBOX: SandboxServer | None = None
+_SANDBOX_LOCK = threading.Lock()
+
+
+def code_sandbox() -> SandboxServer:
+    """The tier's dify-sandbox stand-in, started on first use and kept for the test session."""
+    global _SANDBOX
+    with _SANDBOX_LOCK:
+        if _SANDBOX is None:
+            _SANDBOX = SandboxServer().__enter__()
+        return _SANDBOX
+
+
 def tool_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
-    """graphon's credentials document: the provider's credentials for every HolySheep tool node."""
-    return {"tool_credentials": [{"plugin_unique_identifier": None, "provider": PROVIDER, "values": dict(credentials)}]}
+    """graphon's credentials document: the provider's credentials for every HolySheep tool node, and
+    where Code nodes run (the sandbox stand-in, as Dify's CODE_EXECUTION_ENDPOINT / _API_KEY)."""
+    return {
+        "tool_credentials": [{"plugin_unique_identifier": None, "provider": PROVIDER, "values": dict(credentials)}],
+        "code": code_sandbox().settings(),
+    }
 
 
 def load_engine(dsl: str, *, daemon: PluginDaemon, credentials: Mapping[str, Any], inputs: Mapping[str, Any] | None = None) -> Engine:

@@ -54,7 +54,11 @@ def test_approve_path(sim, plugin, credentials) -> None:
     result = run(sim, plugin, credentials, decision="approve")
     route = result.node_outputs(ROUTE)
     assert (route["next_state"], route["auto_approve"], route["version"]) == ("pending", False, 1)
-    assert result.outputs == {"accepted": True, "state": "approved", "code": "ok", "reason": "ok", "required_level": "manager"}
+    outputs = result.outputs
+    history = outputs.pop("history")
+    assert outputs == {"accepted": True, "state": "approved", "code": "ok", "reason": "ok", "required_level": "manager",
+                       "decided": True, "last_actor_id": "bob", "last_event": "approve"}
+    assert [entry.get("event") for entry in history][-1] == "approve"
     assert not result.ran(AUTO_END)
     # The route's record travelled into the transition through the graph, as Dify resolves the references.
     transition = result.calls[1]
@@ -111,3 +115,5 @@ def test_a_refusal_is_an_output_of_the_flow(sim, plugin, credentials) -> None:
     result = run(sim, plugin, credentials, approver_id="amy")  # the requester approving their own request
     assert result.outputs["accepted"] is False and result.outputs["code"] == "self_approval"
     assert result.outputs["state"] == "pending"
+    # Read back after a refusal: nothing decided, no actor yet (empty values, never a missing variable).
+    assert (result.outputs["decided"], result.outputs["last_actor_id"], result.outputs["last_event"]) == (False, "", "")

@@ -29,7 +29,8 @@ class BatchResultsTool(Tool):
             files = list(result_files(config, job.id, caller, kinds)) if finished else []
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
-        next_offset = offset + len(page) if offset + len(page) < job.total else None
+        # Where the next page starts; `total` after the last one, so "offset < total" ends a paging loop.
+        next_offset = min(offset + len(page), job.total) if page else max(offset, job.total)
         results_variable, parts = split_results(page)
         summary: dict[str, Any] = {
             "job_id": job.id,
@@ -51,8 +52,9 @@ class BatchResultsTool(Tool):
         yield self.create_json_message({**summary, "results_parts": len(parts)})
         for number, part in enumerate(parts, 1):
             yield self.create_json_message({"results_part": number, "results": part})
-        for name, mime, content in files:
-            yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})
         yield from variable_messages(
             self, {"results": results_variable, **summary, "failed_items": failed_text if finished and offset == 0 else None}
         )
+        # Files last: the variables are out even where a runtime cannot store a tool's files (graphon's DSL runtime).
+        for name, mime, content in files:
+            yield self.create_blob_message(content, meta={"mime_type": mime, "filename": name})

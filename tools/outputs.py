@@ -2,19 +2,29 @@
 
 The Dify API refuses a variable named `text`, `json` or `files` (the tool node's built-in outputs)
 and, before langgenius/dify PR #30082, any variable whose value is `None`; the daemon drops the
-plugin for a stdout line of 5 MiB or more. So:
+plugin for a stdout line of 5 MiB or more. A workflow's If/Else fails on a variable that is missing
+("Variable [...] not found") before it looks at the operator, and an Answer prints a missing
+variable's selector as text. So:
 
 - replies go out as text messages (the node's `text`), cut into pieces that each fit one line;
-- a variable with no value is left out (downstream it reads as empty), never sent as null;
+- every variable the tool's YAML `output_schema` declares is sent on every successful run, with its
+  declared type: a value that is not known goes out as that type's empty value ("", 0, false, [], {}),
+  and where 0 could be mistaken for a measurement a boolean says whether it is one (`cost_known`,
+  `ttft_known`); null is never sent;
 - a string variable too large for one message goes out as stream-variable chunks, which Dify joins;
 - JSON messages are kept under the same budget by their callers (`split_results`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
+
+import yaml
 
 # Budget for one message's payload. The protocol line adds the session envelope (a few hundred bytes)
 # and pydantic's encoding may differ slightly from json.dumps: 1 MiB of margin under the 5 MiB limit.
@@ -23,6 +33,16 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _WORST_BYTES_PER_CHAR = 6
 MAX_CHUNK_CHARS = MAX_MESSAGE_BYTES // _WORST_BYTES_PER_CHAR
 RESERVED_NAMES = frozenset({"text", "json", "files"})
+# The empty value of each JSON type: what an unknown value becomes, so a variable is never missing.
+EMPTY_VALUES: dict[str, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
+# Flags that say whether a number is known, by the number they describe: sent wherever the tool
+# declares both. A price of 0 (a cache hit, a free model) is real; "no known price" is cost_known false.
+KNOWN_FLAGS: dict[str, str] = {
+    "cost_known": "cost_usd",
+    "total_cost_known": "total_cost_usd",
+    "cost_estimate_known": "cost_estimate_usd",
+    "ttft_known": "ttft_ms",
+}
 
 
 class MessageFactory(Protocol):
@@ -51,13 +71,49 @@ def text_messages(tool: MessageFactory, text: str) -> Iterator[Any]:
         yield tool.create_text_message(piece)
 
 
-def variable_messages(tool: MessageFactory, outputs: Mapping[str, Any]) -> Iterator[Any]:
-    """One variable per output with a value; a string too large for one message is streamed in chunks."""
-    for name, value in outputs.items():
+@cache
+def _schema_of_file(yaml_path: str) -> dict[str, Any]:
+    path = Path(yaml_path)
+    if not path.is_file():
+        return {}
+    return dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("output_schema", {}).get("properties") or {})
+
+
+def declared_outputs(tool: object) -> dict[str, Any]:
+    """The `output_schema` properties of `tool`'s YAML (the file beside its module); {} for an undeclared tool."""
+    invoke = getattr(type(tool), "_invoke", None)
+    if invoke is None:
+        return {}
+    # The file of `_invoke` itself: the SDK loads tool modules from their files without registering them
+    # in sys.modules, so the class cannot name its file; the (unwrapped) function's code always can.
+    return _schema_of_file(str(Path(inspect.unwrap(invoke).__code__.co_filename).with_suffix(".yaml")))
+
+
+def complete_outputs(outputs: Mapping[str, Any], declared: Mapping[str, Any], *, sent_already: Collection[str] = ()) -> dict[str, Any]:
+    """`outputs` with every declared variable present and typed: the `*_known` flags set from the values
+    they describe, then each missing or None value replaced by its declared type's empty value.
+    `sent_already` names variables the tool has streamed itself (they are not repeated)."""
+    completed = dict(outputs)
+    for flag, source in KNOWN_FLAGS.items():
+        if flag in declared and source in declared and flag not in completed:
+            completed[flag] = completed.get(source) is not None
+    for name, spec in declared.items():
+        if name in sent_already:
+            continue
+        if completed.get(name) is None:
+            empty = EMPTY_VALUES.get(str(spec.get("type")))
+            completed[name] = empty.copy() if isinstance(empty, list | dict) else empty
+    return completed
+
+
+def variable_messages(tool: MessageFactory, outputs: Mapping[str, Any], *, sent_already: Collection[str] = ()) -> Iterator[Any]:
+    """One variable per declared output (see `complete_outputs`) and per other output with a value; a
+    string too large for one message is streamed in chunks."""
+    for name, value in complete_outputs(outputs, declared_outputs(tool), sent_already=sent_already).items():
         if name in RESERVED_NAMES:
             raise ValueError(f"output {name!r} is one of the tool node's built-in outputs; Dify refuses it as a variable")
-        if value is None:
-            continue  # unknown: left out, so a workflow's "is empty" tells it apart from 0
+        if value is None or name in sent_already:
+            continue  # null is refused by Dify before PR #30082: an undeclared output without a value is left out
         if isinstance(value, str) and len(value) > MAX_CHUNK_CHARS:
             for piece in text_pieces(value):
                 yield tool.create_stream_variable_message(name, piece)

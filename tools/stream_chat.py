@@ -67,9 +67,8 @@ class StreamChatTool(Tool):
         output.pop("text", None)
         yield self.create_json_message(output)
         variables = {name: output.get(name) for name in VARIABLES}
-        if streamed_reasoning:
-            variables.pop("reasoning")  # already sent, piece by piece, as the stream variable
-        yield from variable_messages(self, variables)
+        # With stream_reasoning, `reasoning` was already sent piece by piece as the stream variable.
+        yield from variable_messages(self, variables, sent_already=("reasoning",) if streamed_reasoning else ())
 
 
 def tokens_per_second(completion_tokens: int, latency_ms: float, ttft_ms: float | None) -> float | None:

@@ -16,6 +16,7 @@ import redis
 from gateway import GatewayConfig
 from gateway.backends import state_for
 from gateway.budget import Identity
+from gateway.keys import workspace_scope
 from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from jobs import service
 from jobs.engine import FLUSH_EVERY, JobEngine
@@ -135,7 +136,7 @@ def test_a_jobs_call_figures_and_breaker_successes_go_out_with_its_results(
     started = time.monotonic()
     work_through(config, store, job_id, 30)
     elapsed = time.monotonic() - started
-    figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures()
+    figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures(workspace_scope(config.api_key))
     assert sum(v for k, v in figures.items() if k[0] == "requests") == 200
     assert sum(v for k, v in figures.items() if k[0] == "attempts") == 200
     breaker = state_for(REDIS_URL).breaker(config.base_url, config.default_model, keys=config.keys)

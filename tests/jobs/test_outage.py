@@ -31,10 +31,10 @@ def config(sim: SimulatorProcess) -> Iterator[GatewayConfig]:
 
 
 def make_job(config: GatewayConfig, prompts: list[str], lease: int) -> tuple[JobStore, str]:
-    store = JobStore(redis.Redis.from_url(REDIS_URL))
+    store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps(prompts))
     settings = {"model": "default", "concurrency": 2, "lease_seconds": lease, "timeout_seconds": 30, "max_retries": 2}
-    return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers")
+    return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
 
 
 def test_entries_a_lost_claim_answer_left_with_this_process_are_taken_up_when_redis_returns(sim: SimulatorProcess, config: GatewayConfig) -> None:
@@ -59,7 +59,7 @@ def test_a_result_redis_refuses_does_not_hold_back_the_others(sim: SimulatorProc
     engine = JobEngine()
     engine.background = False
     engine.register(config)
-    engine_store = engine.store(REDIS_URL)
+    engine_store = engine.store(REDIS_URL, config.keys)
     written = engine_store.finish_many
 
     def refusing(job: str, done: list[tuple[str, int, dict[str, Any]]], ttl_ms: int | None = None) -> list[bool]:

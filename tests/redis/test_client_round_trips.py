@@ -19,7 +19,7 @@ from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayCo
 from gateway.breaker import BreakerSettings
 from gateway.errors import CircuitOpenError, RateLimitedError, UpstreamUnavailableError
 from gateway.limits import LimitSettings
-from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, WriteBehindMetrics
+from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, WriteBehindMetrics
 from gateway.pacing import AdaptivePacer
 from gateway.redis_state import DeferredScript, RedisState
 from gateway.retry import RetryPolicy
@@ -70,10 +70,10 @@ def make(
         gate_max_age=gate_max_age,
     )
     transport = MemoryTransport(replies if replies is not None else (), handler=None if replies is not None else (lambda m, p, b: completion("ok")))
-    key = f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}"
     sink = WriteBehindMetrics if write_behind else RedisMetrics
-    metrics = sink(connection, InProcessMetrics(), key=key) if redis_metrics else InProcessMetrics()
-    config = GatewayConfig.from_credentials({"api_key": "sk-rt-test-key-0123456789", "base_url": base, "max_retries": "1"})
+    metrics = sink(connection, InProcessMetrics()) if redis_metrics else InProcessMetrics()
+    # A fresh workspace per test (its figures are the key's scope's).
+    config = GatewayConfig.from_credentials({"api_key": f"sk-rt-test-key-{uuid.uuid4().hex}", "base_url": base, "max_retries": "1"})
     gateway = GatewayClient(
         config,
         state=state,
@@ -156,7 +156,7 @@ def test_a_script_redis_forgot_is_loaded_again(private_redis: Any) -> None:
 
 def test_write_behind_calls_leave_their_figures_and_successes_for_one_later_write(trips: Trips) -> None:
     gateway, _transport, state = make(write_behind=True)
-    metrics = gateway.metrics
+    metrics = gateway.metrics.store  # type: ignore[attr-defined]
     assert isinstance(metrics, WriteBehindMetrics)
     gateway.chat(ask())
     metrics.write()
@@ -164,12 +164,12 @@ def test_write_behind_calls_leave_their_figures_and_successes_for_one_later_writ
     for _ in range(5):
         assert gateway.chat(ask()).text == "ok"
     assert trips.count - before == 5  # the breaker read only
-    assert successes(state, gateway) == 1 and metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
+    assert successes(state, gateway) == 1 and gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
     before = trips.count
     metrics.write()
     assert trips.count - before == 1  # one write for the five calls' figures and successes
     assert successes(state, gateway) == 6
-    assert metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 6
+    assert gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 6
     before = trips.count
     metrics.write()
     assert trips.count == before  # nothing left: no round trip
@@ -179,11 +179,11 @@ def test_write_behind_after_redis_forgot_its_scripts_loses_nothing(private_redis
     connection = redis.Redis.from_url(private_redis.url)
     gateway, _transport, state = make(private_redis.url, client=connection, write_behind=True)
     gateway.chat(ask())
-    gateway.metrics.write()  # type: ignore[attr-defined]
+    gateway.metrics.store.write()  # type: ignore[attr-defined]
     connection.script_flush()
     gateway.chat(ask())
     gateway.chat(ask())
-    gateway.metrics.write()  # type: ignore[attr-defined]
+    gateway.metrics.store.write()  # type: ignore[attr-defined]
     assert successes(state, gateway) == 3
     assert gateway.metrics.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 3
 
@@ -191,14 +191,14 @@ def test_write_behind_after_redis_forgot_its_scripts_loses_nothing(private_redis
 def test_write_behind_with_redis_stopped_keeps_figures_and_successes_in_process(private_redis: Any) -> None:
     connection = redis.Redis.from_url(private_redis.url, socket_connect_timeout=0.5, socket_timeout=0.5)
     gateway, _transport, _state = make(private_redis.url, client=connection, write_behind=True)
-    metrics = gateway.metrics
+    metrics = gateway.metrics.store  # type: ignore[attr-defined]
     assert isinstance(metrics, WriteBehindMetrics)
     gateway.chat(ask())
     riding = list(metrics._after)  # the breaker's success, left for the write
     assert len(riding) == 1 and not riding[0].done
     private_redis.stop()
     metrics.write()
-    assert metrics.fallback.figures()[("requests", "deepseek-v3.2", "other", "ok")] == 1
+    assert metrics.fallback.figures(gateway.metrics.workspace)[("requests", "deepseek-v3.2", "other", "ok")] == 1  # type: ignore[attr-defined]
     assert riding[0].done  # made on its own (in process): not dropped with the failed write
 
 
@@ -206,7 +206,8 @@ def test_write_behind_a_success_redis_refuses_costs_neither_the_write_nor_the_ot
     # A riding script Redis cannot run (here: unknown to it) is made on its own; when that fails too
     # (Redis refusing writes), the others are still made and the write does not raise into its owner.
     connection = redis.Redis.from_url(REDIS_URL)
-    sink = WriteBehindMetrics(connection, InProcessMetrics(), key=f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}")
+    store = WriteBehindMetrics(connection, InProcessMetrics())
+    sink = WorkspaceMetrics(store, f"wtest{uuid.uuid4().hex[:12]}")
     made: list[str] = []
 
     def refused() -> None:
@@ -216,7 +217,7 @@ def test_write_behind_a_success_redis_refuses_costs_neither_the_write_nor_the_ot
     ops = [DeferredScript(connection, unknown, ["k"], [], refused), DeferredScript(connection, unknown, ["k"], [], lambda: made.append("second"))]
     sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1, after=ops))
     assert all(op.taken and not op.done for op in ops)
-    sink.write()
+    store.write()
     assert made == ["second"] and all(op.done for op in ops)
     assert sink.figures()[("requests", "deepseek-v3.2", "chat", "ok")] == 1
 
@@ -225,9 +226,10 @@ def test_write_behind_waits_for_the_write_in_flight_that_carries_its_figures() -
     # Two owners (two jobs' flushers) share the sink: the second must not return, and go on to write
     # its results, while its figures are still in the first one's unfinished write.
     connection = redis.Redis.from_url(REDIS_URL)
-    sink = WriteBehindMetrics(connection, InProcessMetrics(), key=f"holysheep:test-metrics:{uuid.uuid4().hex[:8]}")
+    store = WriteBehindMetrics(connection, InProcessMetrics())
+    sink = WorkspaceMetrics(store, f"wtest{uuid.uuid4().hex[:12]}")
     entered, release = threading.Event(), threading.Event()
-    write = sink._write
+    write = store._write
 
     def slow_first_write(*args: Any) -> None:
         if not entered.is_set():
@@ -235,13 +237,13 @@ def test_write_behind_waits_for_the_write_in_flight_that_carries_its_figures() -
             release.wait(10)
         write(*args)
 
-    sink._write = slow_first_write  # type: ignore[method-assign]
+    store._write = slow_first_write  # type: ignore[method-assign]
     sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))
-    first = threading.Thread(target=sink.write)
+    first = threading.Thread(target=store.write)
     first.start()
     assert entered.wait(10)
     sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))  # added while the first write is out
-    second = threading.Thread(target=sink.write)
+    second = threading.Thread(target=store.write)
     second.start()
     second.join(0.3)
     assert second.is_alive()  # waiting for a write that carries its figure

@@ -96,7 +96,7 @@ def test_another_workspace_can_neither_read_change_escalate_notify_nor_block(plu
 
     # Read: B's status of A's request is B's status of a request that never existed.
     seen, nothing = status(plugin, b, request_id), status(plugin, b, never)
-    assert seen == nothing == {"found": False, "store": "redis"}
+    assert seen == nothing and (seen["found"], seen["store"], seen["history"]) == (False, "redis", [])
     # Change and escalate: "not found", in the words used for an id that never existed.
     attempts = [
         {"event": "approve", "actor_id": "eve", "actor_level": "executive", "expected_version": 1},

@@ -110,3 +110,19 @@ def test_approval_route_on_the_simulator_default_answers_reads_as_a_routine_requ
     assert result.returncode == 0, result.stdout + result.stderr
     assert "injection_suspected = false" in result.stdout
     assert 'risk_level = "low"' in result.stdout and 'approver_level = "director"' in result.stdout
+
+
+@pytest.mark.redis
+def test_a_batch_job_is_submitted_polled_and_read_in_three_separate_runs() -> None:
+    """Runs share the local simulator and Redis; batch_status works on the job before answering (a run's
+    plugin process is the only worker), and a run that ends gives its items back instead of holding
+    them for a lease."""
+    credentials = ("--credentials", json.dumps({"redis_url": "redis://127.0.0.1:6379/15"}))
+    submitted = run("batch_submit", "prompts=" + json.dumps(["one", "two", "three", "four"]), *credentials)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = json.loads(submitted.stdout.split("job_id = ", 1)[1].splitlines()[0])
+    status = run("batch_status", f"job_id={job_id}", *credentials)
+    assert 'status = "completed"' in status.stdout, status.stdout
+    results = run("batch_results", f"job_id={job_id}", "files=none", *credentials)
+    assert results.returncode == 0 and f"Job {job_id} (completed): results 0 to 3 of 4" in results.stdout
+    assert "failed results[" not in results.stdout  # any failed item would be printed whole

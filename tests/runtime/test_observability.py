@@ -13,6 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.plugin_process import PluginProcess, ToolOutcome
+from gateway.keys import workspace_scope
+from gateway.metrics import RedisMetrics
 from simulator.harness import SimulatorProcess
 
 pytestmark = pytest.mark.runtime
@@ -35,6 +37,11 @@ class LoggedPluginProcess(PluginProcess):
             if isinstance(message, dict) and message.get("event") == "gateway_call":
                 out.append(message)
         return out
+
+
+def settings_for(credentials: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The metrics endpoint's settings for the workspace of `credentials` (its gateway API key)."""
+    return {"metrics_token": TOKEN, "api_key": credentials["api_key"], **more}
 
 
 def scrape(plugin: PluginProcess, settings: dict[str, Any], token: str | None = TOKEN) -> tuple[int, str]:
@@ -76,7 +83,7 @@ def reported(outcomes: list[ToolOutcome]) -> dict[str, float]:
         if outcome.ok and "usage" in variables:
             prompt += variables["usage"]["prompt_tokens"]
             completion += variables["usage"]["completion_tokens"]
-            if "cost_usd" in variables:
+            if variables["cost_known"]:
                 cost += variables["cost_usd"]
             else:
                 unpriced += 1
@@ -109,9 +116,9 @@ def test_metrics_equal_what_the_calls_reported_and_ids_go_end_to_end(sim: Simula
         ok, retried, broken, unpriced, streamed, batch = outcomes
         assert ok.ok and retried.ok and unpriced.ok and streamed.ok and batch.ok
         assert not broken.ok and "HTTP 503" in broken.error_message
-        assert retried.variables["attempts"] == 2 and "cost_usd" not in unpriced.variables
+        assert retried.variables["attempts"] == 2 and unpriced.variables["cost_known"] is False
 
-        status, text = scrape(plugin, {"metrics_token": TOKEN})
+        status, text = scrape(plugin, settings_for(credentials))
         assert status == 200
         figures = samples(text)
         want = reported(outcomes)
@@ -134,8 +141,10 @@ def test_metrics_equal_what_the_calls_reported_and_ids_go_end_to_end(sim: Simula
         assert total(figures, "holysheep_tokens_total", type="completion") == want["completion"]
         assert math.isclose(total(figures, "holysheep_cost_usd_total"), want["cost"], abs_tol=1e-9)
         assert abs(total(figures, "holysheep_cost_usd_total") - want["cost"]) < 0.0001
-        assert total(figures, "holysheep_unpriced_requests_total", model="mystery-1") == want["unpriced"] == 1
-        assert not [labels for labels, _ in figures.get("holysheep_cost_usd_total", []) if labels["model"] == "mystery-1"]
+        # A model outside the price table is counted as `custom`, never under the name a user typed.
+        assert total(figures, "holysheep_unpriced_requests_total", model="custom") == want["unpriced"] == 1
+        assert not [labels for labels, _ in figures.get("holysheep_cost_usd_total", []) if labels["model"] == "custom"]
+        assert "mystery-1" not in text
         assert total(figures, "holysheep_batch_items_total", status="ok") == 2
         assert total(figures, "holysheep_batch_items_total", status="error") == 1
         # Histograms: one observation per call; streams have a time to first token.
@@ -179,19 +188,24 @@ def test_wrong_or_missing_token_is_401_without_figures(sim: SimulatorProcess, cr
     with PluginProcess() as plugin:
         assert plugin.run_tool("chat", {"prompt": "counted"}, credentials).ok
         for token in (None, "wrong-token-0123456789abcdef", TOKEN + "x", TOKEN[:-1], ""):
-            status, text = scrape(plugin, {"metrics_token": TOKEN}, token)
+            status, text = scrape(plugin, settings_for(credentials), token)
             assert status == 401 and "holysheep_" not in text, token
-        response = plugin.invoke_endpoint("GET", "/metrics", headers={"Authorization": f"Basic {TOKEN}"}, settings={"metrics_token": TOKEN})
+        response = plugin.invoke_endpoint("GET", "/metrics", headers={"Authorization": f"Basic {TOKEN}"}, settings=settings_for(credentials))
         assert response.status == 401 and response.header("WWW-Authenticate").startswith("Bearer")
         status, text = scrape(plugin, {})  # no token configured: off, and says what to set
         assert status == 503 and "metrics_token" in text and "holysheep_" not in text
-        status, text = scrape(plugin, {"metrics_token": TOKEN})
-        assert status == 200 and "holysheep_requests_total" in text
+        status, text = scrape(plugin, {"metrics_token": TOKEN})  # no workspace key: says what to set
+        assert status == 503 and "api_key" in text and "provider credentials" in text and "holysheep_" not in text
+        status, text = scrape(plugin, {"metrics_token": TOKEN, "api_key": "two words"})
+        assert status == 503 and "api_key" in text and "two words" not in text and "holysheep_" not in text
+        status, text = scrape(plugin, settings_for(credentials))
+        assert status == 200 and total(samples(text), "holysheep_requests_total") == 1
+        assert credentials["api_key"] not in text
 
 
 def test_two_processes_sharing_redis_each_show_the_sum_of_both(sim: SimulatorProcess, credentials: dict[str, Any], private_redis: Any) -> None:
     shared = {**credentials, "redis_url": private_redis.url}
-    settings = {"metrics_token": TOKEN, "redis_url": private_redis.url}
+    settings = settings_for(credentials, redis_url=private_redis.url)
     with PluginProcess() as first, PluginProcess() as second:
         a = [first.run_tool("chat", {"prompt": "first one"}, shared), first.run_tool("chat", {"prompt": "first two [[sim: 429x1]]"}, shared)]
         b = [
@@ -214,12 +228,66 @@ def test_two_processes_sharing_redis_each_show_the_sum_of_both(sim: SimulatorPro
             assert total(figures, "holysheep_request_duration_seconds_count") == 5
         assert {k: sorted(map(str, v)) for k, v in one.items()} == {k: sorted(map(str, v)) for k, v in two.items()}
         # The process's own figures hold none of it (everything went to Redis), and say they are per process.
-        local = samples(scrape(first, {"metrics_token": TOKEN})[1])
+        local = samples(scrape(first, settings_for(credentials))[1])
         assert total(local, "holysheep_metrics_scope", scope="process") == 1
         assert total(local, "holysheep_requests_total") == 0
-        # The shared figures are keyed without secrets.
+        # The shared figures are the workspace's, keyed without secrets.
         import redis
 
-        fields = redis.Redis.from_url(private_redis.url).hkeys("holysheep:metrics:v1")
-        joined = b" ".join(fields).decode()
+        connection = redis.Redis.from_url(private_redis.url)
+        figures_key, _changed = RedisMetrics.keys(workspace_scope(credentials["api_key"]))
+        fields = connection.hkeys(figures_key)
+        joined = " ".join([figures_key, *(f.decode() for f in fields)])
         assert fields and credentials["api_key"] not in joined and "first" not in joined and "hs-" not in joined
+        assert not [key for key in connection.scan_iter("*") if credentials["api_key"].encode() in key]
+
+
+WORKSPACE_B_KEY = "sk-sim-workspace-b-0123456789abcdef"
+EMAIL = "alice.secret@example.com"
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["process", "redis"])
+def test_each_workspace_endpoint_shows_its_own_figures_only(
+    sim: SimulatorProcess, credentials: dict[str, Any], private_redis: Any, with_redis: bool
+) -> None:
+    # Two workspaces (two gateway API keys) in the one plugin process the daemon runs for both, and on
+    # one Redis: each endpoint shows its workspace's calls and nothing of the other's.
+    shared = {"redis_url": private_redis.url} if with_redis else {}
+    with SimulatorProcess(api_key=WORKSPACE_B_KEY) as sim_b, LoggedPluginProcess() as plugin:
+        a = {**credentials, **shared}
+        b = {"api_key": WORKSPACE_B_KEY, "base_url": sim_b.base_url, "default_model": "deepseek-v3.2", "max_retries": "2", **shared}
+        ran_a = [
+            plugin.run_tool("chat", {"prompt": f"write to {EMAIL}", "model": "gpt-4.1"}, a),
+            plugin.run_tool("chat", {"prompt": "a custom one", "custom_model": EMAIL}, a),
+            plugin.run_tool("chat", {"prompt": "a retried one [[sim: 429x1]]", "model": "gpt-4.1"}, a),
+        ]
+        ran_b = [plugin.run_tool("chat", {"prompt": "b one"}, b), plugin.run_tool("batch_chat", {"prompts": '["b x", "b y"]'}, b)]
+        # The gateway does not know the e-mail address as a model (404): a call all the same, counted as `custom`.
+        assert [o.ok for o in ran_a + ran_b] == [True, False, True, True, True] and "HTTP 404" in ran_a[1].error_message
+        extra = {"redis_url": private_redis.url} if with_redis else {}
+        status_a, text_a = scrape(plugin, settings_for(a, **extra))
+        status_b, text_b = scrape(plugin, settings_for(b, **extra))
+        assert status_a == status_b == 200
+        one, two = samples(text_a), samples(text_b)
+        scope = "redis" if with_redis else "process"
+        assert total(one, "holysheep_metrics_scope", scope=scope) == total(two, "holysheep_metrics_scope", scope=scope) == 1
+        # A: its three calls (one under `custom`), four attempts; nothing of B's.
+        assert total(one, "holysheep_requests_total") == 3 and total(one, "holysheep_attempts_total") == 4
+        assert total(one, "holysheep_requests_total", model="gpt-4.1") == 2 and total(one, "holysheep_requests_total", model="custom") == 1
+        assert total(one, "holysheep_rate_limited_total") == 1
+        assert not figures_of(one, "holysheep_batch_items_total") and not figures_of(one, "holysheep_requests_total", model="deepseek-v3.2")
+        # B: its two calls and batch items (three calls in all); nothing of A's.
+        assert total(two, "holysheep_requests_total") == 3 and total(two, "holysheep_attempts_total") == 3
+        assert total(two, "holysheep_batch_items_total", status="ok") == 2
+        assert total(two, "holysheep_tokens_total", type="prompt") == reported(ran_b)["prompt"]
+        assert not figures_of(two, "holysheep_requests_total", model="gpt-4.1") and not figures_of(two, "holysheep_rate_limited_total")
+        assert math.isclose(total(two, "holysheep_cost_usd_total"), reported(ran_b)["cost"], abs_tol=1e-9)
+        # No user text, e-mail address, id or key in either exposition.
+        for text in (text_a, text_b):
+            assert EMAIL not in text and "example.com" not in text and "hs-" not in text and "req-" not in text
+            assert credentials["api_key"] not in text and WORKSPACE_B_KEY not in text
+
+
+def figures_of(figures: dict[str, list[tuple[dict[str, str], float]]], name: str, **match: str) -> list[tuple[dict[str, str], float]]:
+    """The non-zero samples of `name` whose labels match."""
+    return [(labels, v) for labels, v in figures.get(name, []) if v and all(labels.get(k) == want for k, want in match.items())]

@@ -158,15 +158,16 @@ JSON_TYPES = {"string": str, "integer": int, "number": int | float, "boolean": b
     ],
 )
 def test_every_output_schema_variable_is_emitted_with_its_declared_type(plugin, credentials, tool, params, unknown) -> None:
-    """Stable names and types: a value that is not known is left out (Dify before PR #30082 refuses null), and
-    only then; everything else is emitted with the type output_schema declares."""
+    """Stable names and types: every declared variable is emitted with its declared type; a value that is not
+    known is its type's empty value (Dify before PR #30082 refuses null, and a workflow fails on a missing one)."""
     import yaml
 
     declared = yaml.safe_load((REPO_ROOT / "tools" / f"{tool}.yaml").read_text())["output_schema"]["properties"]
     outcome = plugin.run_tool(tool, params, credentials)
     assert outcome.ok, outcome.error
     emitted = outcome.variables
-    assert set(emitted) == set(declared) - unknown
+    assert set(emitted) == set(declared)
+    assert all(emitted[name] in ("", 0, False, [], {}) for name in unknown), {name: emitted[name] for name in unknown}
     for name, value in emitted.items():
         assert isinstance(value, JSON_TYPES[declared[name]["type"]]), (name, value)
     if tool == "batch_chat":

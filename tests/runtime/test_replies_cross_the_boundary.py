@@ -200,6 +200,7 @@ def test_the_jsonl_reader_reads_what_json_allows_inside_strings(sim: SimulatorPr
     credentials = creds(sim, own_redis.url)
     content = "".join(json.dumps({"id": f"L{i}", "prompt": f"line {i} a\u2028b\u2029c\u0085d"}, ensure_ascii=False) + "\n" for i in range(3))
     with FileServer() as files, PluginProcess() as plugin:
+        credentials = {**credentials, "dify_files_url": files.origin}  # Dify's file server, here on loopback
         parameter = files.parameter(content.encode("utf-8"), "rows.jsonl", "application/jsonl")
         job = ran(plugin.run_tool("batch_submit", {"file": parameter}, credentials))
         assert job["items"] == 3

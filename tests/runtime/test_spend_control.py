@@ -42,7 +42,7 @@ def test_parallel_calls_from_two_processes_never_spend_past_a_shared_daily_budge
     for v in refused:
         assert v["budget"] == "plugin/day" and v["budget_limit_usd"] == 0.03 and v["attempts"] == 0
         assert v["budget_spent_usd"] <= 0.03 and v["budget_resets_at"].endswith("T00:00:00Z")
-        assert "usage" not in v and v["cost_usd"] == 0
+        assert v["usage"] == {} and v["cost_usd"] == 0 and v["cost_known"] is True  # not sent: nothing used, nothing spent
     assert sim.stats()["requests_by_path"]["/v1/chat/completions"] == len(ran)  # refused calls were never sent
     assert min(v["budget_remaining_usd"] for v in ran) >= 0
 

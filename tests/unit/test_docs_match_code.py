@@ -47,13 +47,22 @@ def test_example_workflow_uses_only_real_tool_parameters_and_outputs(path: Path)
                 if params[name]["type"] == "select" and constant:  # a select bound to a variable is checked at run time
                     assert value in {o["value"] for o in params[name]["options"]}, (data["tool_name"], name, value)
             outputs[node_id] = set(spec["output_schema"]["properties"]) | TOOL_NODE_BUILTINS
+        elif data["type"] == "code":
+            outputs[node_id] = set(data["outputs"])
+        elif data["type"] == "iteration":  # `item` and `index` inside, `output` (the collected outputs) after
+            outputs[node_id] = {"item", "index", "output"}
+        elif data["type"] == "loop":
+            outputs[node_id] = {v["label"] for v in data.get("loop_variables", [])} | {"index"}
     references = []
     for data in nodes.values():
         text = yaml.safe_dump(data)
         references += re.findall(r"\{\{#(\d+)\.(\w+)#\}\}", text)
         conditions = [condition for case in data.get("cases", []) for condition in case["conditions"]]
+        conditions += data.get("break_conditions", [])
+        selected = (data["outputs"] if isinstance(data.get("outputs"), list) else []) + data.get("variables", []) + conditions
         for key in ("value_selector", "variable_selector"):
-            references += [tuple(item[key]) for item in data.get("outputs", []) + conditions if key in item]
+            references += [tuple(item[key]) for item in selected if key in item]
+        references += [tuple(data[key]) for key in ("iterator_selector", "output_selector") if key in data]
         references += [tuple(p["value"]) for p in data.get("tool_parameters", {}).values() if p["type"] == "variable"]
     assert references
     for node_id, variable in references:

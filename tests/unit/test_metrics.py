@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ from gateway import GatewayClient, GatewayConfig
 from gateway.breaker import BreakerSettings
 from gateway.client import CallOptions
 from gateway.errors import UpstreamUnavailableError
-from gateway.metrics import MAX_MODEL_LABELS, CallRecord, InProcessMetrics, RedisMetrics, exposition
+from gateway.metrics import ERROR_CODES, TOOLS, CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, exposition, outcome_label
 from gateway.models import ChatRequest, StreamCompleted
+from gateway.pricing import PriceTable
 from gateway.retry import RetryPolicy
 from gateway.state import InProcessState
 from gateway.transport import MemoryTransport, Reply
@@ -27,7 +29,7 @@ KEY = "sk-metrics-test-key-0123456789"
 
 def client_with(
     *replies: Reply, breaker: BreakerSettings | None = None, **credentials: Any
-) -> tuple[GatewayClient, MemoryTransport, InProcessMetrics]:
+) -> tuple[GatewayClient, MemoryTransport, Any]:
     config = GatewayConfig.from_credentials({"api_key": KEY, "base_url": "http://gateway.test/v1", "max_retries": "2", **credentials})
     transport = MemoryTransport(replies)
     sink = InProcessMetrics()
@@ -38,7 +40,7 @@ def client_with(
         transport=transport,
         metrics=sink,
     )
-    return client, transport, sink
+    return client, transport, client.metrics  # the client's workspace's figures in `sink`
 
 
 def request(prompt: str = "hi", model: str = "deepseek-v3.2") -> ChatRequest:
@@ -108,9 +110,10 @@ def test_an_unpriced_model_is_counted_apart_never_as_zero_cost() -> None:
     result = client.chat(request(model="mystery-1"))
     assert result.cost_usd is None
     figures = parsed(sink)
-    assert total(figures, "holysheep_unpriced_requests_total", model="mystery-1") == 1
+    assert total(figures, "holysheep_unpriced_requests_total", model="custom") == 1  # not in the price table
     assert not figures.get("holysheep_cost_usd_total")
-    assert total(figures, "holysheep_tokens_total", model="mystery-1", type="prompt") == 10
+    assert total(figures, "holysheep_tokens_total", model="custom", type="prompt") == 10
+    assert "mystery-1" not in exposition(sink).decode()
 
 
 def test_a_stream_records_time_to_first_token() -> None:
@@ -144,15 +147,6 @@ def test_breaker_transitions_and_state_are_recorded() -> None:
     assert total(figures, "holysheep_breaker_state", state="closed") == 1 and total(figures, "holysheep_breaker_state", state="open") == 0
 
 
-def test_model_labels_are_bounded() -> None:
-    sink = InProcessMetrics()
-    for n in range(MAX_MODEL_LABELS + 20):
-        sink.record_call(CallRecord(f"model-{n}", "chat", "ok", 0.1))
-    sink.record_call(CallRecord("bad model\nname", "chat", "ok", 0.1))
-    models = {labels["model"] for labels, _ in parsed(sink)["holysheep_requests_total"]}
-    assert len(models) == MAX_MODEL_LABELS + 1 and "other" in models
-
-
 def test_the_call_log_line_is_json_with_the_ids_and_redacted() -> None:
     records: list[logging.LogRecord] = []
 
@@ -179,7 +173,7 @@ def test_the_call_log_line_is_json_with_the_ids_and_redacted() -> None:
 
 @pytest.fixture
 def redis_client() -> Any:
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     try:
         client.ping()
     except redis.RedisError:
@@ -188,9 +182,10 @@ def redis_client() -> Any:
 
 
 def test_two_sinks_on_one_redis_add_up(redis_client: Any) -> None:
-    key = f"holysheep:test:metrics:{uuid.uuid4().hex}"
+    workspace = f"wtest{uuid.uuid4().hex[:12]}"
     try:
-        one, two = RedisMetrics(redis_client, InProcessMetrics(), key), RedisMetrics(redis_client, InProcessMetrics(), key)
+        one = WorkspaceMetrics(RedisMetrics(redis_client, InProcessMetrics()), workspace)
+        two = WorkspaceMetrics(RedisMetrics(redis_client, InProcessMetrics()), workspace)
         for sink, cost in ((one, 0.0001234), (two, 0.0004321), (one, 0.000001)):
             sink.record_attempt("gpt-4.1", "ok")
             sink.record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3, attempts=1, usage=_usage(), cost_usd=cost))
@@ -203,17 +198,77 @@ def test_two_sinks_on_one_redis_add_up(redis_client: Any) -> None:
         assert total(figures, "holysheep_batch_items_total", status="ok") == 3
         assert total(figures, "holysheep_metrics_scope", scope="redis") == 1
     finally:
-        redis_client.delete(key)
+        redis_client.delete(*RedisMetrics.keys(workspace))
 
 
-def test_redis_down_keeps_the_figures_in_the_process() -> None:
+def test_redis_down_keeps_the_figures_in_the_process_under_their_workspace() -> None:
     fallback = InProcessMetrics()
     sink = RedisMetrics(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), fallback)
-    sink.record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3, usage=_usage(), cost_usd=0.5))
-    assert total(parsed(fallback), "holysheep_cost_usd_total") == 0.5
+    WorkspaceMetrics(sink, "wone").record_call(CallRecord("gpt-4.1", "chat", "ok", 0.3, usage=_usage(), cost_usd=0.5))
+    assert total(parsed(WorkspaceMetrics(fallback, "wone")), "holysheep_cost_usd_total") == 0.5
+    assert fallback.figures("wother") == {}
 
 
 def _usage() -> Any:
     from gateway.models import Usage
 
     return Usage(10, 5, 2)
+
+
+# ----------------------------------------------------------------------------- label values
+
+
+def test_every_error_code_is_a_known_outcome_label() -> None:
+    # A new error class must be added to ERROR_CODES, or its calls would count as `other_error`.
+    import importlib
+    import pkgutil
+
+    import gateway
+    import gateway.budget
+    import gateway.errors
+
+    for module in pkgutil.iter_modules(gateway.__path__):  # every module that may define an error class
+        importlib.import_module(f"gateway.{module.name}")
+
+    def every(cls: type) -> list[type]:
+        return [cls, *(sub for direct in cls.__subclasses__() for sub in every(direct))]
+
+    codes = {cls.code for cls in every(gateway.errors.GatewayError)}
+    assert gateway.budget.BudgetExceeded.code in codes
+    assert codes <= ERROR_CODES
+    assert {outcome_label(code) for code in codes} == codes
+
+
+def test_every_tool_of_the_plugin_is_a_tool_label() -> None:
+    import yaml
+
+    names = {yaml.safe_load(path.read_text())["identity"]["name"] for path in (Path(__file__).parents[2] / "tools").glob("*.yaml")}
+    assert names and names <= TOOLS
+
+
+@pytest.mark.parametrize(
+    ("outcome", "label"),
+    [("ok", "ok"), ("timeout", "timeout"), ("http_429", "http_429"), ("http_099", "other_error"), ("http_600", "other_error"),
+     ("http_42", "other_error"), ("http_4290", "other_error"), ("bob@example.com", "other_error"), ("", "other_error")],
+)
+def test_outcome_labels_are_a_fixed_set(outcome: str, label: str) -> None:
+    assert outcome_label(outcome) == label
+
+
+def test_model_labels_are_the_price_tables_names_whatever_the_spelling() -> None:
+    prices = PriceTable.bundled().with_overrides('{"house-model": {"input": 1, "output": 2, "aliases": ["house"]}}')
+    sink = WorkspaceMetrics(InProcessMetrics(), "wmodels", prices)
+    assert [sink.model_label(m) for m in ("gpt-4.1", "GPT-4.1", "gpt-4.1-2025-04-14", "openai/gpt-4.1")] == ["gpt-4.1"] * 4
+    assert sink.model_label("house") == sink.model_label("House-Model") == "house-model"
+    assert sink.model_label("ft:gpt-4.1:acme:1") == sink.model_label("alice@example.com") == "custom"
+    # The bundled table alone (another workspace, no overrides): the administrator's model is custom there.
+    assert WorkspaceMetrics(InProcessMetrics(), "wother").model_label("house-model") == "custom"
+
+
+def test_no_per_process_cap_a_thousand_names_after_the_first_still_map_to_their_model() -> None:
+    sink = WorkspaceMetrics(InProcessMetrics(), "wmany")
+    for n in range(5000):
+        sink.record_call(CallRecord(f"model-{n}", "chat", "ok", 0.1))
+    sink.record_call(CallRecord("deepseek-v3.2", "chat", "ok", 0.1))
+    models = {labels["model"] for labels, _ in parsed(sink)["holysheep_requests_total"]}
+    assert models == {"custom", "deepseek-v3.2"}
