@@ -337,6 +337,8 @@ def wrong_kind_problem(client: Any) -> str | None:
     plain Redis, fails the ping with a message from describe_redis_error.)"""
     try:
         return cluster_node_message(client) if is_cluster_node(client) else None
+    except redis.ResponseError:  # INFO renamed away or not granted to this ACL user: cannot tell, do not refuse
+        return None
     except (redis.RedisError, OSError) as exc:
         return describe_redis_error(exc, client)
 

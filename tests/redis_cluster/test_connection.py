@@ -219,3 +219,13 @@ def test_a_cluster_that_does_not_serve_every_slot_counts_as_a_redis_that_is_down
         error = ClusterDown(cause)
         assert isinstance(error, redis.ConnectionError)
         assert "does not serve every hash slot" in describe_redis_error(error, cluster())
+
+
+def test_a_redis_that_does_not_let_the_plugin_run_info_is_not_refused(private_redis) -> None:
+    """Managed Redis may rename INFO away or not grant it to the plugin's user: validation cannot tell
+    whether it is a cluster node then, and does not refuse it for that."""
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.acl_setuser("plugin", enabled=True, passwords=["+plugin-pass-1"], keys=["*"], commands=["+@all", "-info"])
+    client = redis_client(f"redis://plugin:plugin-pass-1@127.0.0.1:{private_redis.port}/0")
+    client.ping()
+    assert wrong_kind_problem(client) is None
