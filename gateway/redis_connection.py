@@ -196,6 +196,10 @@ class ClusterClient:
             cluster.close()
 
     def __getattr__(self, name: str) -> Any:
+        if not hasattr(redis.cluster.RedisCluster, name):
+            # What only a plain client has (connection_pool): absent, said without connecting, so that
+            # `getattr(client, "connection_pool", default)` works while the cluster is down too.
+            raise AttributeError(name)
         cluster = self._cluster
         if cluster is None:  # the lock only while the cluster client is not made yet
             cluster = self.cluster

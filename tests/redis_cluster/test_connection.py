@@ -113,6 +113,7 @@ def test_one_lazy_client_per_cluster_url() -> None:
 
 def test_a_cluster_nobody_answers_on_is_a_connection_error_described_without_the_password() -> None:
     client = redis_client(f"redis+cluster://:{PASSWORD}@127.0.0.1:1")
+    assert getattr(client, "connection_pool", "none") == "none"  # a plain client's attribute: absent, no connecting
     with pytest.raises(redis.ConnectionError) as failed:  # the stores' fallbacks for a Redis that is down apply
         client.get("anything")
     assert isinstance(failed.value, ClusterUnreachable)
