@@ -1,8 +1,9 @@
 """The single-Redis store tests of tests/redis/ (shared gateway state, budgets and reply cache, auto-approval
-limits), run again here against the local 3-node Redis Cluster. The tests are those modules' own functions
-(collected here again); only the URL and the client they connect with change: the plugin's cluster client
-instead of `redis.Redis`. Left out: tests that stop a private redis-server or spawn processes (the patched
-client does not reach a spawned process); tests/redis_cluster covers those cases on a cluster itself."""
+limits) and of the approval store (tests/approval_state: its compare-and-set contract, workspaces), run
+again here against the local 3-node Redis Cluster. The tests are those modules' own functions (collected
+here again); only the URL and the client they connect with change: the plugin's cluster client instead of
+`redis.Redis`. Left out: tests that stop a private redis-server or spawn processes (the patched client does
+not reach a spawned process); tests/redis_cluster covers those cases on a cluster itself."""
 
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ from typing import Any
 import pytest
 import redis
 
-from gateway.redis_connection import ClusterClient, redis_client
+from gateway.redis_connection import ClusterClient, parse_cluster_url
+from tests.approval_state import test_redis_store as approvals
+from tests.approval_state.test_redis_store import (  # noqa: F401
+    TestRedisStore,
+    namespace,
+    other_workspace,
+    test_a_link_of_another_workspace_is_not_found_and_claims_nothing,
+    test_concurrent_write_with_expected_version_is_a_stale_refusal,
+    test_concurrent_write_without_expected_version_is_retried,
+    test_keys_hold_the_request_id_and_the_idempotency_entry_expires,
+    test_two_workspaces_on_one_redis_hold_independent_records,
+)
 from tests.redis import test_approval_limits as limits
 from tests.redis import test_redis_budget as budget
 from tests.redis import test_redis_state as state
@@ -39,17 +51,18 @@ from tests.redis.test_redis_state import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.redis_cluster
-SUITES: tuple[ModuleType, ...] = (limits, budget, state)
+SUITES: tuple[ModuleType, ...] = (limits, budget, state, approvals)
 
 
 class _RedisOnCluster:
-    """The `redis` module as those test modules see it, except that `Redis.from_url` of a cluster URL gives
-    the plugin's client for it (redis-py's `Redis.from_url` reads one host and no cluster scheme)."""
+    """The `redis` module as those test modules see it, except that `Redis.from_url` of a cluster URL gives a
+    new client of the plugin's kind for it, a client of its own as redis-py's `Redis.from_url` gives (which
+    reads one host and no cluster scheme)."""
 
     class Redis:
         @staticmethod
         def from_url(url: str, **options: Any) -> Any:
-            return redis_client(url) if "+cluster://" in url else redis.Redis.from_url(url, **options)
+            return ClusterClient(parse_cluster_url(url)) if "+cluster://" in url else redis.Redis.from_url(url, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(redis, name)

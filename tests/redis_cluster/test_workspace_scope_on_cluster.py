@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from gateway.redis_connection import ClusterClient, redis_client
+from gateway.redis_connection import ClusterClient, parse_cluster_url
 from tests.redis import test_workspace_scope as single
 from tests.redis.test_workspace_scope import (  # noqa: F401 - collected here, with this module's fixtures
     script_keys,
@@ -27,13 +27,14 @@ pytestmark = pytest.mark.redis_cluster
 
 
 class _RedisOnCluster:
-    """The `redis` module as that test module sees it, except that `Redis.from_url` of a cluster URL gives
-    the plugin's client for it (redis-py's `Redis.from_url` reads one host and no cluster scheme)."""
+    """The `redis` module as that test module sees it, except that `Redis.from_url` of a cluster URL gives a
+    new client of the plugin's kind for it, a client of its own as redis-py's `Redis.from_url` gives (which
+    reads one host and no cluster scheme)."""
 
     class Redis:
         @staticmethod
         def from_url(url: str, **_options: Any) -> Any:
-            return redis_client(url)
+            return ClusterClient(parse_cluster_url(url))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(redis, name)
