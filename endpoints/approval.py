@@ -97,7 +97,8 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     try:
         token = (r.form.get(TOKEN_PARAM) if r.method == "POST" else None) or r.args.get(TOKEN_PARAM, "")
     except RequestEntityTooLarge:  # werkzeug's max_form_parts (1,000) or max_form_memory_size: the client's doing
-        return page(413, "Request too large", "The form has more fields or data than an approval link ever sends; nothing was applied.")
+        return page(message_page(413, "en_US", "Request too large",
+                                 "The form has more fields or data than an approval link ever sends; nothing was applied."))
     now = time.time()
     try:
         claims = verify_link(token, secret, now)

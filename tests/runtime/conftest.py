@@ -26,3 +26,13 @@ def credentials(sim: SimulatorProcess) -> dict[str, Any]:
 
 def attempts_for(sim: SimulatorProcess, prompt: str) -> int:
     return sim.stats()["chat_requests_by_prompt"].get(prompt, 0)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A webhook receiver on loopback (tests.runtime.test_approval_notifications.Receiver), closed after."""
+    from tests.runtime.test_approval_notifications import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()

@@ -38,13 +38,6 @@ TEAM = {"director": [{"id": "dana", "channel": "hook"}, {"id": "dora", "channel"
 
 
 @pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def credentials(credentials: dict[str, Any]) -> dict[str, Any]:
     # The receiver listens on loopback over plain http: an internal target only the administrator can allow.
     return {**credentials, "webhook_allowlist": "127.0.0.1"}

@@ -109,13 +109,6 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
 # --------------------------------------------------------------------------- vendors' documented algorithms
 
 

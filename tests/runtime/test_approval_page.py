@@ -41,13 +41,6 @@ def page_policy(**top: Any) -> str:
 
 
 @pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def served(plugin: PluginProcess):
     with EndpointServer(plugin, {"link_secret": LINK_SECRET, "redis_url": REDIS_URL}, hook_id="page-hook") as server:
         yield server

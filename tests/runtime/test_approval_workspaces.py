@@ -20,7 +20,6 @@ from tests.runtime.test_approval_notifications import (
     ENDPOINT_URL,
     LINK_SECRET,
     REDIS_URL,
-    Receiver,
     endpoint_target,
     links_in,
     open_link,
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.redis
 OTHER_LINK_SECRET = "other-workspace-link-secret-" + "z" * 8
 A_TEXT = "Workspace A: replacement switches for the second floor, quote attached."
 B_TEXT = "Workspace B: conference booth for the spring fair."
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
