@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.runtime.test_approval_page import receiver, redis_credentials, route, served  # noqa: F401  (fixtures)
+from tests.runtime.test_approval_page import redis_credentials, route, served  # noqa: F401  (fixtures)
 
 CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
