@@ -22,7 +22,6 @@ count it at: `unpriced: {input: 1.0, output: 4.0}` (USD per million tokens); the
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -31,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.errors import FieldError, GatewayError
+from gateway.keys import digest
 from gateway.pricing import ModelPrice
 from untrusted import InputError, parse_json, parse_yaml, quote
 
@@ -336,7 +336,7 @@ def cost_nano(usd: float) -> int:
 
 
 def _id(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16] if text else "-"
+    return digest(text) if text else "-"
 
 
 def charges_for(policy: BudgetPolicy, namespace: str, identity: Identity, now: float) -> list[Charge]:

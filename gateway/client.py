@@ -179,9 +179,7 @@ class GatewayClient:
 
     def _workspace_metrics(self, store: MetricsStore) -> WorkspaceMetrics:
         """The figures of this client's workspace (its API key's scope), model labels from its price table."""
-        from gateway.keys import workspace_scope
-
-        return WorkspaceMetrics(store, workspace_scope(self.config.api_key), self.prices)
+        return WorkspaceMetrics(store, self.config.keys.scope, self.prices)
 
     @classmethod
     def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:

@@ -7,7 +7,6 @@ validated here, and every problem names the field to fix.
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import re
 import unicodedata
@@ -21,7 +20,7 @@ from requests.models import PreparedRequest
 from gateway.budget import BudgetPolicy, parse_budgets
 from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
-from gateway.keys import Keys
+from gateway.keys import Keys, digest
 from gateway.net_guard import IPNetwork, Origin
 from gateway.webhooks import WebhookAllowlist
 from untrusted import InputError, check_text, quote
@@ -208,7 +207,7 @@ def sanitize_api_key(raw: object) -> str:
 
 def key_digest(api_key: str) -> str:
     """A short, stable, non-reversible name for a key: used in shared-state keys, never the key itself."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    return digest(api_key)
 
 
 def parse_number(

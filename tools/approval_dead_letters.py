@@ -9,7 +9,7 @@ from approval.backends import REDIS, store_for
 from approval.dead_letters import DeadLetterQueue, check_entry_id
 from approval.store import StoreUnavailable
 from gateway.errors import FieldError, register_secret
-from tools.approval_notify import webhook_post, workspace_keys
+from tools.approval_notify import webhook_post
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -33,9 +33,9 @@ class ApprovalDeadLettersTool(Tool):
         params = tool_parameters
         action = choice_param(params, "action", ACTIONS, default="list")
         chosen = None
+        config = gateway_config(self.runtime.credentials)
         try:
-            chosen = store_for(gateway_config(self.runtime.credentials).redis_url,
-                               keys=workspace_keys(self.runtime.credentials))
+            chosen = store_for(config.redis_url, keys=config.keys)
         except ValueError as exc:
             raise ToolInputError(f"provider credentials: {exc}") from None
         if chosen.name != REDIS:

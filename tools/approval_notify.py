@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import register_secret
-from gateway.keys import Keys
-from tools.support import ToolInputError, gateway_config, text_param
+from tools.support import ToolInputError, text_param
 
 # Notification links expire with the request's deadline or its SLA, whichever is first; at most this long.
 DEFAULT_LINK_HOURS = 72.0
@@ -25,12 +24,6 @@ MAX_LINK_HOURS = 24.0 * 30
 SUMMARY_CHARS = 500
 MAX_SUMMARY_RULES = 50
 SUMMARY_BUDGET_BYTES = 12 * 1024  # under approval.redis_store.MAX_SUMMARY_BYTES
-
-
-def workspace_keys(credentials: dict[str, Any]) -> Keys:
-    """The workspace's names in the shared Redis: its scope is a keyed digest of the provider's API key
-    (dify_plugin 0.10 does not tell a tool its tenant), so two workspaces on one Redis never share a record."""
-    return Keys.for_api_key(gateway_config(credentials).api_key)
 
 
 def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
@@ -253,5 +246,4 @@ __all__ = [
     "request_summary",
     "skipped_outputs",
     "webhook_post",
-    "workspace_keys",
 ]

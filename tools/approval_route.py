@@ -11,14 +11,12 @@ from approval.limits import AutoApprovalGate
 from approval.store import RecordExists, StoreUnavailable, validate_request_id
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
-from gateway.keys import Keys
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.approval_notify import (
     notification_settings,
     notify_route,
     request_summary,
     webhook_post,
-    workspace_keys,
 )
 from tools.outputs import variable_messages
 from tools.support import (
@@ -74,7 +72,7 @@ class ApprovalRouteTool(Tool):
             guard_model = _named_model(text_param(tool_parameters, "guard_model", max_chars=200).strip(), model)
             guard = GatewayAssessmentLLM(client, guard_model, max_tokens=GUARD_MAX_TOKENS, options=options)
         try:
-            chosen = store_for(client.config.redis_url, keys=workspace_keys(credentials))
+            chosen = store_for(client.config.redis_url, keys=client.config.keys)
         except ValueError as exc:  # a redis_url that redis-py cannot read
             raise ToolInputError(f"provider credentials: {exc}") from None
         store = chosen.store if chosen.keeps_records else None
@@ -91,8 +89,7 @@ class ApprovalRouteTool(Tool):
             if existing is not None:
                 raise already_routed(request.request_id)
         # The audit sample and the limits: counted in Redis when it is configured, else in this process.
-        keys = Keys.for_api_key(client.config.api_key)
-        gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, keys)
+        gate = AutoApprovalGate.for_workspace(client.config.api_key, client.config.redis_url, client.config.keys)
         try:
             outcome = route(request, policy, llm, guard=guard, gate=gate)
         except ValueError as exc:  # e.g. a currency the policy cannot convert

@@ -8,7 +8,6 @@ from approval.backends import store_for
 from approval.levels import TERMINAL_STATES
 from approval.store import StoreUnavailable, validate_request_id
 from gateway.errors import FieldError
-from tools.approval_notify import workspace_keys
 from tools.outputs import variable_messages
 from tools.support import HolySheepToolError, ToolInputError, bool_param, gateway_config, reported_errors, text_param
 
@@ -26,9 +25,10 @@ class ApprovalStatusTool(Tool):
         except ValueError as exc:
             raise ToolInputError(f"'request_id': {str(exc).removeprefix('request_id: ')}") from None
         persist = bool_param(tool_parameters, "persist")
+        config = gateway_config(self.runtime.credentials)
         try:
             chosen = store_for(
-                gateway_config(self.runtime.credentials).redis_url, keys=workspace_keys(self.runtime.credentials),
+                config.redis_url, keys=config.keys,
                 storage=self.session.storage if persist else None,
             )
         except ValueError as exc:

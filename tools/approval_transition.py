@@ -12,7 +12,7 @@ from approval.policy import Policy
 from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
-from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs, workspace_keys
+from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs
 from tools.outputs import variable_messages
 from tools.support import (
     HolySheepToolError,
@@ -75,10 +75,11 @@ class ApprovalTransitionTool(Tool):
         short_text(params, "persist")
         persist = bool_param(params, "persist")
         secrets, endpoint_url = notification_settings(params)  # refused before anything is applied
+        config = gateway_config(self.runtime.credentials)
         try:
             chosen = store_for(
-                gateway_config(self.runtime.credentials).redis_url,
-                keys=workspace_keys(self.runtime.credentials),
+                config.redis_url,
+                keys=config.keys,
                 storage=self.session.storage if persist else None,
                 carried=lambda rid: record_from_parameters(rid, params),
             )
