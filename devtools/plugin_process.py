@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.dify_api_rules import DifyAPIRefusal, MessageRules, check_line
+from devtools.golden import RECORDER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVIDER = "holysheep"
@@ -92,8 +93,11 @@ class ToolOutcome:
 class Invocation:
     """One session: iterate to get messages as they arrive, or call `outcome()`."""
 
-    def __init__(self, session_id: str, inbox: queue.Queue[Any], timeout: float, *, tool_messages: bool = True) -> None:
+    def __init__(
+        self, session_id: str, inbox: queue.Queue[Any], timeout: float, *, tool_messages: bool = True, request: dict[str, Any] | None = None
+    ) -> None:
         self.session_id = session_id
+        self._request = request or {}
         self._inbox = inbox
         self._timeout = timeout
         self._outcome = ToolOutcome()
@@ -112,6 +116,7 @@ class Invocation:
                 self._finished = True
                 if self._rules is not None:
                     self._rules.finish()
+                RECORDER.record(self._request, self._outcome.messages, self._outcome.error)
                 return
             if isinstance(item, PluginProcessError | DifyAPIRefusal):
                 self._finished = True
@@ -295,7 +300,7 @@ class PluginProcess:
             assert self.process.stdin is not None
             self.process.stdin.write(line.encode())
             self.process.stdin.flush()
-        return Invocation(session_id, inbox, timeout or self.timeout, tool_messages=data["action"] == "invoke_tool")
+        return Invocation(session_id, inbox, timeout or self.timeout, tool_messages=data["action"] == "invoke_tool", request=data)
 
     def _answer_backwards_invocation(self, session_id: str, invocation: dict[str, Any]) -> None:
         """Plays the daemon's side of a backwards invocation. Only plugin storage is emulated; anything

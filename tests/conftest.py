@@ -53,3 +53,22 @@ def redis_cluster_url() -> str:
     started = subprocess.run([str(REDIS_CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, f"devtools/redis_cluster.sh up failed: {started.stderr}"
     return REDIS_CLUSTER_URL
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Replay the golden file: every invocation this run made that the golden file holds (recorded before the
+    restructuring, normalised) must have answered the same messages and error, byte for byte."""
+    import os
+
+    from devtools import golden
+
+    if os.environ.get(golden.OUT_ENV) or not golden.GOLDEN_FILE.exists():
+        return
+    changed = golden.differences(golden.RECORDER.entries, golden.load(golden.GOLDEN_FILE))
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"golden file: {len(changed)} invocation(s) answered differently than recorded:", red=True)
+            for key in changed[:20]:
+                reporter.write_line(f"  {key}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

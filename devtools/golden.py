@@ -1,0 +1,113 @@
+"""The golden file of every tool's messages: what each runtime test's invocations answered, recorded before a
+refactor and replayed after it, so a move that changes a single byte a workflow receives fails the suite.
+
+Volatile values (ports, ids, times, durations) are normalised; what still differs between two recordings of an
+unchanged tree (concurrency, timing) is left out of the golden file by `./dev golden record`, which records twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+GOLDEN_FILE = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tool_messages.jsonl"
+OUT_ENV = "HOLYSHEEP_GOLDEN_OUT"  # set: every finished invocation is appended there (recording)
+
+_SUBSTITUTIONS = [
+    (re.compile(r"(127\.0\.0\.1|localhost|\[::1\]):\d+"), r"\1:PORT"),
+    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "<time>"),
+    (re.compile(r"\b[0-9a-f]{12,}\b"), "<hex>"),
+    (re.compile(r"\b(s\d+-\d+)\b"), "<session>"),
+]
+_VOLATILE_KEY = re.compile(r"(_ms|_s|seconds|latency|ttft|elapsed|duration|_at|time|deadline|expires|age|pid)$", re.I)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("<num>" if _VOLATILE_KEY.search(k) and isinstance(v, int | float) and not isinstance(v, bool) else _scrub(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        for pattern, replacement in _SUBSTITUTIONS:
+            value = pattern.sub(replacement, value)
+        return value
+    return value
+
+
+def normalise(value: Any) -> Any:
+    return _scrub(value)
+
+
+class Recorder:
+    """Collects the invocations of this process; appends them to `$HOLYSHEEP_GOLDEN_OUT` when that is set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: Counter[tuple[str, str]] = Counter()
+        self.entries: list[dict[str, Any]] = []
+
+    def record(self, request: dict[str, Any], messages: list[dict[str, Any]], error: dict[str, Any] | None) -> None:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        if not test:
+            return
+        request = normalise(request)
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+        with self._lock:
+            self._seen[(test, digest)] += 1
+            entry = {"key": f"{test}#{digest}#{self._seen[(test, digest)]}", "messages": normalise(messages), "error": normalise(error)}
+            self.entries.append(entry)
+            out = os.environ.get(OUT_ENV)
+            if out:
+                with open(out, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+RECORDER = Recorder()
+
+
+def load(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    return {e["key"]: e for e in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if e}
+
+
+def stable(first: Path, second: Path) -> list[dict[str, Any]]:
+    """The entries two recordings agree on, byte for byte after normalisation."""
+    a, b = load(first), load(second)
+    return [a[key] for key in sorted(a) if key in b and a[key] == b[key]]
+
+
+def differences(entries: list[dict[str, Any]], golden: dict[str, dict[str, Any]]) -> list[str]:
+    """Keys of this run's entries whose messages or error differ from the golden file's."""
+    out = []
+    for entry in entries:
+        want = golden.get(entry["key"])
+        if want is not None and want != entry:
+            out.append(entry["key"])
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["merge"] and len(argv) == 3:
+        kept = stable(Path(argv[1]), Path(argv[2]))
+        total = len(load(Path(argv[1])))
+        GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN_FILE.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in kept), encoding="utf-8")
+        print(f"golden file: {len(kept)} of {total} invocations were identical in both recordings -> {GOLDEN_FILE}")
+        return 0
+    print("usage: python -m devtools.golden merge FIRST.jsonl SECOND.jsonl")
+    return 2
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
