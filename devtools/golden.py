@@ -18,21 +18,30 @@ from typing import Any
 
 GOLDEN_FILE = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tool_messages.jsonl"
 OUT_ENV = "HOLYSHEEP_GOLDEN_OUT"  # set: every finished invocation is appended there (recording)
+MAX_STORED_CHARS = 4000
 
 _SUBSTITUTIONS = [
     (re.compile(r"(127\.0\.0\.1|localhost|\[::1\]):\d+"), r"\1:PORT"),
     (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
     (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "<time>"),
     (re.compile(r"\b[0-9a-f]{12,}\b"), "<hex>"),
+    (re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{6,11}\b"), "<hex>"),  # short random ids (uuid4().hex[:8])
     (re.compile(r"\b(s\d+-\d+)\b"), "<session>"),
 ]
-_VOLATILE_KEY = re.compile(r"(_ms|_s|seconds|latency|ttft|elapsed|duration|_at|time|deadline|expires|age|pid)$", re.I)
+_VOLATILE_KEY = re.compile(r"(_ms|_s|seconds?|latency|ttft|elapsed|duration|_at|time|deadline|expires|age|pid)$", re.I)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: ("<num>" if _VOLATILE_KEY.search(k) and isinstance(v, int | float) and not isinstance(v, bool) else _scrub(v))
-                for k, v in value.items()}
+        out = {k: ("<num>" if _VOLATILE_KEY.search(k) and _is_number(v) else _scrub(v)) for k, v in value.items()}
+        # A Dify variable message: the name says whether its value is a duration.
+        if _VOLATILE_KEY.search(str(value.get("variable_name", ""))) and _is_number(value.get("variable_value")):
+            out["variable_value"] = "<num>"
+        return out
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, str):
@@ -67,7 +76,7 @@ class Recorder:
             out = os.environ.get(OUT_ENV)
             if out:
                 with open(out, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
 RECORDER = Recorder()
@@ -76,13 +85,28 @@ RECORDER = Recorder()
 def load(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
-    return {e["key"]: e for e in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if e}
+    # split on "\n" only: str.splitlines() would also cut at U+2028 or U+0085 inside a recorded message
+    return {e["key"]: e for e in (json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip())}
 
 
 def stable(first: Path, second: Path) -> list[dict[str, Any]]:
     """The entries two recordings agree on, byte for byte after normalisation."""
-    a, b = load(first), load(second)
+    a, b = ({k: {**e, "messages": normalise(e["messages"]), "error": normalise(e["error"])} for k, e in load(p).items()} for p in (first, second))
     return [a[key] for key in sorted(a) if key in b and a[key] == b[key]]
+
+
+def fingerprint(entry: dict[str, Any]) -> str:
+    """A digest of what the invocation answered: the golden file keeps it in place of large answers (the
+    message-limit tests answer megabytes), so a comparison stays byte for byte without storing them."""
+    answered = json.dumps({"messages": entry["messages"], "error": entry["error"]}, sort_keys=True)
+    return hashlib.sha256(answered.encode()).hexdigest()
+
+
+def stored(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as the golden file keeps it: whole when small (a failure can be read), else its fingerprint."""
+    if len(json.dumps(entry)) <= MAX_STORED_CHARS:
+        return entry
+    return {"key": entry["key"], "fingerprint": fingerprint(entry)}
 
 
 def differences(entries: list[dict[str, Any]], golden: dict[str, dict[str, Any]]) -> list[str]:
@@ -90,7 +114,10 @@ def differences(entries: list[dict[str, Any]], golden: dict[str, dict[str, Any]]
     out = []
     for entry in entries:
         want = golden.get(entry["key"])
-        if want is not None and want != entry:
+        if want is None:
+            continue
+        same = want.get("fingerprint") == fingerprint(entry) if "fingerprint" in want else want == entry
+        if not same:
             out.append(entry["key"])
     return out
 
@@ -100,7 +127,7 @@ def main(argv: list[str]) -> int:
         kept = stable(Path(argv[1]), Path(argv[2]))
         total = len(load(Path(argv[1])))
         GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN_FILE.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in kept), encoding="utf-8")
+        GOLDEN_FILE.write_text("".join(json.dumps(stored(e), sort_keys=True) + "\n" for e in kept), encoding="utf-8")
         print(f"golden file: {len(kept)} of {total} invocations were identical in both recordings -> {GOLDEN_FILE}")
         return 0
     print("usage: python -m devtools.golden merge FIRST.jsonl SECOND.jsonl")

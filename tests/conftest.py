@@ -64,9 +64,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     if os.environ.get(golden.OUT_ENV) or not golden.GOLDEN_FILE.exists():
         return
-    changed = golden.differences(golden.RECORDER.entries, golden.load(golden.GOLDEN_FILE))
+    recorded = golden.load(golden.GOLDEN_FILE)
+    changed = golden.differences(golden.RECORDER.entries, recorded)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    replayed = sum(entry["key"] in recorded for entry in golden.RECORDER.entries)
+    if reporter is not None and replayed:
+        reporter.write_line(f"golden file: {replayed} recorded invocation(s) replayed, {len(changed)} answered differently")
     if changed:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"golden file: {len(changed)} invocation(s) answered differently than recorded:", red=True)
             for key in changed[:20]:
