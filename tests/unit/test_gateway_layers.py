@@ -162,5 +162,5 @@ def test_the_layout_checks_catch_what_they_forbid(tmp_path: Path) -> None:
     source = tmp_path / "upward.py"
     source.write_text("from gateway import GatewayClient\nimport jobs.engine\nfrom gateway.client import CallOptions\n", encoding="utf-8")
     assert every_import(source) == {"gateway", "jobs.engine", "gateway.client"}
-    assert in_subpackage("gateway.wire.sse") and in_subpackage("gateway.state") and not in_subpackage("gateway.config")
+    assert in_subpackage("gateway.wire.sse") and in_subpackage("gateway.spend") and not in_subpackage("gateway.config")
     assert not in_subpackage("gateway")
