@@ -4,10 +4,10 @@ Every call, plain or streamed, goes through one chain, written once:
 
     cache -> fallbacks -> budget -> breaker -> retry -> attempt
 
-- cache (`_call`): an identical earlier reply (`gateway.cache`) is the answer; it never touches the
+- cache (`_call`): an identical earlier reply (`gateway.spend.cache`) is the answer; it never touches the
   budgets, the breaker or the limits. Concurrent identical requests make one gateway call.
 - budget (`_call`, `_reserve_budget`): each model's worst case is reserved against every budget that
-  applies before anything is sent (`gateway.budget`), settled with the real cost after; a refusal is
+  applies before anything is sent (`gateway.spend.budget`), settled with the real cost after; a refusal is
   `BudgetExceeded`, a "not sent" outcome (or a cheaper model, when the administrator allows it).
 - fallbacks (`_call`): the primary model, then each fallback model while the previous one is
   unavailable (retries exhausted or circuit open); never after a 4xx, a possibly billed failure, or
@@ -16,9 +16,9 @@ Every call, plain or streamed, goes through one chain, written once:
 - retry (`_retrying`): tries again only what the attempt classified as retryable, waits as the gateway
   asked (or backs off), never past the deadline; once content reached the caller, never again.
 - attempt (`_plain_attempt`, `_stream_attempt`, `_models_attempt`): reserve the rate limit (or, with
-  none configured, wait for the adaptive pacer, `gateway.pacing`), send one
-  request through the transport (`gateway.transport`), turn the answer into a result
-  (`gateway.results`, `gateway.stream_events`). An attempt is a generator: it yields content
+  none configured, wait for the adaptive pacer, `gateway.call.pacing`), send one
+  request through the transport (`gateway.wire.transport`), turn the answer into a result
+  (`gateway.call.results`, `gateway.wire.stream_events`). An attempt is a generator: it yields content
   (TextDelta) as it arrives, then its outcome as its last item; a plain attempt yields only the outcome.
 """
 
@@ -35,21 +35,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.breaker import Breaker, Permit
-from gateway.budget import (
-    BatchBudget,
-    BudgetExceeded,
-    BudgetPolicy,
-    BudgetStore,
-    Hold,
-    Identity,
-    Refusal,
-    charges_for,
-    cost_nano,
-    iso,
-    worst_case_prompt_tokens,
-)
-from gateway.cache import CACHEABLE_FINISH, ReplyCache, SingleFlight, cache_key, use_cache
+from gateway.call.breaker import Breaker, Permit
+from gateway.call.pacing import AdaptivePacer
+from gateway.call.rate_limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
+from gateway.call.results import completion_result, stream_result
+from gateway.call.retry import RetryPolicy
 from gateway.config import GatewayConfig
 from gateway.errors import (
     BadRequestError,
@@ -64,18 +54,28 @@ from gateway.errors import (
     UpstreamUnavailableError,
     register_secret,
 )
-from gateway.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
-from gateway.limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
 from gateway.metrics import CallRecord, MetricsSink, MetricsStore, WorkspaceMetrics, log_call
 from gateway.models import ChatRequest, ChatResult, CostBreakdown, ReasoningDelta, StreamCompleted, TextDelta, Usage
-from gateway.pacing import AdaptivePacer
-from gateway.pricing import ModelPrice, PriceTable
-from gateway.results import completion_result, stream_result
-from gateway.retry import RetryPolicy
-from gateway.state import PROCESS_STATE, SharedState
-from gateway.stream_events import StreamState, read_stream
-from gateway.tokens import estimate_prompt_tokens
-from gateway.transport import Attempt, AttemptFailed, Deadline, Endpoint, Response, Transport
+from gateway.spend.budget import (
+    BatchBudget,
+    BudgetExceeded,
+    BudgetPolicy,
+    BudgetStore,
+    Hold,
+    Identity,
+    Refusal,
+    charges_for,
+    cost_nano,
+    iso,
+    worst_case_prompt_tokens,
+)
+from gateway.spend.cache import CACHEABLE_FINISH, ReplyCache, SingleFlight, cache_key, use_cache
+from gateway.spend.pricing import ModelPrice, PriceTable
+from gateway.spend.tokens import estimate_prompt_tokens
+from gateway.state.shared import PROCESS_STATE, SharedState
+from gateway.wire.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
+from gateway.wire.stream_events import StreamState, read_stream
+from gateway.wire.transport import Attempt, AttemptFailed, Deadline, Endpoint, Response, Transport
 from untrusted import quote
 
 # Tokens reserved against a TPM limit for the completion when the caller sets no max_tokens.
@@ -101,7 +101,7 @@ class CallOptions:
     budget: BudgetPolicy | None = None  # the budgets in force (the administrator's, tightened by the workflow)
     identity: Identity = field(default_factory=Identity)  # the Dify app and user, for per-app/per-user budgets
     batch_budget: BatchBudget | None = None  # the spend of the batch this call belongs to
-    cache: str = "auto"  # auto | on | off (gateway.cache)
+    cache: str = "auto"  # auto | on | off (gateway.spend.cache)
     tool: str = "other"  # the tool making the call: a metrics label
     correlation_id: str = ""  # sent as X-Request-Id; in the result, the errors and the log line
 
@@ -161,19 +161,19 @@ class GatewayClient:
 
     @functools.cached_property
     def budgets(self) -> BudgetStore:
-        from gateway.backends import budget_store_for
+        from gateway.state.backends import budget_store_for
 
         return budget_store_for(self.config.redis_url, self.config.keys)
 
     @functools.cached_property
     def cache(self) -> ReplyCache:
-        from gateway.backends import cache_for
+        from gateway.state.backends import cache_for
 
         return cache_for(self.config.redis_url, self.config.keys)
 
     @functools.cached_property
     def metrics(self) -> MetricsSink:
-        from gateway.backends import metrics_for
+        from gateway.state.backends import metrics_for
 
         return self._workspace_metrics(metrics_for(self.config.redis_url))
 

@@ -23,8 +23,8 @@ from typing import Literal
 
 from urllib3.exceptions import HTTPError, ReadTimeoutError, SSLError
 
-from gateway.net_guard import AddressPolicy, AddressRefused, IPNetwork, Origin, Unreachable, open_url
-from gateway.retry import RetryPolicy, parse_retry_after
+from gateway.call.retry import RetryPolicy, parse_retry_after
+from gateway.wire.net_guard import AddressPolicy, AddressRefused, IPNetwork, Origin, Unreachable, open_url
 
 # The result of reading an answer: delivered, worth another attempt, or a definite failure.
 Verdict = tuple[Literal["ok", "retry", "fail"], str]
@@ -101,18 +101,17 @@ def post_json(
     ``prepare`` (optional) rebuilds (url, body, headers) before every attempt: vendor signatures carry a
     timestamp, and a retry should be signed afresh. Redirects are not followed (a webhook that redirects is
     misconfigured, and following one would resend the body elsewhere). The target's address is checked
-    after resolution and the connection pinned to it (``gateway.net_guard``): internal targets and plain
+    after resolution and the connection pinned to it (``gateway.wire.net_guard``): internal targets and plain
     http only where ``allowlist`` says; a refused target is never contacted, so nothing about it (no
     status, no timing of an answer) comes back.
     """
     judge = accept or default_accept
     targets = allowlist or WebhookAllowlist()
-    last_status: int | None = None
-    reason = "not attempted"
+    state = _Delivery()
     attempt = 0
     for attempt in range(1, retry.max_attempts + 1):
         if deadline is not None and time.monotonic() >= deadline:
-            reason = "deadline reached before the attempt" if attempt == 1 else f"{reason}; deadline reached"
+            state.reason = "deadline reached before the attempt" if attempt == 1 else f"{state.reason}; deadline reached"
             attempt -= 1
             break
         if prepare is not None:
@@ -123,45 +122,70 @@ def post_json(
         read = read_timeout
         if deadline is not None:
             read = max(0.5, min(read_timeout, deadline - time.monotonic()))
-        retry_after: float | None = None
-        try:
-            exchange = open_url(
-                "POST", url, targets.policy_for(url), body=body, headers=send_headers, connect_timeout=min(connect_timeout, read), read_timeout=read
-            )
-            try:
-                content = _answer(exchange.response)
-                status, answer_headers = exchange.status, dict(exchange.headers)
-            finally:
-                exchange.close()
-            last_status = status
-            verdict, reason = judge(status, content)
-            if verdict == "ok":
-                return DeliveryResult(True, attempt, last_status, "ok")
-            if verdict == "fail":
-                return DeliveryResult(False, attempt, last_status, reason)
-            retry_after = parse_retry_after(answer_headers)
-        except AddressRefused as exc:
-            return DeliveryResult(False, attempt - 1, None, f"refused: the webhook target was not contacted because {exc.reason}")
-        except Unreachable as exc:
-            reason = "connect timeout" if exc.reason == "connect timeout" else f"connection failed ({exc.reason})"
-        except ReadTimeoutError:
-            reason = "no answer in time (read timeout)"
-        except SSLError:
-            return DeliveryResult(False, attempt, None, "TLS error (certificate or handshake)")
-        except ValueError:
-            return DeliveryResult(False, attempt, None, "the webhook URL is not a valid http(s) URL")
-        except (HTTPError, OSError):
-            reason = "connection failed (reset or broken)"
-        except Exception as exc:  # never into the caller
-            return DeliveryResult(False, attempt, last_status, f"unexpected error ({type(exc).__name__})")
+        final, retry_after = _attempt(state, attempt, url, body, send_headers, judge, targets, min(connect_timeout, read), read)
+        if final is not None:
+            return final
         if attempt >= retry.max_attempts:
             break
         wait = retry.delay(attempt, retry_after)
         if deadline is not None and time.monotonic() + wait >= deadline:
-            reason = f"{reason}; no time left for another attempt"
+            state.reason = f"{state.reason}; no time left for another attempt"
             break
         time.sleep(wait)
-    return DeliveryResult(False, attempt, last_status, f"{reason} after {attempt} attempt{'s' if attempt != 1 else ''}")
+    return DeliveryResult(False, attempt, state.last_status, f"{state.reason} after {attempt} attempt{'s' if attempt != 1 else ''}")
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """What the attempts so far left: the last HTTP status answered, and why the last attempt did not deliver."""
+
+    last_status: int | None = None
+    reason: str = "not attempted"
+
+
+def _attempt(
+    state: _Delivery,
+    attempt: int,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    judge: Accept,
+    targets: WebhookAllowlist,
+    connect_timeout: float,
+    read_timeout: float,
+) -> tuple[DeliveryResult | None, float | None]:
+    """One POST: (the delivery's result when this attempt ends it, else None; the answer's Retry-After)."""
+    try:
+        exchange = open_url(
+            "POST", url, targets.policy_for(url), body=body, headers=headers, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+        try:
+            content = _answer(exchange.response)
+            status, answer_headers = exchange.status, dict(exchange.headers)
+        finally:
+            exchange.close()
+        state.last_status = status
+        verdict, state.reason = judge(status, content)
+        if verdict == "ok":
+            return DeliveryResult(True, attempt, state.last_status, "ok"), None
+        if verdict == "fail":
+            return DeliveryResult(False, attempt, state.last_status, state.reason), None
+        return None, parse_retry_after(answer_headers)
+    except AddressRefused as exc:
+        return DeliveryResult(False, attempt - 1, None, f"refused: the webhook target was not contacted because {exc.reason}"), None
+    except Unreachable as exc:
+        state.reason = "connect timeout" if exc.reason == "connect timeout" else f"connection failed ({exc.reason})"
+    except ReadTimeoutError:
+        state.reason = "no answer in time (read timeout)"
+    except SSLError:
+        return DeliveryResult(False, attempt, None, "TLS error (certificate or handshake)"), None
+    except ValueError:
+        return DeliveryResult(False, attempt, None, "the webhook URL is not a valid http(s) URL"), None
+    except (HTTPError, OSError):
+        state.reason = "connection failed (reset or broken)"
+    except Exception as exc:  # never into the caller
+        return DeliveryResult(False, attempt, state.last_status, f"unexpected error ({type(exc).__name__})"), None
+    return None, None
 
 
 def _answer(response: object) -> bytes:

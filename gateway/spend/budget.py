@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.errors import FieldError, GatewayError
-from gateway.keys import digest
-from gateway.pricing import ModelPrice
+from gateway.spend.pricing import ModelPrice
+from gateway.state.keys import digest
 from untrusted import InputError, parse_json, parse_yaml, quote
 
 NANO = 1_000_000_000
@@ -96,36 +96,9 @@ def parse_budgets(raw: object, *, field_name: str, admin: bool) -> BudgetPolicy 
         raise FieldError(field_name, f"must be YAML or JSON text, got {type(raw).__name__}")
     if not text.strip():
         return None
-    try:
-        try:
-            data = parse_json(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)
-        except InputError:
-            data = parse_yaml(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)  # YAML, flow style ({day: 5}) included
-    except InputError as exc:
-        raise FieldError(field_name, str(exc)) from None
-    except (ValueError, OverflowError):
-        raise FieldError(field_name, "contains a number too long to read") from None
-    example = "e.g. {plugin: {day: 5}, user: {hour: 0.1}, call: 0.05}"
-    if not isinstance(data, dict) or not data:
-        raise FieldError(field_name, f"must map scopes (plugin, app, user) and call/batch to limits in USD, {example}")
-    unknown = [k for k in data if k not in _TOP_KEYS]
-    if unknown:
-        raise FieldError(field_name, f"has unknown keys {', '.join(quote(k, 30) for k in unknown[:5])}: use {', '.join(sorted(_TOP_KEYS))}")
-    if not admin:
-        for key in _ADMIN_ONLY:
-            if key in data:
-                raise FieldError(field_name, f"'{key}' is the administrator's: set it in the budgets credential (a workflow can only tighten)")
-    limits: list[tuple[str, str, float]] = []
-    for scope in SCOPES:
-        if scope not in data:
-            continue
-        periods = data[scope]
-        if not isinstance(periods, dict) or not periods:
-            raise FieldError(field_name, f"'{scope}' must map periods (hour, day, month) to USD, e.g. {{day: 5}}")
-        for period, value in periods.items():
-            if period not in PERIODS:
-                raise FieldError(field_name, f"'{scope}' has period {quote(period, 30)}: use hour, day or month")
-            limits.append((scope, str(period), _usd(value, f"{scope}.{period}", field_name)))
+    parsed = _parse_budgets_text(text, field_name)
+    data = _budgets_mapping(parsed, field_name, admin)
+    limits = _scope_limits(data, field_name)
     max_tokens = data.get("max_tokens", DEFAULT_MAX_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 1_000_000:
         raise FieldError(field_name, "'max_tokens' must be a whole number from 1 to 1000000")
@@ -140,6 +113,50 @@ def parse_budgets(raw: object, *, field_name: str, admin: bool) -> BudgetPolicy 
         downgrade=downgrade,
         max_tokens=max_tokens,
     )
+
+
+def _parse_budgets_text(text: str, field_name: str) -> object:
+    """JSON, else YAML (flow style, {day: 5}, included), bounded in size and depth."""
+    try:
+        try:
+            return parse_json(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)
+        except InputError:
+            return parse_yaml(text, max_bytes=MAX_BUDGETS_CHARS, max_depth=4)
+    except InputError as exc:
+        raise FieldError(field_name, str(exc)) from None
+    except (ValueError, OverflowError):
+        raise FieldError(field_name, "contains a number too long to read") from None
+
+
+def _budgets_mapping(data: object, field_name: str, admin: bool) -> dict[str, Any]:
+    """`data` checked: a non-empty mapping of known keys, the administrator's keys only in the credential."""
+    example = "e.g. {plugin: {day: 5}, user: {hour: 0.1}, call: 0.05}"
+    if not isinstance(data, dict) or not data:
+        raise FieldError(field_name, f"must map scopes (plugin, app, user) and call/batch to limits in USD, {example}")
+    unknown = [k for k in data if k not in _TOP_KEYS]
+    if unknown:
+        raise FieldError(field_name, f"has unknown keys {', '.join(quote(k, 30) for k in unknown[:5])}: use {', '.join(sorted(_TOP_KEYS))}")
+    if not admin:
+        for key in _ADMIN_ONLY:
+            if key in data:
+                raise FieldError(field_name, f"'{key}' is the administrator's: set it in the budgets credential (a workflow can only tighten)")
+    return data
+
+
+def _scope_limits(data: dict[str, Any], field_name: str) -> list[tuple[str, str, float]]:
+    """(scope, period, USD) for every period of every scope (plugin, app, user) the budgets name."""
+    limits: list[tuple[str, str, float]] = []
+    for scope in SCOPES:
+        if scope not in data:
+            continue
+        periods = data[scope]
+        if not isinstance(periods, dict) or not periods:
+            raise FieldError(field_name, f"'{scope}' must map periods (hour, day, month) to USD, e.g. {{day: 5}}")
+        for period, value in periods.items():
+            if period not in PERIODS:
+                raise FieldError(field_name, f"'{scope}' has period {quote(period, 30)}: use hour, day or month")
+            limits.append((scope, str(period), _usd(value, f"{scope}.{period}", field_name)))
+    return limits
 
 
 def _usd(value: object, where: str, field_name: str) -> float:
@@ -227,7 +244,7 @@ class BudgetStore(Protocol):
 
 
 class InProcessBudgetStore:
-    """Budgets shared by every call of one workspace in this process (`gateway.backends.budget_store_for`
+    """Budgets shared by every call of one workspace in this process (`gateway.state.backends.budget_store_for`
     makes one per workspace: the process serves them all, and none may spend from another's counters)."""
 
     def __init__(self, clock: Any = time.time) -> None:

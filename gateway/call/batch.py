@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
+from gateway.call.rate_limits import LimitSettings
 from gateway.client import CallOptions, Deadline, GatewayClient
 from gateway.config import MAX_MODEL_CHARS, model_name
 from gateway.errors import FieldError, GatewayError
-from gateway.limits import LimitSettings
-from gateway.models import ChatRequest
+from gateway.models import ChatRequest, ChatResult
+from gateway.spend.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
 from untrusted import InputError, check_text, parse_json, quote
 
 MAX_ITEMS = 1000
@@ -321,75 +321,104 @@ def iter_batch(
     started = time.monotonic()
     batch_deadline = Deadline(settings.deadline_seconds)
     results: list[ItemResult | None] = [None] * len(items)
-    policy = settings.budget
-    batch_budget = BatchBudget(policy.batch) if policy is not None and policy.batch is not None else None
-    options = dict(
-        limits=settings.limits, budget=policy, identity=settings.identity, batch_budget=batch_budget, cache=settings.cache, tool=settings.tool
-    )
+    options = _shared_options(settings)
 
     def run_item(item: BatchItem) -> ItemResult:
-        result = _run_item(item)
+        item_id = f"{settings.correlation_id}-{item.index}" if settings.correlation_id else ""
+        result = _run_item(client, item, build_request, batch_deadline, options, item_id)
         if settings.correlation_id:
             result.correlation_id = f"{settings.correlation_id}-{item.index}"
         return result
 
-    def _run_item(item: BatchItem) -> ItemResult:
-        item_id = f"{settings.correlation_id}-{item.index}" if settings.correlation_id else ""
-        if batch_deadline.remaining < MIN_ITEM_SECONDS:
-            # Sending now would be cut off by the batch deadline after the gateway had started (and billed) it.
-            return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline was about to pass", error_code="deadline")
-        try:
-            request = build_request(item)
-        except (GatewayError, ValueError) as exc:
-            return ItemResult(item.id, ERROR, error=str(exc), error_code="bad_request", model=item.model or "")
-        call_deadline = Deadline(min(client.config.timeout_seconds, batch_deadline.remaining))
-        item_started = time.monotonic()
-        try:
-            result = client.chat(request, CallOptions(deadline=call_deadline, correlation_id=item_id, **options))  # type: ignore[arg-type]
-        except BudgetExceeded as exc:
-            return ItemResult(
-                item.id, NOT_RUN, error=str(exc), error_code=exc.code, attempts=exc.attempts, model=request.model, refusal=exc.outcome()
-            )
-        except GatewayError as exc:
-            return ItemResult(
-                item.id,
-                NOT_RUN if exc.not_sent and exc.attempts == 0 else ERROR,
-                error=str(exc),
-                error_code=exc.code,
-                latency_ms=round((time.monotonic() - item_started) * 1000, 1),
-                attempts=exc.attempts,
-                model=request.model,
-                gateway_request_id=exc.request_id or "",
-            )
-        return ItemResult(
-            item.id,
-            OK,
-            text=result.text,
-            usage=result.usage.to_dict(),
-            cost_usd=result.cost_usd,
-            latency_ms=round(result.latency_ms, 1),
-            attempts=result.attempts,
-            model=result.model,
-            warnings=list(result.warnings),
-            reasoning=result.reasoning,
-            cache=result.cache,
-            cost_saved_usd=result.cost_saved_usd,
-            budget_remaining_usd=(result.budget or {}).get("remaining_usd"),
-            gateway_request_id=result.request_id or "",
-        )
-
     workers = max(1, min(settings.concurrency, len(items)))
     with client.pooled(workers):
         yield from _run_workers(items, results, run_item, workers)
-    final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
-    for index, result in enumerate(final):
-        if settings.correlation_id and not result.correlation_id:
-            result.correlation_id = f"{settings.correlation_id}-{index}"
+    final = _final_results(items, results, settings.correlation_id)
     with contextlib.suppress(Exception):  # metrics never fail a batch
         client.metrics.record_batch(dict(Counter(r.status for r in final)))
     report = BatchReport(final, (time.monotonic() - started) * 1000)
     report.failed_items = [item for item, result in zip(items, final, strict=True) if result.status != OK]
     yield report
+
+
+def _shared_options(settings: BatchSettings) -> dict[str, Any]:
+    """The call options every item shares: one batch budget for the whole batch."""
+    policy = settings.budget
+    batch_budget = BatchBudget(policy.batch) if policy is not None and policy.batch is not None else None
+    return dict(
+        limits=settings.limits, budget=policy, identity=settings.identity, batch_budget=batch_budget, cache=settings.cache, tool=settings.tool
+    )
+
+
+def _run_item(
+    client: GatewayClient,
+    item: BatchItem,
+    build_request: Callable[[BatchItem], ChatRequest],
+    batch_deadline: Deadline,
+    options: dict[str, Any],
+    item_id: str,
+) -> ItemResult:
+    """One item: built, sent under the smaller of the call's and the batch's deadline, and its outcome."""
+    if batch_deadline.remaining < MIN_ITEM_SECONDS:
+        # Sending now would be cut off by the batch deadline after the gateway had started (and billed) it.
+        return ItemResult(item.id, NOT_RUN, error="not started: the batch deadline was about to pass", error_code="deadline")
+    try:
+        request = build_request(item)
+    except (GatewayError, ValueError) as exc:
+        return ItemResult(item.id, ERROR, error=str(exc), error_code="bad_request", model=item.model or "")
+    call_deadline = Deadline(min(client.config.timeout_seconds, batch_deadline.remaining))
+    item_started = time.monotonic()
+    try:
+        result = client.chat(request, CallOptions(deadline=call_deadline, correlation_id=item_id, **options))
+    except BudgetExceeded as exc:
+        return ItemResult(
+            item.id, NOT_RUN, error=str(exc), error_code=exc.code, attempts=exc.attempts, model=request.model, refusal=exc.outcome()
+        )
+    except GatewayError as exc:
+        return _failed_item(item, request, exc, item_started)
+    return _answered_item(item, result)
+
+
+def _failed_item(item: BatchItem, request: ChatRequest, exc: GatewayError, item_started: float) -> ItemResult:
+    """An item the gateway did not answer: `not_run` when nothing was sent, else `error`."""
+    return ItemResult(
+        item.id,
+        NOT_RUN if exc.not_sent and exc.attempts == 0 else ERROR,
+        error=str(exc),
+        error_code=exc.code,
+        latency_ms=round((time.monotonic() - item_started) * 1000, 1),
+        attempts=exc.attempts,
+        model=request.model,
+        gateway_request_id=exc.request_id or "",
+    )
+
+
+def _answered_item(item: BatchItem, result: ChatResult) -> ItemResult:
+    return ItemResult(
+        item.id,
+        OK,
+        text=result.text,
+        usage=result.usage.to_dict(),
+        cost_usd=result.cost_usd,
+        latency_ms=round(result.latency_ms, 1),
+        attempts=result.attempts,
+        model=result.model,
+        warnings=list(result.warnings),
+        reasoning=result.reasoning,
+        cache=result.cache,
+        cost_saved_usd=result.cost_saved_usd,
+        budget_remaining_usd=(result.budget or {}).get("remaining_usd"),
+        gateway_request_id=result.request_id or "",
+    )
+
+
+def _final_results(items: list[BatchItem], results: list[ItemResult | None], correlation_id: str) -> list[ItemResult]:
+    """One result per item in input order: an item no worker reached is `not_run`."""
+    final = [r if r is not None else ItemResult(items[i].id, NOT_RUN, error="not run", error_code="internal") for i, r in enumerate(results)]
+    for index, result in enumerate(final):
+        if correlation_id and not result.correlation_id:
+            result.correlation_id = f"{correlation_id}-{index}"
+    return final
 
 
 def _run_workers(

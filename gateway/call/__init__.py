@@ -1,0 +1,1 @@
+"""The call chain: retry, breaker, rate limits and pacing, routing, results, batches."""
