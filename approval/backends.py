@@ -7,7 +7,7 @@
 - **The workflow's variables** (neither): a ``MemoryApprovalStore`` made for one call; nothing outlives it.
 
 With the last two, a request the store does not hold is the record the workflow carries (``carried``).
-Redis is only imported when it is configured; its connection is ``gateway.redis_connection``'s, one pool
+Redis is only imported when it is configured; its connection is ``gateway.state.redis_connection``'s, one pool
 per URL for the process.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from approval.kv_store import KeyValueApprovalStore, KeyValueStorage
 from approval.store import ApprovalStore, CarriedRecord, MemoryApprovalStore
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 # The `store` output of the approval tools.
 WORKFLOW = "none"

@@ -2,7 +2,7 @@
 not be applied (store unavailable, contention), kept in a Redis stream for a person to look at, replay or
 drop.
 
-One stream per workspace (``gateway.keys.Keys.approval_dead_letters``), capped at about 10,000 entries:
+One stream per workspace (``gateway.state.keys.Keys.approval_dead_letters``), capped at about 10,000 entries:
 another workspace neither lists, replays nor drops its entries. Each entry
 has ``kind`` (notification or decision), ``reason``, ``at`` (ISO 8601 UTC) and ``payload`` (JSON). No
 secret is ever in it: no webhook URL, no signing secret, no link token. A notification's payload holds the
@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from approval.redis_store import redis_guard
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 MAX_ENTRIES = 10_000
 REPLAY_CLAIM_SECONDS = 120

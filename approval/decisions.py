@@ -35,8 +35,8 @@ from approval.links import LinkClaims, secret_fingerprint
 from approval.redis_store import RedisApprovalStore
 from approval.store import StoreUnavailable, UnknownRequest
 from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult
-from gateway.keys import Keys
-from gateway.redis_connection import describe_redis_error
+from gateway.state.keys import Keys
+from gateway.state.redis_connection import describe_redis_error
 
 APPLIED = "applied"
 REFUSED = "refused"

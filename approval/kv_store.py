@@ -3,7 +3,7 @@
 The storage offers get, set, exist and delete of bytes, nothing more: no compare-and-set, no expiry, no
 listing. So two transitions of the same request at the same moment can both read version N and the later
 write wins (the README says so: use it for one approver at a time, or configure Redis). Dify keeps this
-storage per workspace and plugin, so its keys need no workspace scope (``gateway.keys.StorageKeys``):
+storage per workspace and plugin, so its keys need no workspace scope (``gateway.state.keys.StorageKeys``):
 
 - ``approval_record(request_id)`` the record as JSON, with its history (one write keeps both);
 - ``approval_idempotency(request_id, key)`` the first outcome for that key (the key's sha256), so the
@@ -34,7 +34,7 @@ from approval.store import (
     validate_request_id,
 )
 from approval.transitions import ApprovalRecord, Authority, TransitionResult, apply_transition, recorded_level
-from gateway.keys import StorageKeys
+from gateway.state.keys import StorageKeys
 from untrusted import quote
 
 BACKEND = "Dify plugin storage"

@@ -129,7 +129,7 @@ class Take:
 
 
 class LimitKeys(Protocol):
-    """The workspace's key names (``gateway.keys.Keys``, which the tool passes in: approval/ imports only
+    """The workspace's key names (``gateway.state.keys.Keys``, which the tool passes in: approval/ imports only
     the Redis helper from gateway)."""
 
     @property
@@ -196,7 +196,7 @@ class RedisLimitStore:
     def take(self, marker: str, counters: list[Counter], amount: int, marker_expires_at: int) -> Take:
         import redis  # only imported when Redis is configured
 
-        from gateway.redis_connection import describe_redis_error
+        from gateway.state.redis_connection import describe_redis_error
 
         key_names = [self.keys.approval_limits(f"taken:{marker}")]
         key_names += [self.keys.approval_limits(counter.key_part) for counter in counters]
@@ -280,12 +280,12 @@ class AutoApprovalGate:
     @classmethod
     def for_workspace(cls, api_key: str, redis_url: str | None, keys: LimitKeys) -> AutoApprovalGate:
         """Redis counters when ``redis_url`` is set (one client per URL), else this process's, under the
-        workspace's ``keys`` (``gateway.keys.Keys.for_api_key``). The sample is keyed with a digest of the
+        workspace's ``keys`` (``gateway.state.keys.Keys.for_api_key``). The sample is keyed with a digest of the
         API key (never the key itself, and not the scope's digest)."""
         secret = hmac.new(_SAMPLE_KEY, api_key.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
         url = (redis_url or "").strip()
         if url:
-            from gateway.redis_connection import redis_client
+            from gateway.state.redis_connection import redis_client
 
             return cls(RedisLimitStore(redis_client(url), keys), secret, keys.scope)
         return cls(process_store(keys.scope), secret, keys.scope)

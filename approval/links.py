@@ -1,7 +1,7 @@
 """Signed, single-use approve / reject links.
 
 A link carries a token that binds everything the decision depends on: the workspace that routed the request
-(its scope, ``gateway.keys``: the endpoint knows only its own settings, not the API key, so the link says
+(its scope, ``gateway.state.keys``: the endpoint knows only its own settings, not the API key, so the link says
 whose record it decides), the request id, the version the approver was shown (``expected_version``), the
 event (approve or reject), the approver's id and level, an expiry and a random nonce. The token is::
 
@@ -72,7 +72,7 @@ class LinkClaims:
     level: str
     expires_at: int  # unix seconds
     nonce: str
-    scope: str  # the workspace (gateway.keys.Keys.scope) whose record the link decides
+    scope: str  # the workspace (gateway.state.keys.Keys.scope) whose record the link decides
     language: str = ""  # the approver's page language (approval.approvers.LANGUAGES); "" = English
     sla_deadline: int = 0  # unix seconds; 0 = no SLA for this level
     other_nonce: str = ""  # the nonce of the link for the other decision; "" = not known (older links)

@@ -31,7 +31,7 @@ from approval.notify import (
 )
 from approval.store import StoreUnavailable
 
-# gateway.webhooks.post_json, handed in by the tools: (url, body, accept=, deadline=, prepare=) -> a result
+# gateway.wire.webhooks.post_json, handed in by the tools: (url, body, accept=, deadline=, prepare=) -> a result
 # with delivered, attempts, http_status and reason.
 Post = Callable[..., Any]
 

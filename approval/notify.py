@@ -1,5 +1,5 @@
 """Notifications to designated approvers: what they say, how each vendor's webhook is signed, and how each
-vendor's answer is read. Signing lives here; posting is ``gateway.webhooks`` (the plugin's HTTP client),
+vendor's answer is read. Signing lives here; posting is ``gateway.wire.webhooks`` (the plugin's HTTP client),
 which the tools hand to ``approval.notifications`` (approval/ imports nothing from gateway but the Redis
 helper).
 
@@ -55,9 +55,9 @@ MAX_SUMMARY_CHARS = 500
 # Vendor codes that mean "too many messages, try later".
 RATE_LIMIT_CODES = {"feishu": {9499, 11232}, "lark": {9499, 11232}, "dingtalk": {130101, 660026}, "wecom": {45009}}
 SIGNED_FORMATS = frozenset({"generic", "feishu", "lark", "dingtalk"})
-# Statuses worth another attempt (as gateway.retry): timeouts, conflicts, rate limits, server errors.
+# Statuses worth another attempt (as gateway.call.retry): timeouts, conflicts, rate limits, server errors.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-Verdict = tuple[str, str]  # ("ok" | "retry" | "fail", reason), as gateway.webhooks reads it
+Verdict = tuple[str, str]  # ("ok" | "retry" | "fail", reason), as gateway.wire.webhooks reads it
 
 
 # --------------------------------------------------------------------------- secrets

@@ -1,6 +1,6 @@
 """The approval store in Redis: optimistic compare-and-set through server-side scripts.
 
-Every key belongs to one workspace: ``gateway.keys.Keys.approval(request_id, part)``, the workspace's scope
+Every key belongs to one workspace: ``gateway.state.keys.Keys.approval(request_id, part)``, the workspace's scope
 (a keyed digest of its API key) and the request id in one hash tag, so one script touches one slot of a
 Redis Cluster and two workspaces' records never meet. The request id is validated (at most 200 printable
 characters, no braces). Parts:
@@ -24,7 +24,7 @@ carrying the current state; without it, the transition is retried against the ne
 
 Any Redis error (unreachable, timeout, wrong password, read-only replica) raises ``StoreUnavailable``:
 the store fails closed rather than risk a lost update. The connection and the description of what went
-wrong are the plugin's one Redis helper (``gateway.redis_connection``), shared with the gateway's state:
+wrong are the plugin's one Redis helper (``gateway.state.redis_connection``), shared with the gateway's state:
 one connection pool per URL, and messages that never contain the password.
 """
 
@@ -58,8 +58,8 @@ from approval.transitions import (
     apply_transition,
     recorded_level,
 )
-from gateway.keys import Keys, digest
-from gateway.redis_connection import URL_HINT, describe_redis_error, redis_client
+from gateway.state.keys import Keys, digest
+from gateway.state.redis_connection import URL_HINT, describe_redis_error, redis_client
 
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 NOTIFIED_TTL_SECONDS = 30 * 24 * 3600
@@ -118,7 +118,7 @@ class RedisApprovalStore:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         if not isinstance(keys, Keys):
-            raise ValueError("keys: the workspace's gateway.keys.Keys")
+            raise ValueError("keys: the workspace's gateway.state.keys.Keys")
         self.client = client
         self.keys = keys
         self._create = client.register_script(_CREATE)

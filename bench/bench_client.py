@@ -19,7 +19,7 @@ import openai
 import requests
 
 from gateway import ChatRequest, GatewayClient, GatewayConfig
-from gateway.state import InProcessState
+from gateway.state.shared import InProcessState
 from simulator.harness import SimulatorProcess
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         messages = [{"role": "user", "content": "benchmark prompt"}]
         trips = None
         if args.redis:
-            from gateway.backends import state_for
+            from gateway.state.backends import state_for
 
             config = GatewayConfig.from_credentials({"api_key": sim.api_key, "base_url": sim.base_url, "redis_url": args.redis})
             with_redis = GatewayClient(config, state=state_for(args.redis))

@@ -55,7 +55,7 @@ CLIENT_POOL = """
 from gevent import monkey; monkey.patch_all()
 import json, sys, time, gevent.pool
 from gateway import CallOptions, ChatRequest, GatewayClient, GatewayConfig
-from gateway.backends import state_for
+from gateway.state.backends import state_for
 base, key, n, conc, redis_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 config = GatewayConfig.from_credentials({"api_key": key, "base_url": base, "redis_url": redis_url, "max_retries": "2"})
 client = GatewayClient(config, state=state_for(redis_url))

@@ -1,4 +1,4 @@
-"""SSE decode throughput, side by side in one run: our gateway.sse.SSEDecoder vs openai-python's
+"""SSE decode throughput, side by side in one run: our gateway.wire.sse.SSEDecoder vs openai-python's
 SSEDecoder (`openai._streaming`), on the same synthetic chat-completion stream (ASCII, CJK and emoji
 deltas, ending in `data: [DONE]`) fed in 8 KiB reads and in 61-byte reads. Both must yield the same
 data list; best of N rounds. Also prints, for information, whether each decoder gets a CR-framed
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from openai._streaming import SSEDecoder as OpenAISSEDecoder
 
-from gateway.sse import SSEDecoder
+from gateway.wire.sse import SSEDecoder
 
 PIECES = [
     "Hello", " world", ",", " the", " quick", " brown", " fox", " jumps", " over", " lazy", " dogs", ".\n",
@@ -69,7 +69,7 @@ def decode_openai(chunks: list[bytes]) -> list[str]:
     return [event.data for event in OpenAISSEDecoder().iter_bytes(iter(chunks))]
 
 
-DECODERS: dict[str, Callable[[list[bytes]], list[str]]] = {"gateway.sse.SSEDecoder": decode_ours, "openai SSEDecoder": decode_openai}
+DECODERS: dict[str, Callable[[list[bytes]], list[str]]] = {"gateway.wire.sse.SSEDecoder": decode_ours, "openai SSEDecoder": decode_openai}
 
 
 def best_seconds(fn: Callable[[list[bytes]], list[str]], chunks: list[bytes], rounds: int) -> float:

@@ -1,6 +1,6 @@
 """Serves files over HTTP on 127.0.0.1 the way Dify's file service does for a plugin: a tool's `file`
 parameter arrives as {"dify_model_identity": "__dify__file__", "url": ..., ...} and the plugin
-downloads the URL (`gateway.file_fetch`). Used by the runtime tests and benchmarks to hand a plugin an
+downloads the URL (`gateway.wire.file_fetch`). Used by the runtime tests and benchmarks to hand a plugin an
 input file, and, with `route`, to play a hostile server (a gzip bomb, an endless body, a 1 byte/s
 trickle, a redirect). `connections` counts every TCP connection accepted: a test that expects the
 plugin to refuse an address reads it to prove nothing connected."""

@@ -1,7 +1,7 @@
 """Finds (and with --delete removes) Redis data written before the workspace scoping.
 
-Since every shared-state key names its workspace (`gateway.keys`), keys written by earlier versions
-(`gateway.keys.LEGACY_PATTERNS`: approval records, jobs, budgets, the reply cache, rate limits,
+Since every shared-state key names its workspace (`gateway.state.keys`), keys written by earlier versions
+(`gateway.state.keys.LEGACY_PATTERNS`: approval records, jobs, budgets, the reply cache, rate limits,
 breakers, metrics) are never read again; most expire on their own (cache, limits, breakers, budget
 periods, jobs after job_ttl_hours), approval records and the metrics hash do not.
 
@@ -25,8 +25,8 @@ import redis
 
 from gateway.config import check_redis_url
 from gateway.errors import FieldError
-from gateway.keys import LEGACY_PATTERNS
-from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
+from gateway.state.keys import LEGACY_PATTERNS
+from gateway.state.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
 
 SCAN_COUNT = 1000  # keys asked for per SCAN step: bounded work per call, the server stays responsive
 DELETE_BATCH = 500  # keys per pipeline of UNLINKs (one key each, so a cluster routes every one)

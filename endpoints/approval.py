@@ -52,7 +52,7 @@ from approval.decisions import (
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, TOKEN_PARAM, LinkClaims, LinkError, check_secret, sign_link, verify_link
 from approval.store import StoreUnavailable
 from gateway.errors import register_secret
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 LINK_STATUS = {BAD_SIGNATURE: 403, LINK_EXPIRED: 410}
 

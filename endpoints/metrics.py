@@ -4,7 +4,7 @@ One plugin process serves every workspace of a Dify instance, and dify_plugin 0.
 tenant id (an endpoint request carries its settings and the raw HTTP request only). So the endpoint learns
 whose figures to show from its settings: ``api_key``, the workspace's gateway API key (the
 ``api_key`` of its provider credentials). Figures are kept under that key's workspace scope
-(`gateway.keys.workspace_scope`, a keyed digest, never the key), the same scope the workspace's tools
+(`gateway.state.keys.workspace_scope`, a keyed digest, never the key), the same scope the workspace's tools
 record under, so the exposition holds that workspace's figures and nothing of any other.
 
 Settings (the endpoint's, in Dify): ``metrics_token`` (required: a scrape must send
@@ -26,7 +26,7 @@ from werkzeug import Request, Response
 
 from gateway.config import sanitize_api_key
 from gateway.errors import FieldError, register_secret
-from gateway.keys import workspace_scope
+from gateway.state.keys import workspace_scope
 
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 MIN_TOKEN_CHARS = 16
@@ -57,8 +57,8 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     workspace = workspace_of(settings)
     if isinstance(workspace, Response):
         return workspace
-    from gateway.backends import metrics_for
     from gateway.metrics import WorkspaceMetrics, exposition
+    from gateway.state.backends import metrics_for
 
     redis_url = str(settings.get("redis_url") or "").strip()
     try:

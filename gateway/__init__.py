@@ -17,7 +17,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.models import ChatRequest, ChatResult, StreamCompleted, TextDelta, Usage
-from gateway.pricing import PriceTable
+from gateway.spend.pricing import PriceTable
 
 __all__ = [
     "AuthenticationError",

@@ -17,12 +17,12 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import urllib3
 from requests.models import PreparedRequest
 
-from gateway.budget import BudgetPolicy, parse_budgets
-from gateway.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from gateway.errors import FieldError
-from gateway.keys import Keys, digest
-from gateway.net_guard import IPNetwork, Origin
-from gateway.webhooks import WebhookAllowlist
+from gateway.spend.budget import BudgetPolicy, parse_budgets
+from gateway.spend.cache import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
+from gateway.state.keys import Keys, digest
+from gateway.wire.net_guard import IPNetwork, Origin
+from gateway.wire.webhooks import WebhookAllowlist
 from untrusted import InputError, check_text, quote
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
@@ -260,7 +260,7 @@ def check_redis_url(raw: object) -> str:
     if not url:
         return ""
     hint = "use redis://:password@host:6379/0 (rediss:// for TLS; redis+cluster://:password@host1:6379,host2:6379 for a Redis Cluster)"
-    from gateway.redis_connection import CLUSTER_URL_HINT, is_cluster_url, redis_url_problem  # redis only when configured
+    from gateway.state.redis_connection import CLUSTER_URL_HINT, is_cluster_url, redis_url_problem  # redis only when configured
 
     if is_cluster_url(url):
         problem = redis_url_problem(url)
@@ -291,7 +291,7 @@ MAX_ALLOWLIST_ENTRIES = 100
 
 def parse_dify_files_url(raw: object) -> Origin | None:
     """The `dify_files_url` credential: the origin (scheme, host, port) of Dify's file server, or None
-    when empty. Files from it are fetched whatever its address (`gateway.file_fetch`)."""
+    when empty. Files from it are fetched whatever its address (`gateway.wire.file_fetch`)."""
     text = _credential_text(raw, "dify_files_url", MAX_URL_CHARS).strip("\"'").strip()
     if not text:
         return None
@@ -423,8 +423,8 @@ class GatewayConfig:
     fallback_models: tuple[str, ...] = ()
     price_overrides: str = ""
     redis_url: str = ""
-    budgets: BudgetPolicy | None = None  # the administrator's spend limits (gateway.budget)
-    cache_ttl_seconds: float = DEFAULT_TTL_SECONDS  # 0: the reply cache is off (gateway.cache)
+    budgets: BudgetPolicy | None = None  # the administrator's spend limits (gateway.spend.budget)
+    cache_ttl_seconds: float = DEFAULT_TTL_SECONDS  # 0: the reply cache is off (gateway.spend.cache)
     tls_min_version: str = "1.2"  # the oldest TLS an https gateway may use: 1.2 or 1.3
     jobs_visible_to: str = "app"  # who may read or cancel a batch job given its id: app | workspace
 
@@ -467,7 +467,7 @@ class GatewayConfig:
 
     @functools.cached_property
     def keys(self) -> Keys:
-        """The names of this workspace's shared state: the API key identifies the workspace (gateway.keys)."""
+        """The names of this workspace's shared state: the API key identifies the workspace (gateway.state.keys)."""
         return Keys.for_api_key(self.api_key)
 
     def __repr__(self) -> str:  # never print the key

@@ -1,13 +1,13 @@
 """What every gateway call did, as figures Prometheus can scrape, and one structured log line per call.
 
-The figures belong to a workspace (its ``gateway.keys`` scope): one plugin process serves every
+The figures belong to a workspace (its ``gateway.state.keys`` scope): one plugin process serves every
 workspace of a Dify instance, and each workspace's metrics endpoint shows its own figures only.
 
 The client chain reports through a `WorkspaceMetrics` (`GatewayClient.metrics`): the client's workspace
 and price table, over a store. It turns each call (`record_call`), attempt (`record_attempt`), breaker
 transition and rate-limit wait into figures (a counter or a histogram bucket per metric and label values)
 and hands them to the store with the workspace they belong to. Stores, chosen in
-`gateway.backends.metrics_for`:
+`gateway.state.backends.metrics_for`:
 
 - `InProcessMetrics`: dicts in this process, per workspace (figures are per process);
 - `RedisMetrics`: per workspace, one Redis hash shared by every plugin process (HINCRBY / HINCRBYFLOAT
@@ -46,15 +46,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 if TYPE_CHECKING:
-    from gateway.pricing import PriceTable
+    from gateway.spend.pricing import PriceTable
 
 # Seconds. Whole calls (retries and waits included) and time to first token of streams.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-METRIC_PREFIX = "holysheep_"  # Prometheus metric names (not Redis keys: those are gateway.keys)
+METRIC_PREFIX = "holysheep_"  # Prometheus metric names (not Redis keys: those are gateway.state.keys)
 # A series not written for this long is dropped (Prometheus sees it end; if it comes back it starts
 # from 0, which rate() and increase() read as a counter reset).
 SERIES_TTL_SECONDS = 7 * 24 * 3600
@@ -157,7 +157,7 @@ class CallRecord:
     gateway_request_id: str = ""
     cache: str = "bypass"
     # Script calls to the same Redis that may go out with this call's metrics write (the breaker's
-    # success, `gateway.redis_state.DeferredScript`); a sink marks those it sent `done` or `take`s them for a
+    # success, `gateway.state.redis_state.DeferredScript`); a sink marks those it sent `done` or `take`s them for a
     # later write of its own, and the client runs the rest.
     after: list[Any] | None = None
 
@@ -230,7 +230,7 @@ class WorkspaceMetrics:
 
     def __init__(self, store: MetricsStore, workspace: str, prices: PriceTable | None = None) -> None:
         if prices is None:
-            from gateway.pricing import PriceTable
+            from gateway.spend.pricing import PriceTable
 
             prices = PriceTable.bundled()
         self.store = store
@@ -485,7 +485,7 @@ class RedisMetrics:
         self._no_script = NoScriptError
         self._pending: list[tuple[str, tuple[Any, ...], float]] = []
         self._states: list[tuple[str, str, str]] = []
-        self._after: list[Any] = []  # script calls to send with the next write (gateway.redis_state.DeferredScript)
+        self._after: list[Any] = []  # script calls to send with the next write (gateway.state.redis_state.DeferredScript)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._writing = False  # a write is in flight: later callers wait for the next one

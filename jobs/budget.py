@@ -1,6 +1,6 @@
 """A job's budgets, kept with the job so that every process working on it spends against the same
 limits, through the same budget backend as every other call (Redis: one script reserves from every
-counter at once, `gateway.redis_budget`).
+counter at once, `gateway.spend.redis_budget`).
 
 At submit the tool's budgets (the administrator's `budgets` credential tightened by the workflow's
 `budgets`, `max_cost_usd` and `batch_budget_usd`) are stored in the job's settings as plain data,
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.budget import (
+from gateway.spend.budget import (
     BudgetPolicy,
     Charge,
     Hold,
@@ -33,7 +33,7 @@ from gateway.budget import (
     period_window,
     to_nano,
 )
-from gateway.pricing import ModelPrice
+from gateway.spend.pricing import ModelPrice
 
 JOB_BUDGET_NAME = "job"
 

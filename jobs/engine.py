@@ -2,7 +2,7 @@
 
 A process learns a gateway from the credentials of a job tool call (`JobEngine.register`); the key
 stays in the process, Redis only ever sees a digest of it. Workers run per (Redis URL, gateway URL,
-workspace scope): each workspace's jobs live under its own keys (`gateway.keys`), and a process works
+workspace scope): each workspace's jobs live under its own keys (`gateway.state.keys`), and a process works
 on a workspace's jobs only with that workspace's credentials. A scheduler thread looks at the open jobs
 every half second and starts a runner for each job whose gateway it knows: worker threads
 (greenlets under the Dify runtime; a few more than `concurrency`) that claim items from the job's
@@ -66,16 +66,16 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
-from gateway.backends import budget_store_for, state_for, write_behind_metrics_for
-from gateway.budget import BudgetExceeded
+from gateway.call.rate_limits import LimitSettings
+from gateway.call.retry import RETRYABLE_STATUSES, RetryPolicy
+from gateway.call.routing import AUTO, ModelRouter
 from gateway.errors import BadRequestError, GatewayTimeoutError, Redactor
-from gateway.http_transport import HTTPTransport
-from gateway.keys import Keys
-from gateway.limits import LimitSettings
-from gateway.redis_connection import CONNECTION_ERRORS, redis_client
-from gateway.retry import RETRYABLE_STATUSES, RetryPolicy
-from gateway.routing import AUTO, ModelRouter
-from gateway.transport import Attempt, AttemptFailed, Response
+from gateway.spend.budget import BudgetExceeded
+from gateway.state.backends import budget_store_for, state_for, write_behind_metrics_for
+from gateway.state.keys import Keys
+from gateway.state.redis_connection import CONNECTION_ERRORS, redis_client
+from gateway.wire.http_transport import HTTPTransport
+from gateway.wire.transport import Attempt, AttemptFailed, Response
 from jobs.budget import JobBudget, JobBudgetSettings, JobBudgetStore
 from jobs.inputs import JobItem
 from jobs.store import RUNNING, Job, JobStore

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from xml.parsers import expat
 
-from gateway.batch import BatchInputError, BatchItem, check_unique_ids, parse_item
-from gateway.batch import parse_prompts as parse_batch_prompts
+from gateway.call.batch import BatchInputError, BatchItem, check_unique_ids, parse_item
+from gateway.call.batch import parse_prompts as parse_batch_prompts
 from untrusted import InputError, parse_json, quote
 
 MAX_JOB_ITEMS = 200_000

@@ -1,6 +1,6 @@
 """What the four job tools do, without Dify: submit, status, results (page, files, failed items), cancel.
 
-Who sees a job: its keys are under the workspace's scope (`gateway.keys`), so another workspace's store
+Who sees a job: its keys are under the workspace's scope (`gateway.state.keys`), so another workspace's store
 has no such job; and its meta names the app that submitted it (a digest of the app id), so with
 `jobs_visible_to: app` (the default) another app of the workspace is told exactly what an id that never
 existed is told, and nothing changes. `jobs_visible_to: workspace` lets every app of the workspace in.
@@ -24,11 +24,11 @@ import redis
 import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
-from gateway.backends import state_for
-from gateway.budget import BudgetPolicy, Identity, _id
+from gateway.call.native_batch import NativeBatch, NativeBatchClient, batch_line
 from gateway.errors import Redactor, carriable, clean_reply
-from gateway.native_batch import NativeBatch, NativeBatchClient, batch_line
-from gateway.redis_connection import describe_redis_error
+from gateway.spend.budget import BudgetPolicy, Identity, _id
+from gateway.state.backends import state_for
+from gateway.state.redis_connection import describe_redis_error
 from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.engine import ENGINE, build_request
 from jobs.inputs import JobItem

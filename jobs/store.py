@@ -1,6 +1,6 @@
 """A job in Redis: its items in a Stream read by one consumer group, its results, its counters.
 
-Keys (`gateway.keys.Keys.job(<id>, part)`, under the workspace's scope), all with the TTL the
+Keys (`gateway.state.keys.Keys.job(<id>, part)`, under the workspace's scope), all with the TTL the
 administrator set, renewed when the job ends:
 
 - `meta`  hash: status (running, completed, cancelled, failed), mode, total, done, ok, error, not_run,
@@ -34,7 +34,7 @@ from typing import Any
 import redis
 
 from gateway.errors import carriable
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from jobs.inputs import JobItem
 
 GROUP = "w"

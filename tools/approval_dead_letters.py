@@ -83,7 +83,7 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
     from approval.decisions import UNAVAILABLE, LinkSecrets, apply_link_decision
     from approval.links import LinkClaims
     from approval.notifications import replay_notification
-    from gateway.webhooks import post_json
+    from gateway.wire.webhooks import post_json
     from tools.approval_notify import notification_settings
 
     entry = dlq.get(entry_id)

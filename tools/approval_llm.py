@@ -6,7 +6,7 @@ from typing import Any
 
 from approval.llm import LLMReply, LLMUnavailable, ResponseFormatUnsupported
 from gateway import BadRequestError, CallOptions, ChatRequest, CircuitOpenError, GatewayClient, GatewayError, GatewayTimeoutError
-from gateway.budget import BudgetExceeded
+from gateway.spend.budget import BudgetExceeded
 
 ASSESSMENT_MAX_TOKENS = 600
 # The guard answers one boolean and at most three short quotes.

@@ -125,7 +125,7 @@ def webhook_post(credentials: dict[str, Any]) -> Any:
     """Webhook posting bound to the provider's `webhook_allowlist` (internal targets and plain http only
     where it says). A malformed allowlist is a FieldError naming it, raised before anything is routed."""
     from gateway.config import parse_webhook_allowlist
-    from gateway.webhooks import poster
+    from gateway.wire.webhooks import poster
 
     return poster(parse_webhook_allowlist((credentials or {}).get("webhook_allowlist")))
 
@@ -135,7 +135,7 @@ def notify_route(request: Any, outcome: Any, output: dict[str, Any], approvers: 
     """Tell the approvers selected by approval_route; never raises, the outcome is an output. `post`:
     webhook_post(credentials); without it, public https targets only."""
     from approval.notifications import NotificationReport, notify_routed
-    from gateway.webhooks import post_json
+    from gateway.wire.webhooks import post_json
 
     deadline = outcome.deadline.timestamp() if outcome.deadline is not None else None
     expires_at, sla_deadline = link_expiry(time.time(), output.get("sla_hours"), deadline)

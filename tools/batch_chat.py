@@ -4,8 +4,8 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from gateway.batch import BatchInputError, BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch, parse_batch_input
-from gateway.limits import LimitSettings
+from gateway.call.batch import BatchInputError, BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch, parse_batch_input
+from gateway.call.rate_limits import LimitSettings
 from gateway.models import ChatRequest
 from tools.outputs import split_results, variable_messages
 from tools.support import (

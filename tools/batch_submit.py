@@ -5,7 +5,7 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway.config import parse_dify_files_url
-from gateway.file_fetch import FetchError, fetch_file
+from gateway.wire.file_fetch import FetchError, fetch_file
 from jobs.inputs import MAX_INPUT_BYTES, JobInputError, parse_file, parse_prompts
 from jobs.service import JobError, Settings, submit
 from tools.outputs import text_messages, variable_messages
@@ -33,7 +33,7 @@ def job_ttl_seconds(credentials: dict[str, Any]) -> int:
 
 
 def download(upload: Any, credentials: dict[str, Any]) -> bytes:
-    """The `file` parameter's bytes. Never File.blob: it fetches any address, unbounded (gateway.file_fetch)."""
+    """The `file` parameter's bytes. Never File.blob: it fetches any address, unbounded (gateway.wire.file_fetch)."""
     try:
         return fetch_file(getattr(upload, "url", None), files_origin=parse_dify_files_url(credentials.get("dify_files_url")),
                           max_bytes=MAX_INPUT_BYTES)

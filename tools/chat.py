@@ -4,7 +4,7 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from gateway.budget import BudgetExceeded
+from gateway.spend.budget import BudgetExceeded
 from tools.outputs import text_messages, variable_messages
 from tools.support import SPEND_VARIABLES, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
 

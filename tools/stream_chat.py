@@ -5,8 +5,8 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, TextDelta
-from gateway.budget import BudgetExceeded
 from gateway.models import ReasoningDelta
+from gateway.spend.budget import BudgetExceeded
 from tools.outputs import text_messages, variable_messages
 from tools.support import (
     SPEND_VARIABLES,

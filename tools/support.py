@@ -19,14 +19,14 @@ from typing import Any
 import redis
 
 from gateway import ChatRequest, ConfigurationError, GatewayClient, GatewayConfig, GatewayError
-from gateway.backends import state_for
-from gateway.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
-from gateway.cache import MODES as CACHE_MODES
+from gateway.call.routing import AUTO, ModelRouter
 from gateway.client import CallOptions
 from gateway.config import parse_dify_files_url, parse_number, parse_webhook_allowlist
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.models import RoutingDecision
-from gateway.routing import AUTO, ModelRouter
+from gateway.spend.budget import BudgetExceeded, BudgetPolicy, Identity, parse_budgets
+from gateway.spend.cache import MODES as CACHE_MODES
+from gateway.state.backends import state_for
 from untrusted import InputError, check_text, parse_json, quote
 
 logger = logging.getLogger("holysheep")
@@ -86,7 +86,7 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
 def _redis_error_message(tool: Any, exc: redis.RedisError) -> str:
     """A Redis error no store worded, described for the tool's redis_url when there is one: which server or
     cluster, and what to fix (a cluster node behind a redis:// URL answering MOVED, a cluster that is down)."""
-    from gateway.redis_connection import describe_redis_error, redis_client
+    from gateway.state.redis_connection import describe_redis_error, redis_client
 
     credentials = getattr(getattr(tool, "runtime", None), "credentials", None) or {}
     url = str(credentials.get("redis_url") or "") if isinstance(credentials, dict) else ""
@@ -207,8 +207,8 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
 
 
 def redis_problem(redis_url: str) -> str | None:
-    from gateway.redis_connection import wrong_kind_problem
-    from gateway.redis_state import RedisState, RedisUnavailable
+    from gateway.state.redis_connection import wrong_kind_problem
+    from gateway.state.redis_state import RedisState, RedisUnavailable
 
     try:
         state = state_for(redis_url)

@@ -1,1 +1,1 @@
-"""The call chain: the layers one gateway call goes through, each handed its collaborators."""
+"""The call chain: its layers (observed, cache, fallbacks, budget, breaker, limits, retry loop, attempt) and their parts (retry, breaker, rate limits, pacing, routing, results, batches)."""

@@ -28,7 +28,7 @@ from approval.limits import (
 )
 from approval.llm import LLMReply
 from approval.policy import BUNDLED_POLICY_PATH, PeriodLimit, Policy, PolicyError
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from tests.approval.fakes import guard_reply, is_guard_call
 
 ISSUE_AUTO_APPROVE: dict[str, Any] = {

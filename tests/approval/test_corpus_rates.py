@@ -16,7 +16,7 @@ from typing import Any
 from approval.engine import ApprovalRequest, RoutingOutcome, route
 from approval.llm import LLMReply
 from approval.policy import Policy
-from gateway.tokens import estimate_prompt_tokens, estimate_text_tokens
+from gateway.spend.tokens import estimate_prompt_tokens, estimate_text_tokens
 from tests.approval.corpus import BENIGN, BENIGN_LANGUAGES, INJECTIONS, LANGUAGES, Case
 from tests.approval.fakes import CLEAR, guard_reply, is_guard_call
 
@@ -89,7 +89,7 @@ def test_corpus_rates_with_both_model_calls_fooled() -> None:
 
 
 def test_guard_cost_against_the_assessment_on_the_corpus() -> None:
-    """Tokens of the real prompts (o200k_base, gateway/tokens.py) for every auto-approved benign request:
+    """Tokens of the real prompts (o200k_base, gateway/spend/tokens.py) for every auto-approved benign request:
     the guard call against the assessment call. Printed; the guard must stay cheaper than the assessment."""
     model = FooledModel()
     run(BENIGN, "COST", model)

@@ -10,7 +10,7 @@ import pytest
 from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.kv_store import KeyValueApprovalStore
 from approval.store import MemoryApprovalStore
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from tests.approval_state.store_contract import routed
 from tests.approval_state.test_kv_store import DictStorage
 
@@ -60,7 +60,7 @@ def test_approval_has_no_import_cycles_and_imports_only_the_redis_helper_and_key
     for path in APPROVAL.glob("*.py"):
         outside = {name.split(".")[0] for name in imports_of(path)} & {"gateway", "tools", "dify_plugin"}
         gateway = {name for name in imports_of(path) if name.startswith("gateway")}
-        assert outside <= {"gateway"} and gateway <= {"gateway.redis_connection", "gateway.keys"}, (path.name, outside, gateway)
+        assert outside <= {"gateway"} and gateway <= {"gateway.state.redis_connection", "gateway.state.keys"}, (path.name, outside, gateway)
 
     def reaches(start: str, target: str, seen: set[str]) -> bool:
         return any(

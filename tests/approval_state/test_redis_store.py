@@ -14,8 +14,8 @@ import redis
 from approval.backends import REDIS, store_for
 from approval.redis_store import IDEMPOTENCY_TTL_SECONDS, RedisApprovalStore
 from approval.store import StoreUnavailable, UnknownRequest
-from gateway.keys import PREFIX, Keys
-from gateway.redis_connection import redis_client
+from gateway.state.keys import PREFIX, Keys
+from gateway.state.redis_connection import redis_client
 from tests.approval_state.store_contract import NOW, CompareAndSetContract, StoreFactory, routed
 from tests.private_redis import PrivateRedis, free_port
 
@@ -211,7 +211,7 @@ def test_the_right_password_works(private_redis: PrivateRedis) -> None:
 
 
 def test_stores_for_one_url_share_the_process_connection_pool() -> None:
-    """The approval store and the gateway's shared state use one client per URL (gateway.redis_connection)."""
+    """The approval store and the gateway's shared state use one client per URL (gateway.state.redis_connection)."""
     first, second = store_for(REDIS_URL, keys=Keys("a")), store_for(REDIS_URL, keys=Keys("b"))
     assert first.name == second.name == REDIS
     assert isinstance(first.store, RedisApprovalStore) and isinstance(second.store, RedisApprovalStore)

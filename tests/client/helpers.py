@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import GatewayClient, GatewayConfig
-from gateway.breaker import BreakerSettings
-from gateway.retry import RetryPolicy
-from gateway.state import InProcessState
-from gateway.transport import MemoryTransport, Reply
+from gateway.call.breaker import BreakerSettings
+from gateway.call.retry import RetryPolicy
+from gateway.state.shared import InProcessState
+from gateway.wire.transport import MemoryTransport, Reply
 from simulator.harness import SimulatorProcess
 
 FAST_RETRIES = {"base_delay": 0.01, "max_delay": 0.05}

@@ -21,11 +21,11 @@ from gateway import (
     TextDelta,
     UpstreamUnavailableError,
 )
-from gateway.breaker import BreakerSettings
+from gateway.call.breaker import BreakerSettings
+from gateway.call.rate_limits import LimitSettings
 from gateway.client import ClientRegistry
 from gateway.config import GatewayConfig
-from gateway.limits import LimitSettings
-from gateway.transport import Attempt, AttemptFailed, BodyReadError, MemoryTransport, Reply
+from gateway.wire.transport import Attempt, AttemptFailed, BodyReadError, MemoryTransport, Reply
 from tests.client.helpers import completion, delta, memory_client, status, usage_event
 
 KEY = "sk-memory-test-key-0123456789"

@@ -101,8 +101,8 @@ def test_reset_before_response_is_not_retried_because_it_may_be_billed(sim: Simu
 
 def test_connection_refused_is_retried_and_explained() -> None:
     from gateway import GatewayConfig
-    from gateway.retry import RetryPolicy
-    from gateway.state import InProcessState
+    from gateway.call.retry import RetryPolicy
+    from gateway.state.shared import InProcessState
 
     client = GatewayClient(
         GatewayConfig.from_credentials({"api_key": "k-123", "base_url": "http://127.0.0.1:9/v1", "max_retries": "1"}),

@@ -18,8 +18,8 @@ from gateway import (
     TextDelta,
     UpstreamUnavailableError,
 )
-from gateway.breaker import HALF_OPEN, BreakerSettings
-from gateway.state import InProcessState
+from gateway.call.breaker import HALF_OPEN, BreakerSettings
+from gateway.state.shared import InProcessState
 from simulator.harness import SimulatorProcess
 from tests.client.helpers import make_client
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from gateway import AuthenticationError, BadRequestError, CallOptions, ChatRequest, GatewayTimeoutError, RateLimitedError, UpstreamUnavailableError
-from gateway.limits import LimitSettings
+from gateway.call.rate_limits import LimitSettings
 from simulator.harness import SimulatorProcess
 from tests.client.helpers import make_client
 

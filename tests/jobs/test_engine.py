@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from gateway import GatewayConfig
-from gateway.backends import state_for
-from gateway.budget import Identity
-from gateway.keys import workspace_scope
 from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
+from gateway.spend.budget import Identity
+from gateway.state.backends import state_for
+from gateway.state.keys import workspace_scope
 from jobs import service
 from jobs.engine import FLUSH_EVERY, JobEngine
 from jobs.inputs import parse_prompts

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from gateway import GatewayConfig
-from gateway.budget import Identity
 from gateway.errors import FieldError
+from gateway.spend.budget import Identity
 from jobs import service
 from jobs.engine import JobEngine
 from jobs.inputs import parse_prompts

@@ -27,7 +27,7 @@ from approval.limits import (
     window,
 )
 from approval.policy import PeriodLimit
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis

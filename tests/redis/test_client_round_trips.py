@@ -16,15 +16,15 @@ import redis
 import redis.connection
 
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig
-from gateway.breaker import BreakerSettings
+from gateway.call.breaker import BreakerSettings
+from gateway.call.pacing import AdaptivePacer
+from gateway.call.rate_limits import LimitSettings
+from gateway.call.retry import RetryPolicy
 from gateway.errors import CircuitOpenError, RateLimitedError, UpstreamUnavailableError
-from gateway.limits import LimitSettings
 from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, WriteBehindMetrics
-from gateway.pacing import AdaptivePacer
-from gateway.redis_state import DeferredScript, RedisState
-from gateway.retry import RetryPolicy
-from gateway.state import InProcessState
-from gateway.transport import MemoryTransport
+from gateway.state.redis_state import DeferredScript, RedisState
+from gateway.state.shared import InProcessState
+from gateway.wire.transport import MemoryTransport
 from tests.client.helpers import completion, status
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from devtools.redis_legacy import DELETE_BATCH, clean
-from gateway.keys import LEGACY_PATTERNS, PREFIX, Keys
+from gateway.state.keys import LEGACY_PATTERNS, PREFIX, Keys
 from tests.private_redis import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

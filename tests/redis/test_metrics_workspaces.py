@@ -20,7 +20,6 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from redis.crc import key_slot
 
-from gateway.keys import workspace_scope
 from gateway.metrics import (
     LATENCY_BUCKETS,
     CallRecord,
@@ -30,7 +29,8 @@ from gateway.metrics import (
     WriteBehindMetrics,
     exposition,
 )
-from gateway.pricing import PriceTable
+from gateway.spend.pricing import PriceTable
+from gateway.state.keys import workspace_scope
 from tests.private_redis import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -70,9 +70,9 @@ WORKER = textwrap.dedent(
     from gateway.client import CallOptions
     from gateway.metrics import InProcessMetrics, RedisMetrics
     from gateway.models import ChatRequest
-    from gateway.retry import RetryPolicy
-    from gateway.state import InProcessState
-    from gateway.transport import MemoryTransport
+    from gateway.call.retry import RetryPolicy
+    from gateway.state.shared import InProcessState
+    from gateway.wire.transport import MemoryTransport
     from tests.client.helpers import completion
 
     api_key, process, count, overrides = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

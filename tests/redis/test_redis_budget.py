@@ -8,10 +8,10 @@ import uuid
 import pytest
 import redis
 
-from gateway.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
-from gateway.cache import LRUReplyCache
-from gateway.keys import Keys
-from gateway.redis_budget import RedisBudgetStore, RedisReplyCache
+from gateway.spend.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
+from gateway.spend.cache import LRUReplyCache
+from gateway.spend.redis_budget import RedisBudgetStore, RedisReplyCache
+from gateway.state.keys import Keys
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis

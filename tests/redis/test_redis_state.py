@@ -7,11 +7,11 @@ import uuid
 import pytest
 import redis
 
-from gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings
-from gateway.keys import Keys
-from gateway.limits import LimitSettings, RateLimitTimeout
-from gateway.redis_state import RETRY_REDIS_AFTER, RedisState, RedisUnavailable
-from gateway.state import InProcessState
+from gateway.call.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings
+from gateway.call.rate_limits import LimitSettings, RateLimitTimeout
+from gateway.state.keys import Keys
+from gateway.state.redis_state import RETRY_REDIS_AFTER, RedisState, RedisUnavailable
+from gateway.state.shared import InProcessState
 from tests.private_redis import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -1,6 +1,6 @@
 """Two workspaces (two API keys, one gateway URL) in one plugin process, with and without one shared Redis
 (db 15): they never share a budget counter, a cached reply, a rate-limit bucket, a 429 pause, a breaker
-or a job, even where the names they ask for are the same; every key is named by `gateway.keys` under the
+or a job, even where the names they ask for are the same; every key is named by `gateway.state.keys` under the
 workspace's scope, and every script's keys hash to one Redis Cluster slot."""
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from redis.commands.core import Script
 from redis.crc import key_slot
 
 from gateway import CallOptions, ChatRequest, GatewayClient, GatewayConfig
-from gateway.backends import budget_store_for, cache_for
-from gateway.breaker import BreakerSettings
-from gateway.budget import BudgetExceeded, Charge, Hold, Refusal
+from gateway.call.breaker import BreakerSettings
+from gateway.call.rate_limits import LimitSettings, RateLimitTimeout
+from gateway.call.retry import RetryPolicy
 from gateway.errors import CircuitOpenError, UpstreamUnavailableError
-from gateway.keys import PREFIX, Keys, digest
-from gateway.limits import LimitSettings, RateLimitTimeout
 from gateway.metrics import InProcessMetrics
-from gateway.redis_state import RedisState
-from gateway.retry import RetryPolicy
-from gateway.state import InProcessState, SharedState
-from gateway.transport import MemoryTransport
+from gateway.spend.budget import BudgetExceeded, Charge, Hold, Refusal
+from gateway.state.backends import budget_store_for, cache_for
+from gateway.state.keys import PREFIX, Keys, digest
+from gateway.state.redis_state import RedisState
+from gateway.state.shared import InProcessState, SharedState
+from gateway.wire.transport import MemoryTransport
 from jobs.inputs import parse_prompts
 from jobs.store import JobNotFound, JobStore
 from tests.client.helpers import completion, status

@@ -1,4 +1,4 @@
-"""gateway.redis_connection and check_redis_url for a Redis Cluster: what a cluster URL may say, the client
+"""gateway.state.redis_connection and check_redis_url for a Redis Cluster: what a cluster URL may say, the client
 it gives (lazy, one per URL, errors that are RedisErrors), and every cluster error described with what to fix
 and without the password. Against the local 3-node cluster where a server is needed."""
 
@@ -21,7 +21,7 @@ from redis.exceptions import (
 
 from gateway.config import check_redis_url
 from gateway.errors import FieldError
-from gateway.redis_connection import (
+from gateway.state.redis_connection import (
     ClusterClient,
     ClusterDown,
     ClusterProblem,

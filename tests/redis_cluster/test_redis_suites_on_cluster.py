@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from gateway.redis_connection import ClusterClient, parse_cluster_url
+from gateway.state.redis_connection import ClusterClient, parse_cluster_url
 from tests.approval_state import test_redis_store as approvals
 from tests.approval_state.test_redis_store import (  # noqa: F401
     TestRedisStore,

@@ -14,8 +14,8 @@ import pytest
 from approval.limits import REPLAYED, TAKEN, RedisLimitStore, counters_for
 from approval.policy import PeriodLimit
 from devtools import redis_legacy
-from gateway.keys import PREFIX, Keys
-from gateway.redis_connection import ClusterClient, redis_client
+from gateway.state.keys import PREFIX, Keys
+from gateway.state.redis_connection import ClusterClient, redis_client
 
 pytestmark = pytest.mark.redis_cluster
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from gateway.redis_connection import ClusterClient, parse_cluster_url
+from gateway.state.redis_connection import ClusterClient, parse_cluster_url
 from tests.redis import test_workspace_scope as single
 from tests.redis.test_workspace_scope import (  # noqa: F401 - collected here, with this module's fixtures
     script_keys,

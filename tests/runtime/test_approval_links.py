@@ -19,7 +19,7 @@ from approval.decisions import idempotency_key
 from approval.links import LinkClaims, sign_link
 from devtools.endpoint_server import EndpointServer
 from devtools.plugin_process import PluginProcess
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from tests.runtime.test_approval_notifications import (
     ENDPOINT_URL,
     LINK_SECRET,

@@ -24,7 +24,7 @@ import redis
 import yaml
 
 from devtools.plugin_process import PluginProcess
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 ENDPOINT_URL = "http://127.0.0.1:8790/e/test-hook/approval"

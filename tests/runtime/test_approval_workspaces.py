@@ -14,7 +14,7 @@ import redis
 
 from approval.dead_letters import DeadLetterQueue
 from devtools.plugin_process import PluginProcess
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from tests.runtime.test_approval_links import claims_of, forged
 from tests.runtime.test_approval_notifications import (
     ENDPOINT_URL,

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from devtools.plugin_process import PluginProcess
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from simulator.harness import SimulatorProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.runtime]

@@ -18,7 +18,7 @@ import redis
 
 from devtools.file_server import FileServer
 from devtools.plugin_process import PluginProcess
-from gateway.keys import Keys
+from gateway.state.keys import Keys
 from simulator.harness import SimulatorProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.runtime]

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.plugin_process import PluginProcess, ToolOutcome
-from gateway.keys import workspace_scope
 from gateway.metrics import RedisMetrics
+from gateway.state.keys import workspace_scope
 from simulator.harness import SimulatorProcess
 
 pytestmark = pytest.mark.runtime

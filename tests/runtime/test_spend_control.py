@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devtools.plugin_process import PluginProcess
-from gateway.pricing import PriceTable
+from gateway.spend.pricing import PriceTable
 from simulator.server import REASONING_TEXT
 
 

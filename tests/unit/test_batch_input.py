@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gateway.batch import MAX_ITEMS, BatchInputError, parse_batch_input
+from gateway.call.batch import MAX_ITEMS, BatchInputError, parse_batch_input
 
 
 def test_plain_text_lines_starting_with_a_bracket_are_prompts_not_broken_json() -> None:

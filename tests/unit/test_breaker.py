@@ -1,6 +1,6 @@
 """The circuit breaker: opens after repeated failures, fails fast, half-opens with limited probes, closes."""
 
-from gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings, InProcessBreaker
+from gateway.call.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSettings, InProcessBreaker
 
 
 class FakeClock:

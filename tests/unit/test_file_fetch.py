@@ -1,4 +1,4 @@
-"""gateway.file_fetch against real sockets on loopback: what is fetched, what is refused before any
+"""gateway.wire.file_fetch against real sockets on loopback: what is fetched, what is refused before any
 connection, and the byte, decompression and time bounds. The same behaviour through the plugin runtime
 is in tests/runtime/test_file_inputs_hostile.py."""
 
@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from devtools.file_server import FileServer, headers
-from gateway import file_fetch
-from gateway.file_fetch import FetchError, fetch_file
-from gateway.net_guard import AddressPolicy, Origin, checked_addresses
+from gateway.wire import file_fetch
+from gateway.wire.file_fetch import FetchError, fetch_file
+from gateway.wire.net_guard import AddressPolicy, Origin, checked_addresses
 
 SECRET = b"DB_PASSWORD=hunter2-INTERNAL"
 
@@ -175,7 +175,7 @@ def test_an_unreachable_relative_dify_link_names_files_url_and_other_failures_do
 
 
 def test_without_dify_files_url_the_default_origin_is_trusted_only_for_its_files_routes() -> None:
-    from gateway.file_fetch import _policy
+    from gateway.wire.file_fetch import _policy
 
     default = file_fetch.DEFAULT_DIFY_FILES_ORIGIN
     assert _policy(default, "/files/x/file-preview", None).trusted_origins == (default,)

@@ -10,7 +10,12 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 
 
 def module_name(path: Path) -> str:
-    return "gateway" if path.stem == "__init__" else f"gateway.{path.stem}"
+    parts = path.relative_to(GATEWAY.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def gateway_files() -> list[Path]:
+    return sorted(GATEWAY.rglob("*.py"))
 
 
 def gateway_imports(path: Path) -> set[str]:
@@ -25,7 +30,7 @@ def gateway_imports(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): gateway_imports(p) for p in GATEWAY.glob("*.py")}
+    return {module_name(p): gateway_imports(p) for p in gateway_files()}
 
 
 def test_no_import_cycles_in_gateway() -> None:
@@ -44,13 +49,13 @@ def test_no_import_cycles_in_gateway() -> None:
 
 
 def test_only_backends_chooses_between_in_process_and_redis_state() -> None:
-    importers = {m for m, deps in graph().items() if "gateway.redis_state" in deps}
-    assert importers == {"gateway.backends"}
-    assert "gateway.redis_state" not in gateway_imports(GATEWAY / "state.py")
+    importers = {m for m, deps in graph().items() if "gateway.state.redis_state" in deps}
+    assert importers == {"gateway.state.backends"}
+    assert "gateway.state.redis_state" not in gateway_imports(GATEWAY / "state" / "shared.py")
 
 
 def test_nothing_in_gateway_imports_dify() -> None:
-    for path in GATEWAY.glob("*.py"):
+    for path in gateway_files():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 assert not (node.module or "").startswith("dify_plugin"), path.name

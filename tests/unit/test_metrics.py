@@ -13,15 +13,15 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import GatewayClient, GatewayConfig
-from gateway.breaker import BreakerSettings
+from gateway.call.breaker import BreakerSettings
+from gateway.call.retry import RetryPolicy
 from gateway.client import CallOptions
 from gateway.errors import UpstreamUnavailableError
 from gateway.metrics import ERROR_CODES, TOOLS, CallRecord, InProcessMetrics, RedisMetrics, WorkspaceMetrics, exposition, outcome_label
 from gateway.models import ChatRequest, StreamCompleted
-from gateway.pricing import PriceTable
-from gateway.retry import RetryPolicy
-from gateway.state import InProcessState
-from gateway.transport import MemoryTransport, Reply
+from gateway.spend.pricing import PriceTable
+from gateway.state.shared import InProcessState
+from gateway.wire.transport import MemoryTransport, Reply
 from tests.client.helpers import completion, delta, status, usage_event
 
 KEY = "sk-metrics-test-key-0123456789"
@@ -224,17 +224,17 @@ def test_every_error_code_is_a_known_outcome_label() -> None:
     import pkgutil
 
     import gateway
-    import gateway.budget
     import gateway.errors
+    import gateway.spend.budget
 
-    for module in pkgutil.iter_modules(gateway.__path__):  # every module that may define an error class
-        importlib.import_module(f"gateway.{module.name}")
+    for module in pkgutil.walk_packages(gateway.__path__, "gateway."):  # every module that may define an error class
+        importlib.import_module(module.name)
 
     def every(cls: type) -> list[type]:
         return [cls, *(sub for direct in cls.__subclasses__() for sub in every(direct))]
 
     codes = {cls.code for cls in every(gateway.errors.GatewayError)}
-    assert gateway.budget.BudgetExceeded.code in codes
+    assert gateway.spend.budget.BudgetExceeded.code in codes
     assert codes <= ERROR_CODES
     assert {outcome_label(code) for code in codes} == codes
 

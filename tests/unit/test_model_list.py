@@ -9,7 +9,7 @@ import yaml
 
 from devtools.model_options import MODEL_SELECT_TOOLS, model_options, priced_models
 from gateway.config import DEFAULT_MODEL
-from gateway.pricing import PriceTable
+from gateway.spend.pricing import PriceTable
 from simulator.server import MODELS as SIMULATOR_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""gateway.net_guard and the webhook policy: addresses judged after resolution, the socket opened to the
+"""gateway.wire.net_guard and the webhook policy: addresses judged after resolution, the socket opened to the
 address that was judged (no second lookup: no DNS rebinding), webhooks only where the allowlist says."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import urllib3
 
-from gateway import net_guard
 from gateway.config import parse_webhook_allowlist
-from gateway.net_guard import AddressPolicy, AddressRefused, Origin, open_url
-from gateway.webhooks import WebhookAllowlist, post_json
+from gateway.wire import net_guard
+from gateway.wire.net_guard import AddressPolicy, AddressRefused, Origin, open_url
+from gateway.wire.webhooks import WebhookAllowlist, post_json
 
 
 class Recorder(ThreadingHTTPServer):

@@ -1,4 +1,4 @@
-"""One module names every shared-state key (`gateway.keys`): no other file spells the prefix, so no
+"""One module names every shared-state key (`gateway.state.keys`): no other file spells the prefix, so no
 key can be written outside the workspace's scope or its hash tag by a name made up elsewhere."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS_MODULE = "gateway/keys.py"
-# Files other helpers of issue 21 are moving onto gateway.keys at the same time (approval records, metrics,
+KEYS_MODULE = "gateway/state/keys.py"
+# Files other helpers of issue 21 are moving onto gateway.state.keys at the same time (approval records, metrics,
 # and their tests). The lead empties this once their branches are merged.
-PENDING_ISSUE_21: set[str] = set()  # every file of issue 21 now names its keys through gateway.keys
-# A key name spelled out, or built from a prefix of a module's own (or from gateway.keys.PREFIX, around Keys).
+PENDING_ISSUE_21: set[str] = set()  # every file of issue 21 now names its keys through gateway.state.keys
+# A key name spelled out, or built from a prefix of a module's own (or from gateway.state.keys.PREFIX, around Keys).
 SPELLED = re.compile(r"holysheep:|\{PREFIX\}:|^\s*PREFIX\s*=\s*[\"']holysheep", re.MULTILINE)
-# Tests may build names from gateway.keys.PREFIX to check them; only these spell the old names themselves.
+# Tests may build names from gateway.state.keys.PREFIX to check them; only these spell the old names themselves.
 # and these check the names as they are stored (Dify plugin storage keeps its pre-scoping names; a
 # record's hash tag is part of its contract with Redis Cluster).
 LEGACY_TESTS = {

@@ -4,7 +4,7 @@ import pytest
 
 from gateway.errors import ConfigurationError, FieldError
 from gateway.models import Usage
-from gateway.pricing import PriceTable
+from gateway.spend.pricing import PriceTable
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from gateway.keys import Keys
-from gateway.limits import RPM_PACING, InProcessRateLimiter, LimitSettings, RateLimitTimeout
+from gateway.call.rate_limits import RPM_PACING, InProcessRateLimiter, LimitSettings, RateLimitTimeout
+from gateway.state.keys import Keys
 
 
 class FakeTime:
@@ -146,7 +146,7 @@ def test_parallel_reservations_never_overspend() -> None:
 
 
 def test_a_429_pause_holds_every_caller_of_the_gateway_key_whatever_their_limits() -> None:
-    from gateway.state import InProcessState
+    from gateway.state.shared import InProcessState
 
     fake = FakeTime()
     state = InProcessState()

@@ -5,7 +5,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from gateway.retry import RetryPolicy, parse_retry_after
+from gateway.call.retry import RetryPolicy, parse_retry_after
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])

@@ -5,7 +5,10 @@ import threading
 
 import pytest
 
-from gateway.budget import (
+from gateway.call.pacing import AdaptivePacer, parse_reset
+from gateway.errors import FieldError
+from gateway.models import ChatRequest, Usage
+from gateway.spend.budget import (
     BudgetPolicy,
     Charge,
     Hold,
@@ -15,12 +18,9 @@ from gateway.budget import (
     period_window,
     worst_case_prompt_tokens,
 )
-from gateway.cache import LRUReplyCache, cache_key, use_cache
-from gateway.errors import FieldError
-from gateway.models import ChatRequest, Usage
-from gateway.pacing import AdaptivePacer, parse_reset
-from gateway.pricing import PriceTable
-from gateway.reasoning import ThinkSplitter, split_content
+from gateway.spend.cache import LRUReplyCache, cache_key, use_cache
+from gateway.spend.pricing import PriceTable
+from gateway.wire.reasoning import ThinkSplitter, split_content
 
 # ----------------------------------------------------------------------------- reasoning
 
@@ -192,7 +192,7 @@ def test_a_workflow_only_tightens() -> None:
 
 
 def test_the_worst_case_prompt_bound_is_never_below_a_tokenizers_count() -> None:
-    from gateway.tokens import estimate_prompt_tokens
+    from gateway.spend.tokens import estimate_prompt_tokens
 
     for text in ["hello " * 100, "中文字符" * 50, "🙂" * 30, "a"]:
         messages = [{"role": "user", "content": text}]

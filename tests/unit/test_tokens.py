@@ -1,7 +1,7 @@
 """Token estimates work offline and say how they were made."""
 
-from gateway import tokens
-from gateway.tokens import HEURISTIC_METHOD, TIKTOKEN_METHOD, estimate_prompt_tokens, estimate_text_tokens
+from gateway.spend import tokens
+from gateway.spend.tokens import HEURISTIC_METHOD, TIKTOKEN_METHOD, estimate_prompt_tokens, estimate_text_tokens
 
 
 def test_bundled_vocabulary_counts_like_o200k_base_without_network() -> None:

@@ -1,6 +1,6 @@
 """The gateway's own Batch API (OpenAI format: /v1/files and /v1/batches), for jobs in native mode.
 
-Built on the same transport layer as chat calls (`gateway.transport.Endpoint`: deadline, status
+Built on the same transport layer as chat calls (`gateway.wire.transport.Endpoint`: deadline, status
 classification, redaction). The one request the JSON transport cannot send is the multipart file
 upload; it goes through the HTTP transport's session with the same timeouts and error classification.
 Nothing here retries on its own: a job polls again on its next status call.
@@ -15,8 +15,8 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, NotOpenAICompatibleError, Redactor, UpstreamUnavailableError, register_secret
-from gateway.http_transport import HTTPTransport
-from gateway.transport import AttemptFailed, BodyReadError, Deadline, Endpoint, read_body
+from gateway.wire.http_transport import HTTPTransport
+from gateway.wire.transport import AttemptFailed, BodyReadError, Deadline, Endpoint, read_body
 from untrusted import quote
 
 CHAT_URL = "/v1/chat/completions"

@@ -2,7 +2,7 @@
 
 Every read-modify-write runs as one server-side Lua script using the server's clock (`TIME`), so
 processes on different hosts agree on time and nothing is read by a client and written back. Keys
-come from `gateway.keys`: each belongs to one workspace and names the gateway by a digest of its URL,
+come from `gateway.state.keys`: each belongs to one workspace and names the gateway by a digest of its URL,
 never the API key. A gateway's buckets, 429 pause and breakers share one hash tag
 (`Keys.gateway`), so every script here (the breaker-and-pause read included) touches one slot of a
 Redis Cluster.
@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import redis
 
-from gateway.breaker import BreakerSettings, Permit
-from gateway.keys import Keys
-from gateway.limits import LimitSettings, RateLimitTimeout, Reservation
-from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
-from gateway.state import PROCESS_STATE, InProcessState
+from gateway.call.breaker import BreakerSettings, Permit
+from gateway.call.rate_limits import LimitSettings, RateLimitTimeout, Reservation
+from gateway.state.keys import Keys
+from gateway.state.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
+from gateway.state.shared import PROCESS_STATE, InProcessState
 
 T = TypeVar("T")
 RETRY_REDIS_AFTER = 5.0  # seconds without trying Redis after it failed, so calls don't each wait on it

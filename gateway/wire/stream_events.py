@@ -1,4 +1,4 @@
-"""From a streamed response to content: SSE bytes -> events (`gateway.sse`) -> chat-completion chunks
+"""From a streamed response to content: SSE bytes -> events (`gateway.wire.sse`) -> chat-completion chunks
 -> text deltas, with the stream's model, usage, finish reason and request id gathered on the way.
 
 A stream that breaks off (reset, timeout, deadline, cut before `[DONE]`) or carries an in-band error
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from gateway.errors import InBandStreamError, Redactor, StreamInterruptedError, StreamRedactor, clean_reply, gateway_words
 from gateway.models import ReasoningDelta, TextDelta, Usage
-from gateway.reasoning import ThinkSplitter, reasoning_field
-from gateway.sse import SSEDecoder
-from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline, Response
+from gateway.wire.reasoning import ThinkSplitter, reasoning_field
+from gateway.wire.sse import SSEDecoder
+from gateway.wire.transport import Attempt, AttemptFailed, BodyReadError, Deadline, Response
 
 READ_SIZE = 8192  # read1: what has arrived, up to this, instead of waiting to fill a buffer
 

@@ -107,7 +107,7 @@ class Keys:
 
     # ------------------------------------------------------------------ spend
     def budget(self, counter: str) -> str:
-        """A budget counter (``gateway.budget.Charge.key``): one tag, so one script reserves every budget."""
+        """A budget counter (``gateway.spend.budget.Charge.key``): one tag, so one script reserves every budget."""
         return self._tagged("budget", counter)
 
     def cache(self, entry: str) -> str:

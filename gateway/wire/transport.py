@@ -2,7 +2,7 @@
 `Response` whose body is still to be read; `Endpoint` adds the rules every call shares (the deadline
 before sending, status classification, bounded body reads, the OpenAI-compatibility checks).
 
-`gateway.http_transport.HTTPTransport` is the real transport (requests); `MemoryTransport` below
+`gateway.wire.http_transport.HTTPTransport` is the real transport (requests); `MemoryTransport` below
 answers from a script, for unit tests of the chain without a server. Every failure of one attempt
 leaves this layer as `AttemptFailed`, classified: whether the retry policy may try again, and how soon.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.call.retry import RETRYABLE_STATUSES, parse_retry_after
 from gateway.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,7 +27,6 @@ from gateway.errors import (
     UpstreamUnavailableError,
     gateway_words,
 )
-from gateway.retry import RETRYABLE_STATUSES, parse_retry_after
 
 # Error bodies are read only this far: enough for the gateway's message, never a whole HTML page.
 MAX_ERROR_BODY = 64 * 1024

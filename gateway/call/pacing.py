@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from gateway.limits import RateLimitTimeout
+from gateway.call.rate_limits import RateLimitTimeout
 
 PROBE_TIMEOUT = 5.0  # seconds a waiting request gives an unanswered probe before it probes itself
 POLL = 0.01  # how often a waiting request looks again while a probe is out

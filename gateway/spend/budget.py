@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.errors import FieldError, GatewayError
-from gateway.keys import digest
-from gateway.pricing import ModelPrice
+from gateway.spend.pricing import ModelPrice
+from gateway.state.keys import digest
 from untrusted import InputError, parse_json, parse_yaml, quote
 
 NANO = 1_000_000_000
@@ -227,7 +227,7 @@ class BudgetStore(Protocol):
 
 
 class InProcessBudgetStore:
-    """Budgets shared by every call of one workspace in this process (`gateway.backends.budget_store_for`
+    """Budgets shared by every call of one workspace in this process (`gateway.state.backends.budget_store_for`
     makes one per workspace: the process serves them all, and none may spend from another's counters)."""
 
     def __init__(self, clock: Any = time.time) -> None:

@@ -14,7 +14,7 @@ from gateway.errors import FieldError
 from gateway.models import CostBreakdown, Usage
 from untrusted import InputError, parse_json, parse_yaml, quote
 
-_PRICES_FILE = Path(__file__).parent / "data" / "prices.yaml"
+_PRICES_FILE = Path(__file__).parent.parent / "data" / "prices.yaml"
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 MILLION = 1_000_000
 # Bounds on the price_overrides credential: far above any real price table.

@@ -1,8 +1,8 @@
 """Where the state shared between calls lives: rate-limit buckets and circuit breakers.
 
 `InProcessState` (the default) shares them between all invocations inside one plugin process.
-`gateway.redis_state.RedisState` shares them between processes; both satisfy `SharedState`.
-Which one a configuration gets is decided in one place, `gateway.backends.state_for`.
+`gateway.state.redis_state.RedisState` shares them between processes; both satisfy `SharedState`.
+Which one a configuration gets is decided in one place, `gateway.state.backends.state_for`.
 
 One process (and one Redis) serves every workspace of a Dify instance, so every breaker, bucket and
 pause belongs to one workspace: callers pass its `Keys` (`GatewayConfig.keys`), and one workspace's
@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from gateway.breaker import Breaker, BreakerSettings, InProcessBreaker
-from gateway.keys import Keys
-from gateway.limits import InProcessRateLimiter, LimitSettings, PauseGate, RateLimiter
+from gateway.call.breaker import Breaker, BreakerSettings, InProcessBreaker
+from gateway.call.rate_limits import InProcessRateLimiter, LimitSettings, PauseGate, RateLimiter
+from gateway.state.keys import Keys
 
 
 class SharedState(Protocol):

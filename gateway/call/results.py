@@ -10,11 +10,11 @@ from typing import Any
 
 from gateway.errors import NotOpenAICompatibleError, Redactor, clean_reply
 from gateway.models import ChatRequest, ChatResult, Usage
-from gateway.pricing import PriceTable
-from gateway.reasoning import reasoning_field, split_content
-from gateway.stream_events import StreamState
-from gateway.tokens import estimate_prompt_tokens, estimate_text_tokens
-from gateway.transport import Endpoint, Response
+from gateway.spend.pricing import PriceTable
+from gateway.spend.tokens import estimate_prompt_tokens, estimate_text_tokens
+from gateway.wire.reasoning import reasoning_field, split_content
+from gateway.wire.stream_events import StreamState
+from gateway.wire.transport import Endpoint, Response
 from untrusted import quote
 
 
@@ -33,7 +33,7 @@ def completion_result(
     if not isinstance(text, str):
         text = json.dumps(text, ensure_ascii=False)
     # The one place a plain reply enters: the key (and its encodings) redacted, uncarriable characters
-    # replaced, before anything reads it (streamed replies: gateway.stream_events).
+    # replaced, before anything reads it (streamed replies: gateway.wire.stream_events).
     redact = endpoint.redact
     text, thought = split_content(clean_reply(text, redact))
     reasoning = clean_reply(reasoning_field(message), redact) or thought

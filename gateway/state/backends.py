@@ -1,9 +1,9 @@
 """The one place that picks where shared state lives: in this process, or in Redis.
 
-Interface modules (`gateway.state`) hold the protocol and the in-process version; Redis modules
+Interface modules (`gateway.state.shared`) hold the protocol and the in-process version; Redis modules
 import them, never the reverse, and only this module chooses between them.
 
-Budgets and the reply cache are made per workspace (`gateway.keys.Keys`, from `GatewayConfig.keys`): one
+Budgets and the reply cache are made per workspace (`gateway.state.keys.Keys`, from `GatewayConfig.keys`): one
 process serves every workspace. The rate-limit and breaker state is one object per Redis URL, and each
 call names its workspace (`SharedState.breaker(..., keys=...)`), so its health checks and grouped reads
 are shared while its keys are not.
@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from gateway.keys import Keys
-from gateway.state import PROCESS_STATE, SharedState
+from gateway.state.keys import Keys
+from gateway.state.shared import PROCESS_STATE, SharedState
 
 _lock = threading.Lock()
 # One backend object per (kind, Redis URL, workspace scope or "") for the life of the process: each
-# shares the process's one connection pool for that URL (`gateway.redis_connection`).
+# shares the process's one connection pool for that URL (`gateway.state.redis_connection`).
 _per_url: dict[tuple[str, str, str], Any] = {}
 
 
@@ -34,46 +34,46 @@ def _for_url(kind: str, redis_url: str, make: Callable[[str], Any], scope: str =
 
 def state_for(redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
     """In-process unless a Redis URL is configured; one RedisState per URL (and `gate_max_age`, how long a
-    closed breaker read may be reused: `gateway.redis_state.RedisState`) for the life of the process."""
+    closed breaker read may be reused: `gateway.state.redis_state.RedisState`) for the life of the process."""
     if not redis_url:
         return PROCESS_STATE
 
     def make(url: str) -> SharedState:
-        from gateway.redis_state import RedisState  # redis is only imported when configured
+        from gateway.state.redis_state import RedisState  # redis is only imported when configured
 
         return RedisState(url, gate_max_age=gate_max_age)
 
     return _for_url(f"state:{gate_max_age}" if gate_max_age else "state", redis_url, make)
 
 
-def budget_store_for(redis_url: str, keys: Keys) -> Any:  # gateway.budget.BudgetStore
+def budget_store_for(redis_url: str, keys: Keys) -> Any:  # gateway.spend.budget.BudgetStore
     """Where one workspace's budgets are counted: in this process, or (with a Redis URL) across every process."""
     if not redis_url:
-        from gateway.budget import InProcessBudgetStore
+        from gateway.spend.budget import InProcessBudgetStore
 
         return _for_url("budgets", "", lambda _url: InProcessBudgetStore(), keys.scope)
 
     def make(url: str) -> Any:
-        from gateway.redis_budget import RedisBudgetStore
-        from gateway.redis_connection import redis_client
+        from gateway.spend.redis_budget import RedisBudgetStore
+        from gateway.state.redis_connection import redis_client
 
         return RedisBudgetStore(redis_client(url), keys)
 
     return _for_url("budgets", redis_url, make, keys.scope)
 
 
-def cache_for(redis_url: str, keys: Keys) -> Any:  # gateway.cache.ReplyCache
+def cache_for(redis_url: str, keys: Keys) -> Any:  # gateway.spend.cache.ReplyCache
     """Where one workspace's replies are cached: its share of the process's LRU, or (with a Redis URL)
     Redis, that share while Redis is down."""
-    from gateway.cache import PROCESS_CACHE, ScopedReplyCache
+    from gateway.spend.cache import PROCESS_CACHE, ScopedReplyCache
 
     local = _for_url("cache", "", lambda _url: ScopedReplyCache(PROCESS_CACHE, keys), keys.scope)
     if not redis_url:
         return local
 
     def make(url: str) -> Any:
-        from gateway.redis_budget import RedisReplyCache
-        from gateway.redis_connection import redis_client
+        from gateway.spend.redis_budget import RedisReplyCache
+        from gateway.state.redis_connection import redis_client
 
         return RedisReplyCache(redis_client(url), local, keys)
 
@@ -91,7 +91,7 @@ def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsStore
 
     def make(url: str) -> Any:
         from gateway.metrics import RedisMetrics
-        from gateway.redis_connection import redis_client
+        from gateway.state.redis_connection import redis_client
 
         return RedisMetrics(redis_client(url), PROCESS_METRICS)
 
@@ -104,7 +104,7 @@ def write_behind_metrics_for(redis_url: str) -> Any:  # gateway.metrics.WriteBeh
 
     def make(url: str) -> Any:
         from gateway.metrics import PROCESS_METRICS, WriteBehindMetrics
-        from gateway.redis_connection import redis_client
+        from gateway.state.redis_connection import redis_client
 
         return WriteBehindMetrics(redis_client(url), PROCESS_METRICS)
 

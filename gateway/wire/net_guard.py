@@ -1,7 +1,7 @@
 """Which addresses the plugin may connect to for URLs that users and workflow authors choose, and a
 connection that goes to exactly the address that was checked.
 
-File links (`gateway.file_fetch`) and webhooks (`gateway.webhooks`) are URLs someone else typed. The
+File links (`gateway.wire.file_fetch`) and webhooks (`gateway.wire.webhooks`) are URLs someone else typed. The
 plugin runs inside the Dify network, next to Redis, Dify's API and the cloud's metadata service, so
 such a URL must not reach them unless the administrator said so:
 

@@ -5,7 +5,7 @@ signed link on INTERNAL_FILES_URL (or FILES_URL); for a `remote_url` file, whate
 typed. The SDK's `File.blob` is a plain GET with neither an address check nor a size limit, so this
 module replaces it:
 
-- addresses are checked after DNS resolution on every connection and redirect (`gateway.net_guard`):
+- addresses are checked after DNS resolution on every connection and redirect (`gateway.wire.net_guard`):
   internal addresses only for Dify's file server, link-local and metadata addresses never;
 - Dify's file server is the `dify_files_url` credential's origin. Left empty, a link with no host at
   all (`/files/...`: Dify's FILES_URL and INTERNAL_FILES_URL are both empty, as in a default
@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError, SSLError
 
-from gateway.net_guard import AddressPolicy, AddressRefused, Exchange, Origin, Unreachable, open_url
+from gateway.wire.net_guard import AddressPolicy, AddressRefused, Exchange, Origin, Unreachable, open_url
 from untrusted import quote
 
 DEFAULT_DIFY_FILES_ORIGIN = Origin("http", "api", 5001)  # docker-compose: the `api` service

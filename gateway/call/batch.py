@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
+from gateway.call.rate_limits import LimitSettings
 from gateway.client import CallOptions, Deadline, GatewayClient
 from gateway.config import MAX_MODEL_CHARS, model_name
 from gateway.errors import FieldError, GatewayError
-from gateway.limits import LimitSettings
 from gateway.models import ChatRequest
+from gateway.spend.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
 from untrusted import InputError, check_text, parse_json, quote
 
 MAX_ITEMS = 1000

@@ -12,11 +12,11 @@ from typing import Any
 import yaml
 
 from gateway.models import RoutingDecision
-from gateway.pricing import PriceTable
-from gateway.tokens import estimate_text_tokens
+from gateway.spend.pricing import PriceTable
+from gateway.spend.tokens import estimate_text_tokens
 
 AUTO = "auto"
-_RULES_FILE = Path(__file__).parent / "data" / "routing.yaml"
+_RULES_FILE = Path(__file__).parent.parent / "data" / "routing.yaml"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Literal
 
 from urllib3.exceptions import HTTPError, ReadTimeoutError, SSLError
 
-from gateway.net_guard import AddressPolicy, AddressRefused, IPNetwork, Origin, Unreachable, open_url
-from gateway.retry import RetryPolicy, parse_retry_after
+from gateway.call.retry import RetryPolicy, parse_retry_after
+from gateway.wire.net_guard import AddressPolicy, AddressRefused, IPNetwork, Origin, Unreachable, open_url
 
 # The result of reading an answer: delivered, worth another attempt, or a definite failure.
 Verdict = tuple[Literal["ok", "retry", "fail"], str]
@@ -101,7 +101,7 @@ def post_json(
     ``prepare`` (optional) rebuilds (url, body, headers) before every attempt: vendor signatures carry a
     timestamp, and a retry should be signed afresh. Redirects are not followed (a webhook that redirects is
     misconfigured, and following one would resend the body elsewhere). The target's address is checked
-    after resolution and the connection pinned to it (``gateway.net_guard``): internal targets and plain
+    after resolution and the connection pinned to it (``gateway.wire.net_guard``): internal targets and plain
     http only where ``allowlist`` says; a refused target is never contacted, so nothing about it (no
     status, no timing of an answer) comes back.
     """

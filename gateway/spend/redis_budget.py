@@ -1,6 +1,6 @@
 """Budgets and the reply cache in Redis, shared by every plugin process.
 
-Both belong to one workspace (`gateway.keys.Keys`): a store is made per workspace, and two workspaces on
+Both belong to one workspace (`gateway.state.keys.Keys`): a store is made per workspace, and two workspaces on
 one Redis never share a counter or a cached reply.
 
 Budgets: one Lua script checks every counter a call is charged to and takes the reservation from all
@@ -10,7 +10,7 @@ are integers in nano-USD that expire when their period ends. If Redis cannot be 
 budget is not sent (fail closed: a per-process count could let N processes spend N times the limit).
 
 Cache: `SET key value EX ttl` under `Keys.cache` (no tag: entries spread over a cluster); Redis
-unreachable, the in-process LRU serves (scoped the same way, `gateway.cache.ScopedReplyCache`).
+unreachable, the in-process LRU serves (scoped the same way, `gateway.spend.cache.ScopedReplyCache`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import redis
 
-from gateway.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
-from gateway.cache import MAX_ENTRY_BYTES, ReplyCache
-from gateway.keys import Keys
-from gateway.redis_connection import CONNECTION_ERRORS, describe_redis_error
+from gateway.spend.budget import BudgetStoreUnavailable, Charge, Hold, Refusal
+from gateway.spend.cache import MAX_ENTRY_BYTES, ReplyCache
+from gateway.state.keys import Keys
+from gateway.state.redis_connection import CONNECTION_ERRORS, describe_redis_error
 
 _RESERVE = """
 local amount = tonumber(ARGV[1])

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-VOCABULARY = Path(__file__).parent / "data" / "o200k_base.tiktoken.gz"
+VOCABULARY = Path(__file__).parent.parent / "data" / "o200k_base.tiktoken.gz"
 # sha256 of the uncompressed file, as pinned in tiktoken_ext.openai_public.o200k_base.
 VOCABULARY_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 # The o200k_base split pattern, copied from tiktoken_ext.openai_public (calling that function downloads).

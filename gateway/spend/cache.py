@@ -17,8 +17,8 @@ never an interrupted stream or an error).
 processes hit too. Redis unreachable: the in-process cache serves meanwhile.
 
 **Whose it is**: one process and one Redis serve every workspace, so every entry is named under the
-workspace's scope (`gateway.keys.Keys.cache`): the process LRU through `ScopedReplyCache` (one LRU, one
-bound, for all workspaces), Redis through `gateway.redis_budget.RedisReplyCache`. A workspace never
+workspace's scope (`gateway.state.keys.Keys.cache`): the process LRU through `ScopedReplyCache` (one LRU, one
+bound, for all workspaces), Redis through `gateway.spend.redis_budget.RedisReplyCache`. A workspace never
 reads another's reply, even for the same request.
 
 A hit costs 0 and never touches the breaker, the rate limits or the budgets; `cost_saved_usd` is what
@@ -35,8 +35,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.keys import Keys
 from gateway.models import ChatRequest
+from gateway.state.keys import Keys
 
 MODES = ("auto", "on", "off")
 DEFAULT_TTL_SECONDS = 3600

@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, GatewayTimeoutError, Redactor, UpstreamUnavailableError, gateway_words
-from gateway.transport import Attempt, AttemptFailed, BodyReadError, Deadline
+from gateway.wire.transport import Attempt, AttemptFailed, BodyReadError, Deadline
 
 USER_AGENT = "holysheep-dify-plugin/0.1.0"
 DEFAULT_POOL_SIZE = 16

@@ -1,0 +1,1 @@
+"""Spend: budgets (in process and Redis), prices, token estimates, the reply cache."""

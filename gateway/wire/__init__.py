@@ -1,0 +1,1 @@
+"""Transport and stream decoding: HTTP sends, SSE and stream events, reasoning split, guarded URL fetches."""
