@@ -14,7 +14,7 @@ collaborators here, the way httpx composes `send` -> auth -> redirects -> single
 - breaker (`gateway.call.breaker_step`): one permit per model; its outcome is reported back whatever happens.
 - retry loop (`gateway.call.retry_loop`): tries again only what the attempt classified as retryable.
 - attempt (`gateway.call.attempt`) with limits and pacing (`gateway.call.limits_step`): a place in the
-  rate limit (or the adaptive pacer's turn), one request through the transport (`gateway.transport`),
+  rate limit (or the adaptive pacer's turn), one request through the transport (`gateway.wire.transport`),
   the answer turned into a result.
 """
 
@@ -27,10 +27,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from gateway.breaker import Breaker
-from gateway.budget import BudgetStore
-from gateway.cache import ReplyCache, SingleFlight
 from gateway.call.attempt import Attempts
+from gateway.call.breaker import Breaker
 from gateway.call.breaker_step import BreakerStep
 from gateway.call.budget_step import BudgetStep
 from gateway.call.cache_step import CacheStep
@@ -39,19 +37,21 @@ from gateway.call.fallbacks import Fallbacks
 from gateway.call.limits_step import LimitsStep
 from gateway.call.observe import Observed
 from gateway.call.options import Call, CallOptions
+from gateway.call.pacing import AdaptivePacer
+from gateway.call.rate_limits import LimitSettings
+from gateway.call.retry import RetryPolicy
 from gateway.call.retry_loop import RetryLoop, outcome
 from gateway.call.stores import Stores
 from gateway.config import GatewayConfig
 from gateway.errors import NotOpenAICompatibleError, Redactor, register_secret
-from gateway.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
-from gateway.limits import LimitSettings
 from gateway.metrics import MetricsSink, MetricsStore
 from gateway.models import ChatRequest, ChatResult, StreamCompleted, TextDelta
-from gateway.pacing import AdaptivePacer
-from gateway.pricing import PriceTable
-from gateway.retry import RetryPolicy
-from gateway.state import PROCESS_STATE, SharedState
-from gateway.transport import Deadline, Endpoint, Transport
+from gateway.spend.budget import BudgetStore
+from gateway.spend.cache import ReplyCache, SingleFlight
+from gateway.spend.pricing import PriceTable
+from gateway.state.shared import PROCESS_STATE, SharedState
+from gateway.wire.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
+from gateway.wire.transport import Deadline, Endpoint, Transport
 
 # Shared clients kept per process (one per gateway, key and settings); the least recently used is closed.
 MAX_SHARED_CLIENTS = 32

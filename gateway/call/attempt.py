@@ -1,5 +1,5 @@
 """One attempt: a place in the limits (`gateway.call.limits_step`), one request through the endpoint
-(`gateway.transport`), its answer turned into a result (`gateway.results`, `gateway.stream_events`).
+(`gateway.wire.transport`), its answer turned into a result (`gateway.call.results`, `gateway.wire.stream_events`).
 An attempt is a generator: it yields content (TextDelta, ReasoningDelta) as it arrives, then its outcome
 as its last item; a plain attempt yields only the outcome. A failure leaves as AttemptFailed, classified."""
 
@@ -10,12 +10,12 @@ from typing import Any
 
 from gateway.call.limits_step import LimitsStep
 from gateway.call.options import Call
+from gateway.call.results import completion_result, stream_result
 from gateway.errors import BadRequestError, GatewayError, InBandStreamError, Redactor, StreamInterruptedError
 from gateway.models import ChatResult, ReasoningDelta, StreamCompleted, TextDelta
-from gateway.pricing import PriceTable
-from gateway.results import completion_result, stream_result
-from gateway.stream_events import StreamState, read_stream
-from gateway.transport import AttemptFailed, Endpoint, Response
+from gateway.spend.pricing import PriceTable
+from gateway.wire.stream_events import StreamState, read_stream
+from gateway.wire.transport import AttemptFailed, Endpoint, Response
 
 
 class Attempts:

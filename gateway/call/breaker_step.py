@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from gateway.breaker import Breaker, Permit
+from gateway.call.breaker import Breaker, Permit
 from gateway.call.options import Call
+from gateway.call.rate_limits import RateLimiter
 from gateway.call.stores import Stores
 from gateway.config import GatewayConfig
 from gateway.errors import CircuitOpenError, GatewayError, GatewayTimeoutError, InBandStreamError, StreamInterruptedError, UpstreamUnavailableError
-from gateway.limits import RateLimiter
 from gateway.models import ReasoningDelta, TextDelta
-from gateway.state import SharedState
+from gateway.state.shared import SharedState
 from untrusted import quote
 
 Inner = Callable[[Call], Generator[TextDelta | ReasoningDelta, None, Any]]

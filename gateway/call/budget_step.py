@@ -1,5 +1,5 @@
 """The budget layer: each model's worst case is reserved against every budget that applies before
-anything is sent (`gateway.budget`), and settled with the real cost after. A refusal is BudgetExceeded,
+anything is sent (`gateway.spend.budget`), and settled with the real cost after. A refusal is BudgetExceeded,
 a "not sent" outcome, or (when the administrator allows `downgrade`) the dearest cheaper priced model
 that fits. A failed call is counted at what it may have cost (`failed_cost`)."""
 
@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.budget import BudgetExceeded, BudgetPolicy, BudgetStore, Hold, Refusal, charges_for, cost_nano, iso, worst_case_prompt_tokens
 from gateway.call.options import CallOptions
 from gateway.call.stores import Stores
 from gateway.errors import GatewayError
 from gateway.models import ChatRequest, ChatResult
-from gateway.pricing import ModelPrice, PriceTable
+from gateway.spend.budget import BudgetExceeded, BudgetPolicy, BudgetStore, Hold, Refusal, charges_for, cost_nano, iso, worst_case_prompt_tokens
+from gateway.spend.pricing import ModelPrice, PriceTable
 from untrusted import quote
 
 

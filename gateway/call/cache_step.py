@@ -1,4 +1,4 @@
-"""The cache layer: an identical earlier reply (`gateway.cache`) is the answer, replayed as it was; it
+"""The cache layer: an identical earlier reply (`gateway.spend.cache`) is the answer, replayed as it was; it
 never touches the budgets, the breaker or the limits. Concurrent identical requests make one gateway
 call (single flight: the others wait for its reply). A complete reply is stored for the next call."""
 
@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.cache import CACHEABLE_FINISH, SingleFlight, cache_key, use_cache
 from gateway.call.stores import Stores
 from gateway.config import GatewayConfig
 from gateway.models import ChatRequest, ChatResult, CostBreakdown, ReasoningDelta, StreamCompleted, TextDelta, Usage
-from gateway.transport import Deadline
+from gateway.spend.cache import CACHEABLE_FINISH, SingleFlight, cache_key, use_cache
+from gateway.wire.transport import Deadline
 
 Items = Iterator[TextDelta | ReasoningDelta | StreamCompleted]
 

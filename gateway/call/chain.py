@@ -17,7 +17,7 @@ from gateway.call.options import CallOptions
 from gateway.call.retry_loop import AttemptFn
 from gateway.config import GatewayConfig
 from gateway.models import ChatRequest, ReasoningDelta, StreamCompleted, TextDelta
-from gateway.transport import Deadline
+from gateway.wire.transport import Deadline
 
 Items = Iterator[TextDelta | ReasoningDelta | StreamCompleted]
 

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.budget import BudgetExceeded, BudgetPolicy
 from gateway.call.breaker_step import BreakerStep
 from gateway.call.budget_step import BudgetStep, Reserved, failed_cost, settle
 from gateway.call.limits_step import LimitsStep
@@ -19,7 +18,8 @@ from gateway.call.retry_loop import AttemptFn, RetryLoop
 from gateway.config import GatewayConfig
 from gateway.errors import CircuitOpenError, GatewayError, GatewayTimeoutError, UpstreamUnavailableError
 from gateway.models import ChatRequest, ReasoningDelta, StreamCompleted, TextDelta
-from gateway.transport import Deadline
+from gateway.spend.budget import BudgetExceeded, BudgetPolicy
+from gateway.wire.transport import Deadline
 from untrusted import quote
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

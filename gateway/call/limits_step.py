@@ -1,5 +1,5 @@
 """The limits and pacing layer: before each attempt, a place in the call's rate-limit buckets (or, with
-no rpm configured, the adaptive pacer's turn: `gateway.pacing`); after it, the answer's rate-limit
+no rpm configured, the adaptive pacer's turn: `gateway.call.pacing`); after it, the answer's rate-limit
 headers for the pacer. A wait past the call's deadline is a RateLimitedError, nothing sent."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 
 from gateway.call.options import Call
+from gateway.call.pacing import AdaptivePacer
+from gateway.call.rate_limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
 from gateway.call.stores import Stores
 from gateway.config import GatewayConfig
 from gateway.errors import RateLimitedError
-from gateway.limits import LimitSettings, RateLimiter, RateLimitTimeout, Reservation
-from gateway.pacing import AdaptivePacer
-from gateway.state import SharedState
-from gateway.tokens import estimate_prompt_tokens
-from gateway.transport import Response
+from gateway.spend.tokens import estimate_prompt_tokens
+from gateway.state.shared import SharedState
+from gateway.wire.transport import Response
 
 # Tokens reserved against a TPM limit for the completion when the caller sets no max_tokens.
 DEFAULT_COMPLETION_RESERVE = 1024

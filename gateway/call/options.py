@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.budget import BatchBudget, BudgetPolicy, Identity
-from gateway.limits import LimitSettings, RateLimiter
+from gateway.call.rate_limits import LimitSettings, RateLimiter
 from gateway.models import ChatRequest
-from gateway.transport import Deadline
+from gateway.spend.budget import BatchBudget, BudgetPolicy, Identity
+from gateway.wire.transport import Deadline
 
 
 @dataclass
@@ -20,7 +20,7 @@ class CallOptions:
     budget: BudgetPolicy | None = None  # the budgets in force (the administrator's, tightened by the workflow)
     identity: Identity = field(default_factory=Identity)  # the Dify app and user, for per-app/per-user budgets
     batch_budget: BatchBudget | None = None  # the spend of the batch this call belongs to
-    cache: str = "auto"  # auto | on | off (gateway.cache)
+    cache: str = "auto"  # auto | on | off (gateway.spend.cache)
     tool: str = "other"  # the tool making the call: a metrics label
     correlation_id: str = ""  # sent as X-Request-Id; in the result, the errors and the log line
 

@@ -1,6 +1,6 @@
 """The retry loop: runs attempts until one gives its outcome, passing content on as it arrives. It tries
 again only what the attempt classified as retryable, waits as the gateway asked (or backs off, by the
-`gateway.retry` policy), never past the deadline; once content reached the caller, never again."""
+`gateway.call.retry` policy), never past the deadline; once content reached the caller, never again."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from gateway.call.options import Call
+from gateway.call.retry import RetryPolicy
 from gateway.call.stores import Stores
 from gateway.errors import RateLimitedError
 from gateway.models import ReasoningDelta, TextDelta
-from gateway.retry import RetryPolicy
-from gateway.transport import Attempt, AttemptFailed
+from gateway.wire.transport import Attempt, AttemptFailed
 
 AttemptFn = Callable[[Call], Iterator[Any]]
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import functools
 
-from gateway.budget import BudgetStore
-from gateway.cache import ReplyCache
 from gateway.config import GatewayConfig
 from gateway.metrics import MetricsSink, MetricsStore, WorkspaceMetrics
-from gateway.pricing import PriceTable
+from gateway.spend.budget import BudgetStore
+from gateway.spend.cache import ReplyCache
+from gateway.spend.pricing import PriceTable
 
 
 class Stores:
@@ -36,19 +36,19 @@ class Stores:
 
     @functools.cached_property
     def budgets(self) -> BudgetStore:
-        from gateway.backends import budget_store_for
+        from gateway.state.backends import budget_store_for
 
         return budget_store_for(self.config.redis_url, self.config.keys)  # type: ignore[no-any-return]
 
     @functools.cached_property
     def cache(self) -> ReplyCache:
-        from gateway.backends import cache_for
+        from gateway.state.backends import cache_for
 
         return cache_for(self.config.redis_url, self.config.keys)  # type: ignore[no-any-return]
 
     @functools.cached_property
     def metrics(self) -> MetricsSink:
-        from gateway.backends import metrics_for
+        from gateway.state.backends import metrics_for
 
         return self.workspace_metrics(metrics_for(self.config.redis_url))
 
