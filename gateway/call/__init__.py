@@ -1,1 +1,1 @@
-"""The call chain: retry, breaker, rate limits and pacing, routing, results, batches."""
+"""The call chain: its layers (observed, cache, fallbacks, budget, breaker, limits, retry, attempt) and their parts."""
