@@ -2,7 +2,7 @@
 refactor and replayed after it, so a move that changes a single byte a workflow receives fails the suite.
 
 Volatile values (ports, ids, times, durations) are normalised; what still differs between two recordings of an
-unchanged tree (concurrency, timing) is left out of the golden file by `./dev golden record`, which records twice.
+unchanged tree (concurrency, timing) is left out of the golden file by `./dev golden record`, which records three times.
 """
 
 from __future__ import annotations
@@ -89,10 +89,15 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return {e["key"]: e for e in (json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip())}
 
 
-def stable(first: Path, second: Path) -> list[dict[str, Any]]:
-    """The entries two recordings agree on, byte for byte after normalisation."""
-    a, b = ({k: {**e, "messages": normalise(e["messages"]), "error": normalise(e["error"])} for k, e in load(p).items()} for p in (first, second))
-    return [a[key] for key in sorted(a) if key in b and a[key] == b[key]]
+def stable(*recordings: Path) -> list[dict[str, Any]]:
+    """The entries every recording agrees on, byte for byte after normalisation. A test with any invocation that
+    differed (or was missing) between them is left out whole: its answers depend on timing (which of two
+    concurrent calls took the budget first), and another run could order them otherwise."""
+    runs = [{k: {**e, "messages": normalise(e["messages"]), "error": normalise(e["error"])} for k, e in load(p).items()} for p in recordings]
+    first, others = runs[0], runs[1:]
+    unsteady = {key.split("#", 1)[0] for run in others for key in first.keys() ^ run.keys()}
+    unsteady |= {key.split("#", 1)[0] for run in others for key in first.keys() & run.keys() if first[key] != run[key]}
+    return [first[key] for key in sorted(first) if key.split("#", 1)[0] not in unsteady and all(key in run for run in others)]
 
 
 def fingerprint(entry: dict[str, Any]) -> str:
@@ -122,15 +127,33 @@ def differences(entries: list[dict[str, Any]], golden: dict[str, dict[str, Any]]
     return out
 
 
+RECORDED_TESTS = ["tests/runtime", "tests/packaging", "tests/redis_cluster/test_through_runtime.py"]
+
+
+def record(times: int) -> int:
+    """Run the runtime tests `times` times on this tree, recording, and keep what every run agreed on."""
+    import subprocess
+    import sys
+    import tempfile
+
+    outs = [Path(tempfile.mkdtemp()) / f"run{n}.jsonl" for n in range(times)]
+    for out in outs:
+        env = {**os.environ, OUT_ENV: str(out)}
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *RECORDED_TESTS], env=env, check=False)
+    return main(["merge", *map(str, outs)])
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["merge"] and len(argv) == 3:
-        kept = stable(Path(argv[1]), Path(argv[2]))
+    if argv[:1] == ["record"]:
+        return record(int(argv[1]) if len(argv) > 1 else 3)
+    if argv[:1] == ["merge"] and len(argv) >= 3:
+        kept = stable(*map(Path, argv[1:]))
         total = len(load(Path(argv[1])))
         GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN_FILE.write_text("".join(json.dumps(stored(e), sort_keys=True) + "\n" for e in kept), encoding="utf-8")
         print(f"golden file: {len(kept)} of {total} invocations were identical in both recordings -> {GOLDEN_FILE}")
         return 0
-    print("usage: python -m devtools.golden merge FIRST.jsonl SECOND.jsonl")
+    print("usage: ./dev golden record [TIMES]  |  ./dev golden merge FIRST.jsonl SECOND.jsonl [MORE.jsonl ...]")
     return 2
 
 
