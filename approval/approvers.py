@@ -25,7 +25,7 @@ the policy, shows the page in the approver's language::
 
 The policy says *who* and *which channel*; where a channel posts (its webhook URL) and how it signs (its
 secret) are deployment secrets and come from the ``notification_secrets`` tool parameter, never from the
-policy (``approval.notify``).
+policy (``approval.webhook_formats``).
 
 A policy may also map Dify user ids to person ids (``dify_users``), for the provider setting
 ``approval_actor: dify_user`` (the actor is the Dify user who runs the workflow)::

@@ -19,7 +19,8 @@ from typing import Any
 from approval.approvers import Approver, Channel
 from approval.dead_letters import DeadLetterQueue
 from approval.links import new_nonce
-from approval.notify import (
+from approval.records import StoreUnavailable
+from approval.webhook_formats import (
     SIGNED_FORMATS,
     ChannelTarget,
     Notice,
@@ -29,7 +30,6 @@ from approval.notify import (
     render,
     signed_request,
 )
-from approval.store import StoreUnavailable
 
 # gateway.webhooks.post_json, handed in by the tools: (url, body, accept=, deadline=, prepare=) -> a result
 # with delivered, attempts, http_status and reason.

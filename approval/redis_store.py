@@ -38,7 +38,7 @@ from typing import Any
 
 import redis
 
-from approval.store import (
+from approval.records import (
     RecordExists,
     StoreUnavailable,
     UnknownRequest,

@@ -50,7 +50,7 @@ from approval.decisions import (
     preview_link,
 )
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, TOKEN_PARAM, LinkClaims, LinkError, check_secret, sign_link, verify_link
-from approval.store import StoreUnavailable
+from approval.records import StoreUnavailable
 from gateway.errors import register_secret
 from gateway.keys import Keys
 
