@@ -25,7 +25,7 @@ the policy, shows the page in the approver's language::
 
 The policy says *who* and *which channel*; where a channel posts (its webhook URL) and how it signs (its
 secret) are deployment secrets and come from the ``notification_secrets`` tool parameter, never from the
-policy (``approval.notify``).
+policy (``approval.webhook_formats``).
 
 A policy may also map Dify user ids to person ids (``dify_users``), for the provider setting
 ``approval_actor: dify_user`` (the actor is the Dify user who runs the workflow)::
@@ -176,58 +176,84 @@ def parse_approvers(raw: Any, channels: Mapping[str, Channel], language: str = "
             f"policy: 'approvers' must be a mapping of level ({', '.join(APPROVER_LEVELS)}) to a list of approvers"
         )
     result: dict[str, tuple[Approver, ...]] = {}
-    seen: dict[str, tuple[str, str]] = {}  # person key -> (id, level)
+    seen: dict[str, tuple[str, str]] = {}  # person key -> (id, level), across every level
     for level, entries in raw.items():
-        if not isinstance(level, str) or level.strip().lower() not in APPROVER_LEVELS:
-            raise ApproversError(
-                f"policy: 'approvers': {quote(level)} is not a level; use {', '.join(APPROVER_LEVELS)}"
-            )
-        level = level.strip().lower()
-        where_level = f"approvers {level!r}"
-        if isinstance(entries, str) or not isinstance(entries, list) or not entries:
-            raise ApproversError(f"{where_level}: must be a non-empty list of {{id, name, channel}}")
-        if len(entries) > MAX_APPROVERS_PER_LEVEL:
-            raise ApproversError(f"{where_level}: at most {MAX_APPROVERS_PER_LEVEL} approvers, got {len(entries)}")
-        approvers: list[Approver] = []
-        for index, entry in enumerate(entries, start=1):
-            where = f"{where_level} #{index}"
-            entry = _entry(where, entry, "id", _APPROVER_KEYS, "'id' (and optional 'name', 'channel', 'language')",
-                           "id, name, channel, language")
-            person = entry.get("id")
-            if (
-                not isinstance(person, str)
-                or not person.strip()
-                or len(person.strip()) > MAX_PERSON_ID_CHARS
-                or not person.strip().isprintable()
-            ):
-                raise ApproversError(f"{where}: 'id' must be a person id of 1 to {MAX_PERSON_ID_CHARS} printable characters, got {quote(person)}")
-            person = person.strip()
-            where = f"{where_level} {quote(person)}"
-            name = entry.get("name", "")
-            if name is None:
-                name = ""
-            if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or (name and not name.isprintable()):
-                raise ApproversError(f"{where}: 'name' must be text of at most {MAX_NAME_CHARS} printable characters")
-            channel = entry.get("channel", "") or ""
-            if not isinstance(channel, str):
-                raise ApproversError(f"{where}: 'channel' must be a channel id, got {quote(channel)}")
-            channel = channel.strip()
-            if channel and channel not in channels:
-                known = ", ".join(sorted(channels)) or "none are defined"
-                raise ApproversError(f"{where}: channel {quote(channel)} is not defined under 'channels' ({known})")
-            for key in person_keys(person):
-                if key in seen:
-                    other, other_level = seen[key]
-                    raise ApproversError(
-                        f"{where}: the same person as {quote(other)} ({other_level}); a person holds one level "
-                        "(ids are compared ignoring case, spacing, invisible characters and look-alikes)"
-                    )
-            for key in person_keys(person):
-                seen[key] = (person, level)
-            spoken = parse_language(entry.get("language"), where) or (channels[channel].language if channel else "") or language
-            approvers.append(Approver(id=person, level=level, name=name.strip(), channel=channel, language=spoken))
-        result[level] = tuple(approvers)
+        name = _approver_level(level)
+        result[name] = _approvers_at(name, entries, channels, language, seen)
     return {level: result[level] for level in APPROVER_LEVELS if level in result}
+
+
+def _approver_level(level: Any) -> str:
+    if not isinstance(level, str) or level.strip().lower() not in APPROVER_LEVELS:
+        raise ApproversError(
+            f"policy: 'approvers': {quote(level)} is not a level; use {', '.join(APPROVER_LEVELS)}"
+        )
+    return level.strip().lower()
+
+
+def _approvers_at(level: str, entries: Any, channels: Mapping[str, Channel], language: str,
+                  seen: dict[str, tuple[str, str]]) -> tuple[Approver, ...]:
+    where_level = f"approvers {level!r}"
+    if isinstance(entries, str) or not isinstance(entries, list) or not entries:
+        raise ApproversError(f"{where_level}: must be a non-empty list of {{id, name, channel}}")
+    if len(entries) > MAX_APPROVERS_PER_LEVEL:
+        raise ApproversError(f"{where_level}: at most {MAX_APPROVERS_PER_LEVEL} approvers, got {len(entries)}")
+    approvers: list[Approver] = []
+    for index, entry in enumerate(entries, start=1):
+        approvers.append(_approver(where_level, index, level, entry, channels, language, seen))
+    return tuple(approvers)
+
+
+def _approver(where_level: str, index: int, level: str, raw: Any, channels: Mapping[str, Channel], language: str,
+              seen: dict[str, tuple[str, str]]) -> Approver:
+    """One entry of a level's list; records the person in ``seen`` (a person holds one level)."""
+    entry = _entry(f"{where_level} #{index}", raw, "id", _APPROVER_KEYS,
+                   "'id' (and optional 'name', 'channel', 'language')", "id, name, channel, language")
+    person = _person_id(f"{where_level} #{index}", entry.get("id"))
+    where = f"{where_level} {quote(person)}"
+    name = entry.get("name", "")
+    if name is None:
+        name = ""
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or (name and not name.isprintable()):
+        raise ApproversError(f"{where}: 'name' must be text of at most {MAX_NAME_CHARS} printable characters")
+    channel = _approver_channel(where, entry.get("channel", "") or "", channels)
+    _hold_one_level(where, person, level, seen)
+    spoken = parse_language(entry.get("language"), where) or (channels[channel].language if channel else "") or language
+    return Approver(id=person, level=level, name=name.strip(), channel=channel, language=spoken)
+
+
+def _person_id(where: str, person: Any) -> str:
+    if (
+        not isinstance(person, str)
+        or not person.strip()
+        or len(person.strip()) > MAX_PERSON_ID_CHARS
+        or not person.strip().isprintable()
+    ):
+        raise ApproversError(f"{where}: 'id' must be a person id of 1 to {MAX_PERSON_ID_CHARS} printable characters, got {quote(person)}")
+    return person.strip()
+
+
+def _approver_channel(where: str, channel: Any, channels: Mapping[str, Channel]) -> str:
+    if not isinstance(channel, str):
+        raise ApproversError(f"{where}: 'channel' must be a channel id, got {quote(channel)}")
+    channel = channel.strip()
+    if channel and channel not in channels:
+        known = ", ".join(sorted(channels)) or "none are defined"
+        raise ApproversError(f"{where}: channel {quote(channel)} is not defined under 'channels' ({known})")
+    return channel
+
+
+def _hold_one_level(where: str, person: str, level: str, seen: dict[str, tuple[str, str]]) -> None:
+    """Refuse a person already named (ids compared by their folded forms), else record them."""
+    for key in person_keys(person):
+        if key in seen:
+            other, other_level = seen[key]
+            raise ApproversError(
+                f"{where}: the same person as {quote(other)} ({other_level}); a person holds one level "
+                "(ids are compared ignoring case, spacing, invisible characters and look-alikes)"
+            )
+    for key in person_keys(person):
+        seen[key] = (person, level)
 
 
 def parse_dify_users(raw: Any) -> dict[str, str]:

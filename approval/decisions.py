@@ -32,8 +32,8 @@ import redis
 from approval.dead_letters import DeadLetterQueue
 from approval.levels import TERMINAL_STATES
 from approval.links import LinkClaims, secret_fingerprint
+from approval.records import StoreUnavailable, UnknownRequest
 from approval.redis_store import RedisApprovalStore
-from approval.store import StoreUnavailable, UnknownRequest
 from approval.transitions import CONTENTION, ApprovalRecord, TransitionResult
 from gateway.state.keys import Keys
 from gateway.state.redis_connection import describe_redis_error

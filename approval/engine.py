@@ -342,6 +342,30 @@ def _guard(llm: AssessmentLLM, fields: dict[str, str]) -> tuple[str, GuardVerdic
         return "failed", None, result
 
 
+@dataclass
+class _Judgement:
+    """The decision as ``route`` builds it, step by step: level and risk only go up, auto-approval is only
+    ever taken away, and every step says why in ``factors``."""
+
+    level: str
+    risk: str
+    factors: list[str]
+    injection: bool = False
+    auto: bool = False
+
+    def escalate(self, policy_level: str) -> None:
+        """Injection suspected: one level above the policy's (capped at executive), risk at least high."""
+        self.level = higher_level(self.level, _raise_level(policy_level))
+        self.risk = higher_risk(self.risk, "high")
+
+
+@dataclass(frozen=True)
+class _GuardOutcome:
+    status: str
+    verdict: GuardVerdict | None
+    detail: dict[str, Any]
+
+
 def route(
     request: ApprovalRequest,
     policy: Policy,
@@ -356,136 +380,175 @@ def route(
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     decision = policy.evaluate(request)
-    level, risk = decision.approver_level, decision.risk_level
-    factors = list(decision.factors)
+    judgement = _Judgement(decision.approver_level, decision.risk_level, list(decision.factors))
+    free_text = _free_text(request)
+    screening = screen(free_text)
+    _note_screening(screening, judgement.factors)
+    llm_result = _assessment_step(llm, request, policy, decision, judgement)
+    judgement.injection = bool(screening.signal_names()) or bool(
+        llm_result.assessment and llm_result.assessment.injection_suspected
+    )
+    if judgement.injection:
+        judgement.escalate(decision.approver_level)
+    judgement.auto = _policy_and_model_allow_auto(decision, policy, llm_result, judgement)
+    _apply_holds(screening, judgement)
+    guard_outcome = _guard_step(llm, guard, free_text, llm_result, decision, judgement)
+    limits_audit: dict[str, Any] = {"result": "not_checked"}
+    if judgement.auto:
+        judgement.auto, limits_audit = _sample_and_limits(gate, policy, request, decision, now, judgement.factors)
+    if judgement.auto:
+        judgement.factors.append("auto-approved: policy allows it, the LLM agrees and the guard found no instructions")
+    return _outcome(request, policy, decision, judgement, llm_result, screening, guard_outcome, limits_audit, now)
 
-    # Every text parameter, as given: normalize_name would turn "ignore your rules" into
-    # "ignore-your-rules", which the phrase patterns no longer see.
-    free_text = {
+
+def _free_text(request: ApprovalRequest) -> dict[str, str]:
+    """Every text parameter, as given: normalize_name would turn "ignore your rules" into
+    "ignore-your-rules", which the phrase patterns no longer see."""
+    return {
         "content": request.content,
         "request_type": request.raw_request_type or request.request_type,
         "department": request.raw_department or request.department or "",
         "requester_id": request.requester_id,
     }
-    screening = screen(free_text)
-    signals = screening.signal_names()
+
+
+def _note_screening(screening: Screening, factors: list[str]) -> None:
     if screening.hidden:
         # The models are sent the same revealed text (approval.llm); the audit says what was hidden.
         factors.append(f"hidden characters removed or shown before screening and before any model read the text: {screening.hidden_summary()}")
-    if signals:
+    if screening.signal_names():
         where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.signals.items() for name in names)
         factors.append(f"injection suspected in the request text: {where}")
 
+
+def _assessment_step(llm: AssessmentLLM | None, request: ApprovalRequest, policy: Policy, decision: PolicyDecision,
+                     judgement: _Judgement) -> _LLMResult:
+    """Ask the model (when there is one) and let its answer raise the level and risk, never lower them."""
     if llm is None:
-        llm_result = _LLMResult(status="skipped")
-        factors.append("no LLM assessment (rules only)")
-    else:
-        messages = build_messages(
-            request.content,
-            {
-                "request_type": request.request_type,
-                "department": request.raw_department or "(none)",
-                "requester_id": request.requester_id,
-                "amount": f"{request.amount} {request.currency}",
-                "amount_in_base": f"{money(decision.amount_base)} {policy.base_currency}",
-                "priority": request.priority,
-                "deadline_hours": request.deadline_hours if request.deadline_hours is not None else "(none)",
-            },
-            {
-                "min_approver_level": decision.approver_level,
-                "min_risk_level": decision.risk_level,
-                "matched_rules": decision.matched_rules,
-                "policy_allows_auto_approval": decision.auto_approve_eligible,
-            },
-        )
-        llm_result = _assess(llm, messages)
-        assessment = llm_result.assessment
-        if assessment is not None:
-            if level_rank(assessment.approver_level) > level_rank(level):
-                factors.append(f"LLM raised the approver level to {assessment.approver_level}")
-            if risk_rank(assessment.risk_level) > risk_rank(risk):
-                factors.append(f"LLM raised the risk to {assessment.risk_level}")
-            level = higher_level(level, assessment.approver_level)
-            risk = higher_risk(risk, assessment.risk_level)
-            factors.extend(f"LLM: {reason}" for reason in assessment.reasons)
-            if assessment.injection_suspected:
-                factors.append("LLM suspects prompt injection")
-        else:
-            factors.append(f"LLM assessment unavailable ({llm_result.status}): policy decision only, no auto-approval")
+        judgement.factors.append("no LLM assessment (rules only)")
+        return _LLMResult(status="skipped")
+    result = _assess(llm, _assessment_messages(request, policy, decision))
+    assessment = result.assessment
+    if assessment is None:
+        judgement.factors.append(f"LLM assessment unavailable ({result.status}): policy decision only, no auto-approval")
+        return result
+    if level_rank(assessment.approver_level) > level_rank(judgement.level):
+        judgement.factors.append(f"LLM raised the approver level to {assessment.approver_level}")
+    if risk_rank(assessment.risk_level) > risk_rank(judgement.risk):
+        judgement.factors.append(f"LLM raised the risk to {assessment.risk_level}")
+    judgement.level = higher_level(judgement.level, assessment.approver_level)
+    judgement.risk = higher_risk(judgement.risk, assessment.risk_level)
+    judgement.factors.extend(f"LLM: {reason}" for reason in assessment.reasons)
+    if assessment.injection_suspected:
+        judgement.factors.append("LLM suspects prompt injection")
+    return result
 
-    injection = bool(signals) or bool(llm_result.assessment and llm_result.assessment.injection_suspected)
-    if injection:
-        level = higher_level(level, _raise_level(decision.approver_level))
-        risk = higher_risk(risk, "high")
 
+def _assessment_messages(request: ApprovalRequest, policy: Policy, decision: PolicyDecision) -> list[dict[str, str]]:
+    return build_messages(
+        request.content,
+        {
+            "request_type": request.request_type,
+            "department": request.raw_department or "(none)",
+            "requester_id": request.requester_id,
+            "amount": f"{request.amount} {request.currency}",
+            "amount_in_base": f"{money(decision.amount_base)} {policy.base_currency}",
+            "priority": request.priority,
+            "deadline_hours": request.deadline_hours if request.deadline_hours is not None else "(none)",
+        },
+        {
+            "min_approver_level": decision.approver_level,
+            "min_risk_level": decision.risk_level,
+            "matched_rules": decision.matched_rules,
+            "policy_allows_auto_approval": decision.auto_approve_eligible,
+        },
+    )
+
+
+def _policy_and_model_allow_auto(decision: PolicyDecision, policy: Policy, llm_result: _LLMResult,
+                                 judgement: _Judgement) -> bool:
+    """Step 5 before the guard: the policy, the model and the screen all agree, and nothing raised the level."""
     auto_rule = policy.auto_approve
-    auto = (
+    return bool(
         decision.auto_approve_eligible
         and llm_result.status == "ok"
         and llm_result.assessment is not None
         and llm_result.assessment.auto_approve_ok
-        and not injection
+        and not judgement.injection
         and auto_rule is not None
-        and risk_rank(risk) <= risk_rank(auto_rule.max_risk)
-        and level == decision.approver_level
+        and risk_rank(judgement.risk) <= risk_rank(auto_rule.max_risk)
+        and judgement.level == decision.approver_level
     )
-    if auto and screening.held:
-        auto = False
-        where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.holds.items() for name in names)
-        factors.append(f"no auto-approval: the text talks about its own review or carries data to decode ({where}); a person decides")
-    guard_status, verdict, guard_detail = "skipped", None, {"reason": "not asked: auto-approval was already ruled out"}
-    if llm is None:
-        guard_detail = {"reason": "not asked: rules only"}
-    if auto and llm is not None:
-        # A second, independent judgement: one narrow question, its own prompt and call.
-        guard_status, verdict, guard_result = _guard(guard or llm, free_text)
-        guard_detail = {"model": guard_result.model, "calls": guard_result.calls, "error": guard_result.error,
-                        "cost_usd": None if guard_result.cost_usd is None else round(guard_result.cost_usd, 8),
-                        "latency_ms": None if guard_result.latency_ms is None else round(guard_result.latency_ms, 3)}
-        for reply in guard_result.replies:
-            llm_result.replies.append(reply)
-        if guard_result.cost_usd is not None:
-            llm_result.cost_usd = (llm_result.cost_usd or 0.0) + guard_result.cost_usd
-        if guard_result.latency_ms is not None:
-            llm_result.latency_ms = (llm_result.latency_ms or 0.0) + guard_result.latency_ms
-        if guard_status == "clear":
-            factors.append("guard: the text does not address the reviewer")
-        elif guard_status == "suspected":
-            auto = False
-            injection = True
-            level = higher_level(level, _raise_level(decision.approver_level))
-            risk = higher_risk(risk, "high")
-            evidence = "; ".join(verdict.evidence) if verdict else ""
-            factors.append("guard: the text tries to instruct the reviewer" + (f" ({evidence})" if evidence else ""))
-        else:
-            auto = False
-            factors.append(f"guard check {guard_status}"
-                           + (f" ({guard_result.error})" if guard_result.error else "")
-                           + ": treated as suspected, no auto-approval")
-    limits_audit: dict[str, Any] = {"result": "not_checked"}
-    if auto:
-        auto, limits_audit = _sample_and_limits(gate, policy, request, decision, now, factors)
-    if auto:
-        factors.append("auto-approved: policy allows it, the LLM agrees and the guard found no instructions")
-    next_state = "approved" if auto else "escalated" if injection else "pending"
-    deadline = None if request.deadline_hours is None else now + timedelta(hours=request.deadline_hours)
 
+
+def _apply_holds(screening: Screening, judgement: _Judgement) -> None:
+    """A hold (text about its own review, or data to decode) leaves the decision to a person."""
+    if judgement.auto and screening.held:
+        judgement.auto = False
+        where = ", ".join(f"{name} in {field_name}" for field_name, names in screening.holds.items() for name in names)
+        judgement.factors.append(f"no auto-approval: the text talks about its own review or carries data to decode ({where}); a person decides")
+
+
+def _guard_step(llm: AssessmentLLM | None, guard: AssessmentLLM | None, free_text: dict[str, str],
+                llm_result: _LLMResult, decision: PolicyDecision, judgement: _Judgement) -> _GuardOutcome:
+    """A second, independent judgement before any auto-approval: one narrow question, its own prompt and call.
+    Its cost and latency are added to the assessment's."""
+    if llm is None:
+        return _GuardOutcome("skipped", None, {"reason": "not asked: rules only"})
+    if not judgement.auto:
+        return _GuardOutcome("skipped", None, {"reason": "not asked: auto-approval was already ruled out"})
+    status, verdict, guard_result = _guard(guard or llm, free_text)
+    detail = {"model": guard_result.model, "calls": guard_result.calls, "error": guard_result.error,
+              "cost_usd": None if guard_result.cost_usd is None else round(guard_result.cost_usd, 8),
+              "latency_ms": None if guard_result.latency_ms is None else round(guard_result.latency_ms, 3)}
+    llm_result.replies.extend(guard_result.replies)
+    if guard_result.cost_usd is not None:
+        llm_result.cost_usd = (llm_result.cost_usd or 0.0) + guard_result.cost_usd
+    if guard_result.latency_ms is not None:
+        llm_result.latency_ms = (llm_result.latency_ms or 0.0) + guard_result.latency_ms
+    _apply_guard(status, verdict, guard_result.error, decision, judgement)
+    return _GuardOutcome(status, verdict, detail)
+
+
+def _apply_guard(status: str, verdict: GuardVerdict | None, error: str | None, decision: PolicyDecision,
+                 judgement: _Judgement) -> None:
+    """``clear`` lets the auto-approval stand; ``suspected`` escalates; any failure counts as suspected for it."""
+    if status == "clear":
+        judgement.factors.append("guard: the text does not address the reviewer")
+    elif status == "suspected":
+        judgement.auto = False
+        judgement.injection = True
+        judgement.escalate(decision.approver_level)
+        evidence = "; ".join(verdict.evidence) if verdict else ""
+        judgement.factors.append("guard: the text tries to instruct the reviewer" + (f" ({evidence})" if evidence else ""))
+    else:
+        judgement.auto = False
+        judgement.factors.append(f"guard check {status}"
+                                 + (f" ({error})" if error else "")
+                                 + ": treated as suspected, no auto-approval")
+
+
+def _outcome(request: ApprovalRequest, policy: Policy, decision: PolicyDecision, judgement: _Judgement,
+             llm_result: _LLMResult, screening: Screening, guard: _GuardOutcome, limits_audit: dict[str, Any],
+             now: datetime) -> RoutingOutcome:
+    next_state = "approved" if judgement.auto else "escalated" if judgement.injection else "pending"
+    deadline = None if request.deadline_hours is None else now + timedelta(hours=request.deadline_hours)
     return RoutingOutcome(
         request=request,
         policy_version=policy.version,
         decision=decision,
-        approver_level=level,
-        risk_level=risk,
-        auto_approve=auto,
+        approver_level=judgement.level,
+        risk_level=judgement.risk,
+        auto_approve=judgement.auto,
         next_state=next_state,
         llm_status=llm_result.status,
-        injection_suspected=injection,
-        injection_signals=signals,
+        injection_suspected=judgement.injection,
+        injection_signals=screening.signal_names(),
         assessment=llm_result.assessment,
-        factors=factors,
+        factors=judgement.factors,
         cost_usd=None if llm_result.cost_usd is None else round(llm_result.cost_usd, 8),
         latency_ms=None if llm_result.latency_ms is None else round(llm_result.latency_ms, 3),
-        sla_hours=policy.sla_for(level),
+        sla_hours=policy.sla_for(judgement.level),
         deadline=deadline,
         decided_at=now,
         llm_calls=llm_result.calls,
@@ -493,9 +556,9 @@ def route(
         llm_error=llm_result.error,
         inputs_digest=request.digest(),
         policy_sha256=policy.sha256,
-        guard_status=guard_status,
-        guard_verdict=verdict,
-        guard_detail=guard_detail,
+        guard_status=guard.status,
+        guard_verdict=guard.verdict,
+        guard_detail=guard.detail,
         screening=screening,
         limits=limits_audit,
     )

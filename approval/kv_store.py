@@ -20,7 +20,7 @@ import json
 from datetime import datetime
 from typing import Any, Protocol
 
-from approval.store import (
+from approval.records import (
     CarriedRecord,
     RecordExists,
     StoreUnavailable,

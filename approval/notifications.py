@@ -19,7 +19,8 @@ from typing import Any
 from approval.approvers import Approver, Channel
 from approval.dead_letters import DeadLetterQueue
 from approval.links import new_nonce
-from approval.notify import (
+from approval.records import StoreUnavailable
+from approval.webhook_formats import (
     SIGNED_FORMATS,
     ChannelTarget,
     Notice,
@@ -29,7 +30,6 @@ from approval.notify import (
     render,
     signed_request,
 )
-from approval.store import StoreUnavailable
 
 # gateway.wire.webhooks.post_json, handed in by the tools: (url, body, accept=, deadline=, prepare=) -> a result
 # with delivered, attempts, http_status and reason.
@@ -99,6 +99,25 @@ def notify_routed(
     scope: str = "",
 ) -> NotificationReport:
     """Tell ``approvers``; links (with ``store_holds_request``) are bound to the workspace ``scope``."""
+    nothing = _nothing_to_send(next_state, approvers, channels, secrets)
+    if nothing is not None:
+        return nothing
+    missing = _missing_for_links(store_holds_request, scope, secrets, endpoint_url)
+    warnings = []
+    if missing:
+        warnings.append("notifications carry no approve/reject links: they need " + ", ".join(missing))
+    sending = _Sending(
+        request=request, event=f"approval.{next_state}", secrets=secrets, endpoint_url=endpoint_url,
+        version=version, expires_at=expires_at, scope=scope, with_links=not missing, dlq=dlq, post=post,
+        deadline=time.monotonic() + budget_seconds,
+    )
+    rows = [sending.notify(approver, channels) for approver in approvers]
+    return NotificationReport(_overall_status(rows), rows, warnings)
+
+
+def _nothing_to_send(next_state: str, approvers: list[Approver], channels: Mapping[str, Channel],
+                     secrets: NotificationSecrets) -> NotificationReport | None:
+    """The report when no notification is attempted: a state nobody is told about, nobody, or no webhooks."""
     if next_state not in NOTIFY_STATES:
         return NotificationReport(SKIPPED, warnings=[] if next_state == "approved" else [f"no notification for state {next_state}"])
     if not approvers:
@@ -109,6 +128,11 @@ def notify_routed(
                  "no webhook configured: notification_secrets has no channels")
             for a in approvers
         ])
+    return None
+
+
+def _missing_for_links(store_holds_request: bool, scope: str, secrets: NotificationSecrets, endpoint_url: str) -> list[str]:
+    """What approve/reject links need and is not given (empty: links are issued)."""
     missing = []
     if not store_holds_request or not scope:
         missing.append("the Redis approval store (redis_url), so each link can be used once")
@@ -116,67 +140,87 @@ def notify_routed(
         missing.append("link_secret in notification_secrets")
     if not endpoint_url:
         missing.append("approval_endpoint_url")
-    warnings = []
-    if missing:
-        warnings.append("notifications carry no approve/reject links: they need " + ", ".join(missing))
-    event = f"approval.{next_state}"
-    deadline = time.monotonic() + budget_seconds
-    rows: list[dict[str, Any]] = []
-    for approver in approvers:
+    return missing
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """What the notifications of one routed request share: the request and its event, the secrets, where
+    links point and until when, the time budget, and the dead-letter queue that keeps a failure."""
+
+    request: Mapping[str, Any]
+    event: str
+    secrets: NotificationSecrets
+    endpoint_url: str
+    version: int
+    expires_at: float
+    scope: str
+    with_links: bool
+    dlq: DeadLetterQueue | None
+    post: Post
+    deadline: float
+
+    def notify(self, approver: Approver, channels: Mapping[str, Channel]) -> dict[str, Any]:
+        """One approver's row: skipped, delivered, failed or dead-lettered."""
         channel = channels.get(approver.channel) if approver.channel else None
         if channel is None:
-            rows.append(_row(approver, "", "", "skipped", "the policy names no channel for this approver"))
-            continue
-        target = secrets.channels.get(channel.id)
+            return _row(approver, "", "", "skipped", "the policy names no channel for this approver")
+        target = self.secrets.channels.get(channel.id)
         if target is None:
-            rows.append(_row(approver, channel.id, channel.format, "skipped", f"notification_secrets has no url for channel {channel.id!r}"))
-            continue
-        link: dict[str, Any] | None = None
-        urls = {"approve": "", "reject": ""}
-        if not missing:
-            link = {
-                "request_id": str(request["request_id"]), "version": version, "expires_at": int(expires_at),
-                "nonces": {"approve": new_nonce(), "reject": new_nonce()}, "scope": scope,
-            }
-            urls = issue_links(
-                request_id=link["request_id"], version=version, approver=approver, expires_at=link["expires_at"],
-                link_secret=secrets.link_secret, endpoint_url=endpoint_url, nonces=link["nonces"], scope=scope,
-                sla_deadline=_epoch(request.get("sla_deadline")),
-            )
-        notice = Notice(event, dict(request), approver, urls["approve"], urls["reject"], iso(expires_at) if link else "")
-        result = deliver(channel.format, target, notice, deadline=deadline, post=post)
+            return _row(approver, channel.id, channel.format, "skipped", f"notification_secrets has no url for channel {channel.id!r}")
+        link, urls = self._links(approver)
+        notice = Notice(self.event, dict(self.request), approver, urls["approve"], urls["reject"], iso(self.expires_at) if link else "")
+        result = deliver(channel.format, target, notice, deadline=self.deadline, post=self.post)
         signed = channel.format in SIGNED_FORMATS and bool(target.secret)
         common = {"attempts": result.attempts, "http_status": result.http_status, "links": link is not None, "signed": signed}
         if result.delivered:
-            rows.append(_row(approver, channel.id, channel.format, "delivered", "ok", **common))
-            continue
+            return _row(approver, channel.id, channel.format, "delivered", "ok", **common)
+        return self._undelivered(approver, channel, notice, link, result.reason, common)
+
+    def _links(self, approver: Approver) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The link's bound fields (kept for a replay) and the approve / reject URLs, when links are issued."""
+        if not self.with_links:
+            return None, {"approve": "", "reject": ""}
+        link = {
+            "request_id": str(self.request["request_id"]), "version": self.version, "expires_at": int(self.expires_at),
+            "nonces": {"approve": new_nonce(), "reject": new_nonce()}, "scope": self.scope,
+        }
+        urls = issue_links(
+            request_id=link["request_id"], version=self.version, approver=approver, expires_at=link["expires_at"],
+            link_secret=self.secrets.link_secret, endpoint_url=self.endpoint_url, nonces=link["nonces"], scope=self.scope,
+            sla_deadline=_epoch(self.request.get("sla_deadline")),
+        )
+        return link, urls
+
+    def _undelivered(self, approver: Approver, channel: Channel, notice: Notice, link: dict[str, Any] | None,
+                     reason: str, common: dict[str, Any]) -> dict[str, Any]:
+        """Keep what replay_notification needs in the dead-letter queue, when there is one."""
         payload = {
-            "channel": channel.id, "format": channel.format, "event": event, "delivery_id": notice.delivery_id,
+            "channel": channel.id, "format": channel.format, "event": self.event, "delivery_id": notice.delivery_id,
             "approver": {"id": approver.id, "name": approver.name, "level": approver.level, "channel": approver.channel,
                          "language": approver.language},
-            "request": dict(request), "link": link,
+            "request": dict(self.request), "link": link,
         }
-        if dlq is None:
-            rows.append(_row(approver, channel.id, channel.format, "failed",
-                             f"{result.reason}; no dead-letter queue without redis_url", **common))
-            continue
+        if self.dlq is None:
+            return _row(approver, channel.id, channel.format, "failed",
+                        f"{reason}; no dead-letter queue without redis_url", **common)
         try:
-            entry_id = dlq.add("notification", result.reason, payload)
+            entry_id = self.dlq.add("notification", reason, payload)
         except StoreUnavailable as exc:
-            rows.append(_row(approver, channel.id, channel.format, "failed", f"{result.reason}; dead-letter queue unavailable: {exc}", **common))
-            continue
-        rows.append(_row(approver, channel.id, channel.format, "dead_lettered", result.reason, dead_letter_id=entry_id, **common))
+            return _row(approver, channel.id, channel.format, "failed", f"{reason}; dead-letter queue unavailable: {exc}", **common)
+        return _row(approver, channel.id, channel.format, "dead_lettered", reason, dead_letter_id=entry_id, **common)
+
+
+def _overall_status(rows: list[dict[str, Any]]) -> str:
     attempted = [row for row in rows if row["status"] != "skipped"]
     delivered = [row for row in attempted if row["status"] == "delivered"]
     if not attempted:
-        status = NOT_CONFIGURED
-    elif len(delivered) == len(attempted) and len(attempted) == len(rows):
-        status = SENT
-    elif delivered:
-        status = PARTIAL
-    else:
-        status = FAILED
-    return NotificationReport(status, rows, warnings)
+        return NOT_CONFIGURED
+    if len(delivered) == len(attempted) and len(attempted) == len(rows):
+        return SENT
+    if delivered:
+        return PARTIAL
+    return FAILED
 
 
 def replay_notification(

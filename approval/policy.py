@@ -6,6 +6,10 @@ Every rule whose conditions all hold applies; the strictest wins (highest ``min_
 in it), ``deadline_hours_max`` exclusive (``24`` means "needed in less than 24 hours"). Text
 conditions (request types, departments) compare case-insensitively, with spaces and underscores
 read as hyphens ("IT Security" == "it-security").
+
+The data types and money rules are ``approval.policy_types``; reading a document section by section is
+``approval.policy_parsing``. This module assembles and evaluates a policy; the names tools and tests use
+(``Policy``, ``PolicyError``, ``PeriodLimit``, ``money``, ...) are importable from here as before.
 """
 
 from __future__ import annotations
@@ -13,204 +17,47 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from approval.approvers import (
-    Approver,
-    ApproversError,
-    Authority,
-    Channel,
-    authority_of,
-    parse_approvers,
-    parse_channels,
-    parse_dify_users,
-    parse_language,
-)
+from approval.approvers import Approver, Authority, Channel, authority_of
 from approval.levels import APPROVER_LEVELS, RISK_LEVELS, higher_level, higher_risk, risk_rank
-from untrusted import InputError, parse_yaml, quote
+from approval.policy_parsing import (
+    MAX_POLICY_CHARS,
+    check_scales,
+    check_top_level_keys,
+    parse_auto_approve_section,
+    parse_base_currency,
+    parse_currency_rates,
+    parse_default,
+    parse_people,
+    parse_rules,
+    parse_sla_hours,
+    parse_text,
+    parse_version,
+)
+from approval.policy_types import (
+    LIMIT_PERIODS,
+    LIMIT_SCOPES,
+    PRIORITIES,
+    AutoApprove,
+    PeriodLimit,
+    PolicyDecision,
+    PolicyError,
+    RequestFacts,
+    Rule,
+    UnknownCurrencyError,
+    decimal_text,
+    money,
+    normalize_name,
+    parse_amount,
+)
+from untrusted import quote
 
-PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 BUNDLED_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
-MAX_POLICY_CHARS = 200_000
-MAX_RULES = 500
-# Policy numbers (amounts, rates, hours) stay where decimal arithmetic is exact and money prints in full.
-MAX_POLICY_NUMBER = Decimal(10) ** 15
-MAX_DECIMAL_PLACES = 12
-MAX_VERSION_CHARS = 200
-
-_TOP_KEYS = frozenset(
-    {"version", "base_currency", "currency_rates", "levels", "risk_levels", "rules", "default", "auto_approve",
-     "sla_hours", "description", "name", "approvers", "channels", "dify_users", "language"}
-)
-_RULE_KEYS = frozenset({"id", "description", "when", "then"})
-_WHEN_KEYS = frozenset(
-    {"amount_min", "amount_max", "request_types", "departments", "priorities", "deadline_hours_max"}
-)
-_THEN_KEYS = frozenset({"min_level", "min_risk"})
-_AUTO_KEYS = frozenset({"amount_max", "request_types", "max_risk", "limits", "audit_sample"})
-# What auto-approval may grant, whatever any model says: per requester and in total, per UTC period.
-LIMIT_SCOPES: tuple[str, ...] = ("per_requester", "total")
-LIMIT_PERIODS: tuple[str, ...] = ("hour", "day", "week", "month")
-_LIMIT_KEYS = frozenset({"count", "amount"})
-# Limit amounts are counted in hundredths of the base currency by a Redis script whose numbers are
-# doubles: below 10^13 every sum it compares is exact (10^15 hundredths < 2^53).
-MAX_LIMIT_AMOUNT = Decimal(10) ** 13
-MAX_LIMIT_COUNT = 10**9
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
-
-
-class PolicyError(ValueError):
-    """An invalid policy or a request the policy cannot evaluate; the message says what and where."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UnknownCurrencyError(PolicyError):
-    pass
-
-
-class RequestFacts(Protocol):
-    """What a policy looks at (``approval.engine.ApprovalRequest`` provides it)."""
-
-    @property
-    def amount(self) -> Decimal: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def request_type(self) -> str: ...
-    @property
-    def department(self) -> str: ...
-    @property
-    def priority(self) -> str: ...
-    @property
-    def deadline_hours(self) -> float | None: ...
-
-
-def normalize_name(value: str) -> str:
-    """Canonical form of a request type or department: lower case, spaces/underscores as hyphens."""
-    return re.sub(r"[\s_]+", "-", value.strip().lower())
-
-
-def parse_amount(value: Any, field: str = "amount") -> Decimal:
-    """A finite, non-negative Decimal. Floats go through ``str`` so 999.99 stays 999.99."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{field} must be a number, got {quote(value)}")
-    try:
-        if isinstance(value, Decimal):
-            result = value
-        elif isinstance(value, int):
-            result = Decimal(value)
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValueError(f"{field} must be a finite number, got {quote(value)}")
-            result = Decimal(repr(value))
-        elif isinstance(value, str):
-            if len(value) > 100:
-                raise ValueError(f"{field} must be a number, got {quote(value)}")
-            result = Decimal(value.strip().replace(",", "").replace("_", ""))
-        else:
-            raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    except (InvalidOperation, ValueError):  # ValueError: an int past Python's 4300-digit conversion limit
-        raise ValueError(f"{field} must be a number, got {quote(value)}") from None
-    if not result.is_finite():
-        raise ValueError(f"{field} must be a finite number, got {quote(value)}")
-    if result < 0:
-        raise ValueError(f"{field} must not be negative, got {quote(value)}")
-    return result
-
-
-def _decimal_text(value: Decimal) -> str:
-    """``1000``, ``1000.0`` and ``1E+3`` all as ``"1000"``."""
-    text = format(value.normalize(), "f")
-    return text if text != "-0" else "0"
-
-
-def money(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    description: str
-    amount_min: Decimal | None
-    amount_max: Decimal | None
-    request_types: frozenset[str] | None
-    departments: frozenset[str] | None
-    priorities: frozenset[str] | None
-    deadline_hours_max: Decimal | None
-    min_level: str | None
-    min_risk: str | None
-
-    def matches(self, amount_base: Decimal, request_type: str, department: str, priority: str,
-                deadline_hours: Decimal | None) -> bool:
-        if self.amount_min is not None and amount_base < self.amount_min:
-            return False
-        if self.amount_max is not None and amount_base >= self.amount_max:
-            return False
-        if self.request_types is not None and request_type not in self.request_types:
-            return False
-        if self.departments is not None and department not in self.departments:
-            return False
-        if self.priorities is not None and priority not in self.priorities:
-            return False
-        return self.deadline_hours_max is None or (
-            deadline_hours is not None and deadline_hours < self.deadline_hours_max
-        )
-
-    def effect(self) -> str:
-        parts = []
-        if self.min_level:
-            parts.append(f"min level {self.min_level}")
-        if self.min_risk:
-            parts.append(f"min risk {self.min_risk}")
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class PeriodLimit:
-    """At most ``count`` auto-approvals and ``amount`` (base currency) in one UTC ``period``, for each
-    requester (``per_requester``) or for the whole workspace (``total``). ``None``: not limited."""
-
-    scope: str
-    period: str
-    count: int | None
-    amount: Decimal | None
-
-    @property
-    def name(self) -> str:
-        """``per_requester.day``: what ``decision_factors`` names (with ``.count`` or ``.amount``)."""
-        return f"{self.scope}.{self.period}"
-
-
-@dataclass(frozen=True)
-class AutoApprove:
-    amount_max: Decimal
-    request_types: frozenset[str]
-    max_risk: str
-    limits: tuple[PeriodLimit, ...] = ()
-    # The fraction of would-be auto-approvals sent to a person instead; None when the policy sets none.
-    audit_sample: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class PolicyDecision:
-    approver_level: str
-    risk_level: str
-    matched_rules: list[str]
-    auto_approve_eligible: bool
-    factors: list[str]
-    amount_base: Decimal
-    sla_hours: float | None
 
 
 @dataclass(frozen=True)
@@ -252,7 +99,7 @@ class Policy:
                 raise PolicyError("policy: the text is empty")
             if len(source) > MAX_POLICY_CHARS:
                 raise PolicyError(f"policy: the text is longer than {MAX_POLICY_CHARS} characters")
-            data = _parse_text(source)
+            data = parse_text(source)
         else:
             data = source
         if not isinstance(data, Mapping):
@@ -272,7 +119,7 @@ class Policy:
         (it is the order ``matched_rules`` reports); sets are sorted; amounts are normalised decimals."""
 
         def dec(value: Decimal | None) -> str | None:
-            return None if value is None else _decimal_text(value)
+            return None if value is None else decimal_text(value)
 
         def names(value: frozenset[str] | None) -> list[str] | None:
             return None if value is None else sorted(value)
@@ -395,9 +242,10 @@ class Policy:
         return not reasons, "; ".join(reasons)
 
 
+
 def _auto_canonical(auto: AutoApprove) -> dict[str, Any]:
     canonical: dict[str, Any] = {
-        "amount_max": _decimal_text(auto.amount_max),
+        "amount_max": decimal_text(auto.amount_max),
         "request_types": sorted(auto.request_types),
         "max_risk": auto.max_risk,
     }
@@ -409,21 +257,12 @@ def _auto_canonical(auto: AutoApprove) -> dict[str, Any]:
             if limit.count is not None:
                 entry["count"] = limit.count
             if limit.amount is not None:
-                entry["amount"] = _decimal_text(limit.amount)
+                entry["amount"] = decimal_text(limit.amount)
             limits.setdefault(limit.scope, {})[limit.period] = entry
         canonical["limits"] = limits
     if auto.audit_sample is not None:
-        canonical["audit_sample"] = _decimal_text(auto.audit_sample)
+        canonical["audit_sample"] = decimal_text(auto.audit_sample)
     return canonical
-
-
-def _parse_text(source: str) -> Any:
-    """YAML or JSON through ``untrusted.parse_yaml``: bounded size and depth, no aliases, valid Unicode;
-    a syntax error says where (line and column)."""
-    try:
-        return parse_yaml(source, max_bytes=MAX_POLICY_CHARS)
-    except InputError as exc:
-        raise PolicyError(f"policy: the text {exc}") from None
 
 
 @functools.cache
@@ -431,269 +270,37 @@ def _bundled() -> Policy:
     return Policy.load(BUNDLED_POLICY_PATH.read_text(encoding="utf-8"))
 
 
-# --- parsing ---------------------------------------------------------------------------------------
-
-
-def _one_of(where: str, key: str, value: Any, allowed: Iterable[str]) -> str:
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise PolicyError(f"{where}: {key!r} must be one of {', '.join(allowed)}, got {quote(value)}")
-    return value.strip().lower()
-
-
-def _number(where: str, key: str, value: Any, *, positive: bool = False) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise PolicyError(f"{where}: {key!r} must be a number, got {quote(value)}")
-    try:
-        result = parse_amount(value, key)
-    except ValueError as exc:
-        raise PolicyError(f"{where}: {exc}") from None
-    if positive and result <= 0:
-        raise PolicyError(f"{where}: {key!r} must be greater than 0, got {quote(value)}")
-    if result >= MAX_POLICY_NUMBER:
-        raise PolicyError(f"{where}: {key!r} must be below {MAX_POLICY_NUMBER:,f}, got {quote(value)}")
-    if _decimal_places(result) > MAX_DECIMAL_PLACES:
-        raise PolicyError(f"{where}: {key!r} has more than {MAX_DECIMAL_PLACES} decimal places, got {quote(value)}")
-    return result
-
-
-def _decimal_places(value: Decimal) -> int:
-    """Digits after the point once trailing zeros are dropped (1.500 has 1; 1E-20 has 20), without the
-    decimal context, which would round 1E-999999999 to 0."""
-    if value == 0:
-        return 0
-    _sign, digits, exponent = value.as_tuple()
-    kept = list(digits)
-    while isinstance(exponent, int) and exponent < 0 and len(kept) > 1 and kept[-1] == 0:
-        kept.pop()
-        exponent += 1
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def _names(where: str, key: str, value: Any, allowed: Iterable[str] | None = None) -> frozenset[str]:
-    if isinstance(value, str) or not isinstance(value, list) or not value:
-        raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings")
-    result = set()
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings, got item {quote(item)}")
-        result.add(_one_of(where, key, item, allowed) if allowed is not None else normalize_name(item))
-    return frozenset(result)
-
-
-def _unknown_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = [key for key in data if key not in allowed]
-    if unknown:
-        shown = ", ".join(_field_name(key) for key in sorted(unknown[:10], key=_field_name))
-        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-        raise PolicyError(f"{where}: unknown field(s) {shown}{more}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _field_name(key: object) -> str:
-    """A field name as written, or quoted (short, control characters shown) when it is anything unusual."""
-    text = key if isinstance(key, str) else None
-    return text if text is not None and len(text) <= 40 and text.isidentifier() else quote(key, 40)
-
-
-def _mapping(where: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"{where}: must be a mapping, got {type(value).__name__}")
-    return value
-
 
 def _parse(data: Mapping[str, Any]) -> Policy:
-    _unknown_keys("policy", data, _TOP_KEYS)
-    version = data.get("version")
-    if not isinstance(version, str) or not version.strip():
-        raise PolicyError('policy: \'version\' must be a non-empty string (quote it, e.g. version: "2025.1")')
-    if len(version.strip()) > MAX_VERSION_CHARS or not version.strip().isprintable():
-        raise PolicyError(
-            f"policy: 'version' must be at most {MAX_VERSION_CHARS} printable characters, got {quote(version)}"
-        )
-    base = data.get("base_currency")
-    if not isinstance(base, str) or not _CURRENCY.match(base.strip().upper()):
-        raise PolicyError("policy: 'base_currency' must be a 3-letter currency code such as USD")
-    base = base.strip().upper()
-
-    rates_raw = _mapping("policy: 'currency_rates'", data.get("currency_rates", {base: 1}))
-    rates: dict[str, Decimal] = {}
-    for code, rate in rates_raw.items():
-        if not isinstance(code, str) or not _CURRENCY.match(code.strip().upper()):
-            raise PolicyError(f"policy: 'currency_rates': {quote(code)} is not a 3-letter currency code")
-        rates[code.strip().upper()] = _number(f"currency_rates {quote(code)}", "rate", rate, positive=True)
-    if base not in rates:
-        rates[base] = Decimal(1)
-    elif rates[base] != 1:
-        raise PolicyError(f"policy: 'currency_rates': the base currency {base} must have rate 1, got {rates[base]}")
-
-    for key, scale in (("levels", APPROVER_LEVELS), ("risk_levels", RISK_LEVELS)):
-        if key in data and (not isinstance(data[key], list | None) or list(data[key] or []) != list(scale)):
-            raise PolicyError(f"policy: {key!r} must be [{', '.join(scale)}] (lowest first), got {quote(data[key])}")
-
-    default = _mapping("policy: 'default'", data.get("default", {"level": APPROVER_LEVELS[0], "risk": RISK_LEVELS[0]}))
-    _unknown_keys("policy: 'default'", default, frozenset({"level", "risk"}))
-    default_level = _one_of("policy: 'default'", "level", default.get("level", APPROVER_LEVELS[0]), APPROVER_LEVELS)
-    default_risk = _one_of("policy: 'default'", "risk", default.get("risk", RISK_LEVELS[0]), RISK_LEVELS)
-
-    rules_raw = data.get("rules", [])
-    if not isinstance(rules_raw, list):
-        raise PolicyError("policy: 'rules' must be a list")
-    if len(rules_raw) > MAX_RULES:
-        raise PolicyError(f"policy: at most {MAX_RULES} rules, got {len(rules_raw)}")
-    rules: list[Rule] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(rules_raw, start=1):
-        rule = _parse_rule(index, raw)
-        if rule.id in seen:
-            raise PolicyError(f"rule {quote(rule.id)} (#{index}): duplicate rule id")
-        seen.add(rule.id)
-        rules.append(rule)
-
-    auto = None if data.get("auto_approve") is None else _parse_auto_approve(data["auto_approve"])
-
-    sla: dict[str, float] = {}
-    for level, hours in _mapping("policy: 'sla_hours'", data.get("sla_hours") or {}).items():
-        key = _one_of("policy: 'sla_hours'", "level", level, APPROVER_LEVELS)
-        sla[key] = float(_number(f"policy: 'sla_hours' {key!r}", "hours", hours, positive=True))
-
-    try:
-        language = parse_language(data.get("language"), "policy")
-        channels = parse_channels(data.get("channels"))
-        approvers = parse_approvers(data.get("approvers"), channels, language)
-        dify_users = parse_dify_users(data.get("dify_users"))
-    except ApproversError as exc:
-        raise PolicyError(str(exc)) from None
-
+    """The sections in document order, so the first error reported is the first one written."""
+    check_top_level_keys(data)
+    version = parse_version(data)
+    base = parse_base_currency(data)
+    rates = parse_currency_rates(data, base)
+    check_scales(data)
+    default_level, default_risk = parse_default(data)
+    rules = parse_rules(data)
+    auto = parse_auto_approve_section(data)
+    sla = parse_sla_hours(data)
+    people = parse_people(data)
     return Policy(
-        version=version.strip(),
+        version=version,
         base_currency=base,
         currency_rates=rates,
-        rules=tuple(rules),
+        rules=rules,
         default_level=default_level,
         default_risk=default_risk,
         auto_approve=auto,
         sla_hours=sla,
-        approvers=approvers,
-        channels=channels,
-        dify_users=dify_users,
-        language=language,
-    )
-
-
-def _parse_auto_approve(raw: Any) -> AutoApprove:
-    where = "policy: 'auto_approve'"
-    auto_raw = _mapping(where, raw)
-    _unknown_keys(where, auto_raw, _AUTO_KEYS)
-    if "amount_max" not in auto_raw or "request_types" not in auto_raw:
-        raise PolicyError(f"{where} needs 'amount_max' and 'request_types'")
-    sample = None
-    if auto_raw.get("audit_sample") is not None:
-        sample = _number(where, "audit_sample", auto_raw["audit_sample"])
-        if sample > 1:
-            raise PolicyError(
-                f"{where}: 'audit_sample' is the fraction of would-be auto-approvals a person reviews, from 0 to 1 "
-                f"(0.05 is 5 %), got {quote(auto_raw['audit_sample'])}"
-            )
-    return AutoApprove(
-        amount_max=_number(where, "amount_max", auto_raw["amount_max"]),
-        request_types=_names(where, "request_types", auto_raw["request_types"]),
-        max_risk=_one_of(where, "max_risk", auto_raw.get("max_risk", "low"), RISK_LEVELS),
-        limits=_parse_limits(auto_raw.get("limits")),
-        audit_sample=sample,
-    )
-
-
-def _parse_limits(raw: Any) -> tuple[PeriodLimit, ...]:
-    """``{per_requester: {day: {count: 3, amount: 800}, ...}, total: {...}}`` -> one PeriodLimit each."""
-    if raw is None:
-        return ()
-    where = "policy: 'auto_approve.limits'"
-    scopes = _mapping(where, raw)
-    _unknown_keys(where, scopes, frozenset(LIMIT_SCOPES))
-    if not scopes:
-        raise PolicyError(f"{where}: name per_requester and/or total, e.g. per_requester: {{day: {{count: 3}}}}")
-    limits: list[PeriodLimit] = []
-    for scope in LIMIT_SCOPES:
-        if scope not in scopes:
-            continue
-        periods = _mapping(f"policy: 'auto_approve.limits.{scope}'", scopes[scope])
-        _unknown_keys(f"policy: 'auto_approve.limits.{scope}'", periods, frozenset(LIMIT_PERIODS))
-        if not periods:
-            raise PolicyError(f"policy: 'auto_approve.limits.{scope}': name a period ({', '.join(LIMIT_PERIODS)})")
-        for period in LIMIT_PERIODS:
-            if period in periods:
-                limits.append(_parse_period_limit(scope, period, periods[period]))
-    return tuple(limits)
-
-
-def _parse_period_limit(scope: str, period: str, raw: Any) -> PeriodLimit:
-    where = f"policy: 'auto_approve.limits.{scope}.{period}'"
-    entry = _mapping(where, raw)
-    _unknown_keys(where, entry, _LIMIT_KEYS)
-    if entry.get("count") is None and entry.get("amount") is None:
-        raise PolicyError(f"{where}: give 'count' (auto-approvals) and/or 'amount' (in the base currency)")
-    count = None
-    if entry.get("count") is not None:
-        value = entry["count"]
-        number = _number(where, "count", value)
-        if number != number.to_integral_value() or number >= MAX_LIMIT_COUNT:
-            raise PolicyError(
-                f"{where}: 'count' must be a whole number of auto-approvals from 0 to {MAX_LIMIT_COUNT - 1:,}, "
-                f"got {quote(value)}"
-            )
-        count = int(number)
-    amount = None
-    if entry.get("amount") is not None:
-        amount = _number(where, "amount", entry["amount"])
-        if amount >= MAX_LIMIT_AMOUNT:
-            raise PolicyError(f"{where}: 'amount' must be below {MAX_LIMIT_AMOUNT:,f}, got {quote(entry['amount'])}")
-    return PeriodLimit(scope=scope, period=period, count=count, amount=amount)
-
-
-def _parse_rule(index: int, raw: Any) -> Rule:
-    if not isinstance(raw, Mapping):
-        raise PolicyError(f"rule #{index}: must be a mapping with id, when, then")
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
-        raise PolicyError(
-            f"rule #{index}: 'id' must be a short name (letters, digits, - _ . :), got {quote(rule_id)}"
-        )
-    where = f"rule {quote(rule_id)} (#{index})"
-    _unknown_keys(where, raw, _RULE_KEYS)
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise PolicyError(f"{where}: 'description' must be a string")
-    when = _mapping(f"{where}: 'when'", raw.get("when") or {})
-    _unknown_keys(f"{where}: 'when'", when, _WHEN_KEYS)
-    then = _mapping(f"{where}: 'then'", raw.get("then") or {})
-    _unknown_keys(f"{where}: 'then'", then, _THEN_KEYS)
-    if not then:
-        raise PolicyError(f"{where}: 'then' needs 'min_level' and/or 'min_risk'")
-
-    amount_min = _number(where, "amount_min", when["amount_min"]) if "amount_min" in when else None
-    amount_max = _number(where, "amount_max", when["amount_max"]) if "amount_max" in when else None
-    if amount_min is not None and amount_max is not None and amount_min >= amount_max:
-        raise PolicyError(f"{where}: 'amount_min' ({amount_min}) must be below 'amount_max' ({amount_max})")
-    deadline = (
-        _number(where, "deadline_hours_max", when["deadline_hours_max"], positive=True)
-        if "deadline_hours_max" in when
-        else None
-    )
-    return Rule(
-        id=rule_id,
-        description=description,
-        amount_min=amount_min,
-        amount_max=amount_max,
-        request_types=_names(where, "request_types", when["request_types"]) if "request_types" in when else None,
-        departments=_names(where, "departments", when["departments"]) if "departments" in when else None,
-        priorities=_names(where, "priorities", when["priorities"], PRIORITIES) if "priorities" in when else None,
-        deadline_hours_max=deadline,
-        min_level=_one_of(where, "min_level", then["min_level"], APPROVER_LEVELS) if "min_level" in then else None,
-        min_risk=_one_of(where, "min_risk", then["min_risk"], RISK_LEVELS) if "min_risk" in then else None,
+        approvers=people.approvers,
+        channels=people.channels,
+        dify_users=people.dify_users,
+        language=people.language,
     )
 
 
 __all__ = [
+    "BUNDLED_POLICY_PATH",
     "LIMIT_PERIODS",
     "LIMIT_SCOPES",
     "PRIORITIES",

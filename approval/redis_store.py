@@ -30,6 +30,7 @@ one connection pool per URL, and messages that never contain the password.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -38,7 +39,7 @@ from typing import Any
 
 import redis
 
-from approval.store import (
+from approval.records import (
     RecordExists,
     StoreUnavailable,
     UnknownRequest,
@@ -188,43 +189,24 @@ class RedisApprovalStore:
         validate_request_id(request_id)
         key = validate_idempotency_key(idempotency_key)
         moment = current_time(now)
-        record_key = self._key(request_id, "record")
-        keys = [record_key, self._key(request_id, "history")]
+        keys = [self._key(request_id, "record"), self._key(request_id, "history")]
         if key is not None:
             keys.append(self._idem_key(request_id, key))
-            with self._guard():
-                first = self.client.get(keys[2])
-            if first is not None:
-                return check_idempotent_replay(self._result(first), event=event, actor_id=actor_id)
+            earlier = self._earlier_answer(keys[2], event, actor_id)
+            if earlier is not None:
+                return earlier
+        decide = functools.partial(apply_transition, event=event, actor_id=actor_id, actor_level=actor_level,
+                                   expected_version=expected_version, now=moment, authority=authority)
+        level = recorded_level(event, actor_id, actor_level, authority)
         with self._guard():
-            raw = self.client.get(record_key)
+            raw = self.client.get(keys[0])
         for _attempt in range(MAX_ATTEMPTS):
             if raw is None:
                 raise UnknownRequest(request_id)
             read = _text(raw)
             record = ApprovalRecord.from_dict(json.loads(read))
-            result = apply_transition(
-                record,
-                event=event,
-                actor_id=actor_id,
-                actor_level=actor_level,
-                expected_version=expected_version,
-                now=moment,
-                authority=authority,
-            )
-            changed = result.version != record.version
-            with self._guard():
-                status, payload = self._cas(
-                    keys=keys,
-                    args=[
-                        read,
-                        _dumps(replace_record(record, result).to_dict()) if changed else "",
-                        _dumps(transition_entry(record, result, recorded_level(event, actor_id, actor_level, authority))) if changed else "",
-                        _dumps(result.to_dict()),
-                        IDEMPOTENCY_TTL_SECONDS,
-                    ],
-                )
-            status = _text(status)
+            result = decide(record)
+            status, payload = self._compare_and_set(keys, read, record, result, level)
             if status == "ok":
                 return result
             if status == "replay":
@@ -234,19 +216,33 @@ class RedisApprovalStore:
             # conflict: another process wrote in between. Recompute against the record it wrote: with
             # expected_version given this yields the stale-version refusal with the current state.
             raw = payload
-        return TransitionResult(
-            accepted=False,
-            state=record.state,
-            version=record.version,
-            reason=f"the request changed {MAX_ATTEMPTS} times while this transition was computed; "
-            "reload and retry",
-            event=event,
-            actor_id=actor_id,
-            at=result.at,
-            required_level=record.required_level,
-            code=CONTENTION,
-            request_id=request_id,
-        )
+        return _contention(request_id, record, result)
+
+    def _earlier_answer(self, idempotency_key: str, event: str, actor_id: str) -> TransitionResult | None:
+        """The result stored under this idempotency key, when the same transition was already applied."""
+        with self._guard():
+            first = self.client.get(idempotency_key)
+        if first is None:
+            return None
+        return check_idempotent_replay(self._result(first), event=event, actor_id=actor_id)
+
+    def _compare_and_set(self, keys: list[str], read: str, record: ApprovalRecord, result: TransitionResult,
+                         level: str | None) -> tuple[str, Any]:
+        """Write ``result`` (record, history entry, idempotent answer) only if the record is still ``read``:
+        ``ok``, ``replay`` (with the earlier answer), ``missing`` or ``conflict`` (with the record now stored)."""
+        changed = result.version != record.version
+        with self._guard():
+            status, payload = self._cas(
+                keys=keys,
+                args=[
+                    read,
+                    _dumps(replace_record(record, result).to_dict()) if changed else "",
+                    _dumps(transition_entry(record, result, level)) if changed else "",
+                    _dumps(result.to_dict()),
+                    IDEMPOTENCY_TTL_SECONDS,
+                ],
+            )
+        return _text(status), payload
 
     def history(self, request_id: str) -> list[dict[str, Any]]:
         validate_request_id(request_id)
@@ -277,6 +273,23 @@ class RedisApprovalStore:
     @staticmethod
     def _result(raw: Any) -> TransitionResult:
         return TransitionResult.from_dict(json.loads(_text(raw)))
+
+
+def _contention(request_id: str, record: ApprovalRecord, result: TransitionResult) -> TransitionResult:
+    """The refusal when the record kept changing under every attempt."""
+    return TransitionResult(
+        accepted=False,
+        state=record.state,
+        version=record.version,
+        reason=f"the request changed {MAX_ATTEMPTS} times while this transition was computed; "
+        "reload and retry",
+        event=result.event,
+        actor_id=result.actor_id,
+        at=result.at,
+        required_level=record.required_level,
+        code=CONTENTION,
+        request_id=request_id,
+    )
 
 
 __all__ = ["IDEMPOTENCY_TTL_SECONDS", "MAX_SUMMARY_BYTES", "RedisApprovalStore"]

@@ -288,9 +288,37 @@ def apply_transition(
     if not isinstance(now, datetime):
         raise ValueError(f"now: expected a datetime, got {type(now).__name__}")
     now = as_utc(now)
-    at = format_instant(now)
+    attempt = _Attempt(record, event, actor_id, actor_level, expected_version, now, format_instant(now), authority)
+    for check in _CHECKS:  # the module docstring's order: the first that refuses decides
+        refusal = check(attempt)
+        if refusal is not None:
+            return refusal
+    return _accepted(attempt)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One event by one actor against one record at one instant, and the wording of any answer to it."""
+
+    record: ApprovalRecord
+    event: str
+    actor_id: str
+    actor_level: str | None
+    expected_version: int | None
+    now: datetime
+    at: str
+    authority: Authority | None
+
+    @property
+    def level(self) -> str | None:
+        """The level the actor decides at: the policy's for claim, approve and reject when it names
+        approvers (a lower or empty claim is read as it), else the one claimed."""
+        if self.authority is not None and self.event in LEVEL_GATED_EVENTS:
+            return self.authority.level_of(self.actor_id)
+        return self.actor_level
 
     def outcome(
+        self,
         code: str,
         reason: str,
         *,
@@ -298,79 +326,112 @@ def apply_transition(
         version: int | None = None,
         required_level: str | None = None,
     ) -> TransitionResult:
+        record = self.record
         return TransitionResult(
             accepted=code == OK,
             state=record.state if state is None else state,
             version=record.version if version is None else version,
             reason=reason,
-            event=event,
-            actor_id=actor_id,
-            at=at,
+            event=self.event,
+            actor_id=self.actor_id,
+            at=self.at,
             required_level=record.required_level if required_level is None else required_level,
             code=code,
             request_id=record.request_id,
         )
 
-    # 1. stale version
-    if expected_version is not None and expected_version != record.version:
-        return outcome(
-            STALE_VERSION,
-            f"stale version: expected {expected_version} but the request is at version {record.version} "
-            f"(state {record.state}); reload and retry",
-        )
-    # 2. terminal
-    if record.state in TERMINAL_STATES:
-        return outcome(TERMINAL, f"request is already {record.state}; no further transitions")
-    # 3. deadline passed: the request expires (a recorded change, but not the caller's transition)
-    if record.deadline is not None and now > record.deadline:
-        return outcome(
-            EXPIRED,
-            f"deadline passed at {format_instant(record.deadline)}: the request expired",
-            state="expired",
-            version=record.version + 1,
-        )
-    # 4. illegal transition
-    target = TRANSITIONS.get((record.state, event))
-    if target is None:
-        allowed = ", ".join(allowed_events(record.state)) or "nothing"
-        return outcome(ILLEGAL, f"cannot {event} a request that is {record.state}; allowed: {allowed}")
-    # 5. self-approval
-    if event == "approve" and _same_person(actor_id, record.requester_id):
-        return outcome(SELF_APPROVAL, "the requester cannot approve their own request")
-    # 6. identity: the policy's word on who decides, at which level
-    if authority is not None:
-        granted = authority.level_of(actor_id)
-        if event in LEVEL_GATED_EVENTS:
-            if granted is None:
-                return outcome(
-                    NOT_AN_APPROVER,
-                    f"{quote(actor_id)} is not an approver in the administrator's policy: only the people it names "
-                    f"under approvers may {event}",
-                )
-            if actor_level is not None and level_rank(actor_level) > level_rank(granted):
-                return outcome(
-                    LEVEL_NOT_GRANTED,
-                    f"{quote(actor_id)} claims level {actor_level}, but the administrator's policy names them as "
-                    f"{granted}",
-                )
-            actor_level = granted
-        elif granted is None and not _same_person(actor_id, record.requester_id):
-            return outcome(
+
+def _stale_version(attempt: _Attempt) -> TransitionResult | None:
+    record, expected = attempt.record, attempt.expected_version
+    if expected is None or expected == record.version:
+        return None
+    return attempt.outcome(
+        STALE_VERSION,
+        f"stale version: expected {expected} but the request is at version {record.version} "
+        f"(state {record.state}); reload and retry",
+    )
+
+
+def _terminal(attempt: _Attempt) -> TransitionResult | None:
+    if attempt.record.state not in TERMINAL_STATES:
+        return None
+    return attempt.outcome(TERMINAL, f"request is already {attempt.record.state}; no further transitions")
+
+
+def _deadline_passed(attempt: _Attempt) -> TransitionResult | None:
+    """The request expires: a recorded change (new state and version), but not the caller's transition."""
+    record = attempt.record
+    if record.deadline is None or attempt.now <= record.deadline:
+        return None
+    return attempt.outcome(
+        EXPIRED,
+        f"deadline passed at {format_instant(record.deadline)}: the request expired",
+        state="expired",
+        version=record.version + 1,
+    )
+
+
+def _illegal(attempt: _Attempt) -> TransitionResult | None:
+    state, event = attempt.record.state, attempt.event
+    if (state, event) in TRANSITIONS:
+        return None
+    allowed = ", ".join(allowed_events(state)) or "nothing"
+    return attempt.outcome(ILLEGAL, f"cannot {event} a request that is {state}; allowed: {allowed}")
+
+
+def _self_approval(attempt: _Attempt) -> TransitionResult | None:
+    if attempt.event == "approve" and _same_person(attempt.actor_id, attempt.record.requester_id):
+        return attempt.outcome(SELF_APPROVAL, "the requester cannot approve their own request")
+    return None
+
+
+def _identity(attempt: _Attempt) -> TransitionResult | None:
+    """The policy's word on who decides, at which level (only when it names approvers)."""
+    if attempt.authority is None:
+        return None
+    actor_id, event = attempt.actor_id, attempt.event
+    granted = attempt.authority.level_of(actor_id)
+    if event not in LEVEL_GATED_EVENTS:
+        if granted is None and not _same_person(actor_id, attempt.record.requester_id):
+            return attempt.outcome(
                 NOT_AN_APPROVER,
                 f"{quote(actor_id)} may not {event} this request: only the requester or an approver named in the "
                 "administrator's policy may",
             )
-    # 7. level
-    if event in LEVEL_GATED_EVENTS and level_rank(actor_level or "") < level_rank(record.required_level):
-        return outcome(
-            LEVEL_TOO_LOW,
-            f"actor level {actor_level} is below the required level {record.required_level}",
+        return None
+    if granted is None:
+        return attempt.outcome(
+            NOT_AN_APPROVER,
+            f"{quote(actor_id)} is not an approver in the administrator's policy: only the people it names "
+            f"under approvers may {event}",
         )
-    # 8. accepted
+    if attempt.actor_level is not None and level_rank(attempt.actor_level) > level_rank(granted):
+        return attempt.outcome(
+            LEVEL_NOT_GRANTED,
+            f"{quote(actor_id)} claims level {attempt.actor_level}, but the administrator's policy names them as "
+            f"{granted}",
+        )
+    return None
+
+
+def _level_too_low(attempt: _Attempt) -> TransitionResult | None:
+    required = attempt.record.required_level
+    if attempt.event not in LEVEL_GATED_EVENTS or level_rank(attempt.level or "") >= level_rank(required):
+        return None
+    return attempt.outcome(LEVEL_TOO_LOW, f"actor level {attempt.level} is below the required level {required}")
+
+
+_CHECKS = (_stale_version, _terminal, _deadline_passed, _illegal, _self_approval, _identity, _level_too_low)
+
+
+def _accepted(attempt: _Attempt) -> TransitionResult:
+    """The new state and version; escalate also raises the required level one step (capped at executive)."""
+    record = attempt.record
     required_level = record.required_level
-    if event == "escalate":
+    if attempt.event == "escalate":
         required_level = APPROVER_LEVELS[min(level_rank(required_level) + 1, len(APPROVER_LEVELS) - 1)]
-    return outcome(OK, "ok", state=target, version=record.version + 1, required_level=required_level)
+    target = TRANSITIONS[(record.state, attempt.event)]
+    return attempt.outcome(OK, "ok", state=target, version=record.version + 1, required_level=required_level)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dify_plugin import Endpoint
 from werkzeug import Request, Response
@@ -50,9 +50,12 @@ from approval.decisions import (
     preview_link,
 )
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, TOKEN_PARAM, LinkClaims, LinkError, check_secret, sign_link, verify_link
-from approval.store import StoreUnavailable
+from approval.records import StoreUnavailable
 from gateway.errors import register_secret
 from gateway.state.keys import Keys
+
+if TYPE_CHECKING:  # the store's module imports redis, which a request only needs once its link checks out
+    from approval.redis_store import RedisApprovalStore
 
 LINK_STATUS = {BAD_SIGNATURE: 403, LINK_EXPIRED: 410}
 
@@ -76,24 +79,13 @@ def setup_page(status: int, heading: str, message: str) -> Response:
 
 
 def handle(r: Request, settings: Mapping[str, Any]) -> Response:
+    """Settings, then the link token, then its workspace's store: GET previews, POST decides."""
     if r.method not in ("GET", "POST"):
         return setup_page(405, "Method not allowed", "Open the link (GET), then confirm (POST).")
-    secret_setting = str(settings.get("link_secret") or "").strip()
-    redis_url = str(settings.get("redis_url") or "").strip()
-    if not secret_setting:
-        return setup_page(503, "Approval links are not set up", "This endpoint has no link_secret in its settings: set the same "
-                          "link_secret that approval_route signs with (Plugins > HolySheep > Endpoints).")
-    try:
-        secret = check_secret(secret_setting)
-    except ValueError as exc:
-        return setup_page(503, "Approval links are not set up", f"The endpoint's {exc}.")
-    register_secret(secret)
-    if not redis_url:
-        return setup_page(503, "Approval links need Redis", "This endpoint has no redis_url in its settings. Links are single-use "
-                          "and decisions go to the Redis approval store: set the same redis_url as the provider's credentials.")
-    password = urllib.parse.urlsplit(redis_url).password if "://" in redis_url else None
-    if password:
-        register_secret(password)  # the password only: the host and port are what an error should name
+    configured = configured_settings(settings)
+    if isinstance(configured, Response):
+        return configured
+    secret, redis_url = configured
     try:
         token = (r.form.get(TOKEN_PARAM) if r.method == "POST" else None) or r.args.get(TOKEN_PARAM, "")
     except RequestEntityTooLarge:  # werkzeug's max_form_parts (1,000) or max_form_memory_size: the client's doing
@@ -106,8 +98,7 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
         words = Words(language_of(None, r.headers.get("Accept-Language", "")))
         return page(message_page(LINK_STATUS.get(exc.code, 400), words.language, words("link_heading"),
                                  words("link_lead", reason=str(exc))))
-    from approval.dead_letters import DeadLetterQueue
-    from approval.redis_store import RedisApprovalStore
+    from approval.redis_store import RedisApprovalStore  # redis is only imported once a link checks out
 
     try:
         store = RedisApprovalStore.from_url(redis_url, Keys(claims.scope))
@@ -124,6 +115,35 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
             return page(preview_page(claims, preview_link(store, claims), token, secret, now))
     except StoreUnavailable as exc:
         return page(message_page(503, words.language, words("unavailable_heading"), str(exc)))
+    return decide(store, claims, now)
+
+
+def configured_settings(settings: Mapping[str, Any]) -> tuple[str, str] | Response:
+    """(link secret, redis_url) from the endpoint's settings, both registered for redaction; or the page
+    that tells the administrator what to set."""
+    secret_setting = str(settings.get("link_secret") or "").strip()
+    redis_url = str(settings.get("redis_url") or "").strip()
+    if not secret_setting:
+        return setup_page(503, "Approval links are not set up", "This endpoint has no link_secret in its settings: set the same "
+                          "link_secret that approval_route signs with (Plugins > HolySheep > Endpoints).")
+    try:
+        secret = check_secret(secret_setting)
+    except ValueError as exc:
+        return setup_page(503, "Approval links are not set up", f"The endpoint's {exc}.")
+    register_secret(secret)
+    if not redis_url:
+        return setup_page(503, "Approval links need Redis", "This endpoint has no redis_url in its settings. Links are single-use "
+                          "and decisions go to the Redis approval store: set the same redis_url as the provider's credentials.")
+    password = urllib.parse.urlsplit(redis_url).password if "://" in redis_url else None
+    if password:
+        register_secret(password)  # the password only: the host and port are what an error should name
+    return secret, redis_url
+
+
+def decide(store: RedisApprovalStore, claims: LinkClaims, now: float) -> Response:
+    """A POST with a valid link of a workspace that signed it: apply it once, then show what stands."""
+    from approval.dead_letters import DeadLetterQueue
+
     outcome = apply_link_decision(store, claims, now=now, dlq=DeadLetterQueue(store.client, store.keys))
     record = summary = change = None
     if outcome.status != UNKNOWN_REQUEST:

@@ -5,9 +5,9 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from approval.backends import REDIS, store_for
 from approval.dead_letters import DeadLetterQueue, check_entry_id
-from approval.store import StoreUnavailable
+from approval.records import StoreUnavailable
+from approval.store_choice import REDIS, store_for
 from gateway.errors import FieldError, register_secret
 from tools.approval_notify import webhook_post
 from tools.outputs import variable_messages

@@ -30,7 +30,7 @@ def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
     """The notification secrets (link secret, webhook URLs and secrets per channel) and the endpoint URL.
     Refused before anything is routed or applied when malformed; messages never repeat a secret."""
     from approval.links import check_endpoint_url
-    from approval.notify import NotificationSecrets
+    from approval.webhook_formats import NotificationSecrets
 
     raw = params.get("notification_secrets")
     text = raw if isinstance(raw, str) else "" if raw is None else str(raw)
@@ -110,7 +110,7 @@ def link_scope(redis_store: Any, secrets: Any, endpoint_url: str) -> tuple[str, 
     link secret go out, the store records that this workspace signs with it: the endpoint honours a link
     only for a workspace that did (approval.links)."""
     from approval.decisions import LinkSecrets
-    from approval.store import StoreUnavailable
+    from approval.records import StoreUnavailable
 
     if redis_store is None or not secrets.link_secret or not endpoint_url:
         return (redis_store.keys.scope if redis_store is not None else ""), []
@@ -177,7 +177,7 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     stored) nobody is told and the warning says why."""
     from approval.approvers import select_approvers
     from approval.notifications import NotificationReport, notify_routed
-    from approval.store import StoreUnavailable
+    from approval.records import StoreUnavailable
     from tools.support import approval_policy
 
     level = result.required_level

@@ -5,10 +5,10 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from approval.approvers import select_approvers
-from approval.backends import REDIS, store_for
 from approval.engine import MAX_ID_CHARS, ApprovalRequest, route
 from approval.limits import AutoApprovalGate
-from approval.store import RecordExists, StoreUnavailable, validate_request_id
+from approval.records import RecordExists, StoreUnavailable, validate_request_id
+from approval.store_choice import REDIS, store_for
 from approval.transitions import ApprovalRecord
 from gateway.errors import FieldError
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM

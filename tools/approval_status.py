@@ -4,9 +4,9 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from approval.backends import store_for
 from approval.levels import TERMINAL_STATES
-from approval.store import StoreUnavailable, validate_request_id
+from approval.records import StoreUnavailable, validate_request_id
+from approval.store_choice import store_for
 from gateway.errors import FieldError
 from tools.outputs import variable_messages
 from tools.support import HolySheepToolError, ToolInputError, bool_param, gateway_config, reported_errors, text_param

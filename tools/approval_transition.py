@@ -6,10 +6,10 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.policy import Policy
-from approval.store import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
+from approval.records import StoreUnavailable, UnknownRequest, validate_idempotency_key, validate_request_id
+from approval.store_choice import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, TransitionResult, parse_instant
 from gateway.errors import FieldError
 from tools.approval_notify import notification_settings, notify_escalation, skipped_outputs
@@ -39,7 +39,7 @@ ACTOR_SOURCES = ("parameter", "dify_user")
 class ApprovalTransitionTool(Tool):
     """Applies one event to an approval request.
 
-    Where the record lives is chosen by `approval.backends.store_for`: the Redis approval store when
+    Where the record lives is chosen by `approval.store_choice.store_for`: the Redis approval store when
     `redis_url` is configured (atomic compare-and-set, idempotency keys, history, the server's clock; only
     request_id, expected_version (required to approve or reject), event and the actor are read from the
     caller), Dify plugin storage with `persist` (no compare-and-set: two concurrent writers can lose an

@@ -4,7 +4,7 @@ never an exception.
 It knows nothing about approval
 or vendors: the caller gives the URL, the body, the headers and, optionally, ``accept``, which reads a
 2xx answer the way the vendor means it (Feishu, DingTalk and WeCom answer 200 with an error code in the
-body). Signing is the caller's (``approval.notify``): it happens before this module sees the request.
+body). Signing is the caller's (``approval.webhook_formats``): it happens before this module sees the request.
 
 What the result carries is safe to show: the HTTP status, how many attempts were made, a short reason.
 Never the URL (webhook URLs hold tokens: Slack's path, WeCom's ``key``, DingTalk's ``access_token``),

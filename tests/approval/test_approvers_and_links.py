@@ -15,7 +15,8 @@ import yaml
 
 from approval.approvers import select_approvers
 from approval.links import BAD_SIGNATURE, LINK_EXPIRED, MALFORMED, LinkClaims, LinkError, link_url, sign_link, verify_link
-from approval.notify import (
+from approval.policy import BUNDLED_POLICY_PATH, Policy, PolicyError
+from approval.webhook_formats import (
     ChannelTarget,
     NotificationSecrets,
     accept_for,
@@ -25,7 +26,6 @@ from approval.notify import (
     url_secrets,
     verify_generic,
 )
-from approval.policy import BUNDLED_POLICY_PATH, Policy, PolicyError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "approval_policy_with_approvers.yaml"
 SECRET = "s" * 32

@@ -29,9 +29,9 @@ from approval.decision_page import (
     render,
 )
 from approval.links import LinkClaims, LinkError, sign_link, verify_link
-from approval.notify import issue_links
 from approval.policy import Policy, PolicyError
 from approval.transitions import ApprovalRecord
+from approval.webhook_formats import issue_links
 
 NOW = 1_800_000_000.0
 SECRET = "page-test-secret-" + "s" * 20

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from approval.store import ApprovalStore, RecordExists, UnknownRequest
+from approval.records import ApprovalStore, RecordExists, UnknownRequest
 from approval.transitions import ApprovalRecord, TransitionResult
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from approval.kv_store import KeyValueApprovalStore, idempotency_key_of, record_key
-from approval.store import StoreUnavailable
+from approval.records import StoreUnavailable
 from tests.approval_state.store_contract import NOW, StoreContract, StoreFactory, routed
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from approval.store import MemoryApprovalStore, StoreUnavailable, UnknownRequest
+from approval.records import MemoryApprovalStore, StoreUnavailable, UnknownRequest
 from tests.approval_state.store_contract import NOW, CompareAndSetContract, StoreFactory, routed
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
-from approval.backends import REDIS, store_for
+from approval.records import StoreUnavailable, UnknownRequest
 from approval.redis_store import IDEMPOTENCY_TTL_SECONDS, RedisApprovalStore
-from approval.store import StoreUnavailable, UnknownRequest
+from approval.store_choice import REDIS, store_for
 from gateway.state.keys import PREFIX, Keys
 from gateway.state.redis_connection import redis_client
 from tests.approval_state.store_contract import NOW, CompareAndSetContract, StoreFactory, routed

@@ -1,6 +1,6 @@
 """Notifications to designated approvers, through the plugin runtime with the real Redis: a routed request
 notifies a local receiver in each format; the receiver verifies each signature with the vendor's documented
-algorithm (written out here, independently of approval/notify.py); the approve link from each message,
+algorithm (written out here, independently of approval/webhook_formats.py); the approve link from each message,
 opened through the endpoint as the daemon invokes it (GET, then POST), approves exactly once. A receiver
 that answers 500 three times ends in the dead-letter queue; replaying delivers once."""
 

@@ -1,4 +1,4 @@
-"""approval.backends: the one place that picks where approval records live, and the import layers."""
+"""approval.store_choice: the one place that picks where approval records live, and the import layers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from approval.backends import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from approval.kv_store import KeyValueApprovalStore
-from approval.store import MemoryApprovalStore
+from approval.records import MemoryApprovalStore
+from approval.store_choice import DIFY_STORAGE, REDIS, WORKFLOW, store_for
 from gateway.state.keys import Keys
 from tests.approval_state.store_contract import routed
 from tests.approval_state.test_kv_store import DictStorage
@@ -70,4 +70,4 @@ def test_approval_has_no_import_cycles_and_imports_only_the_redis_helper_and_key
     cycles = [module for module in graph if reaches(module, module, {module})]
     assert cycles == []
     # Interface modules never import the backends built on them.
-    assert "approval.redis_store" not in graph["approval.store"] and "approval.kv_store" not in graph["approval.store"]
+    assert "approval.redis_store" not in graph["approval.records"] and "approval.kv_store" not in graph["approval.records"]

@@ -2,7 +2,7 @@
 
 Stores: ``MemoryApprovalStore`` here (also the record a workflow carries in its variables, for one call),
 ``KeyValueApprovalStore`` in ``approval.kv_store`` (Dify plugin storage), ``RedisApprovalStore`` in
-``approval.redis_store``. Those modules import this one, never the reverse; ``approval.backends`` is the
+``approval.redis_store``. Those modules import this one, never the reverse; ``approval.store_choice`` is the
 one place that picks a store. Semantics shared by every store:
 
 - ``create(record)`` refuses an existing request id (``RecordExists``).

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from approval.kv_store import KeyValueApprovalStore, KeyValueStorage
-from approval.store import ApprovalStore, CarriedRecord, MemoryApprovalStore
+from approval.records import ApprovalStore, CarriedRecord, MemoryApprovalStore
 from gateway.state.keys import Keys
 
 # The `store` output of the approval tools.
