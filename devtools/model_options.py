@@ -1,6 +1,8 @@
-"""The tools' model selects, generated from the price table (`gateway/data/prices.yaml`), the one list of
-models. `./dev sync-models` rewrites the selects after a model was added or repriced; a test fails while
-any tool YAML disagrees with the table.
+"""The tool YAML's generated parts: the `parameters:` blocks of the tools whose specs declare them
+(specs/tool_parameters.py), with the model selects from the price table (`gateway/data/prices.yaml`), the
+one list of models. `./dev sync-models` rewrites them after a parameter's declaration changed or a model was
+added or repriced; a test fails while any tool YAML disagrees (tests/unit/test_tool_yaml_from_specs.py,
+tests/unit/test_model_list.py).
 
     ./dev sync-models
 """
@@ -14,12 +16,13 @@ from typing import Any
 
 import yaml
 
+from specs.declare import LANGUAGES  # the four languages the plugin ships
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRICES = REPO_ROOT / "gateway" / "data" / "prices.yaml"
 # Tools whose `model` parameter is the select of priced models (approval_route's is free text).
 MODEL_SELECT_TOOLS = ("chat", "stream_chat", "batch_chat")
-# Dify shows a label in the user's interface language; these are the four the plugin ships.
-LANGUAGES = ("en_US", "zh_Hans", "ja_JP", "pt_BR")
+
 FIXED_OPTIONS = [
     {
         "value": "default",
@@ -81,6 +84,57 @@ def options_yaml(options: list[dict[str, Any]], indent: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scalar(value: Any) -> str:
+    """A YAML scalar, quoted only where YAML needs it."""
+    return yaml.safe_dump(value, allow_unicode=True, width=1_000_000, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def _flow(mapping: dict[str, Any]) -> str:
+    return yaml.safe_dump(mapping, allow_unicode=True, width=1_000_000, default_flow_style=True, sort_keys=False).strip()
+
+
+def parameter_yaml(entry: dict[str, Any]) -> str:
+    """One parameter's YAML, as the tool YAML writes it (option labels one line each)."""
+    lines = [f"  - name: {_scalar(entry['name'])}"]
+    for key, value in entry.items():
+        if key == "name":
+            continue
+        if key in ("label", "human_description"):
+            lines.append(f"    {key}:")
+            lines += [f"      {language}: {_scalar(text)}" for language, text in value.items()]
+        elif key == "options":
+            lines.append("    options:")
+            for option in value:
+                lines.append(f"      - value: {_scalar(option['value'])}")
+                lines.append(f"        label: {_flow(option['label'])}")
+        else:
+            lines.append(f"    {key}: {_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def parameters_yaml(tool: str) -> str:
+    """The `parameters:` block of tools/<tool>.yaml, generated from the specs' declarations."""
+    from specs.tool_parameters import TOOL_PARAMETERS
+
+    options = model_options()
+    return "parameters:\n" + "".join(parameter_yaml(param.as_yaml(options)) for param in TOOL_PARAMETERS[tool])
+
+
+_PARAMETERS_BLOCK = re.compile(r"^parameters:\n(?:[ -].*\n|\n)*", re.MULTILINE)
+
+
+def sync_parameters(tool: str) -> bool:
+    """Rewrites the `parameters:` block of tools/<tool>.yaml from the specs; True if it changed."""
+    path = REPO_ROOT / "tools" / f"{tool}.yaml"
+    text = path.read_text(encoding="utf-8")
+    updated, count = _PARAMETERS_BLOCK.subn(lambda _m: parameters_yaml(tool), text, count=1)
+    if count != 1:
+        raise SystemExit(f"{path}: no `parameters:` block found")
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
 _MODEL_OPTIONS = re.compile(r"(  - name: model\n(?:    (?!options:).*\n)*)(    options:\n(?:      .*\n)*)")
 
 
@@ -97,8 +151,13 @@ def sync(tool: str) -> bool:
 
 
 def main() -> int:
+    from specs.tool_parameters import TOOL_PARAMETERS
+
+    for tool in TOOL_PARAMETERS:
+        print(f"tools/{tool}.yaml: {'updated' if sync_parameters(tool) else 'already in line with the specs'}")
     for tool in MODEL_SELECT_TOOLS:
-        print(f"tools/{tool}.yaml: {'updated' if sync(tool) else 'already in line with the price table'}")
+        if tool not in TOOL_PARAMETERS:  # a select outside the generated blocks
+            print(f"tools/{tool}.yaml: {'updated' if sync(tool) else 'already in line with the price table'}")
     return 0
 
 

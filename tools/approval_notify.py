@@ -13,9 +13,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import register_secret
-from tools.support import ToolInputError, text_param
-
 # Notification links expire with the request's deadline or its SLA, whichever is first; at most this long.
 DEFAULT_LINK_HOURS = 72.0
 MAX_LINK_HOURS = 24.0 * 30
@@ -24,29 +21,6 @@ MAX_LINK_HOURS = 24.0 * 30
 SUMMARY_CHARS = 500
 MAX_SUMMARY_RULES = 50
 SUMMARY_BUDGET_BYTES = 12 * 1024  # under approval.redis_store.MAX_SUMMARY_BYTES
-
-
-def notification_settings(params: dict[str, Any]) -> tuple[Any, str]:
-    """The notification secrets (link secret, webhook URLs and secrets per channel) and the endpoint URL.
-    Refused before anything is routed or applied when malformed; messages never repeat a secret."""
-    from approval.links import check_endpoint_url
-    from approval.webhook_formats import NotificationSecrets
-
-    raw = params.get("notification_secrets")
-    text = raw if isinstance(raw, str) else "" if raw is None else str(raw)
-    try:
-        secrets = NotificationSecrets.parse(text)
-    except ValueError as exc:
-        raise ToolInputError(f"'notification_secrets': {str(exc).removeprefix('notification_secrets: ')}") from None
-    for value in secrets.values():
-        register_secret(value)  # redacted wherever the plugin's last line of defence sees it
-    url = text_param(params, "approval_endpoint_url", max_chars=2000).strip()
-    if url:
-        try:
-            url = check_endpoint_url(url)
-        except ValueError as exc:
-            raise ToolInputError(f"'approval_endpoint_url': {str(exc).removeprefix('approval_endpoint_url: ')}") from None
-    return secrets, url
 
 
 def _iso(moment: float) -> str:
@@ -170,6 +144,30 @@ def notify_escalation(request_id: str, result: Any, redis_store: Any, credential
                 "notification_warnings": [f"notifications failed ({type(exc).__name__}); the escalation stands"]}
 
 
+def _claim_once(redis_store: Any, request_id: str, version: int, outputs: dict[str, Any], warnings: list[str]) -> dict[str, Any] | None:
+    """None when this version's notifications are this escalate's to send; otherwise the outputs saying why not."""
+    from approval.records import StoreUnavailable
+
+    try:
+        first = redis_store.claim_notification(request_id, version)
+    except StoreUnavailable as exc:
+        return {**outputs, "notification_status": "failed", "notifications": [],
+                "notification_warnings": [*warnings, f"notifications failed: {exc}; the escalation stands"]}
+    if not first:  # a retry with the same idempotency_key returns the first outcome: tell nobody twice
+        return {**outputs, "notification_status": "skipped", "notifications": [],
+                "notification_warnings": [*warnings, f"version {version} was already notified (a retried escalate)"]}
+    return None
+
+
+def _summary_deadline(summary: dict[str, Any]) -> float | None:
+    if summary.get("deadline"):
+        try:
+            return datetime.fromisoformat(str(summary["deadline"])).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentials: dict[str, Any], secrets: Any,
                        endpoint_url: str) -> dict[str, Any]:
     """After an accepted escalate: tell the approvers of the new required level, with links bound to the new
@@ -178,7 +176,8 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     from approval.approvers import select_approvers
     from approval.notifications import NotificationReport, notify_routed
     from approval.records import StoreUnavailable
-    from tools.support import approval_policy
+    from specs.approval import approval_policy
+    from specs.errors import ToolInputError
 
     level = result.required_level
     if redis_store is None:
@@ -203,23 +202,11 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     if summary.get("policy_sha256") and summary["policy_sha256"] != policy.sha256:
         warnings.append("the provider's approval policy is not the one that routed this request: its approvers were told")
     if approvers and secrets.channels:
-        try:
-            first = redis_store.claim_notification(request_id, result.version)
-        except StoreUnavailable as exc:
-            return {**outputs, "notification_status": "failed", "notifications": [],
-                    "notification_warnings": [*warnings, f"notifications failed: {exc}; the escalation stands"]}
-        if not first:  # a retry with the same idempotency_key returns the first outcome: tell nobody twice
-            return {**outputs, "notification_status": "skipped", "notifications": [],
-                    "notification_warnings": [*warnings, f"version {result.version} was already notified (a retried escalate)"]}
-    now = time.time()
-    deadline = None
-    if summary.get("deadline"):
-        try:
-            deadline = datetime.fromisoformat(str(summary["deadline"])).timestamp()
-        except ValueError:
-            deadline = None
+        refused = _claim_once(redis_store, request_id, result.version, outputs, warnings)
+        if refused is not None:
+            return refused
     sla_hours = policy.sla_for(level)
-    expires_at, sla_deadline = link_expiry(now, sla_hours, deadline)
+    expires_at, sla_deadline = link_expiry(time.time(), sla_hours, _summary_deadline(summary))
     facts = _facts(summary, state=result.state, version=result.version, required_level=level, sla_hours=sla_hours,
                    sla_deadline=sla_deadline)
     try:
@@ -240,7 +227,6 @@ __all__ = [
     "DEFAULT_LINK_HOURS",
     "MAX_LINK_HOURS",
     "link_expiry",
-    "notification_settings",
     "notify_escalation",
     "notify_route",
     "request_summary",

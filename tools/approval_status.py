@@ -8,8 +8,10 @@ from approval.levels import TERMINAL_STATES
 from approval.records import StoreUnavailable, validate_request_id
 from approval.store_choice import store_for
 from gateway.errors import FieldError
+from specs.params import bool_param, text_param
+from tools.errors import HolySheepToolError, ToolInputError, reported_errors
 from tools.outputs import variable_messages
-from tools.support import HolySheepToolError, ToolInputError, bool_param, gateway_config, reported_errors, text_param
+from tools.support import gateway_config
 
 
 class ApprovalStatusTool(Tool):

@@ -5,8 +5,11 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from jobs.service import JobError, cancel
+from specs.params import text_param
+from tools.correlation import caller_identity
+from tools.errors import ToolInputError, reported_errors
 from tools.outputs import text_messages, variable_messages
-from tools.support import ToolInputError, caller_identity, gateway_config, reported_errors, text_param
+from tools.support import gateway_config
 
 
 class BatchCancelTool(Tool):

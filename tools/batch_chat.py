@@ -4,58 +4,36 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
-from gateway.call.batch import BatchInputError, BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch, parse_batch_input
-from gateway.call.rate_limits import LimitSettings
+from gateway.call.batch import BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch
 from gateway.models import ChatRequest
+from specs.batch import BatchSpec
+from tools.correlation import caller_identity, correlation_id, tool_label
+from tools.errors import reported_errors
 from tools.outputs import split_results, variable_messages
-from tools.support import (
-    ToolInputError,
-    budget_policy,
-    cache_mode,
-    caller_identity,
-    chat_request,
-    correlation_id,
-    gateway_client,
-    number_param,
-    reported_errors,
-    tool_label,
-)
+from tools.support import gateway_client
 
 
 class BatchChatTool(Tool):
     @reported_errors
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         client = gateway_client(self.runtime.credentials)
-        try:
-            batch = parse_batch_input(tool_parameters.get("prompts"))
-        except BatchInputError as exc:
-            raise ToolInputError(str(exc)) from None
+        spec = BatchSpec.parse(tool_parameters, client.prices)
+        batch = spec.batch
         settings = BatchSettings(
-            concurrency=number_param(tool_parameters, "concurrency", default=10, minimum=1, maximum=100, integer=True),
-            limits=LimitSettings(
-                rpm=number_param(tool_parameters, "rpm_limit", default=0, minimum=0, maximum=1_000_000, integer=True),
-                tpm=number_param(tool_parameters, "tpm_limit", default=0, minimum=0, maximum=1_000_000_000, integer=True),
-            ),
+            concurrency=spec.concurrency,
+            limits=spec.limits,
             deadline_seconds=client.config.timeout_seconds,
-            budget=budget_policy(tool_parameters, client, batch="batch_budget_usd"),
+            budget=spec.spend.budget_under(client.config.budgets),
             identity=caller_identity(self),
-            cache=cache_mode(tool_parameters),
+            cache=spec.spend.cache,
             correlation_id=correlation_id(self),
             tool=tool_label(self),
         )
 
         def build_request(item: BatchItem) -> ChatRequest:
-            overrides: dict[str, Any] = {"prompt": item.prompt}
-            if item.system_prompt is not None:
-                overrides["system_prompt"] = item.system_prompt
-            if item.model:
-                overrides.update({"model": item.model, "custom_model": "" if item.model in ("auto", "default") else item.model})
-            if item.max_tokens is not None:
-                overrides["max_tokens"] = item.max_tokens
-            request, _routing = chat_request({**tool_parameters, **overrides}, client, prompt=item.prompt)
+            request, _routing = spec.chat.for_item(item).request(default_model=client.config.default_model, prices=client.prices)
             return request
 
-        build_request(batch.items[0])  # shared parameters are checked once, before anything is sent
         step = max(1, len(batch.items) // 20)
         report: BatchReport | None = None
         for event in iter_batch(client, batch.items, build_request, settings):

@@ -6,8 +6,11 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from jobs.service import JobError, failed_items, result_files, results_page
 from jobs.store import TERMINAL
+from specs.params import choice_param, number_param, text_param
+from tools.correlation import caller_identity
+from tools.errors import ToolInputError, reported_errors
 from tools.outputs import split_results, text_messages, variable_messages
-from tools.support import ToolInputError, caller_identity, choice_param, gateway_config, number_param, reported_errors, text_param
+from tools.support import gateway_config
 
 FILE_KINDS = {"both": ("jsonl", "csv"), "jsonl": ("jsonl",), "csv": ("csv",), "none": ()}
 

@@ -6,8 +6,11 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from jobs.service import JobError, status
+from specs.params import number_param, text_param
+from tools.correlation import caller_identity
+from tools.errors import ToolInputError, reported_errors
 from tools.outputs import text_messages, variable_messages
-from tools.support import ToolInputError, caller_identity, gateway_config, number_param, reported_errors, text_param
+from tools.support import gateway_config
 
 # Without a background (serverless), a status call works on the job itself for this long by default.
 SERVERLESS_WORK_SECONDS = 20

@@ -5,8 +5,11 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway.spend.budget import BudgetExceeded
+from specs.chat import ChatToolSpec
+from tools.errors import reported_errors
 from tools.outputs import text_messages, variable_messages
-from tools.support import SPEND_VARIABLES, budget_refusal_output, call_options, chat_request, gateway_client, reported_errors
+from tools.spend import SPEND_VARIABLES, budget_refusal_output, call_options
+from tools.support import gateway_client
 
 VARIABLES = (
     "model", "finish_reason", "usage", "latency_ms", "cost_usd", "attempts", "routing", "warnings", *SPEND_VARIABLES,
@@ -18,8 +21,9 @@ class ChatTool(Tool):
     @reported_errors
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         client = gateway_client(self.runtime.credentials)
-        request, routing = chat_request(tool_parameters, client)
-        options = call_options(self, tool_parameters, client)
+        spec = ChatToolSpec.parse(tool_parameters, client.prices)
+        request, routing = spec.chat.request(default_model=client.config.default_model, prices=client.prices)
+        options = call_options(self, client, spec.spend)
         try:
             result = client.chat(request, options)
         except BudgetExceeded as exc:

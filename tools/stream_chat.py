@@ -7,17 +7,11 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from gateway import InBandStreamError, StreamCompleted, StreamInterruptedError, TextDelta
 from gateway.models import ReasoningDelta
 from gateway.spend.budget import BudgetExceeded
+from specs.chat import ChatToolSpec
+from tools.errors import ids_suffix, reported_errors
 from tools.outputs import text_messages, variable_messages
-from tools.support import (
-    SPEND_VARIABLES,
-    bool_param,
-    budget_refusal_output,
-    call_options,
-    chat_request,
-    gateway_client,
-    ids_suffix,
-    reported_errors,
-)
+from tools.spend import SPEND_VARIABLES, budget_refusal_output, call_options
+from tools.support import gateway_client
 
 VARIABLES = (
     "model", "finish_reason", "ttft_ms", "tokens_per_second", "usage", "cost_usd", "attempts", "interrupted", "error", "warnings",
@@ -29,11 +23,12 @@ class StreamChatTool(Tool):
     @reported_errors
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         client = gateway_client(self.runtime.credentials)
-        request, routing = chat_request(tool_parameters, client)
-        options = call_options(self, tool_parameters, client)
+        spec = ChatToolSpec.parse(tool_parameters, client.prices, streaming=True)
+        request, routing = spec.chat.request(default_model=client.config.default_model, prices=client.prices)
+        options = call_options(self, client, spec.spend)
         # Reasoning stays out of the answer stream; with stream_reasoning it streams live as the
         # `reasoning` variable (a stream variable a chatflow Answer can show), never inside `text`.
-        stream_reasoning = bool_param(tool_parameters, "stream_reasoning")
+        stream_reasoning = spec.stream_reasoning
         streamed_reasoning = False
         try:
             for item in client.stream_chat(request, options):
