@@ -5,6 +5,7 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+import services
 from jobs.service import JobError, status
 from tools.outputs import text_messages, variable_messages
 from tools.support import ToolInputError, caller_identity, gateway_config, number_param, reported_errors, text_param
@@ -22,7 +23,8 @@ class BatchStatusTool(Tool):
             tool_parameters, "work_seconds", default=SERVERLESS_WORK_SECONDS if serverless else 0, minimum=0, maximum=min(300, config.timeout_seconds)
         )
         try:
-            out = status(config, text_param(tool_parameters, "job_id", required=True, max_chars=100), caller_identity(self), work_seconds=work)
+            job_id = text_param(tool_parameters, "job_id", required=True, max_chars=100)
+            out = status(services.current().jobs, config, job_id, caller_identity(self), work_seconds=work)
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         eta = out.get("eta_seconds")
