@@ -1,4 +1,4 @@
-"""Entry point the Dify daemon runs as `python -m main`."""
+"""Entry point the Dify daemon runs as `python -m main`: the process's wiring."""
 
 from dify_plugin import DifyPluginEnv, Plugin
 
@@ -11,7 +11,9 @@ plugin = Plugin(DifyPluginEnv(MAX_REQUEST_TIMEOUT=570))
 if __name__ == "__main__":
     install_whole_line_stdout()  # a large message cut by a signal would be lost under PYTHONUNBUFFERED=1
     install_error_reporting()
+    import services
     from jobs.lifecycle import install_shutdown  # job workers: graceful stop on SIGTERM or a closed pipe
 
-    install_shutdown()
+    process_services = services.install(services.Services.create())
+    install_shutdown(process_services.jobs)
     plugin.run()

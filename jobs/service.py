@@ -1,4 +1,5 @@
 """What the four job tools do, without Dify: submit, status, results (page, files, failed items), cancel.
+Each takes the process's job engine (`services.current().jobs` in the plugin) first.
 
 Who sees a job: its keys are under the workspace's scope (`gateway.state.keys`), so another workspace's store
 has no such job; and its meta names the app that submitted it (a digest of the app id), so with
@@ -8,10 +9,8 @@ existed is told, and nothing changes. `jobs_visible_to: workspace` lets every ap
 
 from __future__ import annotations
 
-import csv
 import functools
 import inspect
-import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -24,35 +23,22 @@ import redis
 import yaml
 
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
-from gateway.call.native_batch import NativeBatch, NativeBatchClient, batch_line
-from gateway.errors import Redactor, carriable, clean_reply
+from gateway.call.native_batch import NativeBatchClient, batch_line
+from gateway.errors import Redactor, clean_reply
 from gateway.spend.budget import BudgetPolicy, Identity, _id
 from gateway.state.backends import state_for
 from gateway.state.redis_connection import describe_redis_error
-from jobs.budget import JOB_BUDGET_NAME, budget_key, policy_settings
-from jobs.engine import ENGINE, build_request
 from jobs.inputs import JobItem
+from jobs.queue import JobEngine
+from jobs.result_files import CSV_COLUMNS, MAX_FILE_BYTES, csv_row, file_line, file_name, mime_type
+from jobs.spend_cap import JOB_BUDGET_NAME, budget_key, policy_settings
 from jobs.store import CANCELLED, COMPLETED, FAILED, RUNNING, TERMINAL, Job, JobNotFound, JobStore, percentile
+from jobs.worker import build_request
 
 PRICES_FILE = Path(__file__).resolve().parent.parent / "gateway" / "data" / "prices.yaml"
 ASSUMED_COMPLETION_TOKENS = 256
-MAX_FILE_BYTES = 8 * 1024 * 1024  # per result file; the Dify API takes at most 10 MiB per file
 NATIVE_MIN_HOURS = 24.0
 WORKERS, NATIVE, AUTO = "workers", "native", "auto"
-CSV_COLUMNS = [
-    "index",
-    "id",
-    "status",
-    "text",
-    "error",
-    "error_code",
-    "model",
-    "attempts",
-    "cost_usd",
-    "latency_ms",
-    "prompt_tokens",
-    "completion_tokens",
-]
 
 
 class JobError(Exception):
@@ -82,7 +68,7 @@ class Settings:
     identity: Identity = field(default_factory=Identity)  # the submitter (Dify app and user), for the app and user budgets
 
 
-def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
+def _store(engine: JobEngine, config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
     if not config.redis_url:
         raise JobError(
             "batch jobs need the redis_url credential: a job's items, leases and results live in Redis so that every "
@@ -91,7 +77,7 @@ def _store(config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
             "batch_chat for up to 1000 prompts in one call"
         )
     try:
-        return ENGINE.register(config, ttl_seconds)
+        return engine.register(config, ttl_seconds)
     except Exception as exc:  # a malformed URL: the credential is what to fix
         raise JobError(f"redis_url cannot be used: {type(exc).__name__}") from None
 
@@ -114,10 +100,11 @@ def not_found(config: GatewayConfig, job_id: str) -> str:
 
 def _redis_reported[**P, R](tool: Callable[P, R]) -> Callable[P, R]:
     """A Redis that stops answering (or refuses) mid-call becomes a JobError naming redis_url and saying
-    what happens to the job meanwhile, never an internal error. Generators are covered while they run."""
+    what happens to the job meanwhile, never an internal error. Generators are covered while they run.
+    The tool's first two arguments are the engine and the gateway config."""
 
-    def told(config: GatewayConfig, exc: Exception) -> JobError:
-        where = describe_redis_error(exc, ENGINE.store(config.redis_url, config.keys).r)
+    def told(engine: JobEngine, config: GatewayConfig, exc: Exception) -> JobError:
+        where = describe_redis_error(exc, engine.store(config.redis_url, config.keys).r)
         if tool.__name__ == "submit":
             after = "No job was started: submit again once Redis answers."
         else:
@@ -134,7 +121,7 @@ def _redis_reported[**P, R](tool: Callable[P, R]) -> Callable[P, R]:
             try:
                 yield from tool(*args, **kwargs)  # type: ignore[misc]
             except redis.RedisError as exc:
-                raise told(args[0], exc) from None  # type: ignore[arg-type]
+                raise told(args[0], args[1], exc) from None  # type: ignore[arg-type]
 
         return generator  # type: ignore[return-value]
 
@@ -143,7 +130,7 @@ def _redis_reported[**P, R](tool: Callable[P, R]) -> Callable[P, R]:
         try:
             return tool(*args, **kwargs)
         except redis.RedisError as exc:
-            raise told(args[0], exc) from None  # type: ignore[arg-type]
+            raise told(args[0], args[1], exc) from None  # type: ignore[arg-type]
 
     return call
 
@@ -196,38 +183,16 @@ def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClien
 
 
 @_redis_reported
-def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int) -> dict[str, Any]:
-    store = _store(config, ttl_seconds)
+def submit(
+    engine: JobEngine, config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int
+) -> dict[str, Any]:
+    store = _store(engine, config, ttl_seconds)
     client = GatewayClient.shared(config, state=state_for(config.redis_url))
     for item in items[:1]:
         build_request(Job("check", config.base_url, config.key_digest, settings.request, 1, WORKERS), item, client)
-    mode = settings.mode
     warnings: list[str] = []
-    native: NativeBatchClient | None = None
     budget = policy_settings(settings.budget, settings.identity)
-    if budget is not None and mode == NATIVE:
-        raise JobError(
-            "mode native: the gateway's Batch API runs every item at once, so a budget cannot stop items once it is spent; "
-            "use mode workers (or auto) with a budget, or leave the budgets out"
-        )
-    if budget is not None and mode == AUTO:
-        mode = WORKERS
-        warnings.append("mode auto: a budget applies, so the job runs on the plugin's workers (each item is reserved against it before it is sent)")
-    if mode in (NATIVE, AUTO):
-        native = NativeBatchClient(config)
-        has_batches = native.supported(timeout=min(15.0, config.timeout_seconds))
-        if mode == NATIVE and not has_batches:
-            native.close()
-            raise JobError(f"mode native: the gateway at {config.base_url} does not serve /batches (OpenAI Batch API); use mode workers or auto")
-        if mode == AUTO:
-            fits = settings.deadline_hours == 0 or settings.deadline_hours >= NATIVE_MIN_HOURS
-            mode = NATIVE if has_batches and fits else WORKERS
-            if not has_batches:
-                warnings.append("mode auto: the gateway has no Batch API; the job runs on the plugin's workers")
-            elif not fits:
-                warnings.append(
-                    f"mode auto: the Batch API may take up to {NATIVE_MIN_HOURS:.0f} h, past deadline_hours; the job runs on the plugin's workers"
-                )
+    mode, native = _choose_mode(config, settings, budget, warnings)
     factor = (batch_discount() or 1.0) if mode == NATIVE else 1.0
     estimate, estimate_warnings = estimate_cost(items, settings, client, factor)
     warnings.extend(estimate_warnings)
@@ -237,29 +202,12 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
             f"the cost estimate {estimate:.6f} USD is over the job budget of {job_limit:.6f} USD: items whose worst-case cost no longer "
             "fits are not run (not_run, error_code budget_exceeded) and come back in failed_items"
         )
-    job_settings = {
-        **settings.request,
-        "concurrency": settings.concurrency,
-        "rpm_limit": settings.rpm_limit,
-        "tpm_limit": settings.tpm_limit,
-        "lease_seconds": settings.lease_seconds,
-        "timeout_seconds": config.timeout_seconds,
-        "max_retries": config.max_retries,
-    }
-    if budget is not None:
-        job_settings["budget"] = budget
+    job_settings = _job_settings(config, settings, budget)
     extra: dict[str, Any] = {"json_format": int(json_format)}
     if mode == NATIVE:
         assert native is not None
-        job_view = Job("native", config.base_url, config.key_digest, job_settings, len(items), NATIVE)
-        content = b"".join(batch_line(str(item.index), build_request(job_view, item, client).payload()) for item in items)
-        try:
-            file_id = native.upload(content, "holysheep-job.jsonl")
-            batch = native.create(file_id, metadata={"source": "holysheep-dify-plugin"})
-        finally:
-            native.close()
-        extra.update({"native_batch_id": batch.id, "native_input_file_id": file_id, "native_status": batch.status})
-    if native is not None and mode != NATIVE:
+        extra.update(_start_native(native, config, job_settings, items, client))
+    elif native is not None:
         native.close()
     job_id = store.create(
         items,
@@ -289,16 +237,79 @@ def submit(config: GatewayConfig, items: list[JobItem], json_format: bool, setti
     return out
 
 
+def _choose_mode(
+    config: GatewayConfig, settings: Settings, budget: dict[str, Any] | None, warnings: list[str]
+) -> tuple[str, NativeBatchClient | None]:
+    """The mode the job runs in (workers or native; auto decided here), and the Batch API client when it
+    was asked (the caller closes it). Says why in `warnings` when auto chose the workers."""
+    mode = settings.mode
+    if budget is not None and mode == NATIVE:
+        raise JobError(
+            "mode native: the gateway's Batch API runs every item at once, so a budget cannot stop items once it is spent; "
+            "use mode workers (or auto) with a budget, or leave the budgets out"
+        )
+    if budget is not None and mode == AUTO:
+        mode = WORKERS
+        warnings.append("mode auto: a budget applies, so the job runs on the plugin's workers (each item is reserved against it before it is sent)")
+    if mode not in (NATIVE, AUTO):
+        return mode, None
+    native = NativeBatchClient(config)
+    has_batches = native.supported(timeout=min(15.0, config.timeout_seconds))
+    if mode == NATIVE and not has_batches:
+        native.close()
+        raise JobError(f"mode native: the gateway at {config.base_url} does not serve /batches (OpenAI Batch API); use mode workers or auto")
+    if mode == AUTO:
+        fits = settings.deadline_hours == 0 or settings.deadline_hours >= NATIVE_MIN_HOURS
+        mode = NATIVE if has_batches and fits else WORKERS
+        if not has_batches:
+            warnings.append("mode auto: the gateway has no Batch API; the job runs on the plugin's workers")
+        elif not fits:
+            warnings.append(
+                f"mode auto: the Batch API may take up to {NATIVE_MIN_HOURS:.0f} h, past deadline_hours; the job runs on the plugin's workers"
+            )
+    return mode, native
+
+
+def _job_settings(config: GatewayConfig, settings: Settings, budget: dict[str, Any] | None) -> dict[str, Any]:
+    """What the job keeps in Redis for its workers: the request's settings, the job's, the gateway's limits."""
+    job_settings = {
+        **settings.request,
+        "concurrency": settings.concurrency,
+        "rpm_limit": settings.rpm_limit,
+        "tpm_limit": settings.tpm_limit,
+        "lease_seconds": settings.lease_seconds,
+        "timeout_seconds": config.timeout_seconds,
+        "max_retries": config.max_retries,
+    }
+    if budget is not None:
+        job_settings["budget"] = budget
+    return job_settings
+
+
+def _start_native(
+    native: NativeBatchClient, config: GatewayConfig, job_settings: dict[str, Any], items: list[JobItem], client: GatewayClient
+) -> dict[str, Any]:
+    """Uploads every item's request and creates the gateway's batch; what the job's meta keeps of it."""
+    job_view = Job("native", config.base_url, config.key_digest, job_settings, len(items), NATIVE)
+    content = b"".join(batch_line(str(item.index), build_request(job_view, item, client).payload()) for item in items)
+    try:
+        file_id = native.upload(content, "holysheep-job.jsonl")
+        batch = native.create(file_id, metadata={"source": "holysheep-dify-plugin"})
+    finally:
+        native.close()
+    return {"native_batch_id": batch.id, "native_input_file_id": file_id, "native_status": batch.status}
+
+
 @_redis_reported
-def status(config: GatewayConfig, job_id: str, caller: Identity, *, work_seconds: float = 0.0) -> dict[str, Any]:
-    store = _store(config)
+def status(engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identity, *, work_seconds: float = 0.0) -> dict[str, Any]:
+    store = _store(engine, config)
     job, meta = _owned(store, config, job_id, caller)
     warnings: list[str] = []
     if job.mode == NATIVE and meta["status"] == RUNNING:
         warnings += _poll_native(store, config, job, meta)
         meta = store.meta(job.id)
     elif meta["status"] == RUNNING and work_seconds > 0:
-        ENGINE.work_for(config, job.id, work_seconds)
+        engine.work_for(config, job.id, work_seconds)
         meta = store.meta(job.id)
     return _status_view(store, job, meta, warnings)
 
@@ -442,9 +453,9 @@ def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator
 
 @_redis_reported
 def results_page(
-    config: GatewayConfig, job_id: str, caller: Identity, offset: int, limit: int
+    engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identity, offset: int, limit: int
 ) -> tuple[Job, dict[str, str], list[dict[str, Any]]]:
-    store = _store(config)
+    store = _store(engine, config)
     job, meta = _owned(store, config, job_id, caller)
     items = store.items(job.id, offset, limit) if offset < job.total else []
     terminal = meta["status"] in TERMINAL
@@ -464,92 +475,34 @@ def results_page(
 
 
 @_redis_reported
-def result_files(config: GatewayConfig, job_id: str, caller: Identity, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+def result_files(engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identity, kinds: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
     """(filename, mime type, content) of the whole job's results, in input order, each file at most
     MAX_FILE_BYTES (a job too large for one file is cut into numbered parts)."""
-    store = _store(config)
+    store = _store(engine, config)
     job, meta = _owned(store, config, job_id, caller)
     terminal = meta["status"] in TERMINAL
     stem = f"job-{job.id[:12]}-results"
     for kind in kinds:
         parts: list[bytes] = []
         size = 0
-        header = _csv_row(CSV_COLUMNS) if kind == "csv" else b""
+        header = csv_row(CSV_COLUMNS) if kind == "csv" else b""
         number = 1
         for chunk in store.pages(job.id, job.total):
             for item, result in chunk:
-                line = _file_line(kind, item, result, terminal, meta["status"])
+                line = file_line(kind, item, result, terminal, meta["status"])
                 if size + len(line) > MAX_FILE_BYTES - len(header) and parts:
-                    yield _named(stem, kind, number), _mime(kind), header + b"".join(parts)
+                    yield file_name(stem, kind, number), mime_type(kind), header + b"".join(parts)
                     number += 1
                     parts, size = [], 0
                 parts.append(line)
                 size += len(line)
-        yield _named(stem, kind, number if number > 1 else 0), _mime(kind), header + b"".join(parts)
-
-
-def _named(stem: str, kind: str, number: int) -> str:
-    return f"{stem}{f'-part{number}' if number else ''}.{kind}"
-
-
-def _mime(kind: str) -> str:
-    return "text/csv" if kind == "csv" else "application/jsonl"
-
-
-# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"): such a text
-# cell gets a leading "'", which every spreadsheet shows as text. CSV only: JSONL keeps the text as it is.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# JSON allows these raw inside a string, but many line readers (str.splitlines, JavaScript before ES2019)
-# end a line at them: the JSONL file carries them escaped.
-_LINE_SEPARATORS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
-
-
-def _csv_cell(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    value = carriable(value)  # NUL never written; a lone surrogate cannot be encoded
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def _csv_row(values: list[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([_csv_cell(value) for value in values])
-    return buffer.getvalue().encode("utf-8")
-
-
-def _jsonl_line(record: dict[str, Any]) -> bytes:
-    """One JSON object on one line that any JSON parser and any line reader read back as written."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")).translate(_LINE_SEPARATORS)
-    return carriable(text).encode("utf-8") + b"\n"
-
-
-def _file_line(kind: str, item: JobItem, result: dict[str, Any] | None, terminal: bool, state: str) -> bytes:
-    if result is None:
-        result = {"id": item.id, "status": "not_run" if terminal else "pending", "error": f"not run: the job was {state}" if terminal else ""}
-    if kind == "jsonl":
-        return _jsonl_line({"index": item.index, **result})
-    usage = result.get("usage") or {}
-    row = [
-        item.index,
-        item.id,
-        result.get("status", ""),
-        result.get("text", ""),
-        result.get("error", ""),
-        result.get("error_code", ""),
-        result.get("model", ""),
-        result.get("attempts", 0),
-        "" if result.get("cost_usd") is None else result["cost_usd"],
-        "" if result.get("latency_ms") is None else result["latency_ms"],
-        usage.get("prompt_tokens", ""),
-        usage.get("completion_tokens", ""),
-    ]
-    return _csv_row(row)
+        yield file_name(stem, kind, number if number > 1 else 0), mime_type(kind), header + b"".join(parts)
 
 
 @_redis_reported
-def failed_items(config: GatewayConfig, job_id: str, caller: Identity) -> tuple[str, int]:
+def failed_items(engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identity) -> tuple[str, int]:
     """The inputs that did not succeed, as `prompts` input for a new job (or batch_chat), and how many."""
-    store = _store(config)
+    store = _store(engine, config)
     job, meta = _owned(store, config, job_id, caller)
     json_format = meta.get("json_format", "1") == "1"
     failed: list[JobItem] = []
@@ -561,8 +514,8 @@ def failed_items(config: GatewayConfig, job_id: str, caller: Identity) -> tuple[
 
 
 @_redis_reported
-def cancel(config: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Any]:
-    store = _store(config)
+def cancel(engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Any]:
+    store = _store(engine, config)
     job, meta = _owned(store, config, job_id, caller)
     warnings: list[str] = []
     if job.mode == NATIVE and meta["status"] == RUNNING:
@@ -581,6 +534,3 @@ def cancel(config: GatewayConfig, job_id: str, caller: Identity) -> dict[str, An
         warnings.append(f"the job had already {previous}: nothing to cancel")
     return view
 
-
-def native_batch_of(batch: NativeBatch) -> dict[str, Any]:
-    return {"id": batch.id, "status": batch.status, "request_counts": batch.request_counts}

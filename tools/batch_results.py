@@ -4,6 +4,7 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+import services
 from jobs.service import JobError, failed_items, result_files, results_page
 from jobs.store import TERMINAL
 from specs.params import choice_param, number_param, text_param
@@ -24,12 +25,13 @@ class BatchResultsTool(Tool):
         limit = number_param(tool_parameters, "limit", default=100, minimum=1, maximum=1000, integer=True)
         kinds = FILE_KINDS[choice_param(tool_parameters, "files", tuple(FILE_KINDS), "both")]
         caller = caller_identity(self)  # the job shows itself only to the app that submitted it (jobs_visible_to)
+        engine = services.current().jobs
         try:
-            job, meta, page = results_page(config, job_id, caller, offset, limit)
+            job, meta, page = results_page(engine, config, job_id, caller, offset, limit)
             finished = meta["status"] in TERMINAL
             # The whole job's failed items: with the first page only, so paging through a large job stays cheap.
-            failed_text, failed_count = failed_items(config, job.id, caller) if finished and offset == 0 else ("", None)
-            files = list(result_files(config, job.id, caller, kinds)) if finished else []
+            failed_text, failed_count = failed_items(engine, config, job.id, caller) if finished and offset == 0 else ("", None)
+            files = list(result_files(engine, config, job.id, caller, kinds)) if finished else []
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         # Where the next page starts; `total` after the last one, so "offset < total" ends a paging loop.

@@ -5,6 +5,7 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+import services
 from jobs.service import JobError, status
 from specs.params import number_param, text_param
 from tools.correlation import caller_identity
@@ -25,7 +26,8 @@ class BatchStatusTool(Tool):
             tool_parameters, "work_seconds", default=SERVERLESS_WORK_SECONDS if serverless else 0, minimum=0, maximum=min(300, config.timeout_seconds)
         )
         try:
-            out = status(config, text_param(tool_parameters, "job_id", required=True, max_chars=100), caller_identity(self), work_seconds=work)
+            job_id = text_param(tool_parameters, "job_id", required=True, max_chars=100)
+            out = status(services.current().jobs, config, job_id, caller_identity(self), work_seconds=work)
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         eta = out.get("eta_seconds")

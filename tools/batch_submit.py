@@ -4,6 +4,7 @@ from typing import Any
 from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
+import services
 from gateway.config import parse_dify_files_url
 from gateway.wire.file_fetch import FetchError, fetch_file
 from jobs.inputs import MAX_INPUT_BYTES, JobInputError, JobItem, parse_file, parse_prompts
@@ -84,7 +85,7 @@ class BatchSubmitTool(Tool):
             identity=caller_identity(self),
         )
         try:
-            out = submit(config, items, json_format, settings, ttl)
+            out = submit(services.current().jobs, config, items, json_format, settings, ttl)
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         yield from text_messages(self, accepted_text(out))

@@ -19,8 +19,9 @@ from gateway.spend.budget import Identity
 from gateway.state.backends import state_for
 from gateway.state.keys import workspace_scope
 from jobs import service
-from jobs.engine import FLUSH_EVERY, JobEngine
 from jobs.inputs import parse_prompts
+from jobs.queue import JobEngine
+from jobs.results import FLUSH_EVERY
 from jobs.store import JobStore, percentile
 from simulator.harness import SimulatorProcess
 
@@ -86,17 +87,13 @@ def test_released_items_are_taken_at_once_not_after_the_lease(sim: SimulatorProc
     assert store.meta(job_id)["status"] == "completed" and time.monotonic() - started < 5
 
 
-def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProcess, config: GatewayConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs import engine as engine_module
-
-    fresh = JobEngine()
-    fresh.background = False
-    monkeypatch.setattr(engine_module, "ENGINE", fresh)
-    monkeypatch.setattr(service, "ENGINE", fresh)
+def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    engine = JobEngine()
+    engine.background = False
     items, json_format = parse_prompts(json.dumps([f"s {i}" for i in range(40)]))
-    job = service.submit(config, items, json_format, service.Settings(request={"model": "default"}, concurrency=8), 3600)
-    assert service.status(config, job["job_id"], Identity())["done"] == 0  # nothing runs in the background
-    status = service.status(config, job["job_id"], Identity(), work_seconds=5)
+    job = service.submit(engine, config, items, json_format, service.Settings(request={"model": "default"}, concurrency=8), 3600)
+    assert service.status(engine, config, job["job_id"], Identity())["done"] == 0  # nothing runs in the background
+    status = service.status(engine, config, job["job_id"], Identity(), work_seconds=5)
     assert status["finished"] and status["succeeded"] == 40
 
 

@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from gateway import GatewayConfig
-from jobs import service
-from jobs.engine import JobEngine
+from jobs import result_files
 from jobs.inputs import JobItem, parse_file, parse_prompts
+from jobs.queue import JobEngine
 from jobs.store import JobStore
 from simulator.harness import SimulatorProcess
 
@@ -78,18 +78,18 @@ def test_a_result_redis_refuses_does_not_hold_back_the_others(sim: SimulatorProc
 def test_csv_cells_a_spreadsheet_would_run_are_text_and_nul_is_never_written() -> None:
     item = JobItem(index=0, prompt="p", id="=cmd|' /C calc'!A0")
     for start in ("=1+1", "+1", "-1", "@SUM(1)", "\tx", "\rx"):
-        row = service._file_line("csv", item, {"id": item.id, "status": "ok", "text": start, "error": "", "attempts": 1}, True, "completed")
+        row = result_files.file_line("csv", item, {"id": item.id, "status": "ok", "text": start, "error": "", "attempts": 1}, True, "completed")
         (parsed,) = list(csv.reader(io.StringIO(row.decode("utf-8"), newline="")))
         assert parsed[1] == "'=cmd|' /C calc'!A0" and parsed[3] == "'" + start
     odd = JobItem(index=1, prompt="p", id="a\x00b")
-    row = service._file_line("csv", odd, {"id": odd.id, "status": "ok", "text": "x\x00y\ud800", "attempts": 1}, True, "completed")
+    row = result_files.file_line("csv", odd, {"id": odd.id, "status": "ok", "text": "x\x00y\ud800", "attempts": 1}, True, "completed")
     assert b"\x00" not in row and "a\ufffdb" in row.decode("utf-8") and "x\ufffdy\ufffd" in row.decode("utf-8")
-    assert service._csv_row([-1.5, 3, None]) == b"-1.5,3,\r\n"  # numbers are not text: left as they are
+    assert result_files.csv_row([-1.5, 3, None]) == b"-1.5,3,\r\n"  # numbers are not text: left as they are
 
 
 def test_jsonl_result_lines_read_back_with_any_reader_and_ours_reads_raw_separators() -> None:
     item = JobItem(index=0, prompt="p", id="i")
-    line = service._file_line("jsonl", item, {"id": "i", "status": "ok", "text": "a\u2028b\u2029c\u0085d=1"}, True, "completed")
+    line = result_files.file_line("jsonl", item, {"id": "i", "status": "ok", "text": "a\u2028b\u2029c\u0085d=1"}, True, "completed")
     assert line.decode("utf-8").splitlines() == [line.decode("utf-8").rstrip("\n")]  # one line for every line reader
     assert json.loads(line)["text"] == "a\u2028b\u2029c\u0085d=1"  # and no spreadsheet escaping in JSONL
     raw = "".join(json.dumps({"id": f"r{i}", "prompt": f"p{i} \u2028\u2029\u0085 end"}, ensure_ascii=False) + "\r\n" for i in range(3))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,8 +18,8 @@ from gateway import GatewayConfig
 from gateway.errors import FieldError
 from gateway.spend.budget import Identity
 from jobs import service
-from jobs.engine import JobEngine
 from jobs.inputs import parse_prompts
+from jobs.queue import JobEngine
 from simulator.harness import SimulatorProcess
 
 pytestmark = pytest.mark.redis
@@ -27,23 +27,22 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 OWNER, OTHER_APP = Identity(app_id="app-owner", user_id="u1"), Identity(app_id="app-other", user_id="u1")
 
 
-@pytest.fixture(autouse=True)
-def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[JobEngine]:
+@pytest.fixture
+def engine() -> JobEngine:
     """No background workers: a submitted job stays running, untouched, for the whole test."""
     fresh = JobEngine()
     fresh.background = False
-    monkeypatch.setattr(service, "ENGINE", fresh)
-    yield fresh
+    return fresh
 
 
 def config(api_key: str, base_url: str, **extra: str) -> GatewayConfig:
     return GatewayConfig.from_credentials({"api_key": api_key, "base_url": base_url, "redis_url": REDIS_URL, **extra})
 
 
-def submitted(workspace: GatewayConfig) -> str:
+def submitted(engine: JobEngine, workspace: GatewayConfig) -> str:
     items, json_format = parse_prompts(json.dumps(["first", "second", "third"]))
     settings = service.Settings(request={"model": "default"}, identity=OWNER)
-    return str(service.submit(workspace, items, json_format, settings, 3600)["job_id"])
+    return str(service.submit(engine, workspace, items, json_format, settings, 3600)["job_id"])
 
 
 def refusal(call: Callable[[], Any], job_id: str) -> str:
@@ -53,13 +52,13 @@ def refusal(call: Callable[[], Any], job_id: str) -> str:
     return str(refused.value).replace(job_id, "<job_id>")
 
 
-def every_job_call(workspace: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Callable[[], Any]]:
+def every_job_call(engine: JobEngine, workspace: GatewayConfig, job_id: str, caller: Identity) -> dict[str, Callable[[], Any]]:
     return {
-        "status": lambda: service.status(workspace, job_id, caller),
-        "results": lambda: service.results_page(workspace, job_id, caller, 0, 10),
-        "files": lambda: list(service.result_files(workspace, job_id, caller, ("jsonl",))),
-        "failed_items": lambda: service.failed_items(workspace, job_id, caller),
-        "cancel": lambda: service.cancel(workspace, job_id, caller),
+        "status": lambda: service.status(engine, workspace, job_id, caller),
+        "results": lambda: service.results_page(engine, workspace, job_id, caller, 0, 10),
+        "files": lambda: list(service.result_files(engine, workspace, job_id, caller, ("jsonl",))),
+        "failed_items": lambda: service.failed_items(engine, workspace, job_id, caller),
+        "cancel": lambda: service.cancel(engine, workspace, job_id, caller),
     }
 
 
@@ -76,46 +75,48 @@ def job_keys(workspace: GatewayConfig, job_id: str) -> dict[str, Any]:
     }
 
 
-def test_another_app_and_another_workspace_get_what_a_never_existing_id_gets(sim: SimulatorProcess) -> None:
+def test_another_app_and_another_workspace_get_what_a_never_existing_id_gets(sim: SimulatorProcess, engine: JobEngine) -> None:
     workspace = config(sim.api_key, sim.base_url)
     other_workspace = config(f"sk-other-workspace-{uuid.uuid4().hex}", sim.base_url)
-    job_id = submitted(workspace)
+    job_id = submitted(engine, workspace)
     before = job_keys(workspace, job_id)
     never = uuid.uuid4().hex
-    for name, call in every_job_call(workspace, never, OWNER).items():
+    for name, call in every_job_call(engine, workspace, never, OWNER).items():
         expected = refusal(call, never)
         assert expected.startswith("no job <job_id> here"), expected
-        assert refusal(every_job_call(workspace, job_id, OTHER_APP)[name], job_id) == expected, name
-        assert refusal(every_job_call(other_workspace, job_id, OWNER)[name], job_id) == expected, name  # even as "the same app"
-        assert refusal(every_job_call(other_workspace, job_id, OTHER_APP)[name], job_id) == expected, name
+        assert refusal(every_job_call(engine, workspace, job_id, OTHER_APP)[name], job_id) == expected, name
+        assert refusal(every_job_call(engine, other_workspace, job_id, OWNER)[name], job_id) == expected, name  # even as "the same app"
+        assert refusal(every_job_call(engine, other_workspace, job_id, OTHER_APP)[name], job_id) == expected, name
     assert job_keys(workspace, job_id) == before  # still running, nothing sent, nothing cancelled
     assert before["meta"][b"status"] == b"running" and before["open"]
     # The submitting app can: read it, then cancel it.
-    assert service.status(workspace, job_id, OWNER)["status"] == "running"
-    assert [r["index"] for r in service.results_page(workspace, job_id, OWNER, 0, 10)[2]] == [0, 1, 2]
-    assert service.cancel(workspace, job_id, OWNER)["cancelled"] is True
+    assert service.status(engine, workspace, job_id, OWNER)["status"] == "running"
+    assert [r["index"] for r in service.results_page(engine, workspace, job_id, OWNER, 0, 10)[2]] == [0, 1, 2]
+    assert service.cancel(engine, workspace, job_id, OWNER)["cancelled"] is True
 
 
-def test_the_same_key_with_another_gateway_url_is_not_the_jobs_gateway(sim: SimulatorProcess) -> None:
+def test_the_same_key_with_another_gateway_url_is_not_the_jobs_gateway(sim: SimulatorProcess, engine: JobEngine) -> None:
     workspace = config(sim.api_key, sim.base_url)
-    job_id = submitted(workspace)
+    job_id = submitted(engine, workspace)
     elsewhere = config(sim.api_key, "http://127.0.0.1:9/v1")
     never = uuid.uuid4().hex
-    assert refusal(lambda: service.status(elsewhere, job_id, OWNER), job_id) == refusal(lambda: service.status(workspace, never, OWNER), never)
-    assert service.cancel(workspace, job_id, OWNER)["cancelled"] is True
+    assert refusal(lambda: service.status(engine, elsewhere, job_id, OWNER), job_id) == refusal(
+        lambda: service.status(engine, workspace, never, OWNER), never
+    )
+    assert service.cancel(engine, workspace, job_id, OWNER)["cancelled"] is True
 
 
-def test_jobs_visible_to_workspace_lets_every_app_of_the_workspace_in_and_no_other_workspace(sim: SimulatorProcess) -> None:
+def test_jobs_visible_to_workspace_lets_every_app_of_the_workspace_in_and_no_other_workspace(sim: SimulatorProcess, engine: JobEngine) -> None:
     workspace = config(sim.api_key, sim.base_url, jobs_visible_to="workspace")
-    job_id = submitted(workspace)
-    assert service.status(workspace, job_id, OTHER_APP)["status"] == "running"
-    assert service.status(workspace, job_id, Identity())["status"] == "running"  # a call without an app too
+    job_id = submitted(engine, workspace)
+    assert service.status(engine, workspace, job_id, OTHER_APP)["status"] == "running"
+    assert service.status(engine, workspace, job_id, Identity())["status"] == "running"  # a call without an app too
     other_workspace = config(f"sk-other-workspace-{uuid.uuid4().hex}", sim.base_url, jobs_visible_to="workspace")
     never = uuid.uuid4().hex
-    assert refusal(lambda: service.cancel(other_workspace, job_id, OWNER), job_id) == refusal(
-        lambda: service.cancel(other_workspace, never, OWNER), never
+    assert refusal(lambda: service.cancel(engine, other_workspace, job_id, OWNER), job_id) == refusal(
+        lambda: service.cancel(engine, other_workspace, never, OWNER), never
     )
-    assert service.cancel(workspace, job_id, OTHER_APP)["cancelled"] is True
+    assert service.cancel(engine, workspace, job_id, OTHER_APP)["cancelled"] is True
 
 
 def test_the_not_found_message_says_what_to_check_and_who_may_see_a_job() -> None:

@@ -1,0 +1,52 @@
+"""The plugin process's long-lived services, created once by the process's wiring (main.py) and handed
+to what uses them. Nothing here is created at import: a module that imports this one gets no engine,
+no thread and no Redis connection until the wiring installs them.
+
+The tools (Dify's `Tool` classes are built by the SDK, which passes them nothing of ours) read them with
+`current()`. Tests and dev tools build their own (`Services.create()`, or a `JobEngine` of their own)
+and pass them in, or `install` them for code that reads `current()`. No Dify import here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.queue import JobEngine
+
+
+@dataclass
+class Services:
+    """What lives as long as the process. The job engine: its workers, the Redis stores and gateways
+    they work for (`jobs.queue`)."""
+
+    jobs: JobEngine
+
+    @classmethod
+    def create(cls) -> Services:
+        return cls(jobs=JobEngine())
+
+
+_installed: Services | None = None  # the process's, once install() is called: nothing is created at import
+
+
+def install(services: Services) -> Services:
+    """Makes `services` the process's (what `current()` returns from now on)."""
+    global _installed
+    _installed = services
+    return services
+
+
+def current() -> Services:
+    """The process's services, as installed by main.py (or a test)."""
+    if _installed is None:
+        raise RuntimeError(
+            "no services installed in this process: main.py installs them before the plugin runs "
+            "(services.install(services.Services.create())); a test or dev tool running tools in-process installs its own"
+        )
+    return _installed
+
+
+def uninstall() -> None:
+    """Forgets the installed services (tests that installed their own)."""
+    global _installed
+    _installed = None
