@@ -68,8 +68,8 @@ print(json.dumps({"rps": n / wall, "ok": ok}))
 """
 
 
-def creds(sim: SimulatorProcess) -> dict[str, Any]:
-    return {"api_key": sim.api_key, "base_url": sim.base_url, "redis_url": REDIS_URL, "max_retries": "2"}
+def creds(sim: SimulatorProcess, redis_url: str = REDIS_URL) -> dict[str, Any]:
+    return {"api_key": sim.api_key, "base_url": sim.base_url, "redis_url": redis_url, "max_retries": "2"}
 
 
 def tool(plugin: PluginProcess, name: str, params: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
@@ -121,9 +121,9 @@ def jobs_on(n: int, credentials: dict[str, Any], items: int, concurrency: int, *
             plugin.close()
 
 
-def bare_pools(sim: SimulatorProcess, n: int, items: int, concurrency: int) -> dict[str, float]:
+def bare_pools(sim: SimulatorProcess, n: int, items: int, concurrency: int, start_in: float = 0.0) -> dict[str, float]:
     """`n` bare pools side by side, each `items` calls: summed requests per second, mean CPU per item."""
-    start_at = time.time() + 3.0 + n  # after every pool has started and warmed up
+    start_at = time.time() + (start_in or 3.0 + n)  # after every pool has started and warmed up
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", BARE_POOL, sim.base_url, sim.api_key, str(items), str(concurrency), str(start_at)],
@@ -134,6 +134,27 @@ def bare_pools(sim: SimulatorProcess, n: int, items: int, concurrency: int) -> d
     ]
     results = [json.loads(p.communicate()[0]) for p in procs]
     return {"rps": sum(r["rps"] for r in results), "cpu_ms": sum(r["cpu_ms"] for r in results) / n}
+
+
+def cpu_per_request(redis_url: str, *, rounds: int, items: int, concurrency: int, latency_ms: int) -> dict[str, Any]:
+    """Issue 24's jobs ratio: CPU ms per request of one plugin process working a job (batch_submit, the
+    worker, the batch_status polls every 0.5 s) and of a bare requests + gevent pool on the same calls,
+    per round, rounds interleaved. One plugin process serves every round, warmed by a small job first,
+    as the pool warms its connections first; only the timed calls count on either side."""
+    from bench.bench_client import own_redis_db
+
+    jobs_ms: list[float] = []
+    bare_ms: list[float] = []
+    with SimulatorProcess(latency_ms=latency_ms) as sim, own_redis_db(redis_url), PluginProcess() as plugin:
+        credentials = creds(sim, redis_url)
+        run_job([plugin], credentials, concurrency * 4, concurrency)
+        for _ in range(rounds):
+            bare_ms.append(bare_pools(sim, 1, items, concurrency, start_in=1.5)["cpu_ms"])
+            job = run_job([plugin], credentials, items, concurrency)
+            if job["status"]["succeeded"] != items or not job["in_order"]:
+                raise SystemExit(f"jobs: {job['status']['succeeded']} of {items} succeeded, in order {job['in_order']}")
+            jobs_ms.append(job["cpu_ms"])
+    return {"items": items, "concurrency": concurrency, "latency_ms": latency_ms, "jobs_cpu_ms": jobs_ms, "bare_cpu_ms": bare_ms}
 
 
 def main(argv: list[str]) -> None:
