@@ -11,8 +11,8 @@ from approval.store_choice import REDIS, store_for
 from gateway.errors import FieldError, register_secret
 from specs.params import choice_param, number_param, text_param
 from tools.approval_notify import webhook_post
-from tools.errors import HolySheepToolError, ToolInputError, reported_errors
 from tools.outputs import variable_messages
+from tools.reporting import HolySheepToolError, ToolInputError, reported_errors
 from tools.support import gateway_config
 
 ACTIONS = ("list", "replay", "drop")
@@ -78,7 +78,7 @@ def replay(dlq: DeadLetterQueue, store: Any, entry_id: str, params: dict[str, An
     from approval.links import LinkClaims
     from approval.notifications import replay_notification
     from gateway.wire.webhooks import post_json
-    from specs.approval import notification_settings
+    from specs.approval_specs import notification_settings
 
     entry = dlq.get(entry_id)
     if entry is None:

@@ -176,8 +176,8 @@ def _notify_escalation(request_id: str, result: Any, redis_store: Any, credentia
     from approval.approvers import select_approvers
     from approval.notifications import NotificationReport, notify_routed
     from approval.records import StoreUnavailable
-    from specs.approval import approval_policy
-    from specs.errors import ToolInputError
+    from specs.approval_specs import approval_policy
+    from specs.input_errors import ToolInputError
 
     level = result.required_level
     if redis_store is None:

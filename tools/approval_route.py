@@ -11,11 +11,11 @@ from approval.records import RecordExists, StoreUnavailable, validate_request_id
 from approval.store_choice import REDIS, ChosenStore, store_for
 from approval.transitions import ApprovalRecord
 from gateway import GatewayClient
-from specs.approval import RouteSpec
+from specs.approval_specs import RouteSpec
 from tools.approval_llm import GUARD_MAX_TOKENS, GatewayAssessmentLLM
 from tools.approval_notify import notify_route, request_summary, webhook_post
-from tools.errors import HolySheepToolError, ToolInputError, reported_errors
 from tools.outputs import variable_messages
+from tools.reporting import HolySheepToolError, ToolInputError, reported_errors
 from tools.spend import call_options
 from tools.support import gateway_client
 from untrusted import quote

@@ -9,8 +9,8 @@ from approval.records import StoreUnavailable, validate_request_id
 from approval.store_choice import store_for
 from gateway.errors import FieldError
 from specs.params import bool_param, text_param
-from tools.errors import HolySheepToolError, ToolInputError, reported_errors
 from tools.outputs import variable_messages
+from tools.reporting import HolySheepToolError, ToolInputError, reported_errors
 from tools.support import gateway_config
 
 

@@ -9,10 +9,10 @@ from approval.records import StoreUnavailable, UnknownRequest
 from approval.store_choice import DIFY_STORAGE, REDIS, WORKFLOW, ChosenStore, store_for
 from approval.transitions import TransitionResult
 from gateway.errors import FieldError
-from specs.approval import TransitionSpec, named
+from specs.approval_specs import TransitionSpec, named
 from tools.approval_notify import notify_escalation, skipped_outputs
-from tools.errors import HolySheepToolError, ToolInputError, reported_errors
 from tools.outputs import variable_messages
+from tools.reporting import HolySheepToolError, ToolInputError, reported_errors
 from tools.support import gateway_config
 
 # Events that decide a request: with the Redis store they must say which version the actor read.

@@ -8,8 +8,8 @@ import services
 from jobs.service import JobError, cancel
 from specs.params import text_param
 from tools.correlation import caller_identity
-from tools.errors import ToolInputError, reported_errors
 from tools.outputs import text_messages, variable_messages
+from tools.reporting import ToolInputError, reported_errors
 from tools.support import gateway_config
 
 

@@ -6,10 +6,10 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway.call.batch import BatchItem, BatchProgress, BatchReport, BatchSettings, iter_batch
 from gateway.models import ChatRequest
-from specs.batch import BatchSpec
+from specs.batch_spec import BatchSpec
 from tools.correlation import caller_identity, correlation_id, tool_label
-from tools.errors import reported_errors
 from tools.outputs import split_results, variable_messages
+from tools.reporting import reported_errors
 from tools.support import gateway_client
 
 

@@ -9,8 +9,8 @@ from jobs.service import JobError, failed_items, result_files, results_page
 from jobs.store import TERMINAL
 from specs.params import choice_param, number_param, text_param
 from tools.correlation import caller_identity
-from tools.errors import ToolInputError, reported_errors
 from tools.outputs import split_results, text_messages, variable_messages
+from tools.reporting import ToolInputError, reported_errors
 from tools.support import gateway_config
 
 FILE_KINDS = {"both": ("jsonl", "csv"), "jsonl": ("jsonl",), "csv": ("csv",), "none": ()}

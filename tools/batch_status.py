@@ -9,8 +9,8 @@ import services
 from jobs.service import JobError, status
 from specs.params import number_param, text_param
 from tools.correlation import caller_identity
-from tools.errors import ToolInputError, reported_errors
 from tools.outputs import text_messages, variable_messages
+from tools.reporting import ToolInputError, reported_errors
 from tools.support import gateway_config
 
 # Without a background (serverless), a status call works on the job itself for this long by default.

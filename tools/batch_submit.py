@@ -9,11 +9,11 @@ from gateway.config import parse_dify_files_url
 from gateway.wire.file_fetch import FetchError, fetch_file
 from jobs.inputs import MAX_INPUT_BYTES, JobInputError, JobItem, parse_file, parse_prompts
 from jobs.service import JobError, Settings, submit
-from specs.job import JobSpec
+from specs.job_spec import JobSpec
 from specs.params import number_param, text_param
 from tools.correlation import caller_identity
-from tools.errors import ToolInputError, reported_errors
 from tools.outputs import text_messages, variable_messages
+from tools.reporting import ToolInputError, reported_errors
 from tools.support import gateway_client, gateway_config
 
 MAX_TTL_HOURS = 24 * 30

@@ -5,9 +5,9 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from gateway.spend.budget import BudgetExceeded
-from specs.chat import ChatToolSpec
-from tools.errors import reported_errors
+from specs.chat_spec import ChatToolSpec
 from tools.outputs import text_messages, variable_messages
+from tools.reporting import reported_errors
 from tools.spend import SPEND_VARIABLES, budget_refusal_output, call_options
 from tools.support import gateway_client
 

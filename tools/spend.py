@@ -8,7 +8,7 @@ from typing import Any
 from gateway import ChatRequest, GatewayClient
 from gateway.client import CallOptions
 from gateway.spend.budget import BudgetExceeded
-from specs.chat import SpendSpec
+from specs.chat_spec import SpendSpec
 from tools.correlation import caller_identity, correlation_id, tool_label
 
 SPEND_VARIABLES = (

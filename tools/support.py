@@ -13,7 +13,7 @@ from gateway import ConfigurationError, GatewayClient, GatewayConfig, GatewayErr
 from gateway.config import parse_dify_files_url, parse_webhook_allowlist
 from gateway.errors import FieldError, redact_known_secrets
 from gateway.state.backends import state_for
-from tools.errors import ToolInputError  # also sends the call log to the daemon's plugin log
+from tools.reporting import ToolInputError  # also sends the call log to the daemon's plugin log
 
 
 def gateway_config(credentials: dict[str, Any]) -> GatewayConfig:
@@ -46,7 +46,7 @@ def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
     except FieldError as exc:
         return str(exc)
     if str(credentials.get("approval_policy") or "").strip():
-        from specs.approval import approval_policy
+        from specs.approval_specs import approval_policy
 
         try:
             approval_policy({}, credentials)  # validates the credential's policy

@@ -1,5 +1,5 @@
 """One attempt: a place in the limits (`gateway.call.limits_step`), one request through the endpoint
-(`gateway.wire.transport`), its answer turned into a result (`gateway.call.results`, `gateway.wire.stream_events`).
+(`gateway.wire.transport`), its answer turned into a result (`gateway.call.chat_results`, `gateway.wire.stream_events`).
 An attempt is a generator: it yields content (TextDelta, ReasoningDelta) as it arrives, then its outcome
 as its last item; a plain attempt yields only the outcome. A failure leaves as AttemptFailed, classified."""
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from gateway.call.chat_results import completion_result, stream_result
 from gateway.call.limits_step import LimitsStep
 from gateway.call.options import Call
-from gateway.call.results import completion_result, stream_result
 from gateway.errors import BadRequestError, GatewayError, InBandStreamError, Redactor, StreamInterruptedError
 from gateway.models import ChatResult, ReasoningDelta, StreamCompleted, TextDelta
 from gateway.spend.pricing import PriceTable

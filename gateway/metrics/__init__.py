@@ -34,7 +34,7 @@ the exposition (`exposition()`); nothing here writes the text format by hand. Hi
 bucket counts as figures, so they add up across processes like the counters do.
 
 Modules: `catalog` (metric names, buckets, label sets), `calls` (the call record, its log line,
-`WorkspaceMetrics`), `process_store` (`InProcessMetrics`), `redis_store` (`RedisMetrics`,
+`WorkspaceMetrics`), `process_store` (`InProcessMetrics`), `redis_metrics` (`RedisMetrics`,
 `WriteBehindMetrics`), `prometheus` (the exposition). The names are re-exported here.
 """
 
@@ -64,7 +64,7 @@ from gateway.metrics.catalog import (
 )
 from gateway.metrics.process_store import PROCESS_METRICS, InProcessMetrics
 from gateway.metrics.prometheus import FiguresCollector, exposition
-from gateway.metrics.redis_store import CHANGED_PART, FIGURES_PART, RedisMetrics, WriteBehindMetrics
+from gateway.metrics.redis_metrics import CHANGED_PART, FIGURES_PART, RedisMetrics, WriteBehindMetrics
 
 __all__ = [
     "BATCH_STATUSES",

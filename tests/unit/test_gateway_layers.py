@@ -71,10 +71,10 @@ TOP_LEVEL = {"__init__", "client", "config", "errors", "models"}  # the public A
 # Each sub-package and the modules it holds at least (new ones may join; none may leave to the top).
 SUBPACKAGES: dict[str, set[str]] = {
     "wire": {"transport", "http_transport", "sse", "stream_events", "reasoning", "net_guard", "file_fetch", "webhooks"},
-    "call": {"retry", "breaker", "rate_limits", "pacing", "routing", "batch", "native_batch", "results"},
+    "call": {"retry", "breaker", "rate_limits", "pacing", "routing", "batch", "native_batch", "chat_results"},
     "spend": {"budget", "redis_budget", "pricing", "tokens", "cache"},
     "state": {"keys", "redis_connection", "redis_state", "shared", "backends"},
-    "metrics": {"catalog", "calls", "process_store", "redis_store", "prometheus"},
+    "metrics": {"catalog", "calls", "process_store", "redis_metrics", "prometheus"},
 }
 # Top-level modules that import sub-packages, and which: the client composes them and __init__ re-exports
 # them; config parses the settings whose types and checks live there (budgets, the reply cache's TTLs,

@@ -11,9 +11,9 @@ import pytest
 from gateway.call.batch import BatchItem
 from gateway.errors import FieldError
 from gateway.spend.pricing import PriceTable
-from specs.approval import RouteSpec
-from specs.chat import JSON_ONLY, ChatSpec, ChatToolSpec
-from specs.job import JobSpec
+from specs.approval_specs import RouteSpec
+from specs.chat_spec import JSON_ONLY, ChatSpec, ChatToolSpec
+from specs.job_spec import JobSpec
 from specs.model import ModelChoice, model_choice, resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.models import ChatRequest
 from gateway.spend.budget import BudgetPolicy
-from specs.batch import concurrency_param, limit_settings
-from specs.chat import ChatSpec, effective_budget, with_json_instruction, workflow_budget
+from specs.batch_spec import concurrency_param, limit_settings
+from specs.chat_spec import ChatSpec, effective_budget, with_json_instruction, workflow_budget
 from specs.model import ModelChoice, resolve_model
 from specs.params import Params, choice_param, number_param
 

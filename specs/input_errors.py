@@ -9,4 +9,4 @@ __all__ = ["FieldError", "ToolInputError"]
 
 class ToolInputError(Exception):
     """A tool's request cannot be served as given; the whole message says what to fix. A single
-    invalid parameter is a FieldError instead, formatted at the tool boundary (tools.errors)."""
+    invalid parameter is a FieldError instead, formatted at the tool boundary (tools.reporting)."""

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from gateway.call.batch import BatchInput, BatchInputError, parse_batch_input
 from gateway.call.rate_limits import LimitSettings
-from specs.chat import ChatSpec, SpendSpec
-from specs.errors import ToolInputError
+from specs.chat_spec import ChatSpec, SpendSpec
+from specs.input_errors import ToolInputError
 from specs.params import Params, number_param
 
 if TYPE_CHECKING:

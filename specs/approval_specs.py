@@ -14,7 +14,7 @@ from approval.levels import APPROVER_LEVELS, EVENTS, STATES
 from approval.records import validate_idempotency_key, validate_request_id
 from approval.transitions import LEVEL_GATED_EVENTS, ApprovalRecord, parse_instant
 from gateway.errors import FieldError, register_secret
-from specs.errors import ToolInputError
+from specs.input_errors import ToolInputError
 from specs.model import ModelChoice, resolve_model
 from specs.params import Params, bool_param, choice_param, number_param, text_param
 

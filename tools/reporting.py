@@ -13,7 +13,7 @@ import redis
 
 from gateway import GatewayError
 from gateway.errors import FieldError, redact_known_secrets
-from specs.errors import ToolInputError
+from specs.input_errors import ToolInputError
 from tools.correlation import correlation_id
 
 __all__ = ["HolySheepToolError", "ToolInputError", "ids_suffix", "reported_errors", "shown"]
