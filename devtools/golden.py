@@ -151,7 +151,7 @@ def main(argv: list[str]) -> int:
         total = len(load(Path(argv[1])))
         GOLDEN_FILE.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN_FILE.write_text("".join(json.dumps(stored(e), sort_keys=True) + "\n" for e in kept), encoding="utf-8")
-        print(f"golden file: {len(kept)} of {total} invocations were identical in both recordings -> {GOLDEN_FILE}")
+        print(f"golden file: {len(kept)} of {total} invocations were identical in every recording -> {GOLDEN_FILE}")
         return 0
     print("usage: ./dev golden record [TIMES]  |  ./dev golden merge FIRST.jsonl SECOND.jsonl [MORE.jsonl ...]")
     return 2
