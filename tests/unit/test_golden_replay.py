@@ -36,3 +36,9 @@ def test_a_large_answer_is_kept_as_a_fingerprint_and_still_compared_byte_for_byt
     assert "messages" not in kept
     assert golden.differences([big], {kept["key"]: kept}) == []
     assert golden.differences([entry("x" * 9_999 + "y")], {kept["key"]: kept}) == [kept["key"]]
+
+
+def test_a_test_whose_answer_depends_on_the_clock_is_not_compared() -> None:
+    timed = {**entry("cut by the deadline"), "key": "tests/runtime/test_f.py::test_refused_in_bounded_time[gzip]#abc#1"}
+    recorded = {timed["key"]: {**timed, "messages": []}}
+    assert golden.differences([timed], recorded) == []
