@@ -143,4 +143,6 @@ def test_without_redis_each_process_counts_on_its_own(plugin, second_plugin, sim
     second = route_all([(second_plugin, params(fay, policy)) for _ in range(5)], credentials)
     assert sum(out["auto_approve"] for out in first) == 3 and sum(out["auto_approve"] for out in second) == 3
     assert {out["audit"]["limits"]["store"] for out in first + second} == {"process"}
-    assert any("counted across this process only (no redis_url)" in f for f in first[0]["decision_factors"])
+    # The five run concurrently: which three were counted (and so carry the note) is up to the scheduler.
+    counted = [out for out in first if out["auto_approve"]]
+    assert all(any("counted across this process only (no redis_url)" in f for f in out["decision_factors"]) for out in counted)
