@@ -11,19 +11,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.client import ClientRegistry
+from gateway.state.backends import Backends
 from jobs.queue import JobEngine
 
 
 @dataclass
 class Services:
-    """What lives as long as the process. The job engine: its workers, the Redis stores and gateways
-    they work for (`jobs.queue`)."""
+    """What lives as long as the process. `gateway`: the gateway clients shared between invocations and
+    the stores they count in (`gateway.client.ClientRegistry`: the in-process state, reply cache and
+    metrics, which the metrics endpoint reads, and the Redis-backed ones per URL). `jobs`: the job engine,
+    its workers, the Redis stores and gateways they work for (`jobs.queue`), on the same clients and stores."""
 
+    gateway: ClientRegistry
     jobs: JobEngine
 
     @classmethod
     def create(cls) -> Services:
-        return cls(jobs=JobEngine())
+        gateway = ClientRegistry(Backends())
+        return cls(gateway=gateway, jobs=JobEngine(gateway))
 
 
 _installed: Services | None = None  # the process's, once install() is called: nothing is created at import

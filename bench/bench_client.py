@@ -98,10 +98,10 @@ def candidates(base_url: str, api_key: str, redis_url: str, with_openai: bool) -
     ours = GatewayClient(GatewayConfig.from_credentials({"api_key": api_key, "base_url": base_url}), state=InProcessState())
     chosen: dict[str, Callable[[], object]] = {BARE: bare, OURS: lambda: ours.chat(ChatRequest(messages=messages, model=MODEL)).text}
     if redis_url:
-        from gateway.state.backends import state_for
+        from gateway.client import ClientRegistry
 
         config = GatewayConfig.from_credentials({"api_key": api_key, "base_url": base_url, "redis_url": redis_url})
-        with_redis = GatewayClient(config, state=state_for(redis_url))
+        with_redis = ClientRegistry().client(config)  # as the plugin's tools get theirs: state, cache and metrics in Redis
         chosen[OURS_REDIS] = lambda: with_redis.chat(ChatRequest(messages=messages, model=MODEL)).text
     if with_openai:
         import openai

@@ -54,11 +54,11 @@ print(json.dumps({"rps": n / wall, "ok": ok, "cpu_ms": cpu / n * 1000}))
 CLIENT_POOL = """
 from gevent import monkey; monkey.patch_all()
 import json, sys, time, gevent.pool
-from gateway import CallOptions, ChatRequest, GatewayClient, GatewayConfig
-from gateway.state.backends import state_for
+from gateway import CallOptions, ChatRequest, GatewayConfig
+from gateway.client import ClientRegistry
 base, key, n, conc, redis_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 config = GatewayConfig.from_credentials({"api_key": key, "base_url": base, "redis_url": redis_url, "max_retries": "2"})
-client = GatewayClient(config, state=state_for(redis_url))
+client = ClientRegistry().client(config)  # as the plugin's tools get theirs: the process's registry, state in Redis
 client.ensure_pool(conc)
 def call(i):
     return bool(client.chat(ChatRequest.from_prompt(f"client {i}", model="deepseek-v3.2"), CallOptions(tool="batch_submit")).text)

@@ -57,12 +57,13 @@ def handle(r: Request, settings: Mapping[str, Any]) -> Response:
     workspace = workspace_of(settings)
     if isinstance(workspace, Response):
         return workspace
+    import services
     from gateway.metrics import WorkspaceMetrics, exposition
-    from gateway.state.backends import metrics_for
 
+    backends = services.current().gateway.backends  # where this process's tools count their calls
     redis_url = str(settings.get("redis_url") or "").strip()
     try:
-        body = exposition(WorkspaceMetrics(metrics_for(redis_url), workspace))
+        body = exposition(WorkspaceMetrics(backends.metrics_for(redis_url), workspace))
     except Exception as exc:  # Redis unreachable: say so instead of showing one process's figures as the sum
         return text(503, f"cannot read the shared metrics from Redis ({type(exc).__name__}): check the endpoint's redis_url\n")
     from prometheus_client import CONTENT_TYPE_LATEST

@@ -49,7 +49,8 @@ from gateway.models import ChatRequest, ChatResult, StreamCompleted, TextDelta
 from gateway.spend.budget import BudgetStore
 from gateway.spend.cache import ReplyCache, SingleFlight
 from gateway.spend.pricing import PriceTable
-from gateway.state.shared import PROCESS_STATE, SharedState
+from gateway.state.backends import Backends
+from gateway.state.shared import SharedState
 from gateway.wire.http_transport import DEFAULT_POOL_SIZE, HTTPTransport
 from gateway.wire.transport import Deadline, Endpoint, Transport
 
@@ -58,7 +59,7 @@ MAX_SHARED_CLIENTS = 32
 
 _NO_LIMITS = LimitSettings()
 
-__all__ = ["SHARED_CLIENTS", "CallOptions", "ClientRegistry", "Deadline", "GatewayClient"]
+__all__ = ["CallOptions", "ClientRegistry", "Deadline", "GatewayClient"]
 
 
 class GatewayClient:
@@ -74,18 +75,21 @@ class GatewayClient:
         cache: ReplyCache | None = None,
         pacer: AdaptivePacer | None = None,
         metrics: MetricsStore | None = None,
+        backends: Backends | None = None,
     ) -> None:
         self._config = config
+        # The process's stores (`ClientRegistry` hands them in); a client made alone gets stores of its own.
+        self.backends = backends if backends is not None else Backends()
         register_secret(config.api_key)
         self.redact = Redactor([config.api_key])
         self.prices = prices or PriceTable.bundled().with_overrides(config.price_overrides)
-        self._state = state or PROCESS_STATE
+        self._state = state or self.backends.state
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.transport: Transport = transport or HTTPTransport(config, self.redact)
         self.endpoint = Endpoint(self.transport, config.base_url, self.redact)
         self._pooled_calls = 0  # parallel calls announced by running batches, across invocations
         self._pool_lock = threading.Lock()
-        self.stores = Stores(config, self.prices, budgets=budgets, cache=cache, metrics=metrics)
+        self.stores = Stores(config, self.prices, self.backends, budgets=budgets, cache=cache, metrics=metrics)
         self.pacer = pacer or AdaptivePacer()
         self.flights = SingleFlight()
         self.namespace = f"{hashlib.sha256(config.base_url.encode()).hexdigest()[:16]}:{config.key_digest}"
@@ -124,11 +128,6 @@ class GatewayClient:
     @property
     def metrics(self) -> MetricsSink:
         return self.stores.metrics
-
-    @classmethod
-    def shared(cls, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
-        """The process's client for `config` (see SHARED_CLIENTS)."""
-        return SHARED_CLIENTS.get(config, state=state)
 
     def close(self) -> None:
         """Closes the connection pool. A call made afterwards opens new connections."""
@@ -186,20 +185,27 @@ class GatewayClient:
 
 class ClientRegistry:
     """The clients shared across invocations in this process, one per configuration (gateway, key and
-    settings), so that each keeps its warm keep-alive pool. Bounded: past `limit` configurations the
-    least recently used client is closed and dropped (a call still using it finishes normally)."""
+    settings), so that each keeps its warm keep-alive pool, and the stores they count in (`backends`:
+    in-process state, reply cache and metrics, and the Redis-backed ones per URL). The process's wiring
+    makes one (`services.Services.create`). Bounded: past `limit` configurations the least recently used
+    client is closed and dropped (a call still using it finishes normally)."""
 
-    def __init__(self, limit: int = MAX_SHARED_CLIENTS) -> None:
+    def __init__(self, backends: Backends | None = None, *, limit: int = MAX_SHARED_CLIENTS) -> None:
+        self.backends = backends if backends is not None else Backends()
         self.limit = limit
         self._clients: OrderedDict[GatewayConfig, GatewayClient] = OrderedDict()
         self._lock = threading.Lock()
+
+    def client(self, config: GatewayConfig) -> GatewayClient:
+        """The process's client for `config`, on the shared state its `redis_url` picks."""
+        return self.get(config, state=self.backends.state_for(config.redis_url))
 
     def get(self, config: GatewayConfig, *, state: SharedState | None = None) -> GatewayClient:
         register_secret(config.api_key)  # a key in use stays among the last line of defence's recent keys
         with self._lock:
             client = self._clients.get(config)
             if client is None:
-                client = self._clients[config] = GatewayClient(config, state=state)
+                client = self._clients[config] = GatewayClient(config, state=state, backends=self.backends)
                 evicted = self._clients.popitem(last=False)[1] if len(self._clients) > self.limit else None
             else:
                 self._clients.move_to_end(config)
@@ -221,5 +227,3 @@ class ClientRegistry:
     def __len__(self) -> int:
         return len(self._clients)
 
-
-SHARED_CLIENTS = ClientRegistry()

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 
 from gateway import GatewayConfig
+from gateway.client import ClientRegistry
 from gateway.state.keys import Keys
 from gateway.state.redis_connection import redis_client
 from jobs.store import RUNNING, JobStore
@@ -40,9 +41,11 @@ DEFAULT_GRACE = 5.0
 
 
 class JobEngine:
-    """The process's job workers (one engine per process)."""
+    """The process's job workers (one engine per process), on the process's gateway clients and stores
+    (`gateway`, handed in by the wiring; an engine made alone gets its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gateway: ClientRegistry | None = None) -> None:
+        self.gateway = gateway if gateway is not None else ClientRegistry()
         self.consumer = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.gateways: dict[tuple[str, str, str], JobGateway] = {}  # (redis_url, base_url, workspace scope)
         self.stores: dict[tuple[str, str], JobStore] = {}  # (redis_url, workspace scope)
@@ -70,7 +73,7 @@ class JobEngine:
         key = (config.redis_url, config.base_url, config.keys.scope)
         with self.lock:
             if key not in self.gateways or self.gateways[key].config != config:
-                self.gateways[key] = JobGateway(config)
+                self.gateways[key] = JobGateway(config, self.gateway.backends)
             start = self.background and self.scheduler is None and not self.stopping
             if start:
                 self.scheduler = threading.Thread(target=self._schedule, daemon=True, name="job-scheduler")

@@ -26,7 +26,6 @@ from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.call.native_batch import NativeBatchClient, batch_line
 from gateway.errors import Redactor, clean_reply
 from gateway.spend.budget import BudgetPolicy, Identity, _id
-from gateway.state.backends import state_for
 from gateway.state.redis_connection import describe_redis_error
 from jobs.inputs import JobItem
 from jobs.queue import JobEngine
@@ -187,7 +186,7 @@ def submit(
     engine: JobEngine, config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int
 ) -> dict[str, Any]:
     store = _store(engine, config, ttl_seconds)
-    client = GatewayClient.shared(config, state=state_for(config.redis_url))
+    client = engine.gateway.client(config)
     for item in items[:1]:
         build_request(Job("check", config.base_url, config.key_digest, settings.request, 1, WORKERS), item, client)
     warnings: list[str] = []
@@ -306,7 +305,7 @@ def status(engine: JobEngine, config: GatewayConfig, job_id: str, caller: Identi
     job, meta = _owned(store, config, job_id, caller)
     warnings: list[str] = []
     if job.mode == NATIVE and meta["status"] == RUNNING:
-        warnings += _poll_native(store, config, job, meta)
+        warnings += _poll_native(store, config, job, meta, engine.gateway.client(config))
         meta = store.meta(job.id)
     elif meta["status"] == RUNNING and work_seconds > 0:
         engine.work_for(config, job.id, work_seconds)
@@ -366,7 +365,7 @@ def _status_view(store: JobStore, job: Job, meta: dict[str, str], warnings: list
     return out
 
 
-def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[str, str]) -> list[str]:
+def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[str, str], client: GatewayClient) -> list[str]:
     native = NativeBatchClient(config)
     try:
         batch = native.retrieve(meta["native_batch_id"])
@@ -376,7 +375,7 @@ def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[st
         results: dict[int, dict[str, Any]] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                for index, result in _native_results(native.content(file_id), job, config):
+                for index, result in _native_results(native.content(file_id), job, config, client):
                     results.setdefault(index, result)
     except GatewayError as exc:
         return [f"the gateway's Batch API did not answer this time ({exc}); asking again on the next status call"]
@@ -408,8 +407,7 @@ def _poll_native(store: JobStore, config: GatewayConfig, job: Job, meta: dict[st
     return []
 
 
-def _native_results(content: bytes, job: Job, config: GatewayConfig) -> Iterator[tuple[int, dict[str, Any]]]:
-    client = GatewayClient.shared(config, state=state_for(config.redis_url))
+def _native_results(content: bytes, job: Job, config: GatewayConfig, client: GatewayClient) -> Iterator[tuple[int, dict[str, Any]]]:
     factor = batch_discount()
     redact = Redactor([config.api_key])  # the batch output file is where these replies enter: as chat replies do
     for line in content.splitlines():

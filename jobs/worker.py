@@ -55,7 +55,7 @@ from gateway.call.retry import RetryPolicy
 from gateway.call.routing import AUTO, ModelRouter
 from gateway.errors import Redactor
 from gateway.spend.budget import BudgetExceeded
-from gateway.state.backends import budget_store_for, state_for, write_behind_metrics_for
+from gateway.state.backends import Backends
 from gateway.state.redis_connection import CONNECTION_ERRORS
 from gateway.wire.http_transport import HTTPTransport
 from jobs.counting_transport import CountingTransport, ItemContext, current
@@ -98,11 +98,12 @@ class Scheduler(Protocol):
 class JobGateway:
     """One gateway and key as this process knows it: the config and clients per retry budget."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, backends: Backends) -> None:
         self.config = config
+        self.backends = backends  # the process's stores (`jobs.queue.JobEngine.gateway`)
         self.transport = CountingTransport(HTTPTransport(config, Redactor([config.api_key])))
         # The calls' figures (and the breaker's successes) go out with the results writes (`jobs.results.ResultWriter.flush`).
-        self.metrics = write_behind_metrics_for(config.redis_url)
+        self.metrics = backends.write_behind_metrics_for(config.redis_url)
         self._clients: dict[tuple[int, float], GatewayClient] = {}
         self._lock = threading.Lock()
 
@@ -114,10 +115,11 @@ class JobGateway:
                 config = dataclasses.replace(self.config, max_retries=max_retries, timeout_seconds=timeout)
                 client = GatewayClient(
                     config,
-                    state=state_for(config.redis_url, gate_max_age=GATE_MAX_AGE),
+                    state=self.backends.state_for(config.redis_url, gate_max_age=GATE_MAX_AGE),
                     retry=RetryPolicy(max_retries=max_retries),
                     transport=self.transport,
                     metrics=self.metrics,
+                    backends=self.backends,
                 )
                 self._clients[key] = client
             return client
@@ -182,7 +184,7 @@ class JobRunner:
         self.budget: dict[str, Any] = {}
         if budget is not None:
             namespace = gateway.client(self.max_retries, self.timeout).namespace
-            spent = JobBudgetStore(budget_store_for(gateway.config.redis_url, gateway.config.keys), budget, namespace, job.id)
+            spent = JobBudgetStore(gateway.backends.budget_store_for(gateway.config.redis_url, gateway.config.keys), budget, namespace, job.id)
             self.budget = {"budget": budget.policy, "batch_budget": JobBudget(spent)}
         self.results = ResultWriter(store, job, gateway.metrics, written=self._written, lost_redis=self.lost_redis)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import services
 from gateway import ConfigurationError, GatewayClient, GatewayConfig, GatewayError
 from gateway.config import parse_dify_files_url, parse_webhook_allowlist
 from gateway.errors import FieldError, redact_known_secrets
-from gateway.state.backends import state_for
 from tools.reporting import ToolInputError  # also sends the call log to the daemon's plugin log
 
 
@@ -24,15 +24,14 @@ def gateway_config(credentials: dict[str, Any]) -> GatewayConfig:
 
 
 def gateway_client(credentials: dict[str, Any]) -> GatewayClient:
-    config = gateway_config(credentials)
-    return GatewayClient.shared(config, state=state_for(config.redis_url))
+    return services.current().gateway.client(gateway_config(credentials))
 
 
 def validate_provider_credentials(credentials: dict[str, Any]) -> str | None:
     """None when the credentials work; otherwise the message to show in the credentials form."""
     try:
         config = GatewayConfig.from_credentials(credentials)
-        client = GatewayClient.shared(config, state=state_for(config.redis_url))
+        client = services.current().gateway.client(config)
         models = client.list_models(timeout=min(15.0, config.timeout_seconds))
     except GatewayError as exc:
         return redact_known_secrets(str(exc))
@@ -62,7 +61,7 @@ def redis_problem(redis_url: str) -> str | None:
     from gateway.state.redis_state import RedisState, RedisUnavailable
 
     try:
-        state = state_for(redis_url)
+        state = services.current().gateway.backends.state_for(redis_url)
         assert isinstance(state, RedisState)
         state.ping()
     except RedisUnavailable as exc:

@@ -13,15 +13,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from gateway.call.options import CallOptions
 from gateway.call.rate_limits import LimitSettings
-from gateway.client import CallOptions, Deadline, GatewayClient
-from gateway.config import MAX_MODEL_CHARS, model_name
+from gateway.config import MAX_MODEL_CHARS, GatewayConfig, model_name
 from gateway.errors import FieldError, GatewayError
+from gateway.metrics import MetricsSink
 from gateway.models import ChatRequest, ChatResult
 from gateway.spend.budget import BatchBudget, BudgetExceeded, BudgetPolicy, Identity
+from gateway.wire.transport import Deadline
 from untrusted import InputError, check_text, parse_json, quote
 
 MAX_ITEMS = 1000
@@ -35,6 +38,18 @@ MAX_ITEM_MAX_TOKENS = 1_000_000
 MIN_ITEM_SECONDS = 5.0
 ITEM_KEYS = {"id", "prompt", "system_prompt", "model", "max_tokens"}
 OK, ERROR, NOT_RUN = "ok", "error", "not_run"
+
+
+class BatchClient(Protocol):
+    """What a batch uses of its client (`gateway.client.GatewayClient`), named here so that the batch, which
+    runs many client calls, does not import the client it sits above."""
+
+    @property
+    def config(self) -> GatewayConfig: ...
+    @property
+    def metrics(self) -> MetricsSink: ...
+    def pooled(self, concurrency: int) -> AbstractContextManager[None]: ...
+    def chat(self, request: ChatRequest, options: CallOptions | None = None) -> ChatResult: ...
 
 
 class BatchInputError(ValueError):
@@ -310,7 +325,7 @@ class BatchProgress:
 
 
 def iter_batch(
-    client: GatewayClient,
+    client: BatchClient,
     items: list[BatchItem],
     build_request: Callable[[BatchItem], ChatRequest],
     settings: BatchSettings,
@@ -351,7 +366,7 @@ def _shared_options(settings: BatchSettings) -> dict[str, Any]:
 
 
 def _run_item(
-    client: GatewayClient,
+    client: BatchClient,
     item: BatchItem,
     build_request: Callable[[BatchItem], ChatRequest],
     batch_deadline: Deadline,

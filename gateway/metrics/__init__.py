@@ -7,7 +7,7 @@ The client chain reports through a `WorkspaceMetrics` (`GatewayClient.metrics`):
 and price table, over a store. It turns each call (`record_call`), attempt (`record_attempt`), breaker
 transition and rate-limit wait into figures (a counter or a histogram bucket per metric and label values)
 and hands them to the store with the workspace they belong to. Stores, chosen in
-`gateway.state.backends.metrics_for`:
+`gateway.state.backends.Backends.metrics_for`:
 
 - `InProcessMetrics`: dicts in this process, per workspace (figures are per process);
 - `RedisMetrics`: per workspace, one Redis hash shared by every plugin process (HINCRBY / HINCRBYFLOAT
@@ -62,7 +62,7 @@ from gateway.metrics.catalog import (
     status_label,
     tool_label,
 )
-from gateway.metrics.process_store import PROCESS_METRICS, InProcessMetrics
+from gateway.metrics.process_store import InProcessMetrics
 from gateway.metrics.prometheus import FiguresCollector, exposition
 from gateway.metrics.redis_metrics import CHANGED_PART, FIGURES_PART, RedisMetrics, WriteBehindMetrics
 
@@ -79,7 +79,6 @@ __all__ = [
     "METRIC_PREFIX",
     "OTHER",
     "OTHER_ERROR",
-    "PROCESS_METRICS",
     "PRUNE_PER_WRITE",
     "SERIES_TTL_SECONDS",
     "TOKEN_TYPES",

@@ -1,4 +1,5 @@
-"""Figures kept in this plugin process, per workspace (`InProcessMetrics`), and the process's one store."""
+"""Figures kept in this plugin process, per workspace (`InProcessMetrics`); the process's one is made by its wiring
+(`gateway.state.backends.Backends`)."""
 
 from __future__ import annotations
 
@@ -87,5 +88,3 @@ class InProcessMetrics:
 # to (`limit` > 0, about once a minute per process and workspace), drops up to `limit` series not
 # stamped for `ttl` seconds (every field of each: value, sum, buckets) and keeps both keys for `ttl`
 
-
-PROCESS_METRICS = InProcessMetrics()

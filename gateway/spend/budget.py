@@ -244,7 +244,7 @@ class BudgetStore(Protocol):
 
 
 class InProcessBudgetStore:
-    """Budgets shared by every call of one workspace in this process (`gateway.state.backends.budget_store_for`
+    """Budgets shared by every call of one workspace in this process (`gateway.state.backends.Backends.budget_store_for`
     makes one per workspace: the process serves them all, and none may spend from another's counters)."""
 
     def __init__(self, clock: Any = time.time) -> None:

@@ -119,9 +119,6 @@ class LRUReplyCache:
         return []
 
 
-PROCESS_CACHE = LRUReplyCache()
-
-
 class ScopedReplyCache:
     """One workspace's share of an in-process cache: its entries are named under the workspace's scope."""
 
@@ -162,4 +159,4 @@ class SingleFlight:
             event.set()
 
 
-__all__ = ["MODES", "PROCESS_CACHE", "LRUReplyCache", "ReplyCache", "ScopedReplyCache", "SingleFlight", "cache_key", "use_cache"]
+__all__ = ["MODES", "LRUReplyCache", "ReplyCache", "ScopedReplyCache", "SingleFlight", "cache_key", "use_cache"]

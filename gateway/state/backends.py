@@ -3,6 +3,10 @@
 Interface modules (`gateway.state.shared`) hold the protocol and the in-process version; Redis modules
 import them, never the reverse, and only this module chooses between them.
 
+A `Backends` is what one plugin process counts and remembers in: its in-process state, reply cache and
+metrics, and one backend object per Redis URL. The process's wiring (`services.Services.create`) makes
+one and hands it to its clients (`gateway.client.ClientRegistry`); nothing is made at import.
+
 Budgets and the reply cache are made per workspace (`gateway.state.keys.Keys`, from `GatewayConfig.keys`): one
 process serves every workspace. The rate-limit and breaker state is one object per Redis URL, and each
 call names its workspace (`SharedState.breaker(..., keys=...)`), so its health checks and grouped reads
@@ -13,99 +17,109 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.state.keys import Keys
-from gateway.state.shared import PROCESS_STATE, SharedState
+from gateway.state.shared import InProcessState, SharedState
 
-_lock = threading.Lock()
-# One backend object per (kind, Redis URL, workspace scope or "") for the life of the process: each
-# shares the process's one connection pool for that URL (`gateway.state.redis_connection`).
-_per_url: dict[tuple[str, str, str], Any] = {}
-
-
-def _for_url(kind: str, redis_url: str, make: Callable[[str], Any], scope: str = "") -> Any:
-    with _lock:
-        backend = _per_url.get((kind, redis_url, scope))
-        if backend is None:
-            backend = _per_url[(kind, redis_url, scope)] = make(redis_url)
-        return backend
+if TYPE_CHECKING:
+    from gateway.metrics import InProcessMetrics
+    from gateway.spend.cache import LRUReplyCache
 
 
-def state_for(redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
-    """In-process unless a Redis URL is configured; one RedisState per URL (and `gate_max_age`, how long a
-    closed breaker read may be reused: `gateway.state.redis_state.RedisState`) for the life of the process."""
-    if not redis_url:
-        return PROCESS_STATE
+class Backends:
+    """One process's stores: `state`, `cache` and `metrics` in this process (made here unless handed in),
+    and the Redis-backed ones per URL, made when first asked for and kept for the life of the object."""
 
-    def make(url: str) -> SharedState:
-        from gateway.state.redis_state import RedisState  # redis is only imported when configured
+    def __init__(
+        self, *, state: InProcessState | None = None, cache: LRUReplyCache | None = None, metrics: InProcessMetrics | None = None
+    ) -> None:
+        from gateway.metrics import InProcessMetrics  # the metrics package is loaded when a process is wired, not at import
+        from gateway.spend.cache import LRUReplyCache
 
-        return RedisState(url, gate_max_age=gate_max_age)
+        self.state = state if state is not None else InProcessState()
+        self.cache = cache if cache is not None else LRUReplyCache()
+        self.metrics = metrics if metrics is not None else InProcessMetrics()
+        self._lock = threading.Lock()
+        # One backend object per (kind, Redis URL, workspace scope or ""): each shares the process's one
+        # connection pool for that URL (`gateway.state.redis_connection`).
+        self._per_url: dict[tuple[str, str, str], Any] = {}
 
-    return _for_url(f"state:{gate_max_age}" if gate_max_age else "state", redis_url, make)
+    def _for_url(self, kind: str, redis_url: str, make: Callable[[str], Any], scope: str = "") -> Any:
+        with self._lock:
+            backend = self._per_url.get((kind, redis_url, scope))
+            if backend is None:
+                backend = self._per_url[(kind, redis_url, scope)] = make(redis_url)
+            return backend
 
+    def state_for(self, redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
+        """In-process unless a Redis URL is configured; one RedisState per URL (and `gate_max_age`, how long a
+        closed breaker read may be reused: `gateway.state.redis_state.RedisState`), falling back to `state`."""
+        if not redis_url:
+            return self.state
 
-def budget_store_for(redis_url: str, keys: Keys) -> Any:  # gateway.spend.budget.BudgetStore
-    """Where one workspace's budgets are counted: in this process, or (with a Redis URL) across every process."""
-    if not redis_url:
-        from gateway.spend.budget import InProcessBudgetStore
+        def make(url: str) -> SharedState:
+            from gateway.state.redis_state import RedisState  # redis is only imported when configured
 
-        return _for_url("budgets", "", lambda _url: InProcessBudgetStore(), keys.scope)
+            return RedisState(url, gate_max_age=gate_max_age, fallback=self.state)
 
-    def make(url: str) -> Any:
-        from gateway.spend.redis_budget import RedisBudgetStore
-        from gateway.state.redis_connection import redis_client
+        return self._for_url(f"state:{gate_max_age}" if gate_max_age else "state", redis_url, make)  # type: ignore[no-any-return]
 
-        return RedisBudgetStore(redis_client(url), keys)
+    def budget_store_for(self, redis_url: str, keys: Keys) -> Any:  # gateway.spend.budget.BudgetStore
+        """Where one workspace's budgets are counted: in this process, or (with a Redis URL) across every process."""
+        if not redis_url:
+            from gateway.spend.budget import InProcessBudgetStore
 
-    return _for_url("budgets", redis_url, make, keys.scope)
+            return self._for_url("budgets", "", lambda _url: InProcessBudgetStore(), keys.scope)
 
+        def make(url: str) -> Any:
+            from gateway.spend.redis_budget import RedisBudgetStore
+            from gateway.state.redis_connection import redis_client
 
-def cache_for(redis_url: str, keys: Keys) -> Any:  # gateway.spend.cache.ReplyCache
-    """Where one workspace's replies are cached: its share of the process's LRU, or (with a Redis URL)
-    Redis, that share while Redis is down."""
-    from gateway.spend.cache import PROCESS_CACHE, ScopedReplyCache
+            return RedisBudgetStore(redis_client(url), keys)
 
-    local = _for_url("cache", "", lambda _url: ScopedReplyCache(PROCESS_CACHE, keys), keys.scope)
-    if not redis_url:
-        return local
+        return self._for_url("budgets", redis_url, make, keys.scope)
 
-    def make(url: str) -> Any:
-        from gateway.spend.redis_budget import RedisReplyCache
-        from gateway.state.redis_connection import redis_client
+    def cache_for(self, redis_url: str, keys: Keys) -> Any:  # gateway.spend.cache.ReplyCache
+        """Where one workspace's replies are cached: its share of `cache`, or (with a Redis URL)
+        Redis, that share while Redis is down."""
+        from gateway.spend.cache import ScopedReplyCache
 
-        return RedisReplyCache(redis_client(url), local, keys)
+        local = self._for_url("cache", "", lambda _url: ScopedReplyCache(self.cache, keys), keys.scope)
+        if not redis_url:
+            return local
 
-    return _for_url("cache", redis_url, make, keys.scope)
+        def make(url: str) -> Any:
+            from gateway.spend.redis_budget import RedisReplyCache
+            from gateway.state.redis_connection import redis_client
 
+            return RedisReplyCache(redis_client(url), local, keys)
 
-def metrics_for(redis_url: str) -> Any:  # gateway.metrics.MetricsStore
-    """Where call metrics are counted, per workspace (each addition names its workspace): this process's
-    figures, or (with a Redis URL) one Redis hash per workspace that every process adds to (this
-    process's figures while Redis is down)."""
-    from gateway.metrics import PROCESS_METRICS
+        return self._for_url("cache", redis_url, make, keys.scope)
 
-    if not redis_url:
-        return PROCESS_METRICS
+    def metrics_for(self, redis_url: str) -> Any:  # gateway.metrics.MetricsStore
+        """Where call metrics are counted, per workspace (each addition names its workspace): `metrics`,
+        this process's figures, or (with a Redis URL) one Redis hash per workspace that every process adds
+        to (this process's figures while Redis is down)."""
+        if not redis_url:
+            return self.metrics
 
-    def make(url: str) -> Any:
-        from gateway.metrics import RedisMetrics
-        from gateway.state.redis_connection import redis_client
+        def make(url: str) -> Any:
+            from gateway.metrics import RedisMetrics
+            from gateway.state.redis_connection import redis_client
 
-        return RedisMetrics(redis_client(url), PROCESS_METRICS)
+            return RedisMetrics(redis_client(url), self.metrics)
 
-    return _for_url("metrics", redis_url, make)
+        return self._for_url("metrics", redis_url, make)
 
+    def write_behind_metrics_for(self, redis_url: str) -> Any:  # gateway.metrics.WriteBehindMetrics
+        """The Redis hashes of `metrics_for`, written only when the owner calls `write()`: for the jobs'
+        workers, whose results writes carry their calls' figures (of every workspace the process serves)."""
 
-def write_behind_metrics_for(redis_url: str) -> Any:  # gateway.metrics.WriteBehindMetrics
-    """The Redis hashes of `metrics_for`, written only when the owner calls `write()`: for the jobs'
-    workers, whose results writes carry their calls' figures (of every workspace the process serves)."""
+        def make(url: str) -> Any:
+            from gateway.metrics import WriteBehindMetrics
+            from gateway.state.redis_connection import redis_client
 
-    def make(url: str) -> Any:
-        from gateway.metrics import PROCESS_METRICS, WriteBehindMetrics
-        from gateway.state.redis_connection import redis_client
+            return WriteBehindMetrics(redis_client(url), self.metrics)
 
-        return WriteBehindMetrics(redis_client(url), PROCESS_METRICS)
-
-    return _for_url("write_behind_metrics", redis_url, make)
+        return self._for_url("write_behind_metrics", redis_url, make)

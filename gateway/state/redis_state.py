@@ -24,7 +24,7 @@ from gateway.call.breaker import BreakerSettings, Permit
 from gateway.call.rate_limits import LimitSettings, RateLimitTimeout, Reservation
 from gateway.state.keys import Keys
 from gateway.state.redis_connection import CONNECTION_ERRORS, describe_redis_error, redis_client
-from gateway.state.shared import PROCESS_STATE, InProcessState
+from gateway.state.shared import InProcessState
 
 T = TypeVar("T")
 RETRY_REDIS_AFTER = 5.0  # seconds without trying Redis after it failed, so calls don't each wait on it
@@ -231,7 +231,7 @@ class RedisState:
         self._gate_epoch = 0  # counts the gate-changing scripts this process ran
         self.client = client if client is not None else redis_client(url)
         self.breaker_settings = breaker_settings or BreakerSettings()
-        self.fallback = fallback or PROCESS_STATE
+        self.fallback = fallback if fallback is not None else InProcessState()  # the process's, as its Backends hands it in
         self._sleep = sleep
         self._lock = threading.Lock()
         self._down_since: float | None = None

@@ -1,8 +1,9 @@
 """Where the state shared between calls lives: rate-limit buckets and circuit breakers.
 
-`InProcessState` (the default) shares them between all invocations inside one plugin process.
+`InProcessState` (the default) shares them between all invocations inside one plugin process (the process's
+one is made by its wiring: `gateway.state.backends.Backends`).
 `gateway.state.redis_state.RedisState` shares them between processes; both satisfy `SharedState`.
-Which one a configuration gets is decided in one place, `gateway.state.backends.state_for`.
+Which one a configuration gets is decided in one place, `gateway.state.backends.Backends.state_for`.
 
 One process (and one Redis) serves every workspace of a Dify instance, so every breaker, bucket and
 pause belongs to one workspace: callers pass its `Keys` (`GatewayConfig.keys`), and one workspace's
@@ -54,5 +55,3 @@ class InProcessState:
     def warnings(self) -> list[str]:
         return []
 
-
-PROCESS_STATE = InProcessState()

@@ -30,6 +30,7 @@ from gateway.models import ChatRequest, ChatResult, CostBreakdown, StreamComplet
 from gateway.spend.budget import BudgetExceeded, BudgetPolicy, InProcessBudgetStore
 from gateway.spend.cache import LRUReplyCache, ScopedReplyCache, SingleFlight
 from gateway.spend.pricing import PriceTable
+from gateway.state.backends import Backends
 from gateway.state.shared import InProcessState
 from gateway.wire.transport import Attempt, AttemptFailed, Deadline, Endpoint, MemoryTransport, Reply
 from tests.client.helpers import completion, delta, status
@@ -46,7 +47,7 @@ class Layers:
         self.store = InProcessMetrics()
         self.budgets = InProcessBudgetStore()
         cache = ScopedReplyCache(LRUReplyCache(), self.config.keys)
-        self.stores = Stores(self.config, self.prices, budgets=self.budgets, cache=cache, metrics=self.store)
+        self.stores = Stores(self.config, self.prices, Backends(), budgets=self.budgets, cache=cache, metrics=self.store)
         self.state = InProcessState(breaker_settings=breaker)
         self.transport = MemoryTransport(replies)
         self.redact = Redactor([KEY])

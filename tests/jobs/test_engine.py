@@ -16,7 +16,7 @@ import redis
 from gateway import GatewayConfig
 from gateway.metrics import InProcessMetrics, RedisMetrics, WriteBehindMetrics
 from gateway.spend.budget import Identity
-from gateway.state.backends import state_for
+from gateway.state.backends import Backends
 from gateway.state.keys import workspace_scope
 from jobs import service
 from jobs.inputs import parse_prompts
@@ -136,7 +136,7 @@ def test_a_jobs_call_figures_and_breaker_successes_go_out_with_its_results(
     figures = RedisMetrics(redis.Redis.from_url(REDIS_URL), InProcessMetrics()).figures(workspace_scope(config.api_key))
     assert sum(v for k, v in figures.items() if k[0] == "requests") == 200
     assert sum(v for k, v in figures.items() if k[0] == "attempts") == 200
-    breaker = state_for(REDIS_URL).breaker(config.base_url, config.default_model, keys=config.keys)
+    breaker = Backends().state_for(REDIS_URL).breaker(config.base_url, config.default_model, keys=config.keys)
     assert store.r.zcard(breaker.keys[2]) == 200  # every success recorded, none twice
     # At most one results write per FLUSH_EVERY (and a last one), however slow the machine: fewer than calls.
     assert 0 < writes["results"] <= elapsed / FLUSH_EVERY + 2, (writes, elapsed)

@@ -23,7 +23,7 @@ from gateway.call.retry import RetryPolicy
 from gateway.errors import CircuitOpenError, UpstreamUnavailableError
 from gateway.metrics import InProcessMetrics
 from gateway.spend.budget import BudgetExceeded, Charge, Hold, Refusal
-from gateway.state.backends import budget_store_for, cache_for
+from gateway.state.backends import Backends
 from gateway.state.keys import PREFIX, Keys, digest
 from gateway.state.redis_state import RedisState
 from gateway.state.shared import InProcessState, SharedState
@@ -48,6 +48,7 @@ class Workspaces:
             if redis_url
             else InProcessState(breaker_settings=BREAKER)
         )
+        self.backends = Backends()  # one process's stores: both workspaces' clients count in them
         self.a = self.config(f"sk-workspace-a-{token}")
         self.b = self.config(f"sk-workspace-b-{token}")
 
@@ -56,7 +57,9 @@ class Workspaces:
         return GatewayConfig.from_credentials(credentials)
 
     def client(self, config: GatewayConfig, transport: MemoryTransport) -> GatewayClient:
-        return GatewayClient(config, state=self.state, transport=transport, retry=RetryPolicy(max_retries=0), metrics=InProcessMetrics())
+        return GatewayClient(
+            config, state=self.state, transport=transport, retry=RetryPolicy(max_retries=0), metrics=InProcessMetrics(), backends=self.backends
+        )
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -84,10 +87,10 @@ def test_a_cached_reply_is_never_served_to_another_workspace(spaces: Workspaces)
     assert a.chat(ask()).text == "A's answer" and len(a_gateway.sent) == 1  # A's repeat is a hit
     assert b.chat(ask()).text == "B's answer" and len(b_gateway.sent) == 1  # B's same request is not
     # The stores themselves: one entry name, two workspaces, two entries.
-    cache_for(spaces.redis_url, spaces.a.keys).put("same-entry", {"text": "A's"}, 60)
-    assert cache_for(spaces.redis_url, spaces.b.keys).get("same-entry") is None
-    cache_for(spaces.redis_url, spaces.b.keys).put("same-entry", {"text": "B's"}, 60)
-    assert cache_for(spaces.redis_url, spaces.a.keys).get("same-entry") == {"text": "A's"}
+    spaces.backends.cache_for(spaces.redis_url, spaces.a.keys).put("same-entry", {"text": "A's"}, 60)
+    assert spaces.backends.cache_for(spaces.redis_url, spaces.b.keys).get("same-entry") is None
+    spaces.backends.cache_for(spaces.redis_url, spaces.b.keys).put("same-entry", {"text": "B's"}, 60)
+    assert spaces.backends.cache_for(spaces.redis_url, spaces.a.keys).get("same-entry") == {"text": "A's"}
 
 
 # ----------------------------------------------------------------------------- budgets
@@ -107,9 +110,9 @@ def test_a_workspace_spending_its_budget_leaves_another_workspaces_budget_whole(
     assert b.chat(request, CallOptions(budget=b_config.budgets, cache="off")).text == "ok"  # B's is whole
     # The stores themselves: one counter name, two workspaces, two counters.
     charge = Charge(f"same-counter-{uuid.uuid4().hex}", 1000, time.time() + 3600, "plugin/day")
-    assert isinstance(budget_store_for(spaces.redis_url, spaces.a.keys).reserve([charge], 1000), Hold)
-    assert isinstance(budget_store_for(spaces.redis_url, spaces.a.keys).reserve([charge], 1), Refusal)  # A's is spent
-    assert isinstance(budget_store_for(spaces.redis_url, spaces.b.keys).reserve([charge], 1000), Hold)  # B's is whole
+    assert isinstance(spaces.backends.budget_store_for(spaces.redis_url, spaces.a.keys).reserve([charge], 1000), Hold)
+    assert isinstance(spaces.backends.budget_store_for(spaces.redis_url, spaces.a.keys).reserve([charge], 1), Refusal)  # A's is spent
+    assert isinstance(spaces.backends.budget_store_for(spaces.redis_url, spaces.b.keys).reserve([charge], 1000), Hold)  # B's is whole
 
 
 # ----------------------------------------------------------------------------- gateway state

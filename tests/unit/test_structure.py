@@ -15,8 +15,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from devtools.package import plugin_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +126,15 @@ print(json.dumps(found))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway's process-wide objects move into services.py next")
+# Module-level objects that stay, each with its reason (and each still present: see the test).
+SINGLETON_EXCEPTIONS: dict[str, str] = {
+    # The last line of defence redacts keys from what no caller hands anything to (the runtime's error
+    # reporting, log tracebacks) and is fed from everywhere a key is read; gateway/errors.py is being
+    # reworked by the speed change of issue 24, which decides whether it becomes a handed-in service.
+    "gateway.errors.KNOWN_SECRETS": "the process-wide redaction of known keys, read where nothing can be handed in",
+}
+
+
 def test_no_module_level_service_singletons() -> None:
     """Services (clients, stores, engines, registries, caches) are created by the plugin's wiring and handed in,
     never at import time: a module-level instance of a mutable class of ours is a singleton."""
@@ -141,5 +147,7 @@ def test_no_module_level_service_singletons() -> None:
         [sys.executable, "-c", _FIND_SINGLETONS, str(ROOT), json.dumps(modules)], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout)
-    assert not found, "create these in services.py and hand them in:\n" + "\n".join(found)
+    found = {line.split(" = ")[0]: line for line in json.loads(out.stdout)}
+    unexcused = [line for name, line in found.items() if name not in SINGLETON_EXCEPTIONS]
+    assert not unexcused, "create these in services.py and hand them in:\n" + "\n".join(unexcused)
+    assert SINGLETON_EXCEPTIONS.keys() <= found.keys(), "drop the exceptions that are gone from the code"
