@@ -3,7 +3,7 @@ vendor's answer is read. Signing lives here; posting is ``gateway.wire.webhooks`
 which the tools hand to ``approval.notifications`` (approval/ imports nothing from gateway but the Redis
 helper).
 
-Formats and their signatures (each verified in tests/runtime/test_approval_notifications.py by a receiver
+Formats and their signatures (each verified in tests/plugin/test_approval_notifications.py by a receiver
 that implements the vendor's documented algorithm):
 
 - **generic**: the notification as JSON. With a secret, two headers::

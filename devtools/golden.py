@@ -131,7 +131,7 @@ def differences(entries: list[dict[str, Any]], golden: dict[str, dict[str, Any]]
     return out
 
 
-RECORDED_TESTS = ["tests/runtime", "tests/packaging", "tests/redis_cluster/test_through_runtime.py"]
+RECORDED_TESTS = ["tests/runtime", "tests/packaging", "tests/plugin/test_redis_cluster_through_runtime.py"]
 
 
 def record(times: int) -> int:

@@ -1,8 +1,8 @@
 """The tool YAML's generated parts: the `parameters:` blocks of the tools whose specs declare them
 (specs/tool_parameters.py), with the model selects from the price table (`gateway/data/prices.yaml`), the
 one list of models. `./dev sync-models` rewrites them after a parameter's declaration changed or a model was
-added or repriced; a test fails while any tool YAML disagrees (tests/unit/test_tool_yaml_from_specs.py,
-tests/unit/test_model_list.py).
+added or repriced; a test fails while any tool YAML disagrees (tests/specs/test_tool_yaml_from_specs.py,
+tests/plugin/test_model_list.py).
 
     ./dev sync-models
 """

@@ -1,6 +1,6 @@
 """The page an approval link opens, rendered alone (approval.decision_page) and the settings and link fields
 it depends on (the policy's ``language``, the link's language, SLA deadline and sibling nonce). The same
-page through the runtime, the endpoint and Redis: tests/runtime/test_approval_page.py."""
+page through the runtime, the endpoint and Redis: tests/plugin/test_approval_page.py."""
 
 from __future__ import annotations
 

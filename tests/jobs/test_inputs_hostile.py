@@ -1,6 +1,6 @@
 """Hostile input files: each refused quickly, naming the line, column or limit, never quoting what the
 file holds (it came from a URL someone else chose). The same files through the plugin runtime, with
-the process's memory measured, are in tests/runtime/test_file_inputs_hostile.py."""
+the process's memory measured, are in tests/plugin/test_file_inputs_hostile.py."""
 
 from __future__ import annotations
 
