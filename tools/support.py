@@ -1,7 +1,7 @@
 """Credentials to a gateway client, and the check of the provider's credentials form.
 
 Tool modules may define exactly one `Tool` subclass each (the SDK loads them by scanning the module), so
-shared behaviour lives in small modules beside the tools: errors (what a workflow sees when a tool fails),
+shared behaviour lives in small modules beside the tools: reporting (what a workflow sees when a tool fails),
 correlation (ids and labels), spend (call options, budget refusals); parameters are parsed in specs/.
 """
 
