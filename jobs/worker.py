@@ -52,7 +52,6 @@ from typing import Any, Protocol
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
 from gateway.call.rate_limits import LimitSettings
 from gateway.call.retry import RetryPolicy
-from gateway.call.routing import AUTO, ModelRouter
 from gateway.errors import Redactor
 from gateway.spend.budget import BudgetExceeded
 from gateway.state.backends import budget_store_for, state_for, write_behind_metrics_for
@@ -124,29 +123,8 @@ class JobGateway:
 
 
 def build_request(job: Job, item: JobItem, client: GatewayClient) -> ChatRequest:
-    s = job.settings
-    system_prompt = item.system_prompt if item.system_prompt is not None else s.get("system_prompt") or ""
-    model = item.model or s["model"]
-    if model == "default":
-        model = client.config.default_model
-    elif model == AUTO:
-        model = (
-            ModelRouter.bundled()
-            .choose(item.prompt, system_prompt=system_prompt, json_output=bool(s.get("response_format")), prices=client.prices)
-            .model
-        )
-    return ChatRequest.from_prompt(
-        item.prompt,
-        system_prompt=system_prompt,
-        model=model,
-        temperature=s.get("temperature"),
-        top_p=s.get("top_p"),
-        max_tokens=item.max_tokens or s.get("max_tokens"),
-        seed=s.get("seed"),
-        stop=s.get("stop"),
-        response_format=s.get("response_format"),
-    )
-
+    """The item's request from the job's spec as it was stored (its model resolved in `specs.model`)."""
+    return job.spec.request_for(item, default_model=client.config.default_model, prices=client.prices)
 
 
 class JobRunner:
@@ -172,10 +150,10 @@ class JobRunner:
         self.threads: list[threading.Thread] = []
         self.finished = threading.Event()
         self.settings = job.settings
-        self.concurrency = max(1, int(self.settings.get("concurrency") or 10))
+        self.concurrency = max(1, int(job.spec.concurrency or 10))
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self.ahead = threading.BoundedSemaphore(max(2, self.concurrency // 8))  # counted, waiting for a slot
-        self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
+        self.limits = LimitSettings(rpm=int(job.spec.rpm_limit or 0), tpm=int(job.spec.tpm_limit or 0))
         self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
         self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
         budget = JobBudgetSettings.from_settings(self.settings.get("budget"))
