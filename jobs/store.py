@@ -87,9 +87,12 @@ return stored
 """
 
 _SEND = """
--- KEYS: meta sent ; ARGV: index.  -1 when the job no longer runs (nothing may be sent for it)
+-- KEYS: meta sent ; ARGV: the indexes of requests about to be sent. The first's count, or -1 when the
+-- job no longer runs (then nothing is counted: nothing may be sent for it)
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return -1 end
-return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local first = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+for i = 2, #ARGV do redis.call('HINCRBY', KEYS[2], ARGV[i], 1) end
+return first
 """
 
 _CANCEL = """
@@ -348,13 +351,20 @@ class JobStore:
         (sent, answered), stored = pipe.execute()
         return int(sent or 0), int(answered or 0), bool(stored)
 
-    def record_send(self, job_id: str, index: int) -> int:
-        """Counts one request about to be sent; -1 (nothing counted) when the job no longer runs."""
-        return int(self._send(keys=[self.key(job_id, "meta"), self.key(job_id, "sent")], args=[index]))
+    def record_send(self, job_id: str, index: int, *ahead: int) -> int:
+        """Counts one request about to be sent (and one each for `ahead`, the first requests of items
+        about to go: one round trip for them all); -1 (nothing counted) when the job no longer runs."""
+        return int(self._send(keys=[self.key(job_id, "meta"), self.key(job_id, "sent")], args=[index, *ahead]))
 
-    def unrecord_send(self, job_id: str, index: int) -> None:
-        """Takes back one `record_send` whose request was not sent after all."""
-        self.r.hincrby(self.key(job_id, "sent"), str(index), -1)
+    def unrecord_send(self, job_id: str, *indexes: int) -> None:
+        """Takes back `record_send`s whose requests were not sent after all."""
+        if len(indexes) == 1:
+            self.r.hincrby(self.key(job_id, "sent"), str(indexes[0]), -1)
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for index in indexes:
+            pipe.hincrby(self.key(job_id, "sent"), str(index), -1)
+        pipe.execute()
 
     def record_retryable_answer(self, job_id: str, index: int) -> None:
         self.r.hincrby(self.key(job_id, "sent"), f"{index}:r", 1)

@@ -139,6 +139,7 @@ class JobRunner:
         self.ready: deque[tuple[str, int, JobItem]] = deque()
         self._reclaimed: set[str] = set()  # taken over from another consumer: the sent counters decide
         self._resume: dict[str, int] = {}  # put back while Redis was away: requests this process already sent
+        self._counted: set[int] = set()  # items in line whose first request was counted with another's (`count_ahead`)
         self.redis_away = False  # a Redis call failed to connect: workers wait, the renewer asks until it is back
         self._renewed = 0.0
         self.lock = threading.Lock()
@@ -187,6 +188,7 @@ class JobRunner:
         for thread in self.threads:
             thread.join()
         self.results.flush()
+        self._uncount_left()  # cancelled, or let go: items counted ahead that never went
         self.finished.set()
         self.engine.runner_done(self)
 
@@ -204,6 +206,7 @@ class JobRunner:
             held = list(self.held)
             self.held.clear()
             self.ready.clear()
+        self._uncount_left()
         try:
             self.store.release(self.job.id, held)
         except Exception as exc:  # Redis gone: the leases expire on their own
@@ -232,6 +235,56 @@ class JobRunner:
             except Exception as exc:
                 logger.warning("reading the status of job %s failed: %s", self.job.id, type(exc).__name__)
             time.sleep(STATUS_EVERY)
+
+    # ------------------------------------------------------------------ requests counted ahead
+
+    def count_ahead(self, limit: int) -> list[tuple[str, int, JobItem]]:
+        """Up to `limit` items next in line, fresh from a claim (not taken over, not put back: their send
+        counters decide first), taken out of line while their first requests are counted with this
+        worker's; `counted_ahead` puts them back."""
+        with self.lock:
+            if not self.ready or limit <= 0:
+                return []
+            taken = [q for q in self.ready if q[1] not in self._counted and q[0] not in self._reclaimed and q[0] not in self._resume][:limit]
+            for queued in taken:
+                self.ready.remove(queued)
+            return taken
+
+    def counted_ahead(self, taken: list[tuple[str, int, JobItem]], counted: bool) -> None:
+        """Puts the items of `count_ahead` back first in line; `counted`: their first requests are counted
+        (each takes its count with `take_counted` instead of a round trip of its own)."""
+        if not taken:
+            return
+        with self.lock:
+            if counted:
+                self._counted.update(index for _, index, _ in taken)
+            if taken[0][0] in self.held:  # not given back meanwhile (release_held lets go of every item at once)
+                self.ready.extendleft(reversed(taken))
+                return
+        if counted:
+            self._uncount([index for _, index, _ in taken])
+
+    def take_counted(self, index: int) -> bool:
+        with self.lock:
+            if index in self._counted:
+                self._counted.discard(index)
+                return True
+            return False
+
+    def _uncount(self, indexes: list[int]) -> None:
+        """Takes back counts of requests that will not go from here. Redis failing: left counted, the safe side."""
+        with self.lock:
+            self._counted.difference_update(indexes)
+        try:
+            self.store.unrecord_send(self.job.id, *indexes)
+        except Exception as exc:
+            logger.warning("job %s: taking back %d request counts failed: %s", self.job.id, len(indexes), type(exc).__name__)
+
+    def _uncount_left(self) -> None:
+        with self.lock:
+            left = list(self._counted)
+        if left:
+            self._uncount(left)
 
     def _claim(self) -> tuple[str, int, JobItem] | None:
         with self.lock:
@@ -424,6 +477,8 @@ class JobRunner:
         finally:
             current.item = None
             ctx.free_slot()  # a response nobody closed (an error between send and read)
+            if index in self._counted and self.take_counted(index):  # refused before it reached the transport
+                self._uncount([index])
         return answered_record(item, result, ctx.sent, ctx.queued)
 
     def _refused(self, entry: str, index: int, item: JobItem, ctx: ItemContext, exc: GatewayError, model: str) -> dict[str, Any] | None:

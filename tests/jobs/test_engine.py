@@ -225,3 +225,21 @@ def test_a_job_stored_by_the_previous_version_runs_as_it_was_submitted(sim: Simu
     results = store.results(job_id, [0, 1])
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["model"] for r in results] == ["gpt-4.1", config.default_model]
+
+
+def test_items_next_in_line_have_their_first_request_counted_with_another_s(
+    sim: SimulatorProcess, config: GatewayConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request is still counted before it leaves, exactly once; several in one round trip.
+    trips: list[int] = []
+    record_send = JobStore.record_send
+
+    def counting(self: JobStore, job_id: str, index: int, *ahead: int) -> int:
+        trips.append(1 + len(ahead))
+        return record_send(self, job_id, index, *ahead)
+
+    monkeypatch.setattr(JobStore, "record_send", counting)
+    store, job_id = make_job(config, [f"a {i}" for i in range(40)])
+    work_through(config, store, job_id)
+    assert sum(trips) == 40 == counted(store, job_id) == sum(sim.stats()["chat_requests_by_prompt"].values())
+    assert len(trips) < 30 and max(trips) > 1
