@@ -17,12 +17,15 @@ the end of its body, so claiming, the breaker read, metrics and result writes ha
 slot is taken again as soon as it is free. A request is counted (one script, also the cancel check)
 before it waits for a slot, by at most `ahead` workers at a time (an eighth of `concurrency`, at
 least 2): the slot then holds no Redis round trip, which is what let one process match a bare pool.
+The same script counts the first requests of up to COUNT_AHEAD items next in line (fresh from a claim),
+which then go without a count of their own (`jobs.counting_transport._count`).
 The price: a process killed outright leaves those few counted requests as "may have been sent"
 (`interrupted`, never resent), and a cancel reaches them through the status watcher (every
-STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back.
+STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back, and so
+does a runner whose job was cancelled, for the items counted ahead that never went.
 
-Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
-request is counted just before it waits for its slot (its one round trip of its own); the breaker and
+Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; requests
+are counted just before they wait for their slots, up to 1 + COUNT_AHEAD in one script call; the breaker and
 429-pause read is reused while it is under GATE_MAX_AGE old; results are written by a flusher, off the
 workers' path: a result wakes it, it writes the calls' figures and breaker successes, then everything
 gathered in one script call (each result with its acknowledgement), and waits FLUSH_EVERY so the next
