@@ -19,6 +19,9 @@ from gateway.state.redis_connection import CONNECTION_ERRORS
 from gateway.wire.transport import Attempt, AttemptFailed, Response
 from jobs.store import Job, JobStore
 
+# Items next in line whose first request is counted with a worker's own: a round trip each saved, for up
+# to this many more counted requests a killed process leaves `interrupted` (see `_count`).
+COUNT_AHEAD = 3
 current = threading.local()  # `current.item`: the ItemContext of the item this worker sends (greenlet-local under gevent)
 
 
@@ -34,6 +37,12 @@ class Sender(Protocol):
     def stopping(self) -> bool: ...
 
     def lost_redis(self) -> None: ...
+
+    def count_ahead(self, limit: int) -> list[tuple[str, int, Any]]: ...
+
+    def counted_ahead(self, taken: list[tuple[str, int, Any]], counted: bool) -> None: ...
+
+    def take_counted(self, index: int) -> bool: ...
 
 
 class ItemContext:
@@ -111,23 +120,19 @@ class CountingTransport:
         if ctx is None or not path.startswith("/chat/"):
             return self.inner.send(method, path, body, timeout=timeout)
         runner = ctx.runner
+        counted_ahead = runner.take_counted(ctx.index)  # counted with an earlier item's request
+        if counted_ahead:
+            ctx.sent += 1
         if runner.stopping():
             ctx.released = True
+            if counted_ahead:
+                ctx.unsend()
             raise _not_sent(BadRequestError(RELEASED))
         # Counted before it waits for a slot, by a few workers at a time (`runner.ahead`): a slot then
         # holds the request alone, with no Redis round trip in it.
         with runner.ahead:
-            try:
-                counted = ctx.store.record_send(ctx.job_id, ctx.index)
-            except CONNECTION_ERRORS:
-                # Nothing goes uncounted: the item stays with this process and goes once Redis is back.
-                ctx.redis_away = True
-                runner.lost_redis()
-                raise _not_sent(BadRequestError(REDIS_AWAY)) from None
-            if counted < 0:
-                ctx.cancelled = True
-                raise _not_sent(BadRequestError(CANCELLED))
-            ctx.sent += 1
+            if not counted_ahead:
+                _count(ctx, runner)
             timeout = ctx.take_slot(timeout)
         unsent: GatewayError | None = None
         if runner.stopping():
@@ -167,6 +172,31 @@ class CountingTransport:
 RELEASED = "not sent: this process is stopping; the item goes back to the job"
 CANCELLED = "not sent: the job was cancelled"
 REDIS_AWAY = "not sent yet: Redis (redis_url) is not answering; the item is sent once it is back"
+
+
+def _count(ctx: ItemContext, runner: Sender) -> None:
+    """Counts the item's request in Redis, with the first requests of up to COUNT_AHEAD items next in
+    line (one round trip for them all: each of those, when its turn comes, is counted already). Those
+    are counted a little earlier than they leave, never later; what a count ahead risks is that a
+    process killed outright leaves them `interrupted` (as it does a request waiting for a slot), and
+    one letting go in order, or an item that never reaches the transport, takes its count back."""
+    ahead = runner.count_ahead(COUNT_AHEAD)
+    try:
+        counted = ctx.store.record_send(ctx.job_id, ctx.index, *[index for _, index, _ in ahead])
+    except CONNECTION_ERRORS:
+        # Nothing goes uncounted: the item stays with this process and goes once Redis is back.
+        runner.counted_ahead(ahead, False)
+        ctx.redis_away = True
+        runner.lost_redis()
+        raise _not_sent(BadRequestError(REDIS_AWAY)) from None
+    except BaseException:
+        runner.counted_ahead(ahead, False)
+        raise
+    runner.counted_ahead(ahead, counted >= 0)
+    if counted < 0:
+        ctx.cancelled = True
+        raise _not_sent(BadRequestError(CANCELLED))
+    ctx.sent += 1
 
 
 def _retryable_answer(ctx: ItemContext) -> None:

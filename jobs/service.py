@@ -14,7 +14,6 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,20 @@ import yaml
 from gateway import GatewayClient, GatewayConfig, GatewayError, Usage
 from gateway.call.native_batch import NativeBatchClient, batch_line
 from gateway.errors import Redactor, clean_reply
-from gateway.spend.budget import BudgetPolicy, Identity, _id
+from gateway.spend.budget import Identity, _id
 from gateway.state.redis_connection import describe_redis_error
 from jobs.inputs import JobItem
 from jobs.queue import JobEngine
 from jobs.result_files import CSV_COLUMNS, MAX_FILE_BYTES, csv_row, file_line, file_name, mime_type
 from jobs.spend_cap import JOB_BUDGET_NAME, budget_key, policy_settings
-from jobs.store import CANCELLED, COMPLETED, FAILED, RUNNING, TERMINAL, Job, JobNotFound, JobStore, percentile
+from jobs.store import CANCELLED, COMPLETED, FAILED, RUNNING, TERMINAL, Job, JobNotFound, JobStore, job_settings, percentile
 from jobs.worker import build_request
+from specs.job_spec import MODES, JobSpec
 
 PRICES_FILE = Path(__file__).resolve().parent.parent / "gateway" / "data" / "prices.yaml"
 ASSUMED_COMPLETION_TOKENS = 256
 NATIVE_MIN_HOURS = 24.0
-WORKERS, NATIVE, AUTO = "workers", "native", "auto"
+WORKERS, NATIVE, AUTO_MODE = MODES  # the words of batch_submit's `mode`, as the spec reads them
 
 
 class JobError(Exception):
@@ -50,21 +50,6 @@ def batch_discount() -> float | None:
     data = yaml.safe_load(PRICES_FILE.read_text(encoding="utf-8"))
     value = data.get("batch_discount") if isinstance(data, dict) else None
     return float(value) if isinstance(value, int | float) and 0 < value <= 1 else None
-
-
-@dataclass
-class Settings:
-    """The job settings the tool checked."""
-
-    request: dict[str, Any]  # model, system_prompt, temperature, top_p, max_tokens, seed, stop, response_format
-    concurrency: int = 10
-    rpm_limit: int = 0
-    tpm_limit: int = 0
-    lease_seconds: int = 60
-    mode: str = WORKERS
-    deadline_hours: float = 0.0
-    budget: BudgetPolicy | None = None  # in force for every item; its `batch` limit is the job's, across processes
-    identity: Identity = field(default_factory=Identity)  # the submitter (Dify app and user), for the app and user budgets
 
 
 def _store(engine: JobEngine, config: GatewayConfig, ttl_seconds: int | None = None) -> JobStore:
@@ -153,29 +138,28 @@ def _owned(store: JobStore, config: GatewayConfig, job_id: str, caller: Identity
     return store.job(job_id, meta), meta
 
 
-def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClient, factor: float = 1.0) -> tuple[float | None, list[str]]:
-    """Prompt tokens by a character count (about 4 per token), completion at max_tokens or an assumed 256."""
+def estimate_cost(items: list[JobItem], spec: JobSpec, client: GatewayClient, factor: float = 1.0) -> tuple[float | None, list[str]]:
+    """Prompt tokens by a character count (about 4 per token), completion at max_tokens or an assumed 256;
+    each item priced at the model it goes to (`JobSpec.model_for`: `auto` routed by its prompt)."""
     tokens: dict[str, list[int]] = {}
+    default_model, prices = client.config.default_model, client.prices
     for item in items:
-        model = item.model or settings.request["model"]
-        if model == "default":
-            model = client.config.default_model
-        system = item.system_prompt if item.system_prompt is not None else settings.request.get("system_prompt") or ""
-        prompt_tokens = (len(item.prompt) + len(system)) // 4 + 8
-        completion = item.max_tokens or settings.request.get("max_tokens") or ASSUMED_COMPLETION_TOKENS
+        model = spec.model_for(item, default_model=default_model, prices=prices)
+        prompt_tokens = (len(item.prompt) + len(spec.system_prompt_for(item))) // 4 + 8
+        completion = item.max_tokens or spec.max_tokens or ASSUMED_COMPLETION_TOKENS
         entry = tokens.setdefault(model, [0, 0])
         entry[0] += prompt_tokens
         entry[1] += completion
     total = 0.0
     warnings = []
     for model, (prompt, completion) in tokens.items():
-        cost = client.prices.cost("deepseek-v3.2" if model == "auto" else model, Usage(prompt_tokens=prompt, completion_tokens=completion))
+        cost = prices.cost(model, Usage(prompt_tokens=prompt, completion_tokens=completion))
         if cost is None:
             warnings.append(f"no known price for model {model!r}: the estimate leaves it out")
             continue
         total += cost.total_usd
     basis = "prompt tokens estimated from characters; completion at max_tokens" + (
-        "" if settings.request.get("max_tokens") else f" or an assumed {ASSUMED_COMPLETION_TOKENS} tokens"
+        "" if spec.max_tokens else f" or an assumed {ASSUMED_COMPLETION_TOKENS} tokens"
     )
     warnings.append(f"cost estimate: {basis}")
     return (round(total * factor, 6) if len(warnings) == 1 or total else None), warnings
@@ -183,17 +167,21 @@ def estimate_cost(items: list[JobItem], settings: Settings, client: GatewayClien
 
 @_redis_reported
 def submit(
-    engine: JobEngine, config: GatewayConfig, items: list[JobItem], json_format: bool, settings: Settings, ttl_seconds: int
+    engine: JobEngine, config: GatewayConfig, items: list[JobItem], json_format: bool, spec: JobSpec, ttl_seconds: int,
+    identity: Identity | None = None,
 ) -> dict[str, Any]:
+    """A new job of `items` run as `spec` says, stored with the spec as it is. `identity`: the submitter
+    (Dify app and user), for the app and user budgets and who may see the job."""
+    identity = identity or Identity()
     store = _store(engine, config, ttl_seconds)
     client = engine.gateway.client(config)
-    for item in items[:1]:
-        build_request(Job("check", config.base_url, config.key_digest, settings.request, 1, WORKERS), item, client)
+    for item in items[:1]:  # a request the client refuses to build is refused here, not by every item
+        spec.request_for(item, default_model=client.config.default_model, prices=client.prices)
     warnings: list[str] = []
-    budget = policy_settings(settings.budget, settings.identity)
-    mode, native = _choose_mode(config, settings, budget, warnings)
+    budget = policy_settings(spec.budget_under(config.budgets), identity)
+    mode, native = _choose_mode(config, spec, budget, warnings)
     factor = (batch_discount() or 1.0) if mode == NATIVE else 1.0
-    estimate, estimate_warnings = estimate_cost(items, settings, client, factor)
+    estimate, estimate_warnings = estimate_cost(items, spec, client, factor)
     warnings.extend(estimate_warnings)
     job_limit = budget.get("job") if budget else None
     if job_limit is not None and estimate is not None and estimate > job_limit:
@@ -201,20 +189,20 @@ def submit(
             f"the cost estimate {estimate:.6f} USD is over the job budget of {job_limit:.6f} USD: items whose worst-case cost no longer "
             "fits are not run (not_run, error_code budget_exceeded) and come back in failed_items"
         )
-    job_settings = _job_settings(config, settings, budget)
+    settings = job_settings(spec, timeout_seconds=config.timeout_seconds, max_retries=config.max_retries, budget=budget)
     extra: dict[str, Any] = {"json_format": int(json_format)}
     if mode == NATIVE:
         assert native is not None
-        extra.update(_start_native(native, config, job_settings, items, client))
+        extra.update(_start_native(native, config, settings, items, client))
     elif native is not None:
         native.close()
     job_id = store.create(
         items,
         base_url=config.base_url,
         key_digest=config.key_digest,
-        settings=job_settings,
+        settings=settings,
         mode=mode,
-        owner_app=app_owner(settings.identity),
+        owner_app=app_owner(identity),
         extra=extra,
     )
     if job_limit is not None:  # the job's counter lives as long as the job (INCRBY keeps the TTL)
@@ -237,28 +225,28 @@ def submit(
 
 
 def _choose_mode(
-    config: GatewayConfig, settings: Settings, budget: dict[str, Any] | None, warnings: list[str]
+    config: GatewayConfig, spec: JobSpec, budget: dict[str, Any] | None, warnings: list[str]
 ) -> tuple[str, NativeBatchClient | None]:
     """The mode the job runs in (workers or native; auto decided here), and the Batch API client when it
     was asked (the caller closes it). Says why in `warnings` when auto chose the workers."""
-    mode = settings.mode
+    mode = spec.mode
     if budget is not None and mode == NATIVE:
         raise JobError(
             "mode native: the gateway's Batch API runs every item at once, so a budget cannot stop items once it is spent; "
             "use mode workers (or auto) with a budget, or leave the budgets out"
         )
-    if budget is not None and mode == AUTO:
+    if budget is not None and mode == AUTO_MODE:
         mode = WORKERS
         warnings.append("mode auto: a budget applies, so the job runs on the plugin's workers (each item is reserved against it before it is sent)")
-    if mode not in (NATIVE, AUTO):
+    if mode not in (NATIVE, AUTO_MODE):
         return mode, None
     native = NativeBatchClient(config)
     has_batches = native.supported(timeout=min(15.0, config.timeout_seconds))
     if mode == NATIVE and not has_batches:
         native.close()
         raise JobError(f"mode native: the gateway at {config.base_url} does not serve /batches (OpenAI Batch API); use mode workers or auto")
-    if mode == AUTO:
-        fits = settings.deadline_hours == 0 or settings.deadline_hours >= NATIVE_MIN_HOURS
+    if mode == AUTO_MODE:
+        fits = spec.deadline_hours == 0 or spec.deadline_hours >= NATIVE_MIN_HOURS
         mode = NATIVE if has_batches and fits else WORKERS
         if not has_batches:
             warnings.append("mode auto: the gateway has no Batch API; the job runs on the plugin's workers")
@@ -269,27 +257,12 @@ def _choose_mode(
     return mode, native
 
 
-def _job_settings(config: GatewayConfig, settings: Settings, budget: dict[str, Any] | None) -> dict[str, Any]:
-    """What the job keeps in Redis for its workers: the request's settings, the job's, the gateway's limits."""
-    job_settings = {
-        **settings.request,
-        "concurrency": settings.concurrency,
-        "rpm_limit": settings.rpm_limit,
-        "tpm_limit": settings.tpm_limit,
-        "lease_seconds": settings.lease_seconds,
-        "timeout_seconds": config.timeout_seconds,
-        "max_retries": config.max_retries,
-    }
-    if budget is not None:
-        job_settings["budget"] = budget
-    return job_settings
-
-
 def _start_native(
-    native: NativeBatchClient, config: GatewayConfig, job_settings: dict[str, Any], items: list[JobItem], client: GatewayClient
+    native: NativeBatchClient, config: GatewayConfig, settings: dict[str, Any], items: list[JobItem], client: GatewayClient
 ) -> dict[str, Any]:
-    """Uploads every item's request and creates the gateway's batch; what the job's meta keeps of it."""
-    job_view = Job("native", config.base_url, config.key_digest, job_settings, len(items), NATIVE)
+    """Uploads every item's request (built from the job's spec as stored) and creates the gateway's batch;
+    what the job's meta keeps of it."""
+    job_view = Job("native", config.base_url, config.key_digest, settings, len(items), NATIVE)
     content = b"".join(batch_line(str(item.index), build_request(job_view, item, client).payload()) for item in items)
     try:
         file_id = native.upload(content, "holysheep-job.jsonl")

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -36,6 +37,8 @@ import redis
 from gateway.errors import carriable
 from gateway.state.keys import Keys
 from jobs.inputs import JobItem
+from specs.job_spec import JobSpec
+from specs.model import DEFAULT, ModelChoice
 
 GROUP = "w"
 RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
@@ -84,9 +87,12 @@ return stored
 """
 
 _SEND = """
--- KEYS: meta sent ; ARGV: index.  -1 when the job no longer runs (nothing may be sent for it)
+-- KEYS: meta sent ; ARGV: the indexes of requests about to be sent. The first's count, or -1 when the
+-- job no longer runs (then nothing is counted: nothing may be sent for it)
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return -1 end
-return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local first = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+for i = 2, #ARGV do redis.call('HINCRBY', KEYS[2], ARGV[i], 1) end
+return first
 """
 
 _CANCEL = """
@@ -119,6 +125,38 @@ def latency_bucket(ms: float) -> int:
     return max(0, int(math.log(max(ms, 1.0), LAT_BASE)))
 
 
+def job_settings(spec: JobSpec, *, timeout_seconds: float, max_retries: int, budget: dict[str, Any] | None) -> dict[str, Any]:
+    """What a job keeps in its meta for the workers: the spec as it is, the gateway's timeout and retries
+    at submit, and the budget in force (the administrator's tightened by the workflow's, with the
+    submitter's scope ids: `jobs.spend_cap.policy_settings`)."""
+    settings: dict[str, Any] = {"spec": spec.to_dict(), "timeout_seconds": timeout_seconds, "max_retries": max_retries}
+    if budget is not None:
+        settings["budget"] = budget
+    return settings
+
+
+def stored_spec(settings: dict[str, Any]) -> JobSpec:
+    """The spec of a job's settings, in either shape: `{"spec": ...}`, or the shape jobs were stored in
+    before the spec (still in Redis after an upgrade, up to job_ttl_hours): the request's settings flat
+    beside the job's, the model as the workflow gave it (select value, `custom_model` or `default`)."""
+    if "spec" in settings:
+        return JobSpec.from_dict(settings["spec"])
+    return JobSpec(
+        model=ModelChoice(str(settings.get("model") or DEFAULT), free_text=True),
+        system_prompt=settings.get("system_prompt") or "",
+        temperature=settings.get("temperature"),
+        top_p=settings.get("top_p"),
+        max_tokens=settings.get("max_tokens"),
+        seed=settings.get("seed"),
+        stop=tuple(settings.get("stop") or ()),
+        response_format=settings.get("response_format"),
+        concurrency=int(settings.get("concurrency") or 10),
+        rpm_limit=int(settings.get("rpm_limit") or 0),
+        tpm_limit=int(settings.get("tpm_limit") or 0),
+        lease_seconds=settings.get("lease_seconds", 60),
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     """A job's identity and settings, as the workers need them."""
@@ -130,9 +168,14 @@ class Job:
     total: int
     mode: str
 
+    @cached_property
+    def spec(self) -> JobSpec:
+        """Read once per Job: every item's request is built from it."""
+        return stored_spec(self.settings)
+
     @property
     def lease_ms(self) -> int:
-        return int(self.settings.get("lease_seconds", 60) * 1000)
+        return int(self.spec.lease_seconds * 1000)
 
 
 class JobStore:
@@ -308,13 +351,20 @@ class JobStore:
         (sent, answered), stored = pipe.execute()
         return int(sent or 0), int(answered or 0), bool(stored)
 
-    def record_send(self, job_id: str, index: int) -> int:
-        """Counts one request about to be sent; -1 (nothing counted) when the job no longer runs."""
-        return int(self._send(keys=[self.key(job_id, "meta"), self.key(job_id, "sent")], args=[index]))
+    def record_send(self, job_id: str, index: int, *ahead: int) -> int:
+        """Counts one request about to be sent (and one each for `ahead`, the first requests of items
+        about to go: one round trip for them all); -1 (nothing counted) when the job no longer runs."""
+        return int(self._send(keys=[self.key(job_id, "meta"), self.key(job_id, "sent")], args=[index, *ahead]))
 
-    def unrecord_send(self, job_id: str, index: int) -> None:
-        """Takes back one `record_send` whose request was not sent after all."""
-        self.r.hincrby(self.key(job_id, "sent"), str(index), -1)
+    def unrecord_send(self, job_id: str, *indexes: int) -> None:
+        """Takes back `record_send`s whose requests were not sent after all."""
+        if len(indexes) == 1:
+            self.r.hincrby(self.key(job_id, "sent"), str(indexes[0]), -1)
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for index in indexes:
+            pipe.hincrby(self.key(job_id, "sent"), str(index), -1)
+        pipe.execute()
 
     def record_retryable_answer(self, job_id: str, index: int) -> None:
         self.r.hincrby(self.key(job_id, "sent"), f"{index}:r", 1)

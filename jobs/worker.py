@@ -17,12 +17,15 @@ the end of its body, so claiming, the breaker read, metrics and result writes ha
 slot is taken again as soon as it is free. A request is counted (one script, also the cancel check)
 before it waits for a slot, by at most `ahead` workers at a time (an eighth of `concurrency`, at
 least 2): the slot then holds no Redis round trip, which is what let one process match a bare pool.
+The same script counts the first requests of up to COUNT_AHEAD items next in line (fresh from a claim),
+which then go without a count of their own (`jobs.counting_transport._count`).
 The price: a process killed outright leaves those few counted requests as "may have been sent"
 (`interrupted`, never resent), and a cancel reaches them through the status watcher (every
-STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back.
+STATUS_EVERY) instead of the count script. A process letting go in order takes the counts back, and so
+does a runner whose job was cancelled, for the items counted ahead that never went.
 
-Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; each
-request is counted just before it waits for its slot (its one round trip of its own); the breaker and
+Round trips (what one process's throughput hangs on): items are claimed PREFETCH at a time; requests
+are counted just before they wait for their slots, up to 1 + COUNT_AHEAD in one script call; the breaker and
 429-pause read is reused while it is under GATE_MAX_AGE old; results are written by a flusher, off the
 workers' path: a result wakes it, it writes the calls' figures and breaker successes, then everything
 gathered in one script call (each result with its acknowledgement), and waits FLUSH_EVERY so the next
@@ -52,7 +55,6 @@ from typing import Any, Protocol
 from gateway import CallOptions, ChatRequest, Deadline, GatewayClient, GatewayConfig, GatewayError
 from gateway.call.rate_limits import LimitSettings
 from gateway.call.retry import RetryPolicy
-from gateway.call.routing import AUTO, ModelRouter
 from gateway.errors import Redactor
 from gateway.spend.budget import BudgetExceeded
 from gateway.state.backends import Backends
@@ -126,29 +128,8 @@ class JobGateway:
 
 
 def build_request(job: Job, item: JobItem, client: GatewayClient) -> ChatRequest:
-    s = job.settings
-    system_prompt = item.system_prompt if item.system_prompt is not None else s.get("system_prompt") or ""
-    model = item.model or s["model"]
-    if model == "default":
-        model = client.config.default_model
-    elif model == AUTO:
-        model = (
-            ModelRouter.bundled()
-            .choose(item.prompt, system_prompt=system_prompt, json_output=bool(s.get("response_format")), prices=client.prices)
-            .model
-        )
-    return ChatRequest.from_prompt(
-        item.prompt,
-        system_prompt=system_prompt,
-        model=model,
-        temperature=s.get("temperature"),
-        top_p=s.get("top_p"),
-        max_tokens=item.max_tokens or s.get("max_tokens"),
-        seed=s.get("seed"),
-        stop=s.get("stop"),
-        response_format=s.get("response_format"),
-    )
-
+    """The item's request from the job's spec as it was stored (its model resolved in `specs.model`)."""
+    return job.spec.request_for(item, default_model=client.config.default_model, prices=client.prices)
 
 
 class JobRunner:
@@ -163,6 +144,7 @@ class JobRunner:
         self.ready: deque[tuple[str, int, JobItem]] = deque()
         self._reclaimed: set[str] = set()  # taken over from another consumer: the sent counters decide
         self._resume: dict[str, int] = {}  # put back while Redis was away: requests this process already sent
+        self._counted: set[int] = set()  # items in line whose first request was counted with another's (`count_ahead`)
         self.redis_away = False  # a Redis call failed to connect: workers wait, the renewer asks until it is back
         self._renewed = 0.0
         self.lock = threading.Lock()
@@ -174,10 +156,10 @@ class JobRunner:
         self.threads: list[threading.Thread] = []
         self.finished = threading.Event()
         self.settings = job.settings
-        self.concurrency = max(1, int(self.settings.get("concurrency") or 10))
+        self.concurrency = max(1, int(job.spec.concurrency or 10))
         self.slots = threading.BoundedSemaphore(self.concurrency)
         self.ahead = threading.BoundedSemaphore(max(2, self.concurrency // 8))  # counted, waiting for a slot
-        self.limits = LimitSettings(rpm=int(self.settings.get("rpm_limit") or 0), tpm=int(self.settings.get("tpm_limit") or 0))
+        self.limits = LimitSettings(rpm=int(job.spec.rpm_limit or 0), tpm=int(job.spec.tpm_limit or 0))
         self.timeout = float(self.settings.get("timeout_seconds") or gateway.config.timeout_seconds)
         self.max_retries = int(self.settings.get("max_retries", gateway.config.max_retries))
         budget = JobBudgetSettings.from_settings(self.settings.get("budget"))
@@ -211,6 +193,7 @@ class JobRunner:
         for thread in self.threads:
             thread.join()
         self.results.flush()
+        self._uncount_left()  # cancelled, or let go: items counted ahead that never went
         self.finished.set()
         self.engine.runner_done(self)
 
@@ -228,6 +211,7 @@ class JobRunner:
             held = list(self.held)
             self.held.clear()
             self.ready.clear()
+        self._uncount_left()
         try:
             self.store.release(self.job.id, held)
         except Exception as exc:  # Redis gone: the leases expire on their own
@@ -256,6 +240,56 @@ class JobRunner:
             except Exception as exc:
                 logger.warning("reading the status of job %s failed: %s", self.job.id, type(exc).__name__)
             time.sleep(STATUS_EVERY)
+
+    # ------------------------------------------------------------------ requests counted ahead
+
+    def count_ahead(self, limit: int) -> list[tuple[str, int, JobItem]]:
+        """Up to `limit` items next in line, fresh from a claim (not taken over, not put back: their send
+        counters decide first), taken out of line while their first requests are counted with this
+        worker's; `counted_ahead` puts them back."""
+        with self.lock:
+            if not self.ready or limit <= 0:
+                return []
+            taken = [q for q in self.ready if q[1] not in self._counted and q[0] not in self._reclaimed and q[0] not in self._resume][:limit]
+            for queued in taken:
+                self.ready.remove(queued)
+            return taken
+
+    def counted_ahead(self, taken: list[tuple[str, int, JobItem]], counted: bool) -> None:
+        """Puts the items of `count_ahead` back first in line; `counted`: their first requests are counted
+        (each takes its count with `take_counted` instead of a round trip of its own)."""
+        if not taken:
+            return
+        with self.lock:
+            if counted:
+                self._counted.update(index for _, index, _ in taken)
+            if taken[0][0] in self.held:  # not given back meanwhile (release_held lets go of every item at once)
+                self.ready.extendleft(reversed(taken))
+                return
+        if counted:
+            self._uncount([index for _, index, _ in taken])
+
+    def take_counted(self, index: int) -> bool:
+        with self.lock:
+            if index in self._counted:
+                self._counted.discard(index)
+                return True
+            return False
+
+    def _uncount(self, indexes: list[int]) -> None:
+        """Takes back counts of requests that will not go from here. Redis failing: left counted, the safe side."""
+        with self.lock:
+            self._counted.difference_update(indexes)
+        try:
+            self.store.unrecord_send(self.job.id, *indexes)
+        except Exception as exc:
+            logger.warning("job %s: taking back %d request counts failed: %s", self.job.id, len(indexes), type(exc).__name__)
+
+    def _uncount_left(self) -> None:
+        with self.lock:
+            left = list(self._counted)
+        if left:
+            self._uncount(left)
 
     def _claim(self) -> tuple[str, int, JobItem] | None:
         with self.lock:
@@ -448,6 +482,8 @@ class JobRunner:
         finally:
             current.item = None
             ctx.free_slot()  # a response nobody closed (an error between send and read)
+            if index in self._counted and self.take_counted(index):  # refused before it reached the transport
+                self._uncount([index])
         return answered_record(item, result, ctx.sent, ctx.queued)
 
     def _refused(self, entry: str, index: int, item: JobItem, ctx: ItemContext, exc: GatewayError, model: str) -> dict[str, Any] | None:

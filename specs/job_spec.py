@@ -101,18 +101,24 @@ class JobSpec:
             "response_format": self.response_format,
         }
 
-    def request_for(self, item: BatchItem, *, default_model: str, prices: PriceTable) -> ChatRequest:
-        """One item's request: its own system_prompt, model and max_tokens win over the job's."""
-        system_prompt = item.system_prompt if item.system_prompt is not None else self.system_prompt
+    def system_prompt_for(self, item: BatchItem) -> str:
+        return item.system_prompt if item.system_prompt is not None else self.system_prompt
+
+    def model_for(self, item: BatchItem, *, default_model: str, prices: PriceTable) -> str:
+        """The model an item goes to: its own (free text) or the job's, resolved by `resolve_model`."""
         choice = ModelChoice(item.model, free_text=True) if item.model else self.model
         model, _routing = resolve_model(
-            choice, default_model=default_model, prices=prices, prompt=item.prompt, system_prompt=system_prompt,
+            choice, default_model=default_model, prices=prices, prompt=item.prompt, system_prompt=self.system_prompt_for(item),
             json_output=self.response_format is not None,
         )
+        return model
+
+    def request_for(self, item: BatchItem, *, default_model: str, prices: PriceTable) -> ChatRequest:
+        """One item's request: its own system_prompt, model and max_tokens win over the job's."""
         return ChatRequest.from_prompt(
             item.prompt,
-            system_prompt=system_prompt,
-            model=model,
+            system_prompt=self.system_prompt_for(item),
+            model=self.model_for(item, default_model=default_model, prices=prices),
             temperature=self.temperature,
             top_p=self.top_p,
             max_tokens=item.max_tokens or self.max_tokens,

@@ -8,7 +8,7 @@ import services
 from gateway.config import parse_dify_files_url
 from gateway.wire.file_fetch import FetchError, fetch_file
 from jobs.inputs import MAX_INPUT_BYTES, JobInputError, JobItem, parse_file, parse_prompts
-from jobs.service import JobError, Settings, submit
+from jobs.service import JobError, submit
 from specs.job_spec import JobSpec
 from specs.params import number_param, text_param
 from tools.correlation import caller_identity
@@ -73,19 +73,8 @@ class BatchSubmitTool(Tool):
         items, json_format = job_items(tool_parameters, credentials)
         client = gateway_client(credentials)
         spec = JobSpec.parse(tool_parameters, client.prices, first_prompt=items[0].prompt)
-        settings = Settings(
-            request=spec.request_settings(),
-            concurrency=spec.concurrency,
-            rpm_limit=spec.rpm_limit,
-            tpm_limit=spec.tpm_limit,
-            lease_seconds=spec.lease_seconds,
-            mode=spec.mode,
-            deadline_hours=spec.deadline_hours,
-            budget=spec.budget_under(client.config.budgets),
-            identity=caller_identity(self),
-        )
         try:
-            out = submit(services.current().jobs, config, items, json_format, settings, ttl)
+            out = submit(services.current().jobs, config, items, json_format, spec, ttl, caller_identity(self))
         except JobError as exc:
             raise ToolInputError(str(exc)) from None
         yield from text_messages(self, accepted_text(out))

@@ -22,8 +22,9 @@ from jobs import service
 from jobs.inputs import parse_prompts
 from jobs.queue import JobEngine
 from jobs.results import FLUSH_EVERY
-from jobs.store import JobStore, percentile
+from jobs.store import JobStore, job_settings, percentile
 from simulator.harness import SimulatorProcess
+from specs.job_spec import JobSpec
 
 pytestmark = pytest.mark.redis
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -38,7 +39,7 @@ def config(sim: SimulatorProcess) -> Iterator[GatewayConfig]:
 def make_job(config: GatewayConfig, prompts: list[str], lease: int = 2) -> tuple[JobStore, str]:
     store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps(prompts))
-    settings = {"model": "default", "concurrency": 4, "lease_seconds": lease, "timeout_seconds": 30, "max_retries": 2}
+    settings = job_settings(JobSpec(concurrency=4, lease_seconds=lease), timeout_seconds=30, max_retries=2, budget=None)
     job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
     return store, job_id
 
@@ -91,7 +92,7 @@ def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProces
     engine = JobEngine()
     engine.background = False
     items, json_format = parse_prompts(json.dumps([f"s {i}" for i in range(40)]))
-    job = service.submit(engine, config, items, json_format, service.Settings(request={"model": "default"}, concurrency=8), 3600)
+    job = service.submit(engine, config, items, json_format, JobSpec(concurrency=8), 3600)
     assert service.status(engine, config, job["job_id"], Identity())["done"] == 0  # nothing runs in the background
     status = service.status(engine, config, job["job_id"], Identity(), work_seconds=5)
     assert status["finished"] and status["succeeded"] == 40
@@ -155,7 +156,7 @@ def requests_waiting_for_the_slot(sim: SimulatorProcess, config: GatewayConfig) 
     sim.configure(latency_ms=600)
     store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps([f"w {i}" for i in range(6)]))
-    settings = {"model": "default", "concurrency": 1, "lease_seconds": 3600, "timeout_seconds": 30, "max_retries": 2}
+    settings = job_settings(JobSpec(concurrency=1, lease_seconds=3600), timeout_seconds=30, max_retries=2, budget=None)
     job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
     engine = JobEngine()
     engine.background = False
@@ -207,3 +208,38 @@ def test_percentiles_from_the_histogram() -> None:
     assert percentile(histogram, 50) == pytest.approx(500, rel=0.06)
     assert percentile(histogram, 99) == pytest.approx(990, rel=0.06)
     assert percentile({}, 50) is None
+
+
+def test_a_job_stored_by_the_previous_version_runs_as_it_was_submitted(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # Before the spec was stored, a job kept the request's settings flat beside its own (model as the
+    # workflow gave it): such jobs are still in Redis after an upgrade and still run.
+    store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
+    items, _ = parse_prompts(json.dumps([{"prompt": "old one"}, {"prompt": "old two", "model": "default", "max_tokens": 9}]))
+    settings = {
+        "model": "gpt-4.1", "system_prompt": "be brief", "temperature": 0.2, "top_p": None, "max_tokens": 50, "seed": None,
+        "stop": None, "response_format": None, "concurrency": 2, "rpm_limit": 0, "tpm_limit": 0, "lease_seconds": 30,
+        "timeout_seconds": 30, "max_retries": 2,
+    }
+    job_id = store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
+    work_through(config, store, job_id)
+    results = store.results(job_id, [0, 1])
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert [r["model"] for r in results] == ["gpt-4.1", config.default_model]
+
+
+def test_items_next_in_line_have_their_first_request_counted_with_another_s(
+    sim: SimulatorProcess, config: GatewayConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request is still counted before it leaves, exactly once; several in one round trip.
+    trips: list[int] = []
+    record_send = JobStore.record_send
+
+    def counting(self: JobStore, job_id: str, index: int, *ahead: int) -> int:
+        trips.append(1 + len(ahead))
+        return record_send(self, job_id, index, *ahead)
+
+    monkeypatch.setattr(JobStore, "record_send", counting)
+    store, job_id = make_job(config, [f"a {i}" for i in range(40)])
+    work_through(config, store, job_id)
+    assert sum(trips) == 40 == counted(store, job_id) == sum(sim.stats()["chat_requests_by_prompt"].values())
+    assert len(trips) < 30 and max(trips) > 1

@@ -18,8 +18,9 @@ from gateway import GatewayConfig
 from jobs import result_files
 from jobs.inputs import JobItem, parse_file, parse_prompts
 from jobs.queue import JobEngine
-from jobs.store import JobStore
+from jobs.store import JobStore, job_settings
 from simulator.harness import SimulatorProcess
+from specs.job_spec import JobSpec
 
 pytestmark = pytest.mark.redis
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -33,7 +34,7 @@ def config(sim: SimulatorProcess) -> Iterator[GatewayConfig]:
 def make_job(config: GatewayConfig, prompts: list[str], lease: int) -> tuple[JobStore, str]:
     store = JobStore(redis.Redis.from_url(REDIS_URL), config.keys)
     items, _ = parse_prompts(json.dumps(prompts))
-    settings = {"model": "default", "concurrency": 2, "lease_seconds": lease, "timeout_seconds": 30, "max_retries": 2}
+    settings = job_settings(JobSpec(concurrency=2, lease_seconds=lease), timeout_seconds=30, max_retries=2, budget=None)
     return store, store.create(items, base_url=config.base_url, key_digest=config.key_digest, settings=settings, mode="workers", owner_app="-")
 
 

@@ -21,6 +21,7 @@ from jobs import service
 from jobs.inputs import parse_prompts
 from jobs.queue import JobEngine
 from simulator.harness import SimulatorProcess
+from specs.job_spec import JobSpec
 
 pytestmark = pytest.mark.redis
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -41,8 +42,7 @@ def config(api_key: str, base_url: str, **extra: str) -> GatewayConfig:
 
 def submitted(engine: JobEngine, workspace: GatewayConfig) -> str:
     items, json_format = parse_prompts(json.dumps(["first", "second", "third"]))
-    settings = service.Settings(request={"model": "default"}, identity=OWNER)
-    return str(service.submit(engine, workspace, items, json_format, settings, 3600)["job_id"])
+    return str(service.submit(engine, workspace, items, json_format, JobSpec(), 3600, OWNER)["job_id"])
 
 
 def refusal(call: Callable[[], Any], job_id: str) -> str:

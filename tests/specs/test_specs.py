@@ -88,14 +88,30 @@ def _string_constants(path: Path) -> set[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str)}
 
 
-def test_no_tool_reads_custom_model_or_decides_what_default_and_auto_mean() -> None:
-    """Every tool resolves its model through specs.model: no module in tools/ names `custom_model`, the
-    reserved words, the router or the provider default as a decision of its own."""
-    for path in sorted((ROOT / "tools").glob("*.py")):
+@pytest.mark.parametrize("package", ["tools", "jobs"])
+def test_nothing_outside_specs_reads_custom_model_or_decides_what_default_and_auto_mean(package: str) -> None:
+    """Every tool and the jobs (submit, its estimate, the workers, the native batch) resolve a model through
+    specs.model: no module in tools/ or jobs/ names `custom_model`, the reserved words, the router or a
+    model of the price table as a decision of its own (the jobs once priced `auto` as a fixed model)."""
+    models = set(PRICES.models)
+    paths = sorted((ROOT / package).glob("*.py"))
+    assert paths
+    for path in paths:
         text = path.read_text(encoding="utf-8")
-        assert "custom_model" not in _string_constants(path), path.name
-        assert not {"default", "auto"} & _string_constants(path), f"{path.name} compares a model with default or auto"
+        constants = _string_constants(path)
+        assert "custom_model" not in constants, path.name
+        assert not {"default", "auto"} & constants, f"{path.name} compares a model with default or auto"
+        assert not models & constants, f"{path.name} names a model of its own: {sorted(models & constants)}"
         assert "ModelRouter" not in text and "routing import AUTO" not in text, path.name
+
+
+def test_the_jobs_build_every_request_from_the_stored_spec() -> None:
+    """The workers, submit's check of the first item and the native batch's lines all go through
+    `JobSpec.request_for` (jobs.worker.build_request), and the estimate through `JobSpec.model_for`."""
+    worker = (ROOT / "jobs" / "worker.py").read_text(encoding="utf-8")
+    service = (ROOT / "jobs" / "service.py").read_text(encoding="utf-8")
+    assert "job.spec.request_for(" in worker and "ChatRequest.from_prompt" not in worker
+    assert "spec.request_for(" in service and "spec.model_for(" in service and "ChatRequest" not in service
 
 
 @pytest.mark.parametrize("tool", ["chat", "stream_chat", "batch_chat", "batch_submit", "approval_route"])
