@@ -1,5 +1,10 @@
-"""The real transport: a requests.Session with a keep-alive pool, connect and read timeouts split, and
-every body read bounded by the call's deadline. Classifies what requests and urllib3 raise."""
+"""The real transport: a urllib3 keep-alive pool (direct, or through the proxy the environment names), connect
+and read timeouts split, and every body read bounded by the call's deadline. Classifies what urllib3 raises.
+
+It used to be a requests.Session; requests' per-call work (merging settings, cookie jars, preparing and
+re-parsing the URL, wrapping the response) was most of the plugin's CPU per call, so the request is now
+built here once and handed to urllib3 the way requests' HTTPAdapter did: same headers, same proxy, CA
+bundle and TLS floor, same messages for every failure."""
 
 from __future__ import annotations
 
@@ -7,10 +12,30 @@ import os
 import ssl
 import threading
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.adapters import HTTPAdapter, SOCKSProxyManager
+from requests.auth import _basic_auth_str
+from requests.models import PreparedRequest
+from requests.utils import (
+    DEFAULT_ACCEPT_ENCODING,
+    check_header_validity,
+    get_auth_from_url,
+    prepend_scheme_if_needed,
+    select_proxy,
+    urldefragauth,
+)
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, GatewayTimeoutError, Redactor, UpstreamUnavailableError, gateway_words
@@ -18,14 +43,20 @@ from gateway.wire.transport import Attempt, AttemptFailed, BodyReadError, Deadli
 
 USER_AGENT = "holysheep-dify-plugin/0.1.0"
 DEFAULT_POOL_SIZE = 16
-_READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+_READ_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 TLS_MINIMUM = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # What OpenSSL says when the two sides share no TLS version.
 _NO_COMMON_VERSION = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "no protocols available", "WRONG_SSL_VERSION")
+# How many origins a pool manager keeps pools for (one is used: the gateway, or the proxy).
+_POOL_CONNECTIONS = 4
+# Failures once the request may have reached the gateway (requests called them a ConnectionError that was
+# not a failure to connect): never retried. A proxy failing counts too, as it did with requests.
+_AFTER_SENT = (ProtocolError, ProxyError, ClosedPoolError)
 
 
 class TLSFloorAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections (direct or through a proxy) refuse TLS older than `minimum`."""
+    """An HTTPAdapter whose connections (direct or through a proxy) refuse TLS older than `minimum`
+    (for `HTTPTransport.session`, the requests.Session kept for the batch file upload)."""
 
     def __init__(self, minimum: ssl.TLSVersion, **kwargs: Any) -> None:
         self.tls_minimum = minimum
@@ -41,17 +72,16 @@ class TLSFloorAdapter(HTTPAdapter):
 
 
 class HTTPResponse:
-    __slots__ = ("_raw", "_response", "headers", "reason", "status")
+    __slots__ = ("_raw", "headers", "reason", "status")
 
-    def __init__(self, response: requests.Response) -> None:
-        self._response = response
-        self._raw = response.raw
-        self.status = response.status_code
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self._raw = response
+        self.status = response.status
         self.reason = response.reason or ""
-        self.headers = response.headers  # case-insensitive
+        self.headers = response.headers  # case-insensitive; a repeated header reads as "a, b" as with requests
 
     def read_chunk(self, deadline: Deadline, size: int) -> bytes:
-        # requests' read timeout applies per read and was fixed when the request was sent, so a gateway
+        # The read timeout applies per read and was fixed when the request was sent, so a gateway
         # trickling bytes could outlive the deadline: the next socket read is capped at the time left.
         sock = getattr(getattr(self._raw, "connection", None), "sock", None)
         if sock is not None:
@@ -59,11 +89,14 @@ class HTTPResponse:
         try:
             return self._raw.read1(size, decode_content=True)  # what has arrived, not a full buffer
         except _READ_ERRORS as exc:
-            timed_out = isinstance(exc, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError)
+            timed_out = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError)
             raise BodyReadError(timed_out) from None
 
     def close(self) -> None:
-        self._response.close()
+        # What requests' Response.close did: a body read to its end already gave the connection back to
+        # the pool (urllib3 does so at the end of the body); otherwise the connection is closed, not reused.
+        self._raw.close()
+        self._raw.release_conn()
 
 
 class HTTPTransport:
@@ -75,22 +108,67 @@ class HTTPTransport:
         self.redact = redact
         self._pool_size = 0
         self._pool_lock = threading.Lock()
-        self.session = requests.Session()
-        # trust_env makes requests re-read the proxy variables and ~/.netrc on every call (a tenth of the
-        # client's CPU per call, measured), and a netrc entry would silently replace our Authorization
-        # header. The environment is read once instead: HTTP(S)_PROXY/NO_PROXY and the CA bundle variables.
-        self.session.trust_env = False
-        self.session.proxies = requests.utils.get_environ_proxies(config.base_url)
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {config.api_key}",
-                "Content-Type": "application/json",
-                "Accept": "application/json, text/event-stream",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self._manager: urllib3.PoolManager | None = None
+        self._pool: Any = None
+        self._session: requests.Session | None = None
+        # The environment is read once, not per call (requests' trust_env re-read it, and ~/.netrc, on
+        # every call: a tenth of the client's CPU per call, measured; a netrc entry would also have
+        # replaced our Authorization header): HTTP(S)_PROXY/NO_PROXY and the CA bundle variables.
+        self.proxies: dict[str, str] = requests.utils.get_environ_proxies(config.base_url)
+        self.verify: str | bool = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.default_headers = {
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": DEFAULT_ACCEPT_ENCODING,
+            "Accept": "application/json, text/event-stream",
+            "Connection": "keep-alive",
+            "Authorization": f"Bearer {config.api_key}",
+            "Content-Type": "application/json",
+        }
+        # No cookie jar: the gateway is an API that needs none, and requests' jar cost CPU on every call.
+        self._refusal: Exception | None = None  # what requests raised on every call with these settings
+        self._prepare(config.base_url)
         self.ensure_pool(pool_size)
+
+    def _prepare(self, base_url: str) -> None:
+        """Everything requests worked out again on every call, once: the URL as it sent it, the proxy, the
+        origin's pool key, the certificates to trust."""
+        try:
+            prepared = PreparedRequest()
+            prepared.prepare_url(base_url, None)
+        except requests.RequestException:
+            self._url = None  # send() prepares base_url + path to raise what requests raised
+            return
+        url = str(prepared.url)
+        self._url = url
+        self._full_url = urldefragauth(url)  # what an HTTP proxy is sent: the URL without user name or password
+        parsed = urlparse(url)
+        self._origin = {"scheme": parsed.scheme.lower(), "host": parsed.hostname, "port": parsed.port}
+        self._path_prefix = url[len(parsed.scheme) + 3 + len(parsed.netloc) :]  # requests' path_url, without the call's path
+        # A user name and password in the URL became Basic auth, replacing the key (the config refuses them).
+        username, password = get_auth_from_url(url)
+        if username or password:
+            self.default_headers["Authorization"] = _basic_auth_str(username, password)
+        self._default_names = {name.lower(): name for name in self.default_headers}
+        for header in self.default_headers.items():
+            try:
+                check_header_validity(header)
+            except requests.RequestException as exc:
+                self._refusal = exc
+        self.proxy = select_proxy(url, self.proxies)
+        self._forward_full_url = False
+        if self.proxy:
+            self.proxy = prepend_scheme_if_needed(self.proxy, "http")
+            if not urllib3.util.parse_url(self.proxy).host:
+                self._refusal = self._refusal or requests.exceptions.InvalidProxyURL(
+                    "Please check proxy URL. It is malformed and could be missing the host."
+                )
+            # An http:// gateway through an HTTP proxy gets the whole URL; https:// goes through a CONNECT tunnel.
+            self._forward_full_url = self._origin["scheme"] != "https" and not self.proxy.lower().startswith("socks")
+        self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", "ssl_minimum_version": TLS_MINIMUM[self.tls_min_version]}
+        # verify=True in requests meant certifi's bundle (requests.certs.where()), not the system store.
+        self._ca = self.verify if isinstance(self.verify, str) else requests.certs.where()
+        self._tls["ca_cert_dir" if os.path.isdir(self._ca) else "ca_certs"] = self._ca
+        self._missing_ca = self._origin["scheme"] == "https" and not os.path.exists(self._ca)
 
     def ensure_pool(self, size: int) -> None:
         """Grows the keep-alive pool so `size` parallel calls each get a connection."""
@@ -98,52 +176,130 @@ class HTTPTransport:
             if size <= self._pool_size:
                 return
             self._pool_size = size
-            # max_retries=0: our RetryPolicy decides; urllib3 retrying too would stack retries (LiteLLM's 3x bug).
-            adapter = TLSFloorAdapter(
-                TLS_MINIMUM[self.tls_min_version], pool_connections=4, pool_maxsize=size, max_retries=0, pool_block=False
-            )
-            self.session.mount("http://", adapter)
-            self.session.mount("https://", adapter)
+            if self._url is None:
+                return
+            kwargs: dict[str, Any] = {"num_pools": _POOL_CONNECTIONS, "maxsize": size, "block": False, **self._tls}
+            try:
+                if not self.proxy:
+                    manager: urllib3.PoolManager = urllib3.PoolManager(**kwargs)
+                elif self.proxy.lower().startswith("socks"):
+                    username, password = get_auth_from_url(self.proxy)
+                    manager = SOCKSProxyManager(self.proxy, username=username, password=password, **kwargs)
+                else:
+                    username, password = get_auth_from_url(self.proxy)
+                    proxy_headers = {"Proxy-Authorization": _basic_auth_str(username, password)} if username else {}
+                    manager = urllib3.proxy_from_url(self.proxy, proxy_headers=proxy_headers, **kwargs)
+            except requests.RequestException as exc:  # SOCKS without PySocks: every call fails as it did
+                self._refusal = self._refusal or exc
+                return
+            # The old pool is left to the calls still reading from it (as requests' replaced adapter was).
+            self._manager = manager
+            self._pool = None
 
     @property
     def pool_size(self) -> int:
         return self._pool_size
 
+    @property
+    def session(self) -> requests.Session:
+        """A requests.Session set up like this transport (headers, proxies, CA bundle, TLS floor), made on
+        first use: NativeBatchClient.upload posts the batch file with it."""
+        with self._pool_lock:
+            if self._session is None:
+                session = requests.Session()
+                session.trust_env = False  # the environment was read once, in __init__
+                session.proxies = dict(self.proxies)
+                session.verify = self.verify
+                session.headers.update({name: self.default_headers[name] for name in ("Authorization", "Content-Type", "Accept", "User-Agent")})
+                adapter = TLSFloorAdapter(
+                    TLS_MINIMUM[self.tls_min_version], pool_connections=_POOL_CONNECTIONS, pool_maxsize=max(self._pool_size, 1),
+                    max_retries=0, pool_block=False,
+                )
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._session = session
+            return self._session
+
     def close(self) -> None:
-        self.session.close()
+        if self._manager is not None:
+            self._manager.clear()
+        if self._session is not None:
+            self._session.close()
+
+    def _connection_pool(self) -> Any:
+        pool = self._pool
+        if pool is None or pool.pool is None:  # not made yet, or closed by close(): a new one, as requests did
+            pool = self._pool = self._manager.connection_from_host(**self._origin)  # type: ignore[union-attr]
+        return pool
+
+    def _headers(self, body: bytes | None, method: str, headers: dict[str, str] | None) -> dict[str, str]:
+        """The headers requests sent: ours, the call's (one of ours named again, whatever its case, is
+        replaced where it stands), then the body's length."""
+        merged = self.default_headers.copy()
+        if headers:
+            for name, value in headers.items():
+                mine = self._default_names.get(name.lower())
+                if mine is None or name == mine:
+                    merged[name] = value
+                else:  # requests kept the header's place and took the call's spelling of its name
+                    merged = {(name if key == mine else key): (value if key == mine else v) for key, v in merged.items()}
+            for header in list(merged.items()):
+                if header[1] is None:  # requests dropped a header set to None
+                    del merged[header[0]]
+                elif header[0] in headers:
+                    check_header_validity(header)  # what requests refused (a line break in a value, ...)
+        if body is not None:
+            merged["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD"):
+            merged["Content-Length"] = "0"
+        return merged
 
     def send(self, method: str, path: str, body: bytes | None, *, timeout: float, headers: dict[str, str] | None = None) -> HTTPResponse:
         try:
-            response = self.session.request(
+            if self._url is None:
+                PreparedRequest().prepare_url(self.base_url + path, None)  # raises what requests raised
+            body = body or None  # requests sent no body for b""
+            request_headers = self._headers(body, method, headers)
+            if self._refusal is not None:
+                raise self._refusal
+            if self._missing_ca and not os.path.exists(self._ca):
+                # requests raised this OSError out of send() itself: kept, so nothing else changes with it.
+                raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {self._ca}")
+            response = self._connection_pool().urlopen(
                 method,
-                self.base_url + path,
-                data=body,
-                headers=headers,
-                stream=True,
-                timeout=(min(self.connect_timeout, timeout), timeout),
-                allow_redirects=False,
+                self._full_url + path if self._forward_full_url else self._path_prefix + path,
+                body=body,
+                headers=request_headers,
+                # retries=False: our RetryPolicy decides; urllib3 retrying too would stack retries (LiteLLM's 3x bug).
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(connect=min(self.connect_timeout, timeout), read=timeout),
+                preload_content=False,  # streamed: read_chunk reads the body
+                decode_content=False,  # read_chunk decodes
+                chunked=False,
             )
-        except requests.exceptions.SSLError as exc:
+        except SSLError as exc:
             # Not retried: certificate and protocol failures do not clear up, and a TLS error while reading
             # the response would mean a second, billed, completion.
             raise AttemptFailed(Attempt(self._connection_error("TLS handshake failed", exc), False)) from None
-        except requests.exceptions.ConnectTimeout as exc:
+        except NewConnectionError as exc:  # refused, DNS (a subclass of ConnectTimeoutError, so first)
+            raise AttemptFailed(Attempt(self._connection_error("cannot connect", exc), True)) from None
+        except ConnectTimeoutError as exc:
             raise AttemptFailed(Attempt(self._connection_error("connecting timed out", exc, timeout=True), True)) from None
-        except requests.exceptions.ReadTimeout:
+        except ReadTimeoutError:
             error = GatewayTimeoutError(
                 f"no response within {timeout:.0f}s; not retried because the gateway may already have "
                 "processed (and billed) the request. Raise timeout_seconds or lower max_tokens."
             )
             raise AttemptFailed(Attempt(error, False)) from None
-        except requests.exceptions.ConnectionError as exc:
-            if _not_sent(exc):
-                raise AttemptFailed(Attempt(self._connection_error("cannot connect", exc), True)) from None
+        except _AFTER_SENT:
             error = UpstreamUnavailableError(
                 "the connection was reset after the request was sent; not retried because the gateway "
                 "may already have processed (and billed) it"
             )
             raise AttemptFailed(Attempt(error, False)) from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.InvalidHeader) as exc:
             raise AttemptFailed(Attempt(UpstreamUnavailableError(self.redact(f"request failed: {gateway_words(exc)}")), False)) from None
         except (ValueError, UnicodeError, urllib3.exceptions.HTTPError) as exc:
             # urllib3 or the IDNA codec refusing the URL (a host label too long, ...): nothing was sent.
@@ -176,24 +332,5 @@ class HTTPTransport:
 
 
 def _root_cause(exc: BaseException) -> str:
-    seen = exc
-    while True:
-        inner = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
-        if inner is None or inner is seen:
-            break
-        seen = inner
-        if not isinstance(seen, Exception):
-            break
-    if isinstance(exc.args[0] if exc.args else None, urllib3.exceptions.MaxRetryError):
-        reason = exc.args[0].reason
-        if reason is not None:
-            seen = reason
-    return gateway_words(f"{type(seen).__name__}: {seen}", 300)
-
-
-def _not_sent(exc: requests.exceptions.ConnectionError) -> bool:
-    """True when the request never reached the gateway: DNS, refused, TLS or connect failures."""
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+    """What failed, as `Type: text`: urllib3's own error, the one requests wrapped as a MaxRetryError's reason."""
+    return gateway_words(f"{type(exc).__name__}: {exc}", 300)

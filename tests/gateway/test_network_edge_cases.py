@@ -170,11 +170,11 @@ def test_proxy_settings_from_the_environment_are_honoured_and_read_once(sim: Sim
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     proxied = make_client(sim, base_url="http://gateway.example/v1")
-    assert proxied.transport.session.proxies.get("http") == "http://proxy.internal:3128"
+    assert proxied.transport.proxies.get("http") == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     direct = make_client(sim)
-    assert direct.transport.session.proxies == {}
-    assert proxied.transport.session.proxies.get("http") == "http://proxy.internal:3128"  # read once, at creation
+    assert direct.transport.proxies == {}
+    assert proxied.transport.proxies.get("http") == "http://proxy.internal:3128"  # read once, at creation
     assert direct.chat(ask("no proxy for localhost")).text.endswith("no proxy for localhost")
 
 
