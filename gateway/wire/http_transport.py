@@ -109,7 +109,7 @@ class HTTPTransport:
         self._pool_size = 0
         self._pool_lock = threading.Lock()
         self._manager: urllib3.PoolManager | None = None
-        self._pool: Any = None
+        self._pool: urllib3.HTTPConnectionPool | None = None
         self._session: requests.Session | None = None
         # The environment is read once, not per call (requests' trust_env re-read it, and ~/.netrc, on
         # every call: a tenth of the client's CPU per call, measured; a netrc entry would also have
@@ -176,7 +176,7 @@ class HTTPTransport:
             if size <= self._pool_size:
                 return
             self._pool_size = size
-            if self._url is None:
+            if self._url is None or self._refusal is not None:  # every call fails before it needs a pool
                 return
             kwargs: dict[str, Any] = {"num_pools": _POOL_CONNECTIONS, "maxsize": size, "block": False, **self._tls}
             try:
@@ -189,8 +189,11 @@ class HTTPTransport:
                     username, password = get_auth_from_url(self.proxy)
                     proxy_headers = {"Proxy-Authorization": _basic_auth_str(username, password)} if username else {}
                     manager = urllib3.proxy_from_url(self.proxy, proxy_headers=proxy_headers, **kwargs)
-            except requests.RequestException as exc:  # SOCKS without PySocks: every call fails as it did
-                self._refusal = self._refusal or exc
+            except urllib3.exceptions.LocationValueError as exc:  # a proxy URL urllib3 refuses (ftp://...)
+                self._refusal = requests.exceptions.InvalidURL(exc)
+                return
+            except requests.RequestException as exc:  # SOCKS without PySocks
+                self._refusal = exc
                 return
             # The old pool is left to the calls still reading from it (as requests' replaced adapter was).
             self._manager = manager
@@ -226,7 +229,7 @@ class HTTPTransport:
         if self._session is not None:
             self._session.close()
 
-    def _connection_pool(self) -> Any:
+    def _connection_pool(self) -> urllib3.HTTPConnectionPool:
         pool = self._pool
         if pool is None or pool.pool is None:  # not made yet, or closed by close(): a new one, as requests did
             pool = self._pool = self._manager.connection_from_host(**self._origin)  # type: ignore[union-attr]
