@@ -2,7 +2,7 @@
 `Response` whose body is still to be read; `Endpoint` adds the rules every call shares (the deadline
 before sending, status classification, bounded body reads, the OpenAI-compatibility checks).
 
-`gateway.wire.http_transport.HTTPTransport` is the real transport (requests); `MemoryTransport` below
+`gateway.wire.http_transport.HTTPTransport` is the real transport (urllib3); `MemoryTransport` below
 answers from a script, for unit tests of the chain without a server. Every failure of one attempt
 leaves this layer as `AttemptFailed`, classified: whether the retry policy may try again, and how soon.
 """
