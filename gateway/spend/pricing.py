@@ -50,9 +50,14 @@ class ModelPrice:
 class PriceTable:
     """Per-model prices with aliases. `cost()` returns None for an unknown model, never a silent 0."""
 
+    # Names whose price is remembered (a table never changes: overrides make a new one), so a call's
+    # look-ups are one dict access; names beyond it are resolved each time (same answer).
+    _MAX_REMEMBERED = 1024
+
     def __init__(self, prices: dict[str, ModelPrice], aliases: dict[str, str]) -> None:
         self._prices = prices
         self._aliases = aliases
+        self._resolved: dict[str, ModelPrice | None] = {}
 
     @classmethod
     def bundled(cls) -> PriceTable:
@@ -65,6 +70,18 @@ class PriceTable:
     def resolve(self, model: str | None) -> ModelPrice | None:
         if not model:
             return None
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        except TypeError:  # not a name (unhashable): resolved the long way, which says so
+            return self._resolve(model)
+        price = self._resolve(model)
+        if len(self._resolved) < self._MAX_REMEMBERED:
+            self._resolved[model] = price
+        return price
+
+    def _resolve(self, model: str) -> ModelPrice | None:
         name = model.strip().lower()
         for candidate in (name, _DATE_SUFFIX.sub("", name), name.rsplit("/", 1)[-1]):
             canonical = self._aliases.get(candidate, candidate)

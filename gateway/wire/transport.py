@@ -31,6 +31,7 @@ from gateway.errors import (
 # Error bodies are read only this far: enough for the gateway's message, never a whole HTML page.
 MAX_ERROR_BODY = 64 * 1024
 BODY_READ_SIZE = 64 * 1024
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) without a new encoder per request
 NOT_RETRIED_BILLED = "not retried because the gateway may already have processed (and billed) the request"
 
 
@@ -154,7 +155,7 @@ class Endpoint:
         remaining = deadline.remaining
         if remaining <= 0:
             raise AttemptFailed(Attempt(GatewayTimeoutError("the call's deadline passed before it could be sent"), False))
-        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = None if payload is None else _JSON.encode(payload).encode("utf-8")
         if headers:
             response = self.transport.send(method, path, body, timeout=remaining, headers=headers)  # type: ignore[call-arg]
         else:

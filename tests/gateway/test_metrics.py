@@ -168,6 +168,34 @@ def test_the_call_log_line_is_json_with_the_ids_and_redacted() -> None:
     assert line["correlation_id"] == "hs-feed" and line["outcome"] == "bad_request" and KEY not in records[-1].getMessage()
 
 
+def test_the_call_log_record_is_the_one_logger_info_would_make() -> None:
+    """log_call builds its record without logging's walk up the stack: file, line and function are still
+    those of the call in log_call, so a handler formatting them shows the same as before."""
+    import inspect
+
+    from gateway.metrics import calls
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    calls.logger.addHandler(handler)
+    try:
+        calls.log_call(calls.CallRecord("m", "chat", "ok", 0.25, attempts=1, correlation_id="hs-x"), str)
+    finally:
+        calls.logger.removeHandler(handler)
+    (record,) = records
+    source, first = inspect.getsourcelines(calls.log_call)
+    call_line = first + next(i for i, text in enumerate(source) if "logger.handle(" in text)
+    assert (record.pathname, record.lineno, record.funcName) == (calls.__file__, call_line, "log_call")
+    assert (record.name, record.levelno, record.args, record.exc_info, record.stack_info) == ("holysheep.calls", logging.INFO, (), None, None)
+    expected = '{"event": "gateway_call", "correlation_id": "hs-x", "tool": "chat", "model": "m", "outcome": "ok", '
+    assert record.getMessage() == expected + '"attempts": 1, "latency_ms": 250.0, "cost_usd": null}'
+
+
 # ----------------------------------------------------------------------------- Redis
 
 
