@@ -12,7 +12,10 @@ and hands them to the store with the workspace they belong to. Stores, chosen in
 - `InProcessMetrics`: dicts in this process, per workspace (figures are per process);
 - `RedisMetrics`: per workspace, one Redis hash shared by every plugin process (HINCRBY / HINCRBYFLOAT
   in one script call per workspace and write), keyed by metric and label values only: no secret, no
-  prompt, no id. `WriteBehindMetrics` is the same, written when its owner (the jobs' flusher) says.
+  prompt, no id. `WriteBehindMetrics` is the same, written when its owner (the jobs' flusher) says;
+  `BufferedMetrics`, the clients' (`Backends.metrics_for`), keeps figures in process and writes them at
+  most `FLUSH_EVERY` seconds later, at the end of a tool invocation (`flush_buffered`), before a scrape
+  it answers and at exit: one round trip a second instead of one a call.
 
 Label values come from fixed sets, the same in every process and after every restart, so the number of
 series has a ceiling whatever users send: `model` is a model of the price table (the bundled one and the
@@ -35,7 +38,7 @@ bucket counts as figures, so they add up across processes like the counters do.
 
 Modules: `catalog` (metric names, buckets, label sets), `calls` (the call record, its log line,
 `WorkspaceMetrics`), `process_store` (`InProcessMetrics`), `redis_metrics` (`RedisMetrics`,
-`WriteBehindMetrics`), `prometheus` (the exposition). The names are re-exported here.
+`WriteBehindMetrics`, `BufferedMetrics`), `prometheus` (the exposition). The names are re-exported here.
 """
 
 from gateway.metrics.calls import CallRecord, MetricsSink, MetricsStore, WorkspaceMetrics, log_call, logger
@@ -64,7 +67,15 @@ from gateway.metrics.catalog import (
 )
 from gateway.metrics.process_store import InProcessMetrics
 from gateway.metrics.prometheus import FiguresCollector, exposition
-from gateway.metrics.redis_metrics import CHANGED_PART, FIGURES_PART, RedisMetrics, WriteBehindMetrics
+from gateway.metrics.redis_metrics import (
+    CHANGED_PART,
+    FIGURES_PART,
+    FLUSH_EVERY,
+    BufferedMetrics,
+    RedisMetrics,
+    WriteBehindMetrics,
+    flush_buffered,
+)
 
 __all__ = [
     "BATCH_STATUSES",
@@ -73,6 +84,7 @@ __all__ = [
     "CUSTOM_MODEL",
     "ERROR_CODES",
     "FIGURES_PART",
+    "FLUSH_EVERY",
     "HOUSEKEEPING_EVERY",
     "LATENCY_BUCKETS",
     "METRICS",
@@ -84,6 +96,7 @@ __all__ = [
     "TOKEN_TYPES",
     "TOOLS",
     "TTFT_BUCKETS",
+    "BufferedMetrics",
     "CallRecord",
     "Figures",
     "FiguresCollector",
@@ -95,6 +108,7 @@ __all__ = [
     "WorkspaceMetrics",
     "WriteBehindMetrics",
     "exposition",
+    "flush_buffered",
     "log_call",
     "logger",
     "outcome_label",

@@ -1,13 +1,17 @@
 """Figures summed over every process sharing a Redis, per workspace: one write script per workspace and
-write (`RedisMetrics`), group-committed, or left for the owner's write (`WriteBehindMetrics`)."""
+write (`RedisMetrics`), group-committed, or left for the owner's write (`WriteBehindMetrics`), or kept in
+process and written at most once a second (`BufferedMetrics`, the clients' store: `flush_buffered`)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from typing import Any
 
 from gateway.metrics.catalog import (
@@ -252,7 +256,7 @@ class RedisMetrics:
             if riding or len(calls) > 1:
                 pipe = self.client.pipeline(transaction=False)
                 for op in riding:
-                    pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
+                    pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.arguments())
                 for workspace, args in calls.items():
                     pipe.evalsha(self._script.sha, 2, *self.keys(workspace), *args)
                 replies = pipe.execute(raise_on_error=False)
@@ -323,3 +327,123 @@ class WriteBehindMetrics(RedisMetrics):
                     op.fall_back()
                 except Exception as exc:  # Redis refusing (OOM, read-only replica): that success is not recorded
                     _log.warning("recording a breaker success failed: %s", type(exc).__name__)
+
+
+# Seconds at most between a figure recorded in a process with `BufferedMetrics` and its write to Redis
+# (the staleness contract, docs/operations.md: what another process's scrape may lack).
+FLUSH_EVERY = 1.0
+
+_buffered: weakref.WeakSet[BufferedMetrics] = weakref.WeakSet()
+_buffered_lock = threading.Lock()
+_at_exit = False
+
+
+def flush_buffered() -> None:
+    """Writes what every `BufferedMetrics` of this process holds, now, and waits until it is in Redis (or,
+    Redis down, in the process's figures). For the end of a tool invocation (the workflow sees its answer
+    after its figures are shared) and process exit (registered with atexit). Never raises."""
+    with _buffered_lock:
+        stores = list(_buffered)
+    for store in stores:
+        store.write()
+
+
+class BufferedMetrics(WriteBehindMetrics):
+    """`WriteBehindMetrics` that writes itself: a call's figures (and the breaker's success riding with
+    them) stay in this process until a write, which carries everything pending in one round trip: at most
+    `flush_every` seconds after the first figure waiting (a flusher thread, at most one write per
+    `flush_every` of its own), when `write()` or `flush_buffered()` is called (the end of a tool
+    invocation, process exit), and before `figures()` reads Redis (a scrape answered by this process
+    holds its own figures). A figure goes out once: a write takes what is pending under the lock; one
+    that fails leaves its figures in `fallback`, as `RedisMetrics` does.
+
+    The breaker's successes waiting here are written before a failure this process reports to the same
+    Redis (`RedisBreaker.record_failure`), so that failure's rate counts every success made before it."""
+
+    def __init__(self, client: Any, fallback: InProcessMetrics, ttl: float = SERIES_TTL_SECONDS, *, flush_every: float = FLUSH_EVERY) -> None:
+        super().__init__(client, fallback, ttl)
+        self.flush_every = flush_every
+        self._due = False  # figures wait for the flusher (it has been woken for them)
+        self._last_write = -math.inf  # monotonic: when the last write started
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flusher_pid = 0  # a thread does not survive a fork: the child starts its own
+        global _at_exit
+        with _buffered_lock:
+            _buffered.add(self)
+            if not _at_exit:
+                atexit.register(flush_buffered)
+                _at_exit = True
+
+    def add(self, workspace: str, updates: list[Update]) -> None:
+        with self._lock:
+            self._pending.extend((workspace, key, amount) for key, amount in updates)
+            due, self._due = self._due, True
+        if not due:
+            self._start_flusher()
+
+    def set_state(self, workspace: str, model: str, state: str) -> None:
+        with self._lock:
+            self._states.append((workspace, model, state))
+            due, self._due = self._due, True
+        if not due:
+            self._start_flusher()
+
+    def flush(self, after: list[Any] | None = None) -> None:
+        """The call's figures are already added; the script calls of `after` are kept for the write, and
+        their breaker told who holds them (so a failure it records writes them first)."""
+        if not after:
+            return
+        with self._cond:
+            for op in self._for_this_redis(after):
+                op.take(self)
+                self._after.append(op)
+            due, self._due = self._due, True
+        if not due:
+            self._start_flusher()
+
+    def write(self) -> None:
+        with self._cond:
+            self._due = False  # what is added from now on wakes the flusher again
+        self._last_write = time.monotonic()
+        super().write()
+
+    def figures(self, workspace: str) -> Figures:
+        self.write()
+        return super().figures(workspace)
+
+    def _start_flusher(self) -> None:
+        """Wakes the flusher for newly pending figures (started on first use, again after a fork)."""
+        if self._flusher is None or self._flusher_pid != os.getpid():
+            with _buffered_lock:
+                if self._flusher is None or self._flusher_pid != os.getpid():
+                    self._flusher_pid = os.getpid()
+                    self._wake = threading.Event()
+                    self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),), name="holysheep-metrics-flusher", daemon=True)
+                    self._flusher.start()
+        self._wake.set()
+
+
+def _flush_loop(ref: weakref.ReferenceType[BufferedMetrics]) -> None:
+    """The flusher of one `BufferedMetrics` (held weakly: a store no longer used ends it): each time
+    figures become pending, writes them once `flush_every` has passed since the last write."""
+    while True:
+        store = ref()
+        if store is None:
+            return
+        wake = store._wake
+        del store
+        if not wake.wait(60.0):
+            continue
+        wake.clear()
+        store = ref()
+        if store is None:
+            return
+        delay = store._last_write + store.flush_every - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            store.write()
+        except Exception as exc:  # never raises by contract; a thread that died would stop the flushing
+            _log.warning("writing metrics failed: %s", type(exc).__name__)
+        del store

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from gateway.spend.cache import LRUReplyCache
 
 
+# Seconds a client may reuse a read of a closed breaker and the 429 pause in Redis (`RedisState.gate_max_age`):
+# a breaker opened or a pause set by ANOTHER process is honoured at most this late; this process's own
+# failures and 429s are seen at once, and a half-open breaker is always asked in Redis (one probe at a
+# time across processes). The staleness contract: docs/operations.md.
+CLIENT_GATE_MAX_AGE = 0.1
+
+
 class Backends:
     """One process's stores: `state`, `cache` and `metrics` in this process (made here unless handed in),
     and the Redis-backed ones per URL, made when first asked for and kept for the life of the object."""
@@ -52,7 +59,7 @@ class Backends:
                 backend = self._per_url[(kind, redis_url, scope)] = make(redis_url)
             return backend
 
-    def state_for(self, redis_url: str, *, gate_max_age: float = 0.0) -> SharedState:
+    def state_for(self, redis_url: str, *, gate_max_age: float = CLIENT_GATE_MAX_AGE) -> SharedState:
         """In-process unless a Redis URL is configured; one RedisState per URL (and `gate_max_age`, how long a
         closed breaker read may be reused: `gateway.state.redis_state.RedisState`), falling back to `state`."""
         if not redis_url:
@@ -100,15 +107,17 @@ class Backends:
     def metrics_for(self, redis_url: str) -> Any:  # gateway.metrics.MetricsStore
         """Where call metrics are counted, per workspace (each addition names its workspace): `metrics`,
         this process's figures, or (with a Redis URL) one Redis hash per workspace that every process adds
-        to (this process's figures while Redis is down)."""
+        to (this process's figures while Redis is down), written from this process at most once a second,
+        at the end of each tool invocation, before this process answers a scrape and at exit
+        (`gateway.metrics.BufferedMetrics`)."""
         if not redis_url:
             return self.metrics
 
         def make(url: str) -> Any:
-            from gateway.metrics import RedisMetrics
+            from gateway.metrics import BufferedMetrics
             from gateway.state.redis_connection import redis_client
 
-            return RedisMetrics(redis_client(url), self.metrics)
+            return BufferedMetrics(redis_client(url), self.metrics)
 
         return self._for_url("metrics", redis_url, make)
 

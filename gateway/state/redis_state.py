@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -155,6 +156,8 @@ return {state == 'closed' and 1 or 0, tostring(math.max(0, paused - now))}
 # Scripts that may open the breaker or start a pause: a gate read kept for `gate_max_age` is dropped.
 _CHANGES_THE_GATE = frozenset({"pause", "failure", "acquire", "gate"})
 
+# A success; ARGV[5], when given, is how many ms ago it happened (one written later, with the metrics,
+# is scored at its time, so it leaves the failure-rate window when it should).
 _BREAKER_SUCCESS = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if ARGV[1] == '1' and state == 'half_open' then
@@ -163,7 +166,8 @@ if ARGV[1] == '1' and state == 'half_open' then
 elseif state == 'closed' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-  redis.call('ZADD', KEYS[3], now, tostring(now) .. ':' .. ARGV[4])
+  local at = now - tonumber(ARGV[5] or '0')
+  redis.call('ZADD', KEYS[3], at, tostring(at) .. ':' .. ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]))
 end
@@ -238,6 +242,9 @@ class RedisState:
         self._reads: dict[tuple[str, str], _SharedRead] = {}
         self._reads_cond = threading.Condition()
         self._last_failure = 0.0
+        # Sinks that hold successes of this state's breakers for a later write (`DeferredScript.take`):
+        # written before this process reports a failure (`write_deferred`). One per metrics store: few.
+        self._holders: weakref.WeakSet[Any] = weakref.WeakSet()
         self._scripts = {
             name: self.client.register_script(source)
             for name, source in {
@@ -335,6 +342,12 @@ class RedisState:
                 shared.reading = False
                 self._reads_cond.notify_all()
             raise
+
+    def write_deferred(self) -> None:
+        """Writes the successes this process's sinks hold for later (and whatever figures go with them), so
+        a failure recorded next is counted against every success made before it. Never raises."""
+        for holder in list(self._holders):
+            holder.write()
 
     @property
     def reachable(self) -> bool:
@@ -437,22 +450,46 @@ class RedisRateLimiter:
 class DeferredScript:
     """A script call to be made after a call: sent with another write to the same Redis when one goes out
     (`done` then), otherwise by `run()`. A sink that writes later (`gateway.metrics.WriteBehindMetrics`)
-    `take`s it: `run()` leaves it alone, and the sink calls `fall_back()` if its write did not carry it."""
+    `take`s it: `run()` leaves it alone, and the sink calls `fall_back()` if its write did not carry it.
+    `aged`: the script takes, as its last argument, how many ms ago the call ended (added when sent).
+    `origin`: the RedisState whose breaker made it; a sink that takes it is remembered there
+    (`RedisState.write_deferred`)."""
 
-    __slots__ = ("_run", "args", "client", "done", "keys", "script", "taken")
+    __slots__ = ("_run", "aged", "args", "at", "client", "done", "keys", "origin", "script", "taken")
 
-    def __init__(self, client: redis.Redis, script: Any, keys: list[str], args: list[Any], run: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        run: Callable[[], None],
+        *,
+        aged: bool = False,
+        origin: RedisState | None = None,
+    ) -> None:
         self.client, self.script, self.keys, self.args, self._run = client, script, keys, args, run
+        self.aged, self.origin = aged, origin
+        self.at = time.monotonic()
         self.done = False
         self.taken = False
+
+    def arguments(self) -> list[Any]:
+        """The script's arguments as sent now."""
+        if not self.aged:
+            return self.args
+        return [*self.args, round(max(0.0, time.monotonic() - self.at) * 1000, 3)]
 
     def run(self) -> None:
         if not self.done and not self.taken:
             self.done = True
             self._run()
 
-    def take(self) -> None:
+    def take(self, holder: Any = None) -> None:
+        """A sink keeps it for a later write; `holder` (with `write()`) is told to its origin."""
         self.taken = True
+        if holder is not None and self.origin is not None:
+            self.origin._holders.add(holder)
 
     def fall_back(self) -> None:
         if not self.done:
@@ -522,9 +559,13 @@ class RedisBreaker:
         if not self.store.reachable:
             return None
         script = self.store._scripts["success"]
-        return DeferredScript(self.store.client, script, self.keys, self._success_args(permit), lambda: self.record_success(permit))
+        return DeferredScript(
+            self.store.client, script, self.keys, self._success_args(permit), lambda: self.record_success(permit), aged=True, origin=self.store
+        )
 
     def record_failure(self, permit: Permit) -> None:
+        if not permit.probe:  # a closed breaker's failure rate: this process's earlier successes count
+            self.store.write_deferred()
         self.store.call(
             "failure",
             self.keys,
