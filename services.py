@@ -9,6 +9,7 @@ and pass them in, or `install` them for code that reads `current()`. No Dify imp
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 
 from gateway.client import ClientRegistry
@@ -33,12 +34,17 @@ class Services:
 
 
 _installed: Services | None = None  # the process's, once install() is called: nothing is created at import
+_flush_at_exit = False
 
 
 def install(services: Services) -> Services:
-    """Makes `services` the process's (what `current()` returns from now on)."""
-    global _installed
+    """Makes `services` the process's (what `current()` returns from now on); at exit, the figures its clients
+    still hold for Redis are written (`flush_metrics`)."""
+    global _installed, _flush_at_exit
     _installed = services
+    if not _flush_at_exit:
+        atexit.register(flush_metrics)
+        _flush_at_exit = True
     return services
 
 
@@ -50,6 +56,14 @@ def current() -> Services:
             "(services.install(services.Services.create())); a test or dev tool running tools in-process installs its own"
         )
     return _installed
+
+
+def flush_metrics() -> None:
+    """Writes the figures the installed services' clients hold for Redis now (`Backends.flush_metrics`): at the
+    end of every tool invocation (tools/reporting.py) and at process exit (registered by `install`). Nothing installed,
+    nothing to write."""
+    if _installed is not None:
+        _installed.gateway.backends.flush_metrics()
 
 
 def uninstall() -> None:

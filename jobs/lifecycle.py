@@ -26,6 +26,7 @@ def shutdown_and_exit(engine: JobEngine, code: int = 0, grace: float = DEFAULT_G
         released = engine.shutdown(grace)
         if released:
             logger.info("released %d job items on shutdown", released)
+        engine.gateway.backends.flush_metrics()  # os._exit skips atexit: the clients' figures go to Redis first
     finally:
         try:
             sys.stdout.flush()

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+import services
 from gateway import GatewayError
 from gateway.errors import FieldError, redact_known_secrets
 from specs.input_errors import ToolInputError
@@ -62,6 +63,8 @@ def reported_errors[T](invoke: Callable[..., Generator[T, None, None]]) -> Calla
         except Exception as exc:
             logger.error("unexpected error in tool: %s", ids.told(shown(repr(exc))))
             raise HolySheepToolError(ids.told(shown(f"internal error in the HolySheep plugin ({type(exc).__name__}): {exc}"))) from None
+        finally:
+            services.flush_metrics()  # the invocation's figures are in Redis before its answer ends (docs/operations.md)
 
     return wrapper
 

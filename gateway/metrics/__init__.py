@@ -14,7 +14,7 @@ and hands them to the store with the workspace they belong to. Stores, chosen in
   in one script call per workspace and write), keyed by metric and label values only: no secret, no
   prompt, no id. `WriteBehindMetrics` is the same, written when its owner (the jobs' flusher) says;
   `BufferedMetrics`, the clients' (`Backends.metrics_for`), keeps figures in process and writes them at
-  most `FLUSH_EVERY` seconds later, at the end of a tool invocation (`flush_buffered`), before a scrape
+  most `FLUSH_EVERY` seconds later, at the end of a tool invocation (`Backends.flush_metrics`), before a scrape
   it answers and at exit: one round trip a second instead of one a call.
 
 Label values come from fixed sets, the same in every process and after every restart, so the number of
@@ -74,7 +74,6 @@ from gateway.metrics.redis_metrics import (
     BufferedMetrics,
     RedisMetrics,
     WriteBehindMetrics,
-    flush_buffered,
 )
 
 __all__ = [
@@ -108,7 +107,6 @@ __all__ = [
     "WorkspaceMetrics",
     "WriteBehindMetrics",
     "exposition",
-    "flush_buffered",
     "log_call",
     "logger",
     "outcome_label",

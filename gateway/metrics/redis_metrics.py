@@ -1,10 +1,9 @@
 """Figures summed over every process sharing a Redis, per workspace: one write script per workspace and
 write (`RedisMetrics`), group-committed, or left for the owner's write (`WriteBehindMetrics`), or kept in
-process and written at most once a second (`BufferedMetrics`, the clients' store: `flush_buffered`)."""
+process and written at most once a second (`BufferedMetrics`, the clients' store; `gateway.state.backends.Backends.flush_metrics` writes them now)."""
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import math
@@ -333,26 +332,11 @@ class WriteBehindMetrics(RedisMetrics):
 # (the staleness contract, docs/operations.md: what another process's scrape may lack).
 FLUSH_EVERY = 1.0
 
-_buffered: weakref.WeakSet[BufferedMetrics] = weakref.WeakSet()
-_buffered_lock = threading.Lock()
-_at_exit = False
-
-
-def flush_buffered() -> None:
-    """Writes what every `BufferedMetrics` of this process holds, now, and waits until it is in Redis (or,
-    Redis down, in the process's figures). For the end of a tool invocation (the workflow sees its answer
-    after its figures are shared) and process exit (registered with atexit). Never raises."""
-    with _buffered_lock:
-        stores = list(_buffered)
-    for store in stores:
-        store.write()
-
-
 class BufferedMetrics(WriteBehindMetrics):
     """`WriteBehindMetrics` that writes itself: a call's figures (and the breaker's success riding with
     them) stay in this process until a write, which carries everything pending in one round trip: at most
     `flush_every` seconds after the first figure waiting (a flusher thread, at most one write per
-    `flush_every` of its own), when `write()` or `flush_buffered()` is called (the end of a tool
+    `flush_every` of its own), when `write()` is called (`Backends.flush_metrics`: the end of a tool
     invocation, process exit), and before `figures()` reads Redis (a scrape answered by this process
     holds its own figures). A figure goes out once: a write takes what is pending under the lock; one
     that fails leaves its figures in `fallback`, as `RedisMetrics` does.
@@ -368,12 +352,7 @@ class BufferedMetrics(WriteBehindMetrics):
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._flusher_pid = 0  # a thread does not survive a fork: the child starts its own
-        global _at_exit
-        with _buffered_lock:
-            _buffered.add(self)
-            if not _at_exit:
-                atexit.register(flush_buffered)
-                _at_exit = True
+        self._flusher_lock = threading.Lock()
 
     def add(self, workspace: str, updates: list[Update]) -> None:
         with self._lock:
@@ -415,7 +394,7 @@ class BufferedMetrics(WriteBehindMetrics):
     def _start_flusher(self) -> None:
         """Wakes the flusher for newly pending figures (started on first use, again after a fork)."""
         if self._flusher is None or self._flusher_pid != os.getpid():
-            with _buffered_lock:
+            with self._flusher_lock:
                 if self._flusher is None or self._flusher_pid != os.getpid():
                     self._flusher_pid = os.getpid()
                     self._wake = threading.Event()

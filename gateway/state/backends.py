@@ -121,6 +121,15 @@ class Backends:
 
         return self._for_url("metrics", redis_url, make)
 
+    def flush_metrics(self) -> None:
+        """Writes the figures every client's Redis metrics hold (`metrics_for`) now, and returns once they are in
+        Redis (or, Redis down, in this process's figures): the end of a tool invocation (its figures are shared
+        before the workflow sees its answer) and process exit. Never raises."""
+        with self._lock:
+            stores = [backend for (kind, _, _), backend in self._per_url.items() if kind == "metrics"]
+        for store in stores:
+            store.write()
+
     def write_behind_metrics_for(self, redis_url: str) -> Any:  # gateway.metrics.WriteBehindMetrics
         """The Redis hashes of `metrics_for`, written only when the owner calls `write()`: for the jobs'
         workers, whose results writes carry their calls' figures (of every workspace the process serves)."""

@@ -27,7 +27,7 @@ from gateway.call.pacing import AdaptivePacer
 from gateway.call.rate_limits import LimitSettings
 from gateway.call.retry import RetryPolicy
 from gateway.errors import CircuitOpenError, UpstreamUnavailableError
-from gateway.metrics import FLUSH_EVERY, BufferedMetrics, InProcessMetrics, RedisMetrics, flush_buffered
+from gateway.metrics import FLUSH_EVERY, BufferedMetrics, InProcessMetrics, RedisMetrics
 from gateway.state.backends import CLIENT_GATE_MAX_AGE, Backends
 from gateway.state.redis_state import RedisState
 from gateway.state.shared import InProcessState
@@ -173,15 +173,25 @@ def test_a_scrape_answered_by_this_process_holds_its_own_figures() -> None:
     assert in_redis(gateway) == 4
 
 
-def test_flush_buffered_writes_every_buffered_store_of_the_process_now() -> None:
-    # What the end of a tool invocation calls: its figures are in Redis before its answer.
-    one, _t, _s, first = make(flush_every=60.0)
-    two, _t, _s, second = make(flush_every=60.0)
-    first._last_write = second._last_write = time.monotonic()  # as if both had just written
+def test_flush_metrics_writes_what_every_client_of_the_process_holds_now() -> None:
+    # What the end of a tool invocation calls (services.flush_metrics): its figures are in Redis before its answer.
+    backends = Backends()
+    metrics = backends.metrics_for(REDIS_URL)
+    metrics.flush_every = 60.0
+    metrics._last_write = time.monotonic()  # as if it had just written: the flusher would wait a minute
+
+    def client() -> GatewayClient:
+        config = GatewayConfig.from_credentials(
+            {"api_key": f"sk-stale-test-{uuid.uuid4().hex}", "base_url": "http://flush.test/v1", "redis_url": REDIS_URL}
+        )
+        return GatewayClient(config, backends=backends, transport=MemoryTransport((), handler=lambda m, p, b: completion("ok")))
+
+    one, two = client(), client()  # two workspaces, one store
     one.chat(ask())
     two.chat(ask())
     two.chat(ask())
-    flush_buffered()
+    assert (in_redis(one), in_redis(two)) == (0, 0)
+    backends.flush_metrics()
     assert (in_redis(one), in_redis(two)) == (1, 2)
 
 
@@ -189,18 +199,16 @@ def test_figures_survive_the_process_exit() -> None:
     workspace_key = f"sk-stale-exit-{uuid.uuid4().hex}"
     script = f"""
 import time
-import uuid
-import redis
+import services
 from gateway import ChatRequest, GatewayClient, GatewayConfig
-from gateway.metrics import BufferedMetrics, InProcessMetrics
-from gateway.state.backends import Backends
 from gateway.wire.transport import MemoryTransport
 from tests.gateway.helpers import completion
 
-backends = Backends()
+backends = services.install(services.Services.create()).gateway.backends  # as main.py wires the process
 base_url = "http://exit-{uuid.uuid4().hex[:8]}.test/v1"
 config = GatewayConfig.from_credentials({{"api_key": "{workspace_key}", "base_url": base_url, "redis_url": "{REDIS_URL}"}})
-metrics = BufferedMetrics(redis.Redis.from_url("{REDIS_URL}"), InProcessMetrics(), flush_every=3600)
+metrics = backends.metrics_for("{REDIS_URL}")
+metrics.flush_every = 3600
 metrics._last_write = time.monotonic()  # as if it had just written: the flusher would wait an hour
 client = GatewayClient(config, state=backends.state_for(config.redis_url), backends=backends, metrics=metrics,
                        transport=MemoryTransport((), handler=lambda m, p, b: completion("ok")))
