@@ -61,7 +61,12 @@ class CacheStep:
             return hit
         flight = self.flights.lead(key)
         if flight is None:
-            return None
+            # Leading now. The call that led before may have stored its reply and landed between the miss above
+            # and this lead (a Redis read lets other calls run): read again rather than send the request twice.
+            hit = cache.get(key)
+            if hit is not None:
+                self.flights.land(key)
+            return hit
         flight.wait(max(0.0, deadline.remaining))
         hit = cache.get(key)
         if hit is None:

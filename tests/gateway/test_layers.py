@@ -259,6 +259,35 @@ def test_the_cache_replays_an_identical_call_without_running_the_inner_layers() 
     assert (second[-1].result.cache, second[-1].result.text, second[-1].result.attempts) == ("hit", "once", 0)
 
 
+def test_a_call_that_misses_while_the_leader_lands_reads_the_reply_instead_of_sending_again() -> None:
+    # A Redis cache read lets other calls run: the call in flight may store its reply and land between another
+    # call's miss and that call taking the lead. That call must find the reply, not send the request twice.
+    layers = Layers(completion("once"), completion("twice"), temperature="0")
+    cache = CacheStep(layers.config, layers.stores, SingleFlight(), "namespace")
+    leader = cache.run(ask(temperature=0), "auto", False, Deadline(5), time.monotonic(), [], lambda: layers.attempts.plain(layers.call()))
+    next(leader)  # in flight: the reply is stored, the flight not landed yet
+    real = layers.stores.cache
+
+    class LeaderLandsDuringTheRead:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def get(self, key: str) -> Any:
+            self.reads += 1
+            if self.reads == 1:  # the follower's first read: a miss as it was, the leader finishing meanwhile
+                drain(leader)
+                return None
+            return real.get(key)
+
+        def put(self, key: str, value: Any, ttl: float) -> None:
+            real.put(key, value, ttl)
+
+    layers.stores.cache = LeaderLandsDuringTheRead()  # type: ignore[assignment]
+    follower = drain(cache.run(ask(temperature=0), "auto", False, Deadline(5), time.monotonic(), [], lambda: layers.attempts.plain(layers.call())))
+    assert len(layers.transport.sent) == 1
+    assert (follower[-1].result.cache, follower[-1].result.text) == ("hit", "once")
+
+
 def test_the_cache_stays_out_of_a_call_it_may_not_serve() -> None:
     layers = Layers(completion("one"), completion("two"))
     cache = CacheStep(layers.config, layers.stores, SingleFlight(), "namespace")

@@ -128,9 +128,10 @@ print(json.dumps(found))
 
 # Module-level objects that stay, each with its reason (and each still present: see the test).
 SINGLETON_EXCEPTIONS: dict[str, str] = {
-    # The last line of defence redacts keys from what no caller hands anything to (the runtime's error
-    # reporting, log tracebacks) and is fed from everywhere a key is read; gateway/errors.py is being
-    # reworked by the speed change of issue 24, which decides whether it becomes a handed-in service.
+    # Kept on purpose (issue 24's speed change reworked redaction and left this one): the last line of defence
+    # redacts keys where nothing can be handed anything (the runtime's error reporting before and after the
+    # wiring exists, tracebacks in the log), so it must not depend on services being installed; bounded
+    # (MAX_KNOWN_SECRETS, least recently used dropped) and fed by every client that reads a key.
     "gateway.errors.KNOWN_SECRETS": "the process-wide redaction of known keys, read where nothing can be handed in",
 }
 
