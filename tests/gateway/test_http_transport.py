@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import urllib3.util.connection
@@ -19,6 +22,7 @@ from gateway.wire.http_transport import USER_AGENT, HTTPTransport
 from gateway.wire.transport import Attempt, AttemptFailed, Deadline
 
 KEY = "sk-transport-test-0123456789"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -81,6 +85,10 @@ class RawGateway:
                     time.sleep(5)
                     return
                 if path.endswith("/drop"):
+                    return
+                if path.endswith("/bye"):  # answered as if kept alive, then closed: the next request needs a new connection
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                    time.sleep(0.2)
                     return
                 if path.endswith("/gather"):
                     self.arrived.release()
@@ -176,6 +184,29 @@ def test_a_connection_is_reused_once_its_answer_was_read_and_dropped_when_it_was
     unread.close()  # the body is still on the wire: that connection cannot carry another request
     exchange(transport)
     assert [r.connection for r in gateway.received] == [1, 1, 1, 1, 2]
+
+
+def test_a_kept_alive_connection_the_gateway_closed_is_not_reused(gateway: RawGateway) -> None:
+    # Sending on it would fail after the request left (not retried: it may have been billed); the check before
+    # reuse sees the close and opens a new connection instead.
+    transport = transport_for(gateway.url())
+    assert exchange(transport, "/bye") == b"{}"
+    time.sleep(0.5)  # the gateway has closed the idle connection
+    assert json.loads(exchange(transport)) == {"path": "/v1/chat/completions"}
+    assert [r.connection for r in gateway.received] == [1, 2]
+
+
+def test_the_check_before_reuse_does_not_wait_under_gevent() -> None:
+    # The Dify runtime monkey-patches select; the check must use the OS's poll (a zero timeout never waits).
+    code = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import select\n"
+        "from gateway.wire.http_transport import _os_poll\n"
+        "assert select.poll is not _os_poll(), 'gevent did not patch select.poll'\n"
+        "assert _os_poll().__module__ == 'select', _os_poll().__module__\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_more_parallel_calls_than_the_pool_holds_are_not_held_back(gateway: RawGateway) -> None:
