@@ -1,8 +1,7 @@
 """The gateway's own Batch API (OpenAI format: /v1/files and /v1/batches), for jobs in native mode.
 
 Built on the same transport layer as chat calls (`gateway.wire.transport.Endpoint`: deadline, status
-classification, redaction). The one request the JSON transport cannot send is the multipart file
-upload; it goes through the HTTP transport's session with the same timeouts and error classification.
+classification, redaction); the multipart file upload is sent as bytes through that same endpoint.
 Nothing here retries on its own: a job polls again on its next status call.
 """
 
@@ -75,10 +74,17 @@ class NativeBatchClient:
     def close(self) -> None:
         self.transport.close()
 
-    def _json(self, method: str, path: str, payload: dict[str, Any] | None, timeout: float) -> Any:
+    def _json(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | bytes | None,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         deadline = Deadline(timeout)
         try:
-            response = self.endpoint.send(method, path, payload, deadline)
+            response = self.endpoint.send(method, path, payload, deadline, headers=headers)
             return self.endpoint.read_json(response, deadline)
         except AttemptFailed as failed:
             raise failed.attempt.error from None
@@ -105,26 +111,8 @@ class NativeBatchClient:
                 f"\r\n--{boundary}--\r\n".encode(),
             ]
         )
-        deadline = Deadline(timeout)
-        session = self.transport.session
-        try:
-            raw = session.post(
-                self.config.base_url + "/files",
-                data=body,
-                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                timeout=(min(self.transport.connect_timeout, timeout), timeout),
-                allow_redirects=False,
-            )
-        except Exception as exc:  # requests' own errors: say what failed, never the key
-            raise UpstreamUnavailableError(self.redact(f"uploading the batch file failed: {type(exc).__name__}")) from None
-        status = raw.status_code
-        if not 200 <= status < 300:
-            raise self.endpoint.classify(_Answer(raw), raw.content[:65536]).error
-        try:
-            data = raw.json()
-        except ValueError:
-            raise NotOpenAICompatibleError(f"{self.config.base_url}/files did not answer with JSON") from None
-        if deadline.expired() or not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        data = self._json("POST", "/files", body, timeout, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise NotOpenAICompatibleError(f"{self.config.base_url}/files did not answer with a file object")
         return str(data["id"])
 
@@ -161,16 +149,3 @@ def _safe_id(value: str) -> str:
     return value
 
 
-class _Answer:
-    """A requests response as `Endpoint.classify` reads it."""
-
-    def __init__(self, raw: Any) -> None:
-        self.status = raw.status_code
-        self.reason = raw.reason or ""
-        self.headers = raw.headers
-
-    def read_chunk(self, deadline: Deadline, size: int) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        return None

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter, SOCKSProxyManager
+from requests.adapters import SOCKSProxyManager
 from requests.auth import _basic_auth_str
 from requests.models import PreparedRequest
 from requests.utils import (
@@ -97,23 +97,6 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-class TLSFloorAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections (direct or through a proxy) refuse TLS older than `minimum`
-    (for `HTTPTransport.session`, the requests.Session kept for the batch file upload)."""
-
-    def __init__(self, minimum: ssl.TLSVersion, **kwargs: Any) -> None:
-        self.tls_minimum = minimum
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_minimum_version"] = self.tls_minimum
-        super().init_poolmanager(*args, **kwargs)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        proxy_kwargs["ssl_minimum_version"] = self.tls_minimum
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
-
-
 class HTTPResponse:
     __slots__ = ("_raw", "headers", "reason", "status")
 
@@ -153,7 +136,6 @@ class HTTPTransport:
         self._pool_lock = threading.Lock()
         self._manager: urllib3.PoolManager | None = None
         self._pool: urllib3.HTTPConnectionPool | None = None
-        self._session: requests.Session | None = None
         # The environment is read once, not per call (requests' trust_env re-read it, and ~/.netrc, on
         # every call: a tenth of the client's CPU per call, measured; a netrc entry would also have
         # replaced our Authorization header): HTTP(S)_PROXY/NO_PROXY and the CA bundle variables.
@@ -248,31 +230,9 @@ class HTTPTransport:
     def pool_size(self) -> int:
         return self._pool_size
 
-    @property
-    def session(self) -> requests.Session:
-        """A requests.Session set up like this transport (headers, proxies, CA bundle, TLS floor), made on
-        first use: NativeBatchClient.upload posts the batch file with it."""
-        with self._pool_lock:
-            if self._session is None:
-                session = requests.Session()
-                session.trust_env = False  # the environment was read once, in __init__
-                session.proxies = dict(self.proxies)
-                session.verify = self.verify
-                session.headers.update({name: self.default_headers[name] for name in ("Authorization", "Content-Type", "Accept", "User-Agent")})
-                adapter = TLSFloorAdapter(
-                    TLS_MINIMUM[self.tls_min_version], pool_connections=_POOL_CONNECTIONS, pool_maxsize=max(self._pool_size, 1),
-                    max_retries=0, pool_block=False,
-                )
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                self._session = session
-            return self._session
-
     def close(self) -> None:
         if self._manager is not None:
             self._manager.clear()
-        if self._session is not None:
-            self._session.close()
 
     def _connection_pool(self) -> urllib3.HTTPConnectionPool:
         pool = self._pool

@@ -145,17 +145,18 @@ class Endpoint:
         self,
         method: str,
         path: str,
-        payload: dict[str, Any] | None,
+        payload: dict[str, Any] | bytes | None,
         deadline: Deadline,
         observe: Callable[[Response], None] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        """A 2xx response whose body is still to be read; otherwise AttemptFailed, classified. `observe`
-        sees every response first (its status and headers: the adaptive pacer reads its rate-limit headers)."""
+        """A 2xx response whose body is still to be read; otherwise AttemptFailed, classified. `payload` is sent
+        as JSON, or as it is when bytes (with its Content-Type in `headers`: the batch file's multipart body).
+        `observe` sees every response first (its status and headers: the adaptive pacer reads its rate-limit headers)."""
         remaining = deadline.remaining
         if remaining <= 0:
             raise AttemptFailed(Attempt(GatewayTimeoutError("the call's deadline passed before it could be sent"), False))
-        body = None if payload is None else _JSON.encode(payload).encode("utf-8")
+        body = payload if isinstance(payload, bytes) or payload is None else _JSON.encode(payload).encode("utf-8")
         if headers:
             response = self.transport.send(method, path, body, timeout=remaining, headers=headers)  # type: ignore[call-arg]
         else:
@@ -334,7 +335,10 @@ class MemoryTransport:
         self.closed = False
 
     def send(self, method: str, path: str, body: bytes | None, *, timeout: float, headers: dict[str, str] | None = None) -> MemoryResponse:
-        payload = None if body is None else json.loads(body)
+        try:
+            payload = None if body is None else json.loads(body)
+        except ValueError:  # not JSON (the batch file's multipart upload): kept as sent
+            payload = body
         self.sent.append((method, path, payload))
         self.sent_headers.append(dict(headers or {}))
         reply = self.handler(method, path, payload) if self.handler else next(self.replies)

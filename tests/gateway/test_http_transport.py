@@ -315,15 +315,3 @@ def test_a_proxy_that_cannot_be_reached_is_not_retried_as_requests_did(monkeypat
     attempt = failure(transport_for("http://gateway.example/v1"))
     assert not attempt.retryable
     assert str(attempt.error).startswith("the connection was reset after the request was sent")
-
-
-def test_the_batch_upload_session_is_set_up_like_the_transport(gateway: RawGateway) -> None:
-    transport = transport_for(gateway.url())
-    session = transport.session
-    assert session is transport.session
-    assert session.trust_env is False and session.proxies == transport.proxies
-    answer = session.post(transport.base_url + "/files", data=b"abc", headers={"Content-Type": "multipart/form-data"}, timeout=5)
-    assert answer.status_code == 200
-    (request,) = gateway.received
-    assert request.header("Authorization") == [f"Bearer {KEY}"] and request.header("User-Agent") == [USER_AGENT]
-    transport.close()
