@@ -63,6 +63,25 @@ def secret_forms(secret: str) -> list[str]:
     return forms
 
 
+def widened_to_tokens(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Echo spans (sorted, merged) widened to the whole token around them. Each character is looked at by
+    at most one widening: a span that reaches into the previous (already widened) one is merged with it
+    and goes on from where that one stopped."""
+    widened: list[tuple[int, int]] = []
+    for start, end in spans:
+        if widened and start <= widened[-1][1]:
+            start, before = widened.pop()
+            end = max(end, before)
+        else:
+            floor = widened[-1][1] if widened else 0
+            while start > floor and text[start - 1] in _TOKEN_CHARS:
+                start -= 1
+        while end < len(text) and text[end] in _TOKEN_CHARS:
+            end += 1
+        widened.append((start, end))
+    return widened
+
+
 class SecretIndex:
     """The secrets a Redactor removes, indexed for matching in time linear in the message: the set of
     every MIN_ECHO-character slice of every form of every secret (refcounted, so secrets can be removed),
@@ -198,21 +217,7 @@ class SecretIndex:
                     spans[-1] = (spans[-1][0], i + size)
                 else:
                     spans.append((i, i + size))
-        # Each character is looked at by at most one widening: a span that reaches into the previous
-        # (already widened) one is merged with it and goes on from where that one stopped.
-        widened: list[tuple[int, int]] = []
-        for start, end in spans:
-            if widened and start <= widened[-1][1]:
-                start, before = widened.pop()
-                end = max(end, before)
-            else:
-                floor = widened[-1][1] if widened else 0
-                while start > floor and text[start - 1] in _TOKEN_CHARS:
-                    start -= 1
-            while end < len(text) and text[end] in _TOKEN_CHARS:
-                end += 1
-            widened.append((start, end))
-        return widened
+        return widened_to_tokens(text, spans)
 
 
 def _without_bearer(text: str) -> str:

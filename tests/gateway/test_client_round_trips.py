@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,28 +24,11 @@ from gateway.metrics import CallRecord, InProcessMetrics, RedisMetrics, Workspac
 from gateway.state.redis_state import DeferredScript, RedisState
 from gateway.state.shared import InProcessState
 from gateway.wire.transport import MemoryTransport
+from tests.gateway.conftest import Trips
 from tests.gateway.helpers import completion, status
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
-
-
-class Trips:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trips]:
-    counter = Trips()
-    send = redis.connection.Connection.send_packed_command
-
-    def counted(conn: Any, command: Any, check_health: bool = True) -> None:
-        counter.count += 1
-        send(conn, command, check_health)
-
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
-    yield counter
 
 
 def make(

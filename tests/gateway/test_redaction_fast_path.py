@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import _TOKEN_CHARS, REDACTED, Redactor, SecretIndex, secret_forms
+from gateway.errors import REDACTED, Redactor, SecretIndex, secret_forms, widened_to_tokens
 
 KEY = "sk-live-9f8e7d6c5b4a3210ZYXW"
 
@@ -25,19 +25,7 @@ def full_scan(index: SecretIndex, text: str) -> list[tuple[int, int]]:
                 spans[-1] = (spans[-1][0], i + size)
             else:
                 spans.append((i, i + size))
-    widened: list[tuple[int, int]] = []
-    for start, end in spans:
-        if widened and start <= widened[-1][1]:
-            start, before = widened.pop()
-            end = max(end, before)
-        else:
-            floor = widened[-1][1] if widened else 0
-            while start > floor and text[start - 1] in _TOKEN_CHARS:
-                start -= 1
-        while end < len(text) and text[end] in _TOKEN_CHARS:
-            end += 1
-        widened.append((start, end))
-    return widened
+    return widened_to_tokens(text, spans)  # the widening is shared: the fast path changes only where echoes are looked for
 
 
 def index_of(*secrets: str) -> SecretIndex:

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +31,13 @@ from gateway.state.backends import CLIENT_GATE_MAX_AGE, Backends
 from gateway.state.redis_state import RedisState
 from gateway.state.shared import InProcessState
 from gateway.wire.transport import MemoryTransport
+from tests.gateway.conftest import Trips
 from tests.gateway.helpers import completion, status
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.redis
 OK = ("requests", "deepseek-v3.2", "other", "ok")
-
-
-class Trips:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trips]:
-    counter = Trips()
-    send = redis.connection.Connection.send_packed_command
-
-    def counted(conn: Any, command: Any, check_health: bool = True) -> None:
-        counter.count += 1
-        send(conn, command, check_health)
-
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
-    yield counter
 
 
 SETTINGS = BreakerSettings(failure_threshold=2, cooldown_seconds=30)
