@@ -138,6 +138,14 @@ class JobEngine:
         caller's deadline, then finish what is in flight (within `grace`) and release the rest."""
         store = self.register(config)
         runners = self.schedule_once(until=time.monotonic() + seconds, only=job_id, only_in=store)
+        if not runners:
+            # This process may already work on the job (its background scheduler started a runner as the store
+            # was registered): the call still gets its share of the work, and that runner is left running.
+            with self.lock:
+                working = self.runners.get(job_id)
+            if working is not None:
+                working.finished.wait(seconds)
+            return
         for runner in runners:
             runner.finished.wait(seconds + grace)
             runner.stop_claiming()

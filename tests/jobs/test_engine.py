@@ -88,6 +88,18 @@ def test_released_items_are_taken_at_once_not_after_the_lease(sim: SimulatorProc
     assert store.meta(job_id)["status"] == "completed" and time.monotonic() - started < 5
 
 
+def test_a_status_call_works_on_the_job_with_the_runner_this_process_already_has(sim: SimulatorProcess, config: GatewayConfig) -> None:
+    # The background scheduler may start the job's runner as the status call registers its store: the call
+    # must still wait for the work (seen in CI as "0/4 done" answered at once), and leave that runner running.
+    store, job_id = make_job(config, [f"b {i}" for i in range(4)])
+    engine = JobEngine()
+    engine.background = False
+    registered = engine.register(config)
+    [running] = engine.schedule_once(only=job_id, only_in=registered)  # as the background scheduler would
+    engine.work_for(config, job_id, 20)
+    assert store.meta(job_id)["status"] == "completed" and running.finished.is_set()
+
+
 def test_serverless_status_works_on_the_job_within_its_call(sim: SimulatorProcess, config: GatewayConfig) -> None:
     engine = JobEngine()
     engine.background = False
