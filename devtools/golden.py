@@ -22,10 +22,11 @@ MAX_STORED_CHARS = 4000
 # Tests whose answers depend on the wall clock or on which concurrent call wins: a loaded machine can change
 # the answer (a file cut by the deadline before its size is known) without any change to the code. Named ones
 # seen differ in a loaded full run (2026-12-07), steady alone: which of 4 concurrent items finish before the
-# batch budget runs out; whether a 200,000-item job's first items finish before its cancel lands.
+# batch budget runs out; whether a 200,000-item job's first items finish before its cancel lands; which of two
+# identical prompts in flight at once is sent and which is the cache hit.
 TIMING_DEPENDENT = re.compile(
     r"bounded_time|deadline|in_time|a_second|concurrent|parallel|two_processes|slow"
-    r"|batch_items_over_the_batch_budget|file_near_the_cap_with_the_most_items",
+    r"|batch_items_over_the_batch_budget|file_near_the_cap_with_the_most_items|batch_of_repeated_prompts",
     re.I,
 )
 
