@@ -3,6 +3,7 @@ the mapping of any value onto them, and how a figure's key names its series."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 # Seconds. Whole calls (retries and waits included) and time to first token of streams.
@@ -92,24 +93,12 @@ Figures = dict[tuple[Any, ...], float]
 Update = tuple[tuple[Any, ...], float]
 
 
-# series_of's answers for the keys in use (label values come from fixed sets, so few): a dict look-up per
-# figure written instead of string work. Bounded; keys beyond it are worked out each time (same answer).
-_SERIES: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
-_MAX_SERIES_REMEMBERED = 4096
-
-
+# Remembered for the keys in use (label values come from fixed sets, so few): a look-up per figure written
+# instead of string work.
+@functools.lru_cache(maxsize=4096)
 def series_of(key: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
     """(series, part) of a figure: a histogram's buckets and sum are one series (they expire together,
     so a histogram never loses some buckets and keeps others); part is ``""``, ``sum`` or the bucket."""
-    found = _SERIES.get(key)
-    if found is None:
-        found = _series_of(key)
-        if len(_SERIES) < _MAX_SERIES_REMEMBERED:
-            _SERIES[key] = found
-    return found
-
-
-def _series_of(key: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
     name = key[0]
     if name.endswith(":bucket"):
         return (name.removesuffix(":bucket"), *key[1:-1]), str(key[-1])

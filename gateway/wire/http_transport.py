@@ -63,6 +63,10 @@ def _os_poll() -> Callable[[], Any]:
     return monkey.get_original("select", "poll") if monkey is not None else select.poll  # type: ignore[no-any-return]
 
 
+# Found once: before gevent patches `select`, select.poll is still the OS's, and after, gevent keeps the original.
+_OS_POLL = _os_poll()
+
+
 class _KeptAliveCheck:
     """urllib3 checks a kept-alive connection before reusing it by polling its socket with a zero timeout.
     Under gevent's patched `select` that poll goes through the hub: about 80 µs a call, a tenth of the
@@ -76,7 +80,7 @@ class _KeptAliveCheck:
         sock = self.sock
         if sock is None:
             return False
-        poller = _os_poll()()
+        poller = _OS_POLL()
         poller.register(sock, select.POLLIN)
         return not poller.poll(0)  # readable while idle: closed by the gateway, or bytes nobody asked for
 

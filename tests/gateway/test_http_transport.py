@@ -201,9 +201,9 @@ def test_the_check_before_reuse_does_not_wait_under_gevent() -> None:
     code = (
         "from gevent import monkey; monkey.patch_all()\n"
         "import select\n"
-        "from gateway.wire.http_transport import _os_poll\n"
-        "assert select.poll is not _os_poll(), 'gevent did not patch select.poll'\n"
-        "assert _os_poll().__module__ == 'select', _os_poll().__module__\n"
+        "from gateway.wire.http_transport import _OS_POLL\n"
+        "assert select.poll is not _OS_POLL, 'gevent did not patch select.poll'\n"
+        "assert _OS_POLL.__module__ == 'select', _OS_POLL.__module__\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
