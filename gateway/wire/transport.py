@@ -30,6 +30,10 @@ from gateway.errors import (
 
 # Error bodies are read only this far: enough for the gateway's message, never a whole HTML page.
 MAX_ERROR_BODY = 64 * 1024
+# The most a JSON answer may hold: a reply of max_tokens' ceiling (1,000,000 tokens) is a few MB, so a larger
+# body is a gateway that will not stop. Bounded so one workspace's base_url cannot exhaust the memory of the
+# plugin process every workspace shares.
+MAX_JSON_BODY = 64 * 1024 * 1024
 BODY_READ_SIZE = 64 * 1024
 _JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) without a new encoder per request
 NOT_RETRIED_BILLED = "not retried because the gateway may already have processed (and billed) the request"
@@ -176,7 +180,7 @@ class Endpoint:
     def read_json(self, response: Response, deadline: Deadline) -> Any:
         """The body of a 2xx answer as JSON. A failed read is not retried: the gateway may have billed it."""
         try:
-            body = read_body(response, deadline)
+            body = read_body(response, deadline, limit=MAX_JSON_BODY + 1)
         except BodyReadError as exc:
             timed_out = exc.timed_out or deadline.expired()
             error_class = GatewayTimeoutError if timed_out else UpstreamUnavailableError
@@ -184,6 +188,10 @@ class Endpoint:
             raise AttemptFailed(Attempt(error_class(f"{what}; {NOT_RETRIED_BILLED}"), False)) from None
         finally:
             response.close()
+        if len(body) > MAX_JSON_BODY:
+            bound = f"{MAX_JSON_BODY // (1024 * 1024)} MiB"
+            message = f"{self.base_url} answered with more than {bound}, more than any reply holds; {NOT_RETRIED_BILLED}"
+            raise NotOpenAICompatibleError(self.redact(message))
         try:
             # Bytes, not text: JSON is UTF-8 whatever charset the server claims.
             return json.loads(body)

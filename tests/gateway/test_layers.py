@@ -24,7 +24,15 @@ from gateway.call.retry import RetryPolicy
 from gateway.call.retry_loop import RetryLoop
 from gateway.call.stores import Stores
 from gateway.config import GatewayConfig
-from gateway.errors import BadRequestError, CircuitOpenError, GatewayError, RateLimitedError, Redactor, UpstreamUnavailableError
+from gateway.errors import (
+    BadRequestError,
+    CircuitOpenError,
+    GatewayError,
+    NotOpenAICompatibleError,
+    RateLimitedError,
+    Redactor,
+    UpstreamUnavailableError,
+)
 from gateway.metrics import InProcessMetrics
 from gateway.models import ChatRequest, ChatResult, CostBreakdown, StreamCompleted, TextDelta, Usage
 from gateway.spend.budget import BudgetExceeded, BudgetPolicy, InProcessBudgetStore
@@ -32,6 +40,7 @@ from gateway.spend.cache import LRUReplyCache, ScopedReplyCache, SingleFlight
 from gateway.spend.pricing import PriceTable
 from gateway.state.backends import Backends
 from gateway.state.shared import InProcessState
+from gateway.wire import transport as transport_module
 from gateway.wire.transport import Attempt, AttemptFailed, Deadline, Endpoint, MemoryTransport, Reply
 from tests.gateway.helpers import completion, delta, status
 
@@ -97,6 +106,21 @@ def test_a_plain_attempt_sends_one_request_and_yields_its_result() -> None:
     [completed] = drain(layers.attempts.plain(call))
     assert completed.result.text == "hello" and call.attempts == 1
     assert [(m, p) for m, p, _ in layers.transport.sent] == [("POST", "/chat/completions")]
+
+
+def test_an_answer_over_the_size_bound_is_refused_after_reading_just_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A gateway that never stops sending must not fill the memory every workspace's calls share.
+    body = completion("x" * 4000).body[0]
+    assert isinstance(body, bytes)
+    monkeypatch.setattr(transport_module, "MAX_JSON_BODY", len(body))
+    [at_the_bound] = drain(Layers(completion("x" * 4000)).attempts.plain(Layers().call()))  # exactly the bound: read
+    assert at_the_bound.result.text == "x" * 4000
+    endless = Reply(200, [body[:-1]] + [b" " * 1024] * 1000, {"content-type": "application/json"})
+    layers = Layers(endless)
+    with pytest.raises(NotOpenAICompatibleError, match="answered with more than") as caught:
+        drain(layers.attempts.plain(layers.call()))
+    assert "not retried" in str(caught.value)
+    assert len(layers.transport.responses[0]._chunks) >= 998  # stopped just past the bound, not at the end of the stream
 
 
 def test_a_failed_attempt_leaves_classified_for_the_retry_loop() -> None:
